@@ -1,0 +1,37 @@
+# Liandong: the two Quick-start commands are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup setup-test demo test check unit lint fmt bench clean
+
+setup:
+	@scripts/bootstrap.sh runtime
+
+setup-test:
+	@scripts/bootstrap.sh test
+
+## Starts the fixture cameras and the gateway on the embedded defaults; Ctrl-C stops both.
+demo: setup
+	@$(PY) -m gateway.demo --host $(HOST) --port $(PORT)
+
+check: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy gateway camera_registry acl transcoder snapshot web storage bench
+
+## The whole suite, with every service its tests start themselves (RTSP fixture, Redis, Chromium).
+test: check
+	$(PY) -m pytest -q -p no:cacheprovider
+
+fmt: setup-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup-test
+	$(PY) bench/acl_bench.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,240 @@
+"""Identity: password hashing, bearer tokens (stored hashed, listable, revocable), login throttling
+and short-lived signed stream tokens for players that cannot send headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from acl.models import ApiToken, Role, TokenKind, User
+from storage.db import utcnow
+
+__all__ = [
+    "IdentityError",
+    "LoginThrottle",
+    "Passwords",
+    "StreamTokens",
+    "Subject",
+    "TokenService",
+    "hash_token",
+]
+
+# A valid argon2 hash of a random secret: verifying unknown users against it costs the same time
+# as a real check, so response timing does not tell which usernames exist.
+_DUMMY_HASH = PasswordHasher().hash(secrets.token_hex(16))
+
+
+class IdentityError(Exception):
+    """Invalid input to an identity operation (the message is safe to show)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who is asking: the authenticated user as authorization sees it."""
+
+    user_id: int
+    username: str
+    role: Role
+    departments: frozenset[str] = field(default_factory=frozenset)
+    token_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """Full administrator."""
+        return self.role is Role.admin
+
+
+class Passwords:
+    """argon2id password hashing."""
+
+    def __init__(self) -> None:
+        self._ph = PasswordHasher()
+
+    def hash(self, password: str) -> str:
+        """Hash a new password (rejects trivially short ones)."""
+        if len(password) < 8:
+            raise IdentityError("password: must be at least 8 characters")
+        if len(password) > 1024:
+            raise IdentityError("password: must be at most 1024 characters")
+        return self._ph.hash(password)
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        """True when ``password`` matches ``stored``; constant-ish time when there is no user."""
+        try:
+            return self._ph.verify(stored or _DUMMY_HASH, password) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a bearer token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly issued bearer token; ``token`` and ``csrf`` are shown once and never stored."""
+
+    id: int
+    token: str
+    csrf: str
+    expires_at: dt.datetime | None
+
+
+class TokenService:
+    """Issues, resolves, lists and revokes opaque bearer tokens."""
+
+    PREFIX = "ld_"
+
+    async def issue(
+        self,
+        s: AsyncSession,
+        user: User,
+        *,
+        kind: TokenKind,
+        ttl_s: int | None,
+        name: str = "",
+    ) -> IssuedToken:
+        """Create a token for ``user``; ``ttl_s`` None means no expiry (machine tokens)."""
+        token = self.PREFIX + secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(24)
+        expires = utcnow() + dt.timedelta(seconds=ttl_s) if ttl_s else None
+        row = ApiToken(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            kind=kind,
+            name=name[:128],
+            csrf_hash=hash_token(csrf),
+            expires_at=expires,
+        )
+        s.add(row)
+        await s.flush()
+        return IssuedToken(id=row.id, token=token, csrf=csrf, expires_at=expires)
+
+    async def resolve(self, s: AsyncSession, token: str) -> tuple[ApiToken, User] | None:
+        """The live token row and its active user, or None for unknown/expired/revoked tokens."""
+        if not token.startswith(self.PREFIX) or len(token) > 200:
+            return None
+        row = (
+            await s.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_token(token))
+            )
+        ).first()
+        if row is None:
+            return None
+        tok, user = row
+        now = utcnow()
+        if tok.revoked_at is not None or (tok.expires_at is not None and tok.expires_at <= now):
+            return None
+        if not user.active:
+            return None
+        return tok, user
+
+    @staticmethod
+    def csrf_ok(tok: ApiToken, csrf: str | None) -> bool:
+        """Whether ``csrf`` is the CSRF secret issued with this (cookie) session."""
+        if not csrf or tok.csrf_hash is None:
+            return False
+        return hmac.compare_digest(tok.csrf_hash, hash_token(csrf))
+
+    async def revoke(self, s: AsyncSession, token_id: int, *, user_id: int | None = None) -> bool:
+        """Revoke one token (only the user's own when ``user_id`` is given). True if it was live."""
+        q = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        if user_id is not None:
+            q = q.where(ApiToken.user_id == user_id)
+        res = await s.execute(q.values(revoked_at=utcnow()))
+        return bool(getattr(res, "rowcount", 0))
+
+    async def revoke_user(self, s: AsyncSession, user_id: int) -> int:
+        """Revoke every live token of a user (on deactivation or password change)."""
+        q = update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        res = await s.execute(q.values(revoked_at=utcnow()))
+        return int(getattr(res, "rowcount", 0))
+
+    async def list_tokens(self, s: AsyncSession, *, user_id: int | None = None) -> list[ApiToken]:
+        """Tokens, newest first (all users when ``user_id`` is None)."""
+        q = select(ApiToken).order_by(ApiToken.id.desc())
+        if user_id is not None:
+            q = q.where(ApiToken.user_id == user_id)
+        return list((await s.execute(q)).scalars())
+
+
+class LoginThrottle:
+    """Sliding-window failure counter per username and per client address.
+
+    In process; several gateway nodes share it through Redis (scale-out issue).
+    """
+
+    def __init__(self, max_failures: int, window_s: float, clock: object = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._clock = clock
+        self._fails: dict[str, deque[float]] = {}
+
+    def _now(self) -> float:
+        return self._clock()  # type: ignore[operator,no-any-return]
+
+    def _recent(self, key: str) -> deque[float]:
+        q = self._fails.setdefault(key, deque())
+        cutoff = self._now() - self.window_s
+        while q and q[0] < cutoff:
+            q.popleft()
+        return q
+
+    def retry_after(self, username: str, address: str) -> float:
+        """Seconds until a login for this user/address may be tried again; 0 when allowed."""
+        wait = 0.0
+        for key in (f"u:{username.lower()}", f"a:{address}"):
+            q = self._recent(key)
+            if len(q) >= self.max_failures:
+                wait = max(wait, q[0] + self.window_s - self._now())
+        return max(wait, 0.0)
+
+    def failed(self, username: str, address: str) -> None:
+        """Record a failed attempt."""
+        now = self._now()
+        for key in (f"u:{username.lower()}", f"a:{address}"):
+            self._recent(key).append(now)
+        if len(self._fails) > 100_000:  # bound memory under a spray attack
+            for k in [k for k, q in self._fails.items() if not q][:50_000]:
+                del self._fails[k]
+
+    def succeeded(self, username: str) -> None:
+        """Clear the user's failures after a good login (the address keeps its record)."""
+        self._fails.pop(f"u:{username.lower()}", None)
+
+
+class StreamTokens:
+    """Short-lived signed tokens bound to one user and one camera (for native HLS players)."""
+
+    def __init__(self, secret: bytes, ttl_s: int) -> None:
+        self._s = URLSafeTimedSerializer(secret, salt="liandong-stream")
+        self.ttl_s = ttl_s
+
+    def issue(self, user_id: int, camera_id: str, token_id: int | None = None) -> str:
+        """A token that lets ``user_id`` read ``camera_id`` streams for ``ttl_s`` seconds."""
+        return self._s.dumps({"u": user_id, "c": camera_id, "t": token_id})
+
+    def check(self, token: str, camera_id: str) -> tuple[int, int | None] | None:
+        """(user id, parent token id) when the token is valid for this camera, else None."""
+        try:
+            data = self._s.loads(token, max_age=self.ttl_s)
+        except (SignatureExpired, BadSignature):
+            return None
+        if not isinstance(data, dict) or data.get("c") != camera_id or not isinstance(data.get("u"), int):
+            return None
+        parent = data.get("t")
+        return data["u"], parent if isinstance(parent, int) else None

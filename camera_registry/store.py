@@ -1,0 +1,250 @@
+"""Async store of cameras and vehicles. Credentials go in encrypted and come out only through
+:meth:`CameraStore.open_url` (for FFmpeg), never through API-facing methods."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
+from camera_registry.schemas import CameraIn, CameraPatch, VehicleIn
+from camera_registry.urls import parse_source_url, with_credentials
+from storage.db import Database, utcnow
+from storage.secretbox import SecretBox
+
+__all__ = ["CameraFilter", "CameraStore", "NotFound", "UpsertResult"]
+
+_CAMERA_FIELDS = (
+    "name",
+    "kind",
+    "area",
+    "department",
+    "lat",
+    "lon",
+    "vehicle_id",
+    "vehicle_position",
+    "tags",
+)
+
+
+class NotFound(LookupError):
+    """No such camera or vehicle."""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFilter:
+    """Filters of the camera list."""
+
+    area: str | None = None
+    kind: CameraKind | None = None
+    status: CameraStatus | None = None
+    department: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    """What an upsert did: ``created``, ``updated`` or ``unchanged``."""
+
+    outcome: str
+    camera: Camera
+
+
+class CameraStore:
+    """Cameras and vehicles in the project database."""
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db = db
+        self.box = box
+
+    # -- reading -------------------------------------------------------------------------
+    @staticmethod
+    def _filtered(q: Select[Any], f: CameraFilter) -> Select[Any]:
+        if f.area:
+            q = q.where(Camera.area == f.area)
+        if f.kind:
+            q = q.where(Camera.kind == f.kind)
+        if f.status:
+            q = q.where(Camera.status == f.status)
+        if f.department:
+            q = q.where(Camera.department == f.department)
+        if f.text:
+            like = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(
+                or_(
+                    Camera.name.like(like, escape="\\"),
+                    Camera.id.like(like, escape="\\"),
+                    Camera.area.like(like, escape="\\"),
+                )
+            )
+        return q
+
+    async def search(
+        self,
+        f: CameraFilter = CameraFilter(),
+        *,
+        only_ids: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[Camera], int]:
+        """A page of cameras (ordered by id) and the total matching; ``only_ids`` limits to a set."""
+        async with self.db.session() as s:
+            q = self._filtered(select(Camera), f)
+            cq = self._filtered(select(func.count()).select_from(Camera), f)
+            if only_ids is not None:
+                ids = list(only_ids)
+                if not ids:
+                    return [], 0
+                # Large id sets go through a temporary table-free path: filter in Python.
+                if len(ids) > 900:
+                    rows = list((await s.execute(q.order_by(Camera.id))).scalars())
+                    allowed = only_ids if isinstance(only_ids, set | frozenset) else set(ids)
+                    rows = [c for c in rows if c.id in allowed]
+                    return rows[offset : offset + limit], len(rows)
+                q = q.where(Camera.id.in_(ids))
+                cq = cq.where(Camera.id.in_(ids))
+            total = int((await s.execute(cq)).scalar_one())
+            rows = list((await s.execute(q.order_by(Camera.id).offset(offset).limit(limit))).scalars())
+            return rows, total
+
+    async def get(self, camera_id: str) -> Camera:
+        """One camera, or :class:`NotFound`."""
+        async with self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            if cam is None:
+                raise NotFound(f"camera '{camera_id}' not found")
+            return cam
+
+    async def all_ids(self) -> list[str]:
+        """Every camera id."""
+        async with self.db.session() as s:
+            return list((await s.execute(select(Camera.id).order_by(Camera.id))).scalars())
+
+    async def open_url(self, camera_id: str) -> str:
+        """The URL with credentials, for FFmpeg only. Never log, return or show it."""
+        cam = await self.get(camera_id)
+        creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
+        return with_credentials(cam.source_url, creds)
+
+    # -- writing -------------------------------------------------------------------------
+    def _apply(self, cam: Camera, data: CameraIn) -> bool:
+        """Copy ``data`` onto ``cam``; True when anything changed."""
+        src = parse_source_url(data.source_url)
+        changed = False
+        for name in _CAMERA_FIELDS:
+            new = getattr(data, name)
+            if getattr(cam, name) != new:
+                setattr(cam, name, new)
+                changed = True
+        if cam.source_url != src.url:
+            cam.source_url = src.url
+            changed = True
+        old_creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
+        if old_creds != src.credentials:
+            cam.credentials_enc = self.box.encrypt(src.credentials) if src.credentials else None
+            changed = True
+        return changed
+
+    async def upsert(self, s: AsyncSession, data: CameraIn) -> UpsertResult:
+        """Create or update a camera by id inside the caller's transaction."""
+        cam = await s.get(Camera, data.id)
+        if cam is None:
+            cam = Camera(id=data.id, status=CameraStatus.unknown, tags=[])
+            self._apply(cam, data)
+            s.add(cam)
+            await s.flush()
+            return UpsertResult("created", cam)
+        return UpsertResult("updated" if self._apply(cam, data) else "unchanged", cam)
+
+    async def create(self, data: CameraIn) -> Camera:
+        """Create a camera; :class:`ValueError` when the id exists."""
+        async with self.db.session() as s:
+            if await s.get(Camera, data.id) is not None:
+                raise ValueError(f"id: camera '{data.id}' already exists")
+            await self._check_vehicle(s, data.vehicle_id)
+            return (await self.upsert(s, data)).camera
+
+    async def update(self, camera_id: str, patch: CameraPatch) -> Camera:
+        """Apply a partial update; the merged record is validated as a whole."""
+        async with self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            if cam is None:
+                raise NotFound(f"camera '{camera_id}' not found")
+            current = {n: getattr(cam, n) for n in _CAMERA_FIELDS}
+            current["source_url"] = with_credentials(
+                cam.source_url, self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
+            )
+            given = patch.model_dump(exclude_unset=True)
+            if "source_url" in given and parse_source_url(given["source_url"]).username is None:
+                # A new URL without credentials keeps the stored ones (admins never see them).
+                creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
+                given["source_url"] = with_credentials(parse_source_url(given["source_url"]).url, creds)
+            merged = CameraIn.model_validate({**current, **given, "id": camera_id})
+            await self._check_vehicle(s, merged.vehicle_id)
+            self._apply(cam, merged)
+            return cam
+
+    async def delete(self, camera_id: str) -> None:
+        """Delete a camera."""
+        async with self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            if cam is None:
+                raise NotFound(f"camera '{camera_id}' not found")
+            await s.delete(cam)
+
+    async def set_status(
+        self,
+        camera_id: str,
+        status: CameraStatus,
+        *,
+        reason: str | None = None,
+        codec: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        seen: dt.datetime | None = None,
+    ) -> None:
+        """Record a probe or live-session result."""
+        async with self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            if cam is None:
+                return
+            cam.status = status
+            cam.status_reason = reason[:256] if reason else None
+            if status is CameraStatus.online:
+                cam.last_seen = seen or utcnow()
+                cam.codec, cam.width, cam.height, cam.fps = codec, width, height, fps
+
+    @staticmethod
+    async def _check_vehicle(s: AsyncSession, vehicle_id: str | None) -> None:
+        if vehicle_id and await s.get(Vehicle, vehicle_id) is None:
+            raise ValueError(f"vehicle_id: vehicle '{vehicle_id}' not found")
+
+    # -- vehicles ------------------------------------------------------------------------
+    async def upsert_vehicle(self, s: AsyncSession, data: VehicleIn) -> str:
+        """Create or update a vehicle inside the caller's transaction; returns the outcome."""
+        v = await s.get(Vehicle, data.id)
+        fields = data.model_dump()
+        if v is None:
+            s.add(Vehicle(**fields))
+            await s.flush()
+            return "created"
+        changed = False
+        for k, val in fields.items():
+            if getattr(v, k) != val:
+                setattr(v, k, val)
+                changed = True
+        return "updated" if changed else "unchanged"
+
+    async def vehicles(self, ids: Sequence[str] | None = None) -> list[Vehicle]:
+        """Vehicles (all, or the given ids)."""
+        async with self.db.session() as s:
+            q = select(Vehicle).order_by(Vehicle.id)
+            if ids is not None:
+                q = q.where(Vehicle.id.in_(list(ids)))
+            return list((await s.execute(q)).scalars())

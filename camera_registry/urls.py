@@ -1,0 +1,109 @@
+"""Camera source URLs: only rtsp:// and rtsps://, credentials split out, FFmpeg options safe.
+
+FFmpeg accepts many protocols (``file:``, ``concat:``, ``pipe:``, ``http:`` ...) and follows
+nested URLs; a camera URL must never reach any of them. Every FFmpeg open in the project passes
+:data:`FFMPEG_PROTOCOL_WHITELIST` as well.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+__all__ = [
+    "FFMPEG_PROTOCOL_WHITELIST",
+    "SourceUrl",
+    "SourceUrlError",
+    "parse_source_url",
+    "with_credentials",
+]
+
+ALLOWED_SCHEMES = ("rtsp", "rtsps")
+FFMPEG_PROTOCOL_WHITELIST = "rtsp,rtsps,rtp,srtp,udp,tcp,tls"
+MAX_URL_LEN = 2048
+_HOST_RE = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+)
+_UNSAFE = re.compile(r"[\x00-\x20\x7f|\\<>\"'`{}^]")
+
+
+class SourceUrlError(ValueError):
+    """A source URL that Liandong refuses; the message never contains the URL's credentials."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUrl:
+    """A validated camera source: the URL without credentials, and the credentials apart."""
+
+    url: str
+    username: str | None
+    password: str | None
+
+    @property
+    def credentials(self) -> str | None:
+        """``user:password`` for storage in the secret box (None when the URL had none)."""
+        if self.username is None:
+            return None
+        return f"{self.username}:{self.password or ''}"
+
+
+def parse_source_url(raw: str) -> SourceUrl:
+    """Validate ``raw`` and split it into a credential-free URL and credentials.
+
+    Raises :class:`SourceUrlError` with a message fit for an API reply.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise SourceUrlError("source_url: required")
+    raw = raw.strip()
+    if len(raw) > MAX_URL_LEN:
+        raise SourceUrlError(f"source_url: longer than {MAX_URL_LEN} characters")
+    scheme = raw.split(":", 1)[0].lower() if ":" in raw else ""
+    if scheme not in ALLOWED_SCHEMES:
+        shown = scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme) else "?"
+        raise SourceUrlError(f"source_url: scheme '{shown}' not allowed (only rtsp:// and rtsps://)")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as e:
+        raise SourceUrlError("source_url: malformed URL (bad host or port)") from e
+    if not raw.lower().startswith(f"{scheme}://"):
+        raise SourceUrlError("source_url: must be of the form rtsp://host[:port]/path")
+    host = parts.hostname or ""
+    if not host:
+        raise SourceUrlError("source_url: host missing")
+    if not _is_valid_host(host):
+        raise SourceUrlError("source_url: invalid host")
+    rest = parts.path + ("?" + parts.query if parts.query else "")
+    if _UNSAFE.search(unquote(rest)) or parts.fragment:
+        raise SourceUrlError("source_url: path contains characters that are not allowed")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise SourceUrlError("source_url: port out of range")
+        netloc += f":{port}"
+    clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    user = unquote(parts.username) if parts.username is not None else None
+    pw = unquote(parts.password) if parts.password is not None else None
+    if user is not None and (len(user) > 256 or len(pw or "") > 256):
+        raise SourceUrlError("source_url: credentials too long")
+    return SourceUrl(url=clean, username=user or None, password=pw if user else None)
+
+
+def _is_valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOST_RE.match(host)) and len(host) <= 253
+
+
+def with_credentials(url: str, credentials: str | None) -> str:
+    """The URL FFmpeg opens: ``url`` with ``user:password`` put back. Never log or return it."""
+    if not credentials:
+        return url
+    user, _, pw = credentials.partition(":")
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(pw, safe='')}@{parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))

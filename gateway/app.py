@@ -1,0 +1,147 @@
+"""The FastAPI application factory: ``create_app(settings, ...)`` wires collaborators together."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.container import Liandong
+from gateway.logs import REQUEST_ID, redact
+from gateway.routes import auth, cameras, health
+from gateway.settings import Settings
+
+__all__ = ["build_container", "create_app"]
+
+log = logging.getLogger(__name__)
+
+Startup = Callable[[Liandong], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+def build_container(settings: Settings) -> Liandong:
+    """Build the default collaborators from settings (SQLite under the data dir, in-process state)."""
+    from acl.service import build_acl
+    from camera_registry.store import CameraStore
+    from storage.db import Database
+    from storage.secretbox import SecretBox
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url, echo=settings.database.echo)
+    box = SecretBox.from_data_dir(settings.data_dir)
+    store = CameraStore(db, box)
+    acl = build_acl(settings, db, store)
+    ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl, audit=acl.audit)
+    acl.attach(ld)
+    return ld
+
+
+def create_app(settings: Settings, *, container: Liandong | None = None, migrate: bool = True) -> FastAPI:
+    """The gateway app. ``container`` replaces the default collaborators (tests pass their own)."""
+    ld = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            import asyncio
+
+            await asyncio.to_thread(ld.db.migrate)
+        stops: list[Callable[[], Awaitable[None]]] = []
+        for start in ld.extras.get("startups", []):
+            stop = await start(ld)
+            if stop is not None:
+                stops.append(stop)
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("shutdown step failed")
+            await ld.db.close()
+
+    app = FastAPI(
+        title="Liandong",
+        version="0.1.0",
+        description="Video-surveillance aggregation gateway and permissioned stream proxy.",
+        lifespan=lifespan,
+    )
+    app.state.ld = ld
+    _install_middleware(app, ld)
+    _install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(cameras.router)
+    for router in ld.extras.get("routers", []):
+        app.include_router(router)
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    from web.routes import router as web_router
+
+    app.include_router(web_router)
+
+
+def _install_middleware(app: FastAPI, ld: Liandong) -> None:
+    max_body = ld.settings.server.max_body_bytes
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id", "")
+        if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
+            rid = uuid.uuid4().hex[:16]
+        token = REQUEST_ID.set(rid)
+        started = time.perf_counter()
+        try:
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > max_body):
+                response: Response = JSONResponse(
+                    {"detail": f"request body larger than {max_body} bytes"}, status_code=413
+                )
+            else:
+                response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, redact(request.url.path))
+            response = JSONResponse({"detail": "internal error", "request_id": rid}, status_code=500)
+        finally:
+            REQUEST_ID.reset(token)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        ld.metrics.http_requests.labels(request.method, label, str(response.status_code)).inc()
+        ld.metrics.http_latency.labels(label).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = rid
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the rejected input: it may hold a camera password or other secrets.
+        errors: list[dict[str, Any]] = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+            errors.append(
+                {"field": ".".join(loc) or "body", "message": redact(str(err.get("msg", "invalid")))}
+            )
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

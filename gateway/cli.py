@@ -1,0 +1,133 @@
+"""The ``liandong`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Liandong (联动): video-surveillance gateway and permissioned stream proxy.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")
+]
+
+
+def settings_from(config: Path | None) -> Settings:
+    """Load settings or exit with a readable error."""
+    try:
+        return load_settings(config)
+    except (SettingsError, ValueError) as e:
+        typer.echo(f"error: invalid settings: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _register_subcommands() -> None:
+    # Each package owns its commands; they plug in here.
+    for module, name in (("camera_registry.cli", "cameras"), ("acl.cli", None), ("gateway.alarms.cli", None)):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                continue
+            raise
+        mod.register(app, settings_from)
+        _ = name
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from settings: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from settings: 8000).")] = None,
+) -> None:
+    """Run the gateway HTTP server."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    settings = settings_from(config)
+    configure_logging(settings.log.level, settings.log.format)
+    app_ = create_app(settings)
+    uvicorn.run(
+        app_,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_keep_alive=30,
+    )
+
+
+@app.command("migrate")
+def migrate(config: ConfigOpt = None) -> None:
+    """Create or upgrade the database schema."""
+    from storage.db import Database
+
+    settings = settings_from(config)
+    db = Database(settings.database_url)
+    db.migrate()
+    asyncio.run(db.close())
+    typer.echo("database is at the newest schema")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="operator, security_admin, auditor or admin.")] = "operator",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    display_name: Annotated[str, typer.Option(help="Shown in the console.")] = "",
+    update: Annotated[
+        bool, typer.Option("--update", help="Change the password/role if the user exists.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a user (the password is hashed with argon2)."""
+    from acl.models import Role
+    from acl.users import UserError, create_user
+
+    settings = settings_from(config)
+    try:
+        role_ = Role(role)
+    except ValueError:
+        typer.echo(f"error: role: must be one of {', '.join(r.value for r in Role)}", err=True)
+        raise typer.Exit(2) from None
+    if not password_stdin:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        outcome = asyncio.run(
+            create_user(settings, name, password, role_, display_name=display_name, update=update)
+        )
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {name} {outcome} (role {role_.value})")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The gateway's collaborators, built once from settings and handed to the app (no globals)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastapi import Request
+
+from acl.authorizer import Authorizer
+from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenService
+from camera_registry.store import CameraStore
+from gateway.auth import Authenticator
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from storage.db import Database
+from storage.secretbox import SecretBox
+
+__all__ = ["Audit", "Liandong", "LogAudit"]
+
+log = logging.getLogger(__name__)
+
+
+class Audit(Protocol):
+    """Where security-relevant events go (the ACL's hash-chained audit log in production)."""
+
+    async def record(self, kind: str, **fields: Any) -> None:
+        """Append one event."""
+        ...
+
+
+class LogAudit:
+    """An audit sink that only logs (used by tools that have no database)."""
+
+    async def record(self, kind: str, **fields: Any) -> None:
+        subject = fields.pop("subject", None)
+        if isinstance(subject, Subject):
+            fields.setdefault("username", subject.username)
+        log.info("audit %s %s", kind, {k: v for k, v in fields.items() if v is not None})
+
+
+Hook = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class Liandong:
+    """Everything a request handler may need, reached as ``request.app.state.ld``."""
+
+    settings: Settings
+    db: Database
+    box: SecretBox
+    store: CameraStore
+    authorizer: Authorizer
+    audit: Audit
+    metrics: Metrics = field(default_factory=Metrics)
+    passwords: Passwords = field(default_factory=Passwords)
+    tokens: TokenService = field(default_factory=TokenService)
+    throttle: LoginThrottle | None = None
+    stream_tokens: StreamTokens | None = None
+    auth: Authenticator | None = None  # type: ignore[assignment]
+    hub: Any = None
+    # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
+    on_inventory_changed: list[Hook] = field(default_factory=list)
+    on_camera_removed: list[Hook] = field(default_factory=list)
+    on_token_revoked: list[Hook] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        a = self.settings.auth
+        if self.throttle is None:
+            self.throttle = LoginThrottle(a.login_max_failures, a.login_window_s)
+        if self.stream_tokens is None:
+            self.stream_tokens = StreamTokens(self.box.derive_key("stream-tokens"), a.stream_token_ttl_s)
+        if self.auth is None:
+            self.auth = Authenticator(self.db, self.tokens, self.stream_tokens, a.cookie_name)
+
+    async def inventory_changed(self) -> None:
+        """Cameras were added, changed or removed."""
+        for hook in self.on_inventory_changed:
+            await hook()
+
+    async def camera_removed(self, camera_id: str) -> None:
+        """A camera was deleted: its streams end."""
+        for hook in self.on_camera_removed:
+            await hook(camera_id)
+
+    async def sessions_revoked_for_token(self, token_id: int) -> None:
+        """A login ended: streams opened with it end too."""
+        for hook in self.on_token_revoked:
+            await hook(token_id)
+
+    async def audit_denied(
+        self, request: Request, subject: Subject, action: str, camera_id: str | None
+    ) -> None:
+        """Audit and count an authorization denial."""
+        self.metrics.denials.labels(action.split(":", 1)[0]).inc()
+        await self.audit.record(
+            "denied",
+            subject=subject,
+            action=action,
+            camera_id=camera_id,
+            address=request.client.host if request.client else None,
+            path=request.url.path,
+        )

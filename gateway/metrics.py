@@ -1,0 +1,58 @@
+"""Prometheus metrics: one registry per app instance (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Every metric the gateway exports at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "liandong_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "liandong_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.logins = Counter("liandong_logins_total", "Login attempts", ["outcome"], registry=r)
+        self.denials = Counter("liandong_authz_denied_total", "Authorization denials", ["policy"], registry=r)
+        # Stream hub
+        self.upstream_state = Gauge(
+            "liandong_upstream_state",
+            "1 for the camera's current upstream state",
+            ["camera", "state"],
+            registry=r,
+        )
+        self.upstream_reconnects = Counter(
+            "liandong_upstream_reconnects_total", "Upstream reconnect attempts", ["camera"], registry=r
+        )
+        self.upstream_bytes = Counter(
+            "liandong_upstream_bytes_total", "Bytes received from the camera", ["camera"], registry=r
+        )
+        self.upstream_bitrate = Gauge(
+            "liandong_upstream_bitrate_bps", "Upstream bitrate over the last seconds", ["camera"], registry=r
+        )
+        self.viewers = Gauge("liandong_viewers", "Current viewers", ["camera", "protocol"], registry=r)
+        self.dropped_gops = Counter(
+            "liandong_reader_dropped_gops_total",
+            "GOPs dropped for slow readers",
+            ["camera", "reader"],
+            registry=r,
+        )
+        self.sessions = Gauge("liandong_sessions", "Open viewer sessions", ["protocol"], registry=r)
+        self.ttff = Histogram(
+            "liandong_time_to_first_frame_seconds",
+            "Reader attach to first packet delivered",
+            ["protocol"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 2, 4, 8),
+            registry=r,
+        )

@@ -1,0 +1,186 @@
+"""Login (OAuth2 password form for machines, cookie session for browsers), logout, who-am-I, tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from acl.identity import IssuedToken, Subject
+from acl.models import Role, TokenKind, User
+from gateway.policy import authenticated, public, require_roles
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+CSRF_COOKIE = "liandong_csrf"
+
+
+class TokenReply(BaseModel):
+    """OAuth2 token response."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 (OAuth2 token type, not a secret)
+    expires_in: int | None
+
+
+class LoginBody(BaseModel):
+    """Browser login."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class MachineTokenBody(BaseModel):
+    """A long-lived token for a machine (incident system, GPS feed)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    username: str | None = Field(None, max_length=64, description="Owner; default: the caller.")
+
+
+async def _login(request: Request, username: str, password: str, kind: TokenKind) -> IssuedToken:
+    ld = request.app.state.ld
+    address = request.client.host if request.client else "-"
+    wait = ld.throttle.retry_after(username, address)
+    if wait > 0:
+        ld.metrics.logins.labels("throttled").inc()
+        await ld.audit.record("login_throttled", username=username, address=address)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    async with ld.db.session() as s:
+        user = (await s.execute(select(User).where(User.username == username))).scalar_one_or_none()
+        ok = ld.passwords.verify(user.password_hash if user else None, password)
+        if not ok or user is None or not user.active:
+            ld.throttle.failed(username, address)
+            ld.metrics.logins.labels("failed").inc()
+            await ld.audit.record("login_failed", username=username, address=address)
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+        issued: IssuedToken = await ld.tokens.issue(s, user, kind=kind, ttl_s=ld.settings.auth.token_ttl_s)
+    ld.throttle.succeeded(username)
+    ld.metrics.logins.labels("ok").inc()
+    await ld.audit.record("login", username=username, user_id=user.id, address=address)
+    return issued
+
+
+@router.post("/token", dependencies=[public()])
+async def token(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+) -> TokenReply:
+    """OAuth2 password flow: form fields ``username`` and ``password``."""
+    issued = await _login(request, username, password, TokenKind.session)
+    return TokenReply(access_token=issued.token, expires_in=request.app.state.ld.settings.auth.token_ttl_s)
+
+
+@router.post("/login", dependencies=[public()])
+async def login(request: Request, body: LoginBody, response: Response) -> dict[str, object]:
+    """Browser login: sets an HttpOnly SameSite session cookie and a readable CSRF cookie."""
+    ld = request.app.state.ld
+    issued = await _login(request, body.username, body.password, TokenKind.session)
+    a = ld.settings.auth
+    response.set_cookie(
+        a.cookie_name,
+        issued.token,
+        max_age=a.token_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=a.cookie_secure,
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        issued.csrf,
+        max_age=a.token_ttl_s,
+        httponly=False,
+        samesite="strict",
+        secure=a.cookie_secure,
+    )
+    return {"username": body.username, "csrf_token": issued.csrf, "expires_in": a.token_ttl_s}
+
+
+@router.post("/logout", dependencies=[authenticated()])
+async def logout(request: Request, response: Response) -> dict[str, bool]:
+    """End the current login (cookie or bearer token)."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    if subject.token_id is not None:
+        async with ld.db.session() as s:
+            await ld.tokens.revoke(s, subject.token_id)
+        await ld.sessions_revoked_for_token(subject.token_id)
+    response.delete_cookie(ld.settings.auth.cookie_name)
+    response.delete_cookie(CSRF_COOKIE)
+    await ld.audit.record("logout", username=subject.username, user_id=subject.user_id)
+    return {"ok": True}
+
+
+@router.get("/me", dependencies=[authenticated()])
+async def me(request: Request) -> dict[str, object]:
+    """The current user."""
+    s: Subject = request.state.subject
+    return {
+        "id": s.user_id,
+        "username": s.username,
+        "role": s.role.value,
+        "departments": sorted(s.departments),
+    }
+
+
+@router.get("/tokens", dependencies=[authenticated()])
+async def list_tokens(request: Request, all_users: bool = False) -> list[dict[str, object]]:
+    """Your tokens (admins: everyone's with ``all_users=true``). Token values are never shown again."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    if all_users and not subject.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "all_users: admins only")
+    async with ld.db.session() as s:
+        rows = await ld.tokens.list_tokens(s, user_id=None if all_users else subject.user_id)
+    return [
+        {
+            "id": t.id,
+            "user_id": t.user_id,
+            "kind": t.kind.value,
+            "name": t.name,
+            "created_at": t.created_at.isoformat(),
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+            "revoked": t.revoked_at is not None,
+            "current": t.id == subject.token_id,
+        }
+        for t in rows
+    ]
+
+
+@router.post("/tokens", status_code=201, dependencies=[require_roles(Role.security_admin)])
+async def create_machine_token(request: Request, body: MachineTokenBody) -> dict[str, object]:
+    """Create a machine token (shown once)."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    async with ld.db.session() as s:
+        name = body.username or subject.username
+        user = (await s.execute(select(User).where(User.username == name))).scalar_one_or_none()
+        if user is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"username: no user '{name}'")
+        issued = await ld.tokens.issue(s, user, kind=TokenKind.machine, ttl_s=None, name=body.name)
+    await ld.audit.record(
+        "token_created", username=subject.username, user_id=subject.user_id, detail=body.name
+    )
+    return {"id": issued.id, "access_token": issued.token, "token_type": "bearer", "name": body.name}
+
+
+@router.delete("/tokens/{token_id}", dependencies=[authenticated()])
+async def revoke_token(request: Request, token_id: int) -> dict[str, bool]:
+    """Revoke a token: your own, or anyone's for admins."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    async with ld.db.session() as s:
+        ok = await ld.tokens.revoke(s, token_id, user_id=None if subject.is_admin else subject.user_id)
+    if not ok:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found or already revoked")
+    await ld.sessions_revoked_for_token(token_id)
+    await ld.audit.record(
+        "token_revoked", username=subject.username, user_id=subject.user_id, detail=str(token_id)
+    )
+    return {"ok": True}

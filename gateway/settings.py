@@ -1,0 +1,201 @@
+"""Liandong settings: one pydantic model per concern, loaded once and passed down.
+
+Sources, highest priority first: explicit init values, ``LIANDONG_*`` environment variables
+(nested with ``__``, e.g. ``LIANDONG_WEBRTC__ICE_SERVERS``), the TOML file given by ``--config``
+(or ``LIANDONG_CONFIG``), then the defaults below. Unknown keys are an error everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "AclSettings",
+    "AuthSettings",
+    "DatabaseSettings",
+    "HlsSettings",
+    "HubSettings",
+    "LogSettings",
+    "ServerSettings",
+    "Settings",
+    "SnapshotSettings",
+    "WebRTCSettings",
+    "load_settings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """Where the HTTP server listens and how it trusts proxies."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    public_url: str | None = Field(None, description="Base URL printed by the demo and used in links.")
+
+
+class DatabaseSettings(_Section):
+    """The project database. Empty url = SQLite file ``liandong.db`` under the data dir."""
+
+    url: str | None = None
+    echo: bool = False
+
+
+class LogSettings(_Section):
+    """Logging: readable text by default, JSON lines for log shippers."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class AuthSettings(_Section):
+    """Identity: tokens, cookies and login throttling."""
+
+    token_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    cookie_name: str = "liandong_session"
+    cookie_secure: bool = False
+    stream_token_ttl_s: int = Field(300, ge=10, le=24 * 3600)
+    login_max_failures: int = Field(5, ge=1, le=100, description="Failures per window before throttling.")
+    login_window_s: int = Field(300, ge=1, le=86400)
+
+
+class AclSettings(_Section):
+    """Viewing policy."""
+
+    district_geojson: Path | None = Field(
+        None, description="GeoJSON polygon of the district (truck location rule). Empty = no polygon."
+    )
+    home_district: str = Field("闵行区", description="Trucks registered here are visible anywhere.")
+    position_max_age_s: int = Field(300, ge=1, description="Older GPS positions do not count as inside.")
+
+
+class HubSettings(_Section):
+    """The stream hub: one upstream session per camera."""
+
+    idle_close_s: float = Field(
+        10.0, ge=0, le=3600, description="Close upstream this long after the last reader."
+    )
+    reader_queue_packets: int = Field(300, ge=10, le=10000)
+    open_timeout_s: float = Field(8.0, gt=0, le=120)
+    read_timeout_s: float = Field(5.0, gt=0, le=120)
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    max_gop_cache_packets: int = Field(400, ge=10, le=10000)
+
+
+class WebRTCSettings(_Section):
+    """WebRTC (WHEP). No ICE server is ever used unless listed here."""
+
+    enabled: bool = True
+    ice_servers: list[str] = Field(default_factory=list, description="stun:/turn: URLs; empty = none.")
+    host_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Addresses offered as host ICE candidates; empty = every interface.",
+    )
+    max_sdp_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    session_timeout_s: float = Field(15.0, gt=0, le=600, description="ICE connect deadline.")
+
+
+class HlsSettings(_Section):
+    """Low-latency HLS out."""
+
+    enabled: bool = True
+    part_duration_s: float = Field(0.5, gt=0.05, le=5)
+    segment_count: int = Field(6, ge=3, le=60)
+    idle_stop_s: float = Field(30.0, ge=1, le=3600)
+
+
+class SnapshotSettings(_Section):
+    """Thumbnails."""
+
+    widths: list[int] = Field(default_factory=lambda: [160, 320, 640, 1280])
+    cache_ttl_s: float = Field(10.0, ge=0, le=3600)
+    cold_pool_size: int = Field(4, ge=1, le=64)
+    jpeg_quality: int = Field(80, ge=10, le=100)
+
+
+class Settings(BaseSettings):
+    """All of Liandong's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIANDONG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(Path("var"), description="SQLite database, keys and other state.")
+    redis_url: str | None = Field(None, description="Redis for several gateway nodes; empty = in process.")
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    log: LogSettings = LogSettings()
+    auth: AuthSettings = AuthSettings()
+    acl: AclSettings = AclSettings()
+    hub: HubSettings = HubSettings()
+    webrtc: WebRTCSettings = WebRTCSettings()
+    hls: HlsSettings = HlsSettings()
+    snapshot: SnapshotSettings = SnapshotSettings()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return v or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _CONFIG_FILE.get("path")
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy async URL of the project database."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'liandong.db').resolve()}"
+
+
+# The TOML path is handed to the source hook for the duration of one load_settings() call.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+class SettingsError(ValueError):
+    """The configuration file or environment is invalid."""
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config`` (or ``$LIANDONG_CONFIG``), the environment and ``overrides``."""
+    path = config or os.environ.get("LIANDONG_CONFIG") or None
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"config file not found: {path}")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE["path"] = None
