@@ -11,9 +11,7 @@ from camera_registry.urls import SourceUrlError, parse_source_url
 
 __all__ = ["CameraIn", "CameraPatch", "VehicleIn"]
 
-Id = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
-]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 

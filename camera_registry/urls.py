@@ -23,9 +23,7 @@ __all__ = [
 ALLOWED_SCHEMES = ("rtsp", "rtsps")
 FFMPEG_PROTOCOL_WHITELIST = "rtsp,rtsps,rtp,srtp,udp,tcp,tls"
 MAX_URL_LEN = 2048
-_HOST_RE = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
-)
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
 _UNSAFE = re.compile(r"[\x00-\x20\x7f|\\<>\"'`{}^]")
 
 

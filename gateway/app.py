@@ -96,9 +96,7 @@ def _install_middleware(app: FastAPI, ld: Liandong) -> None:
     max_body = ld.settings.server.max_body_bytes
 
     @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = request.headers.get("x-request-id", "")
         if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
             rid = uuid.uuid4().hex[:16]
@@ -134,9 +132,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors: list[dict[str, Any]] = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
-            errors.append(
-                {"field": ".".join(loc) or "body", "message": redact(str(err.get("msg", "invalid")))}
-            )
+            errors.append({"field": ".".join(loc) or "body", "message": redact(str(err.get("msg", "invalid")))})
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

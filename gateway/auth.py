@@ -79,9 +79,7 @@ class Authenticator:
                 if request.method not in _SAFE_METHODS and not self.tokens.csrf_ok(
                     tok, request.headers.get(CSRF_HEADER)
                 ):
-                    raise HTTPException(
-                        status.HTTP_403_FORBIDDEN, f"CSRF check failed: send the {CSRF_HEADER} header"
-                    )
+                    raise HTTPException(status.HTTP_403_FORBIDDEN, f"CSRF check failed: send the {CSRF_HEADER} header")
                 return await self._subject(user, tok.id)
         stream_token = request.query_params.get("token")
         camera_id = request.path_params.get("camera_id")

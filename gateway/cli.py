@@ -17,9 +17,7 @@ app = typer.Typer(
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
 
 
 def settings_from(config: Path | None) -> Settings:
@@ -47,9 +45,7 @@ def _register_subcommands() -> None:
 @app.command()
 def serve(
     config: ConfigOpt = None,
-    host: Annotated[
-        str | None, typer.Option(help="Listen address (default from settings: 127.0.0.1).")
-    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default from settings: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from settings: 8000).")] = None,
 ) -> None:
     """Run the gateway HTTP server."""
@@ -88,13 +84,9 @@ def migrate(config: ConfigOpt = None) -> None:
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option(help="operator, security_admin, auditor or admin.")] = "operator",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     display_name: Annotated[str, typer.Option(help="Shown in the console.")] = "",
-    update: Annotated[
-        bool, typer.Option("--update", help="Change the password/role if the user exists.")
-    ] = False,
+    update: Annotated[bool, typer.Option("--update", help="Change the password/role if the user exists.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a user (the password is hashed with argon2)."""
@@ -112,9 +104,7 @@ def users_add(
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        outcome = asyncio.run(
-            create_user(settings, name, password, role_, display_name=display_name, update=update)
-        )
+        outcome = asyncio.run(create_user(settings, name, password, role_, display_name=display_name, update=update))
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

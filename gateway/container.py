@@ -91,9 +91,7 @@ class Liandong:
         for hook in self.on_token_revoked:
             await hook(token_id)
 
-    async def audit_denied(
-        self, request: Request, subject: Subject, action: str, camera_id: str | None
-    ) -> None:
+    async def audit_denied(self, request: Request, subject: Subject, action: str, camera_id: str | None) -> None:
         """Audit and count an authorization denial."""
         self.metrics.denials.labels(action.split(":", 1)[0]).inc()
         await self.audit.record(

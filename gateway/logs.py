@@ -64,9 +64,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: object = N
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(
-            _TextFormatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
-        )
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("aioice", "aiortc", "libav", "sqlalchemy.engine", "httpx"):

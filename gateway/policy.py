@@ -75,9 +75,7 @@ def require_roles(*roles: Role) -> Any:
 
     async def _roles(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
         if subject.role not in allowed:
-            await request.app.state.ld.audit_denied(
-                request, subject, f"role:{'|'.join(sorted(allowed))}", None
-            )
+            await request.app.state.ld.audit_denied(request, subject, f"role:{'|'.join(sorted(allowed))}", None)
             raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
         return subject
 
@@ -91,9 +89,7 @@ def require_camera(action: str) -> Any:
     probe which camera ids exist; admins, who may see everything, get 404 from the handler.
     """
 
-    async def _camera(
-        request: Request, camera_id: str, subject: Subject = Depends(current_subject)
-    ) -> Subject:
+    async def _camera(request: Request, camera_id: str, subject: Subject = Depends(current_subject)) -> Subject:
         ld = request.app.state.ld
         if not ld.authorizer.authorize(subject, action, camera_id):
             await ld.audit_denied(request, subject, action, camera_id)

@@ -85,9 +85,7 @@ class AclSettings(_Section):
 class HubSettings(_Section):
     """The stream hub: one upstream session per camera."""
 
-    idle_close_s: float = Field(
-        10.0, ge=0, le=3600, description="Close upstream this long after the last reader."
-    )
+    idle_close_s: float = Field(10.0, ge=0, le=3600, description="Close upstream this long after the last reader.")
     reader_queue_packets: int = Field(300, ge=10, le=10000)
     open_timeout_s: float = Field(8.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)

@@ -33,9 +33,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def add_user(
-    client: httpx.AsyncClient, name: str, role: Role = Role.operator, password: str = PASSWORD
-) -> None:
+async def add_user(client: httpx.AsyncClient, name: str, role: Role = Role.operator, password: str = PASSWORD) -> None:
     """Create a user directly in the app's database."""
     from acl.users import upsert_user
 

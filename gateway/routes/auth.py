@@ -164,9 +164,7 @@ async def create_machine_token(request: Request, body: MachineTokenBody) -> dict
         if user is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"username: no user '{name}'")
         issued = await ld.tokens.issue(s, user, kind=TokenKind.machine, ttl_s=None, name=body.name)
-    await ld.audit.record(
-        "token_created", username=subject.username, user_id=subject.user_id, detail=body.name
-    )
+    await ld.audit.record("token_created", username=subject.username, user_id=subject.user_id, detail=body.name)
     return {"id": issued.id, "access_token": issued.token, "token_type": "bearer", "name": body.name}
 
 
@@ -180,7 +178,5 @@ async def revoke_token(request: Request, token_id: int) -> dict[str, bool]:
     if not ok:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found or already revoked")
     await ld.sessions_revoked_for_token(token_id)
-    await ld.audit.record(
-        "token_revoked", username=subject.username, user_id=subject.user_id, detail=str(token_id)
-    )
+    await ld.audit.record("token_revoked", username=subject.username, user_id=subject.user_id, detail=str(token_id))
     return {"ok": True}

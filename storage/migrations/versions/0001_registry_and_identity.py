@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=256), nullable=True),
         sa.Column(
             "role",
-            sa.Enum(
-                "operator", "security_admin", "auditor", "admin", name="role", native_enum=False, length=32
-            ),
+            sa.Enum("operator", "security_admin", "auditor", "admin", name="role", native_enum=False, length=32),
             nullable=False,
         ),
         sa.Column("active", sa.Boolean(), nullable=False),
@@ -41,9 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "vehicles",
         sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column(
-            "kind", sa.Enum("bus", "truck", name="vehiclekind", native_enum=False, length=16), nullable=False
-        ),
+        sa.Column("kind", sa.Enum("bus", "truck", name="vehiclekind", native_enum=False, length=16), nullable=False),
         sa.Column("plate", sa.String(length=32), nullable=False),
         sa.Column("line", sa.String(length=64), nullable=True, comment="bus line"),
         sa.Column("cargo", sa.String(length=128), nullable=True, comment="truck cargo"),
@@ -89,9 +85,7 @@ def upgrade() -> None:
             sa.Enum("fixed", "bus", "truck", name="camerakind", native_enum=False, length=16),
             nullable=False,
         ),
-        sa.Column(
-            "source_url", sa.String(length=2048), nullable=False, comment="rtsp(s) URL without credentials"
-        ),
+        sa.Column("source_url", sa.String(length=2048), nullable=False, comment="rtsp(s) URL without credentials"),
         sa.Column("credentials_enc", sa.Text(), nullable=True, comment="encrypted user:password"),
         sa.Column("area", sa.String(length=64), nullable=False, comment="sub-district"),
         sa.Column("department", sa.String(length=64), nullable=False, comment="owning department"),
@@ -106,9 +100,7 @@ def upgrade() -> None:
         sa.Column("fps", sa.Float(), nullable=True),
         sa.Column(
             "status",
-            sa.Enum(
-                "unknown", "online", "offline", "error", name="camerastatus", native_enum=False, length=16
-            ),
+            sa.Enum("unknown", "online", "offline", "error", name="camerastatus", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("status_reason", sa.String(length=256), nullable=True),

@@ -1,0 +1,131 @@
+"""Probe camera sources: an RTSP DESCRIBE + first packets through PyAV, off the event loop.
+
+Errors are reported as short credential-free reasons (FFmpeg messages can contain the URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import av
+
+from camera_registry.models import CameraStatus
+from camera_registry.store import CameraStore
+from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
+
+__all__ = ["ProbeResult", "probe_cameras", "probe_url"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What a probe found."""
+
+    camera_id: str
+    status: CameraStatus
+    reason: str | None = None
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    elapsed_s: float = 0.0
+
+
+def _classify(err: BaseException) -> tuple[CameraStatus, str]:
+    """A status and a fixed, credential-free reason for an FFmpeg/OS error."""
+    name = type(err).__name__
+    text = str(err).lower()
+    if isinstance(err, ConnectionRefusedError) or "connection refused" in text:
+        return CameraStatus.offline, "connection refused"
+    if isinstance(err, TimeoutError) or "timed out" in text or "timeout" in text:
+        return CameraStatus.offline, "timed out"
+    if "401" in text or "unauthorized" in text:
+        return CameraStatus.error, "authentication failed (401)"
+    if "404" in text or "not found" in text:
+        return CameraStatus.error, "stream not found (404)"
+    if "503" in text or "service unavailable" in text:
+        return CameraStatus.offline, "camera unavailable (503)"
+    if "no route" in text or "unreachable" in text:
+        return CameraStatus.offline, "host unreachable"
+    if "name or service" in text or "resolve" in text:
+        return CameraStatus.offline, "host name not resolved"
+    if "end of file" in text or isinstance(err, EOFError):
+        return CameraStatus.offline, "connection closed by camera"
+    return CameraStatus.error, f"probe failed ({name})"
+
+
+def probe_url(camera_id: str, url: str, timeout_s: float = 5.0) -> ProbeResult:
+    """Open ``url`` (blocking), read stream info and the first packet; never raises."""
+    started = time.monotonic()
+    us = str(int(timeout_s * 1_000_000))
+    options = {
+        "rtsp_transport": "tcp",
+        "protocol_whitelist": FFMPEG_PROTOCOL_WHITELIST,
+        "timeout": us,
+        "analyzeduration": "500000",
+        "probesize": "65536",
+    }
+    try:
+        with av.open(url, options=options, timeout=(timeout_s, timeout_s)) as container:
+            if not container.streams.video:
+                return ProbeResult(
+                    camera_id, CameraStatus.error, "no video stream", elapsed_s=time.monotonic() - started
+                )
+            vs = container.streams.video[0]
+            ctx = vs.codec_context
+            rate = vs.average_rate or vs.guessed_rate
+            return ProbeResult(
+                camera_id,
+                CameraStatus.online,
+                None,
+                codec=ctx.name,
+                width=ctx.width or None,
+                height=ctx.height or None,
+                fps=round(float(rate), 2) if rate else None,
+                elapsed_s=time.monotonic() - started,
+            )
+    except Exception as e:  # every failure becomes a status, never a traceback
+        status, reason = _classify(e)
+        log.info("probe of camera %s: %s", camera_id, reason)
+        return ProbeResult(camera_id, status, reason, elapsed_s=time.monotonic() - started)
+
+
+async def probe_cameras(
+    store: CameraStore,
+    camera_ids: Sequence[str],
+    *,
+    concurrency: int = 4,
+    timeout_s: float = 5.0,
+    on_result: Callable[[ProbeResult], None] | None = None,
+) -> list[ProbeResult]:
+    """Probe cameras with bounded concurrency and record each result in the store."""
+    results: list[ProbeResult] = []
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(max(1, concurrency))
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe") as pool:
+
+        async def one(cid: str) -> None:
+            async with sem:
+                url = await store.open_url(cid)
+                res = await loop.run_in_executor(pool, probe_url, cid, url, timeout_s)
+                await store.set_status(
+                    cid,
+                    res.status,
+                    reason=res.reason,
+                    codec=res.codec,
+                    width=res.width,
+                    height=res.height,
+                    fps=res.fps,
+                )
+                results.append(res)
+                if on_result:
+                    on_result(res)
+
+        await asyncio.gather(*(one(c) for c in camera_ids))
+    return sorted(results, key=lambda r: r.camera_id)
