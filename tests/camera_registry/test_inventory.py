@@ -133,7 +133,7 @@ def test_strict_writes_nothing(env: Path) -> None:
 
 def test_duplicate_ids_later_row_rejected(env: Path) -> None:
     rows = [GOOD[0], dict(GOOD[0], name="dup")]
-    code, out = run("cameras", "import", str(write_json(env / "d.json", rows)), "--json")
+    _code, out = run("cameras", "import", str(write_json(env / "d.json", rows)), "--json")
     rep = json.loads(out.strip().splitlines()[-1])
     assert rep["created"] == 1
     assert rep["errors"] == [{"row": 2, "id": "cam-qb-001", "reason": "id: duplicate of an earlier row in this file"}]
