@@ -18,7 +18,7 @@ from camera_registry.models import CameraStatus
 from camera_registry.store import CameraStore
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
 
-__all__ = ["ProbeResult", "probe_cameras", "probe_url"]
+__all__ = ["ProbeResult", "classify_error", "probe_cameras", "probe_url"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ProbeResult:
     elapsed_s: float = 0.0
 
 
-def _classify(err: BaseException) -> tuple[CameraStatus, str]:
+def classify_error(err: BaseException) -> tuple[CameraStatus, str]:
     """A status and a fixed, credential-free reason for an FFmpeg/OS error."""
     name = type(err).__name__
     text = str(err).lower()
@@ -91,7 +91,7 @@ def probe_url(camera_id: str, url: str, timeout_s: float = 5.0) -> ProbeResult:
                 elapsed_s=time.monotonic() - started,
             )
     except Exception as e:  # every failure becomes a status, never a traceback
-        status, reason = _classify(e)
+        status, reason = classify_error(e)
         log.info("probe of camera %s: %s", camera_id, reason)
         return ProbeResult(camera_id, status, reason, elapsed_s=time.monotonic() - started)
 

@@ -1,0 +1,184 @@
+"""One upstream RTSP session per camera: PyAV demux (no decoding) in a thread, with reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+
+from camera_registry.probe import classify_error
+from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
+from gateway.hub.packets import AccessUnit, AccessUnitAssembler
+
+__all__ = ["StreamInfo", "Upstream", "UpstreamState"]
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamState(enum.StrEnum):
+    """Where a camera's upstream session is."""
+
+    idle = "idle"
+    connecting = "connecting"
+    live = "live"
+    reconnecting = "reconnecting"
+    failed = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What the camera sends."""
+
+    codec: str
+    width: int
+    height: int
+    extradata: bytes
+    fps: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTimeouts:
+    """Timeouts and backoff of an upstream."""
+
+    open_s: float = 8.0
+    read_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    failed_after: int = 3
+
+
+class Upstream:
+    """Pulls one camera in a background thread and hands access units to the event loop.
+
+    Callbacks run on ``loop``: ``on_unit(au)``, ``on_state(state, reason)``, ``on_info(info)``,
+    ``on_bytes(n)``. The URL (with credentials) is kept only in memory and never logged.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        url: str,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_unit: Callable[[AccessUnit], None],
+        on_state: Callable[[UpstreamState, str | None], None],
+        on_info: Callable[[StreamInfo], None],
+        on_bytes: Callable[[int], None],
+        timeouts: UpstreamTimeouts = UpstreamTimeouts(),
+    ) -> None:
+        self.camera_id = camera_id
+        self._url = url
+        self._loop = loop
+        self._on_unit = on_unit
+        self._on_state = on_state
+        self._on_info = on_info
+        self._on_bytes = on_bytes
+        self.t = timeouts
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"upstream-{camera_id}", daemon=True)
+        self.attempts = 0
+
+    def start(self) -> None:
+        """Start pulling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop (it exits within the read timeout)."""
+        self._stop.set()
+
+    async def join(self, wait_s: float = 10.0) -> None:
+        """Wait for the thread to end, off the event loop."""
+        await asyncio.to_thread(self._thread.join, wait_s)
+
+    @property
+    def alive(self) -> bool:
+        """The thread is running."""
+        return self._thread.is_alive()
+
+    def _post(self, fn: Callable[..., None], *args: object) -> None:
+        if self._stop.is_set() and fn is self._on_unit:
+            return
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed during shutdown
+            self._stop.set()
+
+    def _run(self) -> None:
+        delay = self.t.backoff_initial_s
+        failures = 0
+        first = True
+        while not self._stop.is_set():
+            self._post(self._on_state, UpstreamState.connecting if first else UpstreamState.reconnecting, None)
+            first = False
+            self.attempts += 1
+            reason = self._session()
+            if self._stop.is_set():
+                break
+            if reason is None:  # the session ran and ended: retry soon
+                failures = 0
+                delay = self.t.backoff_initial_s
+                reason = "camera closed the stream"
+            else:
+                failures += 1
+            state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
+            self._post(self._on_state, state, reason)
+            wait = delay * random.uniform(0.8, 1.2)
+            log.info("camera %s upstream: %s; retrying in %.1f s", self.camera_id, reason, wait)
+            if self._stop.wait(wait):
+                break
+            delay = min(delay * 2, self.t.backoff_max_s)
+        self._post(self._on_state, UpstreamState.idle, None)
+
+    def _session(self) -> str | None:
+        """One RTSP session; returns a failure reason, or None when it ran and then ended."""
+        options = {
+            "rtsp_transport": "tcp",
+            "protocol_whitelist": FFMPEG_PROTOCOL_WHITELIST,
+            "timeout": str(int(self.t.read_s * 1_000_000)),
+            "analyzeduration": "1000000",
+            "probesize": "500000",
+            "fflags": "nobuffer",
+        }
+        try:
+            container = av.open(self._url, options=options, timeout=(self.t.open_s, self.t.read_s))
+        except Exception as e:  # every open failure becomes a state with a safe reason
+            return classify_error(e)[1]
+        ran = False
+        try:
+            if not container.streams.video:
+                return "no video stream"
+            vs = container.streams.video[0]
+            ctx = vs.codec_context
+            rate = vs.average_rate or vs.guessed_rate
+            extradata = bytes(ctx.extradata or b"")
+            self._post(
+                self._on_info,
+                StreamInfo(ctx.name, ctx.width, ctx.height, extradata, float(rate) if rate else None),
+            )
+            self._post(self._on_state, UpstreamState.live, None)
+            asm = AccessUnitAssembler(ctx.name, extradata)
+            tb = vs.time_base
+            for pkt in container.demux(vs):
+                if self._stop.is_set():
+                    break
+                if pkt.size == 0:
+                    break  # end of stream
+                ran = True
+                data = bytes(pkt)
+                self._post(self._on_bytes, len(data))
+                for au in asm.feed(data, pkt.pts, tb):
+                    self._post(self._on_unit, au)
+            return None if ran else "no packets"
+        except Exception as e:  # a read error ends the session; the loop reconnects
+            return None if ran else classify_error(e)[1]
+        finally:
+            try:
+                container.close()
+            except Exception:  # closing a broken connection may fail too
+                log.debug("close failed for camera %s", self.camera_id)
