@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import auth, cameras, health
+from gateway.routes import auth, cameras, health, sessions, whep
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -39,8 +39,40 @@ def build_container(settings: Settings) -> Liandong:
     store = CameraStore(db, box)
     acl = build_acl(settings, db, store)
     ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl, audit=acl.audit)
+    _attach_media(ld)
     acl.attach(ld)
     return ld
+
+
+def _attach_media(ld: Liandong) -> None:
+    """The stream hub, the session registry and WebRTC, with their hooks and shutdown."""
+    from gateway.hub import StreamHub
+    from gateway.sessions import SessionRegistry
+    from gateway.webrtc.whep import WhepService
+
+    ld.hub = StreamHub(ld.settings.hub, ld.store.open_url, ld.metrics)
+    ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
+    ld.whep = WhepService(ld.hub, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.extras.setdefault("session_terminators", []).append(ld.sessions)
+
+    async def camera_removed(camera_id: str) -> None:
+        await ld.sessions.end_for_camera(camera_id, "camera deleted")
+        await ld.hub.end_camera(camera_id, "camera deleted")
+
+    async def token_revoked(token_id: int) -> None:
+        await ld.sessions.end_for_token(token_id, "login ended")
+
+    ld.on_camera_removed.append(camera_removed)
+    ld.on_token_revoked.append(token_revoked)
+
+    async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            await ld.sessions.close()
+            await ld.hub.close()
+
+        return stop
+
+    ld.extras.setdefault("startups", []).append(start)
 
 
 def create_app(settings: Settings, *, container: Liandong | None = None, migrate: bool = True) -> FastAPI:
@@ -80,6 +112,8 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(cameras.router)
+    app.include_router(whep.router)
+    app.include_router(sessions.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)

@@ -61,6 +61,8 @@ class Liandong:
     stream_tokens: StreamTokens | None = None
     auth: Authenticator | None = None  # type: ignore[assignment]
     hub: Any = None
+    sessions: Any = None
+    whep: Any = None
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

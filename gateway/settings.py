@@ -105,6 +105,7 @@ class WebRTCSettings(_Section):
     )
     max_sdp_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     session_timeout_s: float = Field(15.0, gt=0, le=600, description="ICE connect deadline.")
+    open_timeout_s: float = Field(8.0, gt=0, le=60, description="Wait this long for a cold camera to answer.")
 
 
 class HlsSettings(_Section):

@@ -1,0 +1,60 @@
+"""Viewer sessions: list and end (your own; everyone's for admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from acl.identity import Subject
+from acl.models import Role
+from gateway.policy import authenticated, require_roles
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+
+@router.get("", dependencies=[authenticated()])
+async def list_sessions(
+    request: Request,
+    user_id: int | None = None,
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[dict[str, Any]]:
+    """Open sessions: admins see all (filterable), others their own."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    if not subject.is_admin:
+        if user_id not in (None, subject.user_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "user_id: only admins may list other users' sessions")
+        user_id = subject.user_id
+    out = []
+    for s in ld.sessions.list(user_id=user_id, camera_id=camera_id):
+        d = s.public()
+        if s.protocol == "webrtc":
+            d.update(ld.whep.stats(s.id))
+        out.append(d)
+    return out
+
+
+@router.delete("/{session_id}", dependencies=[authenticated()])
+async def end_session(request: Request, session_id: str) -> dict[str, bool]:
+    """End one session."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    s = ld.sessions.get(session_id)
+    if s is None or (s.user_id != subject.user_id and not subject.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+    await ld.sessions.end(session_id, "ended by admin" if s.user_id != subject.user_id else "ended by viewer")
+    return {"ok": True}
+
+
+@router.delete("", dependencies=[require_roles(Role.admin)])
+async def end_sessions(
+    request: Request,
+    user_id: int | None = None,
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, int]:
+    """End every session of a user and/or a camera (one of the two is required)."""
+    if user_id is None and camera_id is None:
+        raise HTTPException(422, [{"field": "user_id", "message": "give user_id and/or camera_id"}])
+    n = await request.app.state.ld.sessions.end_sessions(user_id, {camera_id} if camera_id else None, "ended by admin")
+    return {"ended": n}

@@ -1,0 +1,106 @@
+"""WHEP (RFC 9725): a browser or player POSTs an SDP offer and gets the camera over WebRTC."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from acl.identity import Subject
+from camera_registry.store import NotFound
+from gateway.hub import StreamUnavailable
+from gateway.policy import authenticated, public, require_camera
+from gateway.webrtc.sdp import SdpError
+from gateway.webrtc.whep import UnsupportedCodec
+
+router = APIRouter(tags=["webrtc"])
+log = logging.getLogger(__name__)
+
+
+def _ice_links(request: Request) -> dict[str, str]:
+    urls = request.app.state.ld.settings.webrtc.ice_servers
+    if not urls:
+        return {}
+    return {"Link": ", ".join(f'<{u}>; rel="ice-server"' for u in urls)}
+
+
+@router.options("/api/cameras/{camera_id}/whep", dependencies=[public()])
+async def whep_options(camera_id: str) -> Response:
+    """What the WHEP endpoint accepts (also answers CORS-style preflights; no camera data)."""
+    _ = camera_id
+    return Response(status_code=204, headers={"Accept-Post": "application/sdp", "Allow": "OPTIONS, POST"})
+
+
+@router.post(
+    "/api/cameras/{camera_id}/whep",
+    status_code=201,
+    dependencies=[require_camera("view_live")],
+    responses={
+        201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
+        400: {"description": "bad SDP offer"},
+        415: {"description": "codec not playable in browsers (e.g. H.265) or body not application/sdp"},
+        503: {"description": "camera unreachable"},
+    },
+)
+async def whep_offer(request: Request, camera_id: str) -> Response:
+    """Create a viewer session from an SDP offer; answers 201 with the SDP answer."""
+    ld = request.app.state.ld
+    if not ld.settings.webrtc.enabled:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "WebRTC is disabled on this gateway; use HLS")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/sdp":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "Content-Type: must be application/sdp")
+    body = await request.body()
+    subject: Subject = request.state.subject
+    try:
+        cam = await ld.store.get(camera_id)
+        answer = await ld.whep.create(
+            camera_id,
+            body,
+            subject,
+            request.client.host if request.client else None,
+            known_codec=cam.codec,
+        )
+    except SdpError as e:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+    except NotFound as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
+    except UnsupportedCodec as e:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play over WebRTC without transcoding",
+        ) from None
+    except StreamUnavailable as e:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
+    except ValueError as e:  # aiortc rejects offers it cannot parse
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"SDP offer: {str(e)[:200]}") from None
+    location = f"/api/whep/{answer.session_id}"
+    return Response(
+        content=answer.sdp,
+        status_code=201,
+        media_type="application/sdp",
+        headers={"Location": location, "ETag": f'"{answer.session_id}"', **_ice_links(request)},
+    )
+
+
+@router.delete("/api/whep/{session_id}", status_code=200, dependencies=[authenticated()])
+async def whep_delete(request: Request, session_id: str) -> Response:
+    """End a WHEP session (its owner, or an admin)."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    s = ld.sessions.get(session_id)
+    if s is None or (s.user_id != subject.user_id and not subject.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+    await ld.sessions.end(session_id, "ended by viewer" if s.user_id == subject.user_id else "ended by admin")
+    return Response(status_code=200)
+
+
+@router.patch("/api/whep/{session_id}", dependencies=[authenticated()])
+async def whep_patch(session_id: str) -> Response:
+    """Trickle ICE and ICE restarts are not supported: candidates are all in the answer (RFC 9725 4.3)."""
+    _ = session_id
+    raise HTTPException(
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        "trickle ICE is not supported; all candidates are in the SDP answer",
+        headers={"Allow": "DELETE"},
+    )

@@ -1,0 +1,168 @@
+"""Every viewer session (WebRTC, HLS, ...): listed, audited, and ended by id, user, camera or login."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.db import utcnow
+
+__all__ = ["Session", "SessionRegistry"]
+
+log = logging.getLogger(__name__)
+Closer = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Session:
+    """One viewer of one camera."""
+
+    id: str
+    user_id: int
+    username: str
+    camera_id: str
+    protocol: str
+    address: str | None
+    token_id: int | None
+    started: dt.datetime
+    incident_id: str | None = None
+    closer: Closer | None = field(default=None, repr=False)
+    ended: dt.datetime | None = None
+    end_reason: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The session for the API."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "username": self.username,
+            "camera_id": self.camera_id,
+            "protocol": self.protocol,
+            "address": self.address,
+            "started": self.started.isoformat(),
+            "incident_id": self.incident_id,
+            **self.stats,
+        }
+
+
+class SessionRegistry:
+    """In-process registry of open sessions. Implements :class:`acl.sessions.SessionTerminator`."""
+
+    def __init__(self, audit: Any, on_change: Callable[[str, int], None] | None = None) -> None:
+        self._audit = audit
+        self._sessions: dict[str, Session] = {}
+        self._on_change = on_change
+
+    def _count(self, protocol: str) -> None:
+        if self._on_change:
+            self._on_change(protocol, sum(1 for s in self._sessions.values() if s.protocol == protocol))
+
+    async def open(
+        self,
+        *,
+        user_id: int,
+        username: str,
+        camera_id: str,
+        protocol: str,
+        address: str | None,
+        token_id: int | None,
+        closer: Closer,
+        incident_id: str | None = None,
+    ) -> Session:
+        """Register a new session (and audit its start)."""
+        s = Session(
+            id=secrets.token_urlsafe(16),
+            user_id=user_id,
+            username=username,
+            camera_id=camera_id,
+            protocol=protocol,
+            address=address,
+            token_id=token_id,
+            started=utcnow(),
+            incident_id=incident_id,
+            closer=closer,
+        )
+        self._sessions[s.id] = s
+        self._count(protocol)
+        await self._audit.record(
+            "stream_start",
+            user_id=user_id,
+            username=username,
+            camera_id=camera_id,
+            action="view_live",
+            address=address,
+            session_id=s.id,
+            detail=protocol,
+            incident_id=incident_id,
+        )
+        return s
+
+    def get(self, session_id: str) -> Session | None:
+        """An open session."""
+        return self._sessions.get(session_id)
+
+    def list(self, *, user_id: int | None = None, camera_id: str | None = None) -> list[Session]:
+        """Open sessions, oldest first."""
+        out = [
+            s
+            for s in self._sessions.values()
+            if (user_id is None or s.user_id == user_id) and (camera_id is None or s.camera_id == camera_id)
+        ]
+        return sorted(out, key=lambda s: s.started)
+
+    async def end(self, session_id: str, reason: str) -> bool:
+        """End one session: close its transport, audit the end. False if it was not open."""
+        s = self._sessions.pop(session_id, None)
+        if s is None:
+            return False
+        s.ended = utcnow()
+        s.end_reason = reason
+        self._count(s.protocol)
+        if s.closer is not None:
+            try:
+                await s.closer(reason)
+            except Exception:  # a broken transport must not keep the session listed
+                log.exception("closing session %s failed", session_id)
+        await self._audit.record(
+            "stream_end",
+            user_id=s.user_id,
+            username=s.username,
+            camera_id=s.camera_id,
+            address=s.address,
+            session_id=s.id,
+            detail=f"{s.protocol}: {reason}",
+            start=s.started.isoformat(),
+            end=s.ended.isoformat(),
+            incident_id=s.incident_id,
+        )
+        return True
+
+    async def _end_where(self, pred: Callable[[Session], bool], reason: str) -> int:
+        ids = [s.id for s in self._sessions.values() if pred(s)]
+        results = await asyncio.gather(*(self.end(i, reason) for i in ids))
+        return sum(results)
+
+    async def end_sessions(self, user_id: int | None, camera_ids: set[str] | None, reason: str) -> int:
+        """End sessions by user and/or cameras (the ACL's revocation path)."""
+        return await self._end_where(
+            lambda s: (user_id is None or s.user_id == user_id) and (camera_ids is None or s.camera_id in camera_ids),
+            reason,
+        )
+
+    async def end_for_token(self, token_id: int, reason: str = "logged out") -> int:
+        """End sessions opened with a login that ended."""
+        return await self._end_where(lambda s: s.token_id == token_id, reason)
+
+    async def end_for_camera(self, camera_id: str, reason: str) -> int:
+        """End every session of a camera."""
+        return await self._end_where(lambda s: s.camera_id == camera_id, reason)
+
+    async def close(self) -> None:
+        """End everything (shutdown)."""
+        await self._end_where(lambda s: True, "server shutting down")

@@ -1,0 +1,1 @@
+"""WebRTC out: WHEP sessions that pass the camera's H.264 through without re-encoding."""

@@ -1,0 +1,69 @@
+"""An aiortc video track fed by a hub reader: H.264 access units passed through as packets."""
+
+from __future__ import annotations
+
+import fractions
+import time
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from gateway.hub import Reader, ReaderClosed
+from gateway.hub.packets import CLOCK_RATE
+
+__all__ = ["PassthroughTrack"]
+
+_TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
+# Cached frames sent at attach time are stamped this far apart, so the browser decodes the
+# backlog at once and shows live video instead of replaying the GOP in real time.
+_BACKLOG_STEP = 90  # 1 ms
+
+
+class PassthroughTrack(MediaStreamTrack):
+    """Yields ``av.Packet`` objects; aiortc packetizes them (no decoding, no encoding)."""
+
+    kind = "video"
+
+    def __init__(self, reader: Reader) -> None:
+        super().__init__()
+        self.reader = reader
+        self._offset: int | None = None
+        self._generation = reader.generation
+        self._last_out = 0
+        self._backlog_left = reader.backlog_units
+        self.sent = 0
+        self.first_sent_at: float | None = None
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        """The next access unit as a packet with a continuous 90 kHz timestamp."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            au = await self.reader.get()
+        except ReaderClosed:
+            self.stop()
+            raise MediaStreamError from None
+        if self.reader.generation != self._generation:
+            # The camera reconnected and its timestamps started again: keep ours continuous.
+            self._generation = self.reader.generation
+            self._offset = None
+        if self._backlog_left > 0:
+            self._backlog_left -= 1
+            out = self._last_out + _BACKLOG_STEP if self.sent else 0
+            self._offset = out - au.pts
+        else:
+            if self._offset is None:
+                self._offset = self._last_out + 3600 - au.pts if self.sent else -au.pts
+            out = au.pts + self._offset
+            if out <= self._last_out and self.sent:
+                out = self._last_out + 1
+                self._offset = out - au.pts
+        self._last_out = out
+        pkt = av.Packet(au.data)
+        pkt.pts = out
+        pkt.dts = out
+        pkt.time_base = _TIME_BASE
+        if self.first_sent_at is None:
+            self.first_sent_at = time.monotonic()
+        self.sent += 1
+        return pkt

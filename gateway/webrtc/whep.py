@@ -1,0 +1,136 @@
+"""WHEP sessions: an aiortc peer connection per viewer, fed from the stream hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from acl.identity import Subject
+from gateway.hub import StreamHub
+from gateway.metrics import Metrics
+from gateway.sessions import SessionRegistry
+from gateway.settings import WebRTCSettings
+from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
+from gateway.webrtc.sdp import check_offer
+from gateway.webrtc.track import PassthroughTrack
+
+__all__ = ["UnsupportedCodec", "WhepAnswer", "WhepService"]
+
+log = logging.getLogger(__name__)
+
+
+class UnsupportedCodec(Exception):
+    """The camera's codec cannot be passed through to a browser (e.g. H.265)."""
+
+    def __init__(self, codec: str) -> None:
+        super().__init__(codec)
+        self.codec = codec
+
+
+@dataclass(frozen=True, slots=True)
+class WhepAnswer:
+    """A created WHEP session."""
+
+    session_id: str
+    sdp: str
+
+
+class WhepService:
+    """Creates and ends WebRTC viewer sessions."""
+
+    def __init__(self, hub: StreamHub, sessions: SessionRegistry, settings: WebRTCSettings, metrics: Metrics) -> None:
+        self.hub = hub
+        self.sessions = sessions
+        self.settings = settings
+        self.metrics = metrics
+        self._pcs: dict[str, RTCPeerConnection] = {}
+        self._tracks: dict[str, PassthroughTrack] = {}
+        restrict_host_addresses(settings.host_addresses)
+
+    async def create(
+        self,
+        camera_id: str,
+        offer: bytes,
+        subject: Subject,
+        address: str | None,
+        *,
+        known_codec: str | None = None,
+        incident_id: str | None = None,
+    ) -> WhepAnswer:
+        """Answer a viewer's offer. Raises SdpError, UnsupportedCodec, StreamUnavailable, LookupError."""
+        sdp = check_offer(offer, self.settings.max_sdp_bytes)
+        if known_codec and known_codec not in ("h264",):
+            raise UnsupportedCodec(known_codec)
+        started = time.monotonic()
+        reader = await self.hub.attach(camera_id, "webrtc")
+        pc: RTCPeerConnection | None = None
+        try:
+            info = self.hub.info(camera_id) or await self.hub.wait_info(camera_id, self.settings.open_timeout_s)
+            if info.codec != "h264":
+                raise UnsupportedCodec(info.codec)
+            track = PassthroughTrack(reader)
+            pc = RTCPeerConnection(ice_configuration(self.settings.ice_servers))
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            caps = RTCRtpSender.getCapabilities("video")
+            # Before setRemoteDescription: set later, VP8 would be negotiated for H.264 bytes.
+            transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType in ("video/H264", "video/rtx")])
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)  # aiortc gathers every candidate here (no trickle)
+            if "H264" not in pc.localDescription.sdp:
+                raise UnsupportedCodec("h264 (the browser refused H.264)")
+        except BaseException:
+            self.hub.detach(reader, "setup failed")
+            if pc is not None:
+                await pc.close()
+            raise
+
+        session_pc = pc
+
+        async def closer(reason: str) -> None:
+            track.stop()
+            self.hub.detach(reader, reason)
+            self._pcs.pop(session.id, None)
+            self._tracks.pop(session.id, None)
+            await session_pc.close()
+
+        session = await self.sessions.open(
+            user_id=subject.user_id,
+            username=subject.username,
+            camera_id=camera_id,
+            protocol="webrtc",
+            address=address,
+            token_id=subject.token_id,
+            closer=closer,
+            incident_id=incident_id,
+        )
+        self._pcs[session.id] = pc
+        self._tracks[session.id] = track
+        session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            state = pc.connectionState
+            session.stats["connection"] = state
+            if state in ("failed", "closed"):
+                await self.sessions.end(session.id, f"peer connection {state}")
+
+        asyncio.get_running_loop().call_later(
+            self.settings.session_timeout_s, lambda: asyncio.ensure_future(self._connect_deadline(session.id))
+        )
+        return WhepAnswer(session.id, pc.localDescription.sdp)
+
+    async def _connect_deadline(self, session_id: str) -> None:
+        pc = self._pcs.get(session_id)
+        if pc is not None and pc.connectionState not in ("connected",):
+            await self.sessions.end(session_id, "ICE did not connect in time")
+
+    def stats(self, session_id: str) -> dict[str, int]:
+        """Packets sent to a session so far."""
+        track = self._tracks.get(session_id)
+        return {"frames_sent": track.sent if track else 0}

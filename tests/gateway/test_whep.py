@@ -1,0 +1,161 @@
+"""WHEP end to end: aiortc viewers against the real gateway and the real fixture cameras."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from acl.models import Role
+from fixtures.camera_server import FixtureCameraServer
+from gateway.settings import load_settings
+from tests.live import LiveGateway, live_gateway, start_viewer, whep_offer
+
+pytestmark = pytest.mark.media
+SECRET = "whep-cam-secret-77"
+
+
+@pytest.fixture(scope="module")
+def cams() -> Iterator[FixtureCameraServer]:
+    with FixtureCameraServer(mounts=("h264", "h265", "h264_slices", "h264_360p")) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "data",
+        hub={"idle_close_s": 1.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
+        webrtc={"session_timeout_s": 10.0},
+    )
+    async with live_gateway(settings) as g:
+        admin = await g.add_user("admin", Role.admin)
+        for mount in ("h264", "h265", "h264_slices", "h264_360p"):
+            await g.add_camera(admin, f"cam-{mount}", cams.url(mount, credentials=f"viewer:{SECRET}"))
+        yield g, admin
+
+
+async def test_many_viewers_share_one_upstream(
+    gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer
+) -> None:
+    g, admin = gw
+    before = cams.total_connections("h264")
+    viewers = [await start_viewer(g, "cam-h264", admin) for _ in range(4)]
+    try:
+        for v in viewers:
+            frames = await v.frames(10, timeout=15)
+            assert (frames[0].width, frames[0].height) == (1280, 720)
+            assert frames[-1].pts > frames[0].pts
+        assert cams.clients("h264") == 1
+        assert cams.total_connections("h264") == before + 1
+        listed = (await g.client.get("/api/sessions", headers=admin)).json()
+        assert len(listed) == 4 and {s["camera_id"] for s in listed} == {"cam-h264"}
+        assert g.ld.hub.describe("cam-h264")["readers_by_protocol"] == {"webrtc": 4}
+        metrics = (await g.client.get("/metrics", headers=admin)).text
+        assert 'liandong_viewers{camera="cam-h264",protocol="webrtc"} 4.0' in metrics
+        assert SECRET not in metrics
+    finally:
+        for v in viewers:
+            await v.close()
+
+
+async def test_late_joiner_gets_picture_at_once(gw: tuple[LiveGateway, dict[str, str]]) -> None:
+    g, admin = gw
+    first = await start_viewer(g, "cam-h264", admin)
+    try:
+        await first.frames(30, timeout=15)  # the camera is live and mid-GOP now
+        t0 = time.monotonic()
+        late = await start_viewer(g, "cam-h264", admin)
+        await late.frames(1, timeout=5)
+        elapsed = time.monotonic() - t0
+        # From the GOP cache: well under one GOP (2 s) even on a loaded 2-core machine.
+        assert elapsed < 1.5, elapsed
+        await late.close()
+    finally:
+        await first.close()
+
+
+async def test_delete_ends_session_and_idle_close(
+    gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer
+) -> None:
+    g, admin = gw
+    v = await start_viewer(g, "cam-h264_360p", admin)
+    await v.frames(3, timeout=15)
+    r = await g.client.delete(v.location, headers=admin)
+    assert r.status_code == 200
+    assert (await g.client.get("/api/sessions", headers=admin)).json() == []
+    assert (await g.client.delete(v.location, headers=admin)).status_code == 404
+    await v.close()
+    assert await asyncio.to_thread(cams.wait_clients, "h264_360p", 0, 8)
+
+
+async def test_flap_viewer_resumes(gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer) -> None:
+    g, admin = gw
+    v = await start_viewer(g, "cam-h264_360p", admin)
+    try:
+        await v.frames(5, timeout=15)
+        await asyncio.to_thread(cams.flap)
+        t0 = time.monotonic()
+        # Frames keep coming after the camera is back (the reconnect takes ~1-2 s here).
+        got = await v.frames(25, timeout=15)
+        assert len(got) == 25
+        assert time.monotonic() - t0 < 12
+        assert g.ld.hub.describe("cam-h264_360p")["reconnects"] >= 1
+    finally:
+        await v.close()
+
+
+async def test_multi_slice_camera_plays(gw: tuple[LiveGateway, dict[str, str]]) -> None:
+    g, admin = gw
+    v = await start_viewer(g, "cam-h264_slices", admin)
+    try:
+        frames = await v.frames(20, timeout=15)
+        assert all((f.width, f.height) == (1280, 720) for f in frames)
+    finally:
+        await v.close()
+
+
+async def test_errors(gw: tuple[LiveGateway, dict[str, str]]) -> None:
+    g, admin = gw
+    sdp_headers = {**admin, "Content-Type": "application/sdp"}
+    pc, good = await whep_offer()
+    await pc.close()
+    # No credentials, and a user the policy denies (deny by default: no grants).
+    r = await g.client.post("/api/cameras/cam-h264/whep", content=good, headers={"Content-Type": "application/sdp"})
+    assert r.status_code == 401
+    op = await g.add_user("op1", Role.operator)
+    r = await g.client.post(
+        "/api/cameras/cam-h264/whep", content=good, headers={**op, "Content-Type": "application/sdp"}
+    )
+    assert r.status_code == 403
+    # Bad offers: 400 with a reason, never 500.
+    cases = {
+        b"": "empty",
+        b"garbage": "v=0",
+        b"\xff\xfe\x00": "UTF-8",
+        b"v=0\r\nnot a line\r\n": "malformed",
+        b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n": "no video",
+        good.replace("H264/90000", "VP9/90000").encode(): "H.264",
+        good.encode()[: len(good) // 2]: "",
+        b"v=0\r\n" + b"a=x\r\n" * 20000: "larger than",
+    }
+    for body, reason in cases.items():
+        r = await g.client.post("/api/cameras/cam-h264/whep", content=body, headers=sdp_headers)
+        assert r.status_code in (400, 413), (body[:40], r.status_code, r.text)
+        assert reason in r.text, (body[:40], r.text)
+    r = await g.client.post("/api/cameras/cam-h264/whep", content=good, headers={**admin, "Content-Type": "text/plain"})
+    assert r.status_code == 415
+    r = await g.client.post("/api/cameras/nope/whep", content=good, headers=sdp_headers)
+    assert r.status_code == 404
+    r = await g.client.post("/api/cameras/cam-h265/whep", content=good, headers=sdp_headers)
+    assert r.status_code == 415
+    assert "hevc" in r.text
+    r = await g.client.options("/api/cameras/cam-h264/whep")
+    assert r.status_code == 204 and r.headers["accept-post"] == "application/sdp"
+    r = await g.client.patch("/api/whep/whatever", headers=admin)
+    assert r.status_code == 405
+    assert SECRET not in r.text

@@ -1,0 +1,126 @@
+"""A real gateway for tests: uvicorn serving ``create_app`` on a free loopback port, in the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from acl.models import Role
+from fixtures.camera_server import free_port
+from gateway.app import create_app
+from gateway.settings import Settings
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class LiveGateway:
+    """A running gateway and an HTTP client for it."""
+
+    base_url: str
+    app: Any
+    client: httpx.AsyncClient
+
+    @property
+    def ld(self) -> Any:
+        """The app's container."""
+        return self.app.state.ld
+
+    async def add_user(self, name: str, role: Role = Role.operator) -> dict[str, str]:
+        """Create a user and return a bearer header for it."""
+        from acl.users import upsert_user
+
+        async with self.ld.db.session() as s:
+            await upsert_user(s, name, PASSWORD, role)
+        r = await self.client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def add_camera(self, headers: dict[str, str], cam_id: str, url: str, **fields: Any) -> None:
+        """Register a camera through the admin API."""
+        body = {"id": cam_id, "name": fields.pop("name", cam_id), "source_url": url, **fields}
+        r = await self.client.post("/api/cameras", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+
+
+@contextlib.asynccontextmanager
+async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
+    """Serve the app on 127.0.0.1:<free port> until the block ends."""
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+            yield LiveGateway(base, app, client)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 20)
+
+
+@dataclass
+class WhepViewer:
+    """An aiortc WHEP client (what a browser does), receiving decoded frames."""
+
+    pc: RTCPeerConnection
+    track: MediaStreamTrack
+    location: str
+
+    async def frames(self, n: int, timeout: float = 10.0) -> list[Any]:
+        """Receive ``n`` decoded frames."""
+        out = []
+        async with asyncio.timeout(timeout):
+            while len(out) < n:
+                out.append(await self.track.recv())
+        return out
+
+    async def close(self) -> None:
+        """Close the peer connection (without telling the server)."""
+        await self.pc.close()
+
+
+async def whep_offer() -> tuple[RTCPeerConnection, str]:
+    """A recvonly video offer with every candidate gathered."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def start_viewer(gw: LiveGateway, camera_id: str, headers: dict[str, str]) -> WhepViewer:
+    """POST an offer and wait for the remote track."""
+    pc, sdp = await whep_offer()
+    got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+
+    @pc.on("track")
+    def _on_track(track: MediaStreamTrack) -> None:
+        if not got.done():
+            got.set_result(track)
+
+    r = await gw.client.post(
+        f"/api/cameras/{camera_id}/whep",
+        content=sdp,
+        headers={**headers, "Content-Type": "application/sdp"},
+    )
+    if r.status_code != 201:
+        await pc.close()
+        raise AssertionError(f"WHEP {r.status_code}: {r.text}")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    track = await asyncio.wait_for(got, 10)
+    return WhepViewer(pc, track, r.headers["location"])
