@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, UtcDateTime, utcnow
 
-__all__ = ["ApiToken", "Role", "TokenKind", "User"]
+__all__ = ["ApiToken", "Membership", "Role", "TokenKind", "User"]
 
 
 class Role(enum.StrEnum):
@@ -41,6 +41,18 @@ class User(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=32), default=Role.operator)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Membership(Base):
+    """A user's membership of a department, with a role inside it (e.g. ``member``, ``lead``)."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    department_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32), default="member")
 
 
 class ApiToken(Base):

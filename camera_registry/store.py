@@ -125,6 +125,14 @@ class CameraStore:
         async with self.db.session() as s:
             return list((await s.execute(select(Camera.id).order_by(Camera.id))).scalars())
 
+    async def attributes(self) -> tuple[list[tuple[str, str, str, str, list[str], str | None]], dict[str, Vehicle]]:
+        """(id, area, kind, department, tags, vehicle_id) of every camera, and every vehicle by id."""
+        async with self.db.session() as s:
+            q = select(Camera.id, Camera.area, Camera.kind, Camera.department, Camera.tags, Camera.vehicle_id)
+            rows = [(r[0], r[1], r[2].value, r[3], list(r[4] or []), r[5]) for r in (await s.execute(q)).all()]
+            vehicles = {v.id: v for v in (await s.execute(select(Vehicle))).scalars()}
+        return sorted(rows), vehicles
+
     async def open_url(self, camera_id: str) -> str:
         """The URL with credentials, for FFmpeg only. Never log, return or show it."""
         cam = await self.get(camera_id)

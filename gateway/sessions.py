@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from acl.identity import Subject
 from storage.db import utcnow
 
 __all__ = ["Session", "SessionRegistry"]
@@ -31,6 +32,7 @@ class Session:
     token_id: int | None
     started: dt.datetime
     incident_id: str | None = None
+    subject: Subject | None = field(default=None, repr=False)
     closer: Closer | None = field(default=None, repr=False)
     ended: dt.datetime | None = None
     end_reason: str | None = None
@@ -74,6 +76,7 @@ class SessionRegistry:
         token_id: int | None,
         closer: Closer,
         incident_id: str | None = None,
+        subject: Subject | None = None,
     ) -> Session:
         """Register a new session (and audit its start)."""
         s = Session(
@@ -86,6 +89,7 @@ class SessionRegistry:
             token_id=token_id,
             started=utcnow(),
             incident_id=incident_id,
+            subject=subject,
             closer=closer,
         )
         self._sessions[s.id] = s

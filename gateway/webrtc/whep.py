@@ -108,6 +108,7 @@ class WhepService:
             token_id=subject.token_id,
             closer=closer,
             incident_id=incident_id,
+            subject=subject,
         )
         self._pcs[session.id] = pc
         self._tracks[session.id] = track

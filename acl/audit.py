@@ -1,0 +1,185 @@
+"""The append-only, hash-chained audit log.
+
+Each entry's ``hash`` is SHA-256 over the previous entry's hash and the entry's canonical JSON, so
+editing, inserting or deleting a row breaks the chain from that row on; :meth:`AuditLog.verify`
+names the first broken entry. The product offers no way to edit or delete entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from acl.identity import Subject
+from storage.db import Base, Database, UtcDateTime, utcnow
+
+__all__ = ["AuditEntry", "AuditLog", "VerifyResult"]
+
+log = logging.getLogger(__name__)
+GENESIS = "0" * 64
+FIELDS = (
+    "kind",
+    "user_id",
+    "username",
+    "camera_id",
+    "action",
+    "address",
+    "session_id",
+    "incident_id",
+    "detail",
+    "start",
+    "end",
+)
+
+
+class AuditEntry(Base):
+    """One audited event."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    username: Mapped[str | None] = mapped_column(String(64), default=None)
+    camera_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    action: Mapped[str | None] = mapped_column(String(64), default=None)
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    incident_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    start: Mapped[str | None] = mapped_column(String(40), default=None)
+    end: Mapped[str | None] = mapped_column(String(40), default=None)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def canonical(self) -> str:
+        """The hashed content of the entry."""
+        body = {f: getattr(self, f) for f in FIELDS}
+        body["ts"] = self.ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        body["id"] = self.id
+        return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry for the API and exports."""
+        d: dict[str, Any] = {"id": self.id, "ts": self.ts.isoformat()}
+        d.update({f: getattr(self, f) for f in FIELDS})
+        d["hash"] = self.hash
+        return d
+
+
+def _digest(prev: str, canonical: str) -> str:
+    return hashlib.sha256((prev + "\n" + canonical).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of a chain check."""
+
+    ok: bool
+    checked: int
+    first_broken_id: int | None = None
+    problem: str | None = None
+
+
+class AuditLog:
+    """Appends and verifies audit entries (one writer at a time per process)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = asyncio.Lock()
+
+    async def record(self, kind: str, **fields: Any) -> None:
+        """Append one event; never raises into the caller's request (failures are logged)."""
+        subject = fields.pop("subject", None)
+        if isinstance(subject, Subject):
+            fields.setdefault("user_id", subject.user_id)
+            fields.setdefault("username", subject.username)
+        values = {f: fields.get(f) for f in FIELDS if f != "kind"}
+        for k, v in list(values.items()):
+            if v is not None and k != "user_id":
+                values[k] = str(v)[: 4000 if k == "detail" else 64]
+        try:
+            async with self._lock, self.db.session() as s:
+                last = (await s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))).scalar()
+                prev = last or GENESIS
+                entry = AuditEntry(kind=kind[:32], prev_hash=prev, hash="", ts=utcnow(), **values)
+                s.add(entry)
+                await s.flush()
+                entry.hash = _digest(prev, entry.canonical())
+        except Exception:  # the audit must not take the request down; it is loud in the logs instead
+            log.exception("audit write failed for %s", kind)
+
+    async def verify(self) -> VerifyResult:
+        """Walk the chain; report the first entry whose hash or link does not match."""
+        prev = GENESIS
+        n = 0
+        async for e in self._iter():
+            n += 1
+            if e.prev_hash != prev:
+                return VerifyResult(False, n, e.id, "link to the previous entry is broken (entry removed or inserted)")
+            if _digest(prev, e.canonical()) != e.hash:
+                return VerifyResult(False, n, e.id, "entry content does not match its hash (entry edited)")
+            prev = e.hash
+        return VerifyResult(True, n)
+
+    async def _iter(self, since: dt.datetime | None = None) -> AsyncIterator[AuditEntry]:
+        last_id = 0
+        while True:
+            async with self.db.session() as s:
+                q = select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(2000)
+                if since is not None:
+                    q = q.where(AuditEntry.ts >= since)
+                rows = list((await s.execute(q)).scalars())
+            if not rows:
+                return
+            for r in rows:
+                yield r
+            last_id = rows[-1].id
+
+    async def query(
+        self,
+        *,
+        kind: str | None = None,
+        user_id: int | None = None,
+        camera_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Entries, newest first, filtered."""
+        q = select(AuditEntry).order_by(AuditEntry.id.desc())
+        if kind:
+            q = q.where(AuditEntry.kind == kind)
+        if user_id is not None:
+            q = q.where(AuditEntry.user_id == user_id)
+        if camera_id:
+            q = q.where(AuditEntry.camera_id == camera_id)
+        if since:
+            q = q.where(AuditEntry.ts >= since)
+        if until:
+            q = q.where(AuditEntry.ts < until)
+        async with self.db.session() as s:
+            return list((await s.execute(q.offset(offset).limit(limit))).scalars())
+
+    async def export_csv(self, since: dt.datetime | None = None) -> str:
+        """Entries since a time as CSV (oldest first)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["id", "ts", *FIELDS, "hash"])
+        async for e in self._iter(since):
+            d = e.as_dict()
+            w.writerow([d["id"], d["ts"], *(d[f] if d[f] is not None else "" for f in FIELDS), d["hash"]])
+        return buf.getvalue()
