@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -169,8 +170,10 @@ class AclService:
         return out
 
     # -- change hooks ----------------------------------------------------------------------
-    async def policy_changed(self, reason: str = "policy changed") -> None:
-        """Reload the policy after a change and end streams that lost access."""
+    async def policy_changed(self, reason: str = "policy changed", author: str | None = None) -> None:
+        """Reload the policy after a change, audit it, and end streams that lost access."""
+        if author is not None:
+            await self.audit.record("policy_change", username=author, detail=reason)
         self.state = await self.policy.load()
         self._compile()
         await self.enforce_sessions(reason)
@@ -186,6 +189,59 @@ class AclService:
         assert self.state is not None
         self.state.rules = [r for r in self.state.rules if r.rule_id != rule_id]
         self.index.remove_rule(rule_id)
+
+    async def add_rule(self, author: str, spec: RuleSpec, reason: str = "") -> tuple[int, int]:
+        """Store a rule (one revision) and apply it at once; returns (rule id, revision)."""
+        rule_id, rev = await self.policy.add_rule(author, spec, reason)
+        from acl.policy import rule_from_row
+
+        row = {
+            "v0": spec.subject,
+            "v1": spec.target,
+            "v2": spec.action,
+            "v3": spec.effect,
+            "v4": spec.window(),
+            "v5": spec.tag,
+        }
+        self.rule_added(dataclasses.replace(rule_from_row(row), rule_id=rule_id))
+        if spec.effect == "deny":
+            await self.enforce_sessions(reason or "deny rule added")
+        await self.audit.record("policy_change", username=author, detail=f"rev {rev}: add rule {rule_id} {reason}")
+        return rule_id, rev
+
+    async def remove_rule(self, author: str, rule_id: int, reason: str = "") -> int:
+        """Remove a rule (one revision), apply at once, end streams that lost access."""
+        rev = await self.policy.remove_rule(author, rule_id, reason)
+        self.rule_removed(rule_id)
+        await self.enforce_sessions(reason or "grant removed")
+        await self.audit.record("policy_change", username=author, detail=f"rev {rev}: remove rule {rule_id} {reason}")
+        return rev
+
+    async def grant_incident(
+        self,
+        author: str,
+        incident_id: str,
+        departments: list[str],
+        cameras: list[str],
+        until: dt.datetime,
+        action: str = "view_live",
+    ) -> list[int]:
+        """Time-limited grants tied to an incident (they expire by themselves)."""
+        ids = []
+        for dept in departments:
+            for cam in cameras:
+                spec = RuleSpec(f"dept:{dept}", f"cam:{cam}", action, "allow", None, until, f"incident:{incident_id}")
+                rid, _ = await self.add_rule(author, spec, f"incident {incident_id}")
+                ids.append(rid)
+        return ids
+
+    async def revoke_incident(self, author: str, incident_id: str) -> int:
+        """End an incident's grants now."""
+        n = 0
+        for rid, _ in await self.policy.rules_tagged(f"incident:{incident_id}"):
+            await self.remove_rule(author, rid, f"incident {incident_id} closed")
+            n += 1
+        return n
 
     async def inventory_changed(self) -> None:
         """Cameras changed: dynamic groups and the location rule follow."""

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import auth, cameras, health, sessions, whep
+from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, whep
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -114,6 +114,8 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(cameras.router)
     app.include_router(whep.router)
     app.include_router(sessions.router)
+    app.include_router(acl_admin.router)
+    app.include_router(audit.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)

@@ -1,0 +1,448 @@
+"""Security administration: departments, users, memberships, camera groups, rules, explain, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from acl.identity import Subject
+from acl.index import ACTION_LEVEL
+from acl.models import Membership, Role, User
+from acl.policy import PolicyError, RuleSpec
+from acl.users import UserError, upsert_user
+from gateway.policy import require_roles
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+EDIT = require_roles(Role.security_admin)
+READ = require_roles(Role.security_admin, Role.auditor)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reason: str = Field("", max_length=2000, description="Why: kept in the policy history.")
+
+
+class DepartmentBody(_Body):
+    """A department or organisational unit."""
+
+    name: str = Field(min_length=1, max_length=128)
+    level: str = Field("department", description="district, subdistrict, station or department")
+    parent_id: str | None = Field(None, max_length=64)
+    area: str | None = Field(None, max_length=64)
+
+
+class UserBody(_Body):
+    """A new user."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Role = Role.operator
+    display_name: str = Field("", max_length=128)
+
+
+class UserPatch(_Body):
+    """Changes to a user."""
+
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=1024)
+    display_name: str | None = Field(None, max_length=128)
+
+
+class MembershipBody(_Body):
+    """A user's role inside a department."""
+
+    role: str = Field("member", min_length=1, max_length=32)
+
+
+class GroupBody(_Body):
+    """A static (cameras) or dynamic (filter) camera group."""
+
+    name: str = Field(min_length=1, max_length=128)
+    cameras: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(None, max_length=100_000)
+    filter: dict[str, list[Annotated[str, Field(max_length=64)]]] | None = None
+
+
+class RuleBody(_Body):
+    """A grant (effect allow) or deny rule."""
+
+    subject: str = Field(max_length=80, description="dept:<id>, role:<name> or *")
+    target: str = Field(max_length=80, description="cam:<id> or group:<id>")
+    action: str = Field(description="view_snapshot, view_live or manage")
+    effect: str = Field("allow", description="allow or deny")
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+
+
+class IncidentGrantBody(_Body):
+    """Temporary access for an incident."""
+
+    incident_id: str = Field(min_length=1, max_length=64)
+    departments: list[str] = Field(min_length=1, max_length=100)
+    cameras: list[str] = Field(min_length=1, max_length=500)
+    minutes: int = Field(120, ge=1, le=7 * 24 * 60)
+    action: str = "view_live"
+
+
+class RollbackBody(_Body):
+    """Return to an earlier revision."""
+
+
+def _fail(e: Exception) -> HTTPException:
+    msg = str(e)
+    field, _, text = msg.partition(": ")
+    code = status.HTTP_404_NOT_FOUND if text.startswith("no ") and field in ("id", "rule_id") else 422
+    return HTTPException(code, [{"field": field, "message": text or msg}])
+
+
+def _author(request: Request) -> str:
+    subject: Subject = request.state.subject
+    return subject.username
+
+
+# -- departments ------------------------------------------------------------------------------
+@router.get("/departments", dependencies=[READ])
+async def list_departments(request: Request) -> list[dict[str, Any]]:
+    """Every department, with its member count."""
+    acl = request.app.state.ld.authorizer
+    st = acl.state
+    counts: dict[str, int] = {}
+    for ms in st.memberships.values():
+        for dept, _ in ms:
+            counts[dept] = counts.get(dept, 0) + 1
+    return [
+        {
+            "id": d.id,
+            "name": d.name,
+            "level": d.level.value,
+            "parent_id": d.parent_id,
+            "area": d.area,
+            "members": counts.get(d.id, 0),
+        }
+        for d in sorted(st.departments.values(), key=lambda d: d.id)
+    ]
+
+
+@router.put("/departments/{dept_id}", dependencies=[EDIT])
+async def put_department(request: Request, dept_id: str, body: DepartmentBody) -> dict[str, int]:
+    """Create or change a department."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.put_department(
+            _author(request), dept_id, body.name, body.level, body.parent_id, body.area, body.reason
+        )
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed(f"department {dept_id} changed" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+@router.delete("/departments/{dept_id}", dependencies=[EDIT])
+async def delete_department(request: Request, dept_id: str, reason: str = "") -> dict[str, int]:
+    """Delete a department with its memberships and rules."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.delete_department(_author(request), dept_id, reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed(f"department {dept_id} deleted" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+# -- users and memberships --------------------------------------------------------------------
+@router.get("/users", dependencies=[READ])
+async def list_users(request: Request) -> list[dict[str, Any]]:
+    """Users with their departments."""
+    ld = request.app.state.ld
+    async with ld.db.session() as s:
+        users = list((await s.execute(select(User).order_by(User.id))).scalars())
+        ms = list((await s.execute(select(Membership))).scalars())
+    by_user: dict[int, list[dict[str, str]]] = {}
+    for m in ms:
+        by_user.setdefault(m.user_id, []).append({"department_id": m.department_id, "role": m.role})
+    return [
+        {
+            "id": u.id,
+            "username": u.username,
+            "display_name": u.display_name,
+            "role": u.role.value,
+            "active": u.active,
+            "memberships": by_user.get(u.id, []),
+        }
+        for u in users
+    ]
+
+
+@router.post("/users", status_code=201, dependencies=[EDIT])
+async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
+    """Create a user (only admins may create admins)."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    if body.role is Role.admin and not subject.is_admin:
+        raise HTTPException(403, [{"field": "role", "message": "only admins may create admins"}])
+    try:
+        async with ld.db.session() as s:
+            user, _ = await upsert_user(s, body.username, body.password, body.role, display_name=body.display_name)
+    except UserError as e:
+        raise _fail(e) from None
+    await ld.audit.record("user_created", subject=subject, detail=f"{body.username} ({body.role.value})")
+    await ld.authorizer.policy_changed("user created")
+    return {"id": user.id, "username": user.username, "role": user.role.value}
+
+
+@router.patch("/users/{user_id}", dependencies=[EDIT])
+async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[str, Any]:
+    """Change a user's role, password or active flag; deactivating ends their logins and streams."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    if body.role is Role.admin and not subject.is_admin:
+        raise HTTPException(403, [{"field": "role", "message": "only admins may make admins"}])
+    async with ld.db.session() as s:
+        user = await s.get(User, user_id)
+        if user is None:
+            raise HTTPException(404, f"no user {user_id}")
+        if user.role is Role.admin and not subject.is_admin:
+            raise HTTPException(403, "only admins may change admins")
+        if body.role is not None:
+            user.role = body.role
+        if body.display_name is not None:
+            user.display_name = body.display_name
+        if body.password is not None:
+            user.password_hash = ld.passwords.hash(body.password)
+        if body.active is not None:
+            user.active = body.active
+        if body.password is not None or body.active is False:
+            await ld.tokens.revoke_user(s, user_id)
+    if body.active is False:
+        for term in ld.extras.get("session_terminators", []):
+            await term.end_sessions(user_id, None, "account deactivated")
+    await ld.audit.record("user_changed", subject=subject, user_id=user_id, detail=body.reason)
+    await ld.authorizer.policy_changed("user changed")
+    return {"id": user_id, "ok": True}
+
+
+@router.put("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
+async def put_membership(request: Request, user_id: int, dept_id: str, body: MembershipBody) -> dict[str, int]:
+    """Put a user in a department with a role."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.set_membership(_author(request), user_id, dept_id, body.role, body.reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed("membership changed" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+@router.delete("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
+async def delete_membership(request: Request, user_id: int, dept_id: str, reason: str = "") -> dict[str, int]:
+    """Take a user out of a department (their streams that depended on it end)."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.remove_membership(_author(request), user_id, dept_id, reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed("membership removed" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+# -- groups -----------------------------------------------------------------------------------
+@router.get("/groups", dependencies=[READ])
+async def list_groups(request: Request) -> list[dict[str, Any]]:
+    """Camera groups with their current size."""
+    acl = request.app.state.ld.authorizer
+    st = acl.state
+    out = []
+    for g in sorted(st.groups.values(), key=lambda g: g.id):
+        size = bin(acl.index.target_bits(f"group:{g.id}")).count("1")
+        out.append({"id": g.id, "name": g.name, "dynamic": g.dynamic, "filter": g.filter, "cameras": size})
+    return out
+
+
+@router.get("/groups/{group_id}/cameras", dependencies=[READ])
+async def group_cameras(request: Request, group_id: str) -> list[str]:
+    """The cameras a group holds now (dynamic groups follow the inventory)."""
+    acl = request.app.state.ld.authorizer
+    if group_id not in acl.state.groups:
+        raise HTTPException(404, f"no group '{group_id}'")
+    bits = acl.index.target_bits(f"group:{group_id}")
+    return [c.id for i, c in enumerate(acl.index.cameras) if bits >> i & 1]
+
+
+@router.put("/groups/{group_id}", dependencies=[EDIT])
+async def put_group(request: Request, group_id: str, body: GroupBody) -> dict[str, int]:
+    """Create or replace a group."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.put_group(
+            _author(request), group_id, body.name, cameras=body.cameras, filter_=body.filter, reason=body.reason
+        )
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed(f"group {group_id} changed" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+@router.delete("/groups/{group_id}", dependencies=[EDIT])
+async def delete_group(request: Request, group_id: str, reason: str = "") -> dict[str, int]:
+    """Delete a group and the rules naming it."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.delete_group(_author(request), group_id, reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed(f"group {group_id} deleted" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
+# -- rules ------------------------------------------------------------------------------------
+@router.get("/rules", dependencies=[READ])
+async def list_rules(
+    request: Request,
+    subject: Annotated[str | None, Query(max_length=80)] = None,
+    target: Annotated[str | None, Query(max_length=80)] = None,
+) -> list[dict[str, Any]]:
+    """Grant and deny rules (incident grants included, tagged)."""
+    from acl.service import _rule_dict
+
+    rules = request.app.state.ld.authorizer.state.rules
+    return [
+        _rule_dict(r)
+        for r in sorted(rules, key=lambda r: r.rule_id or 0)
+        if (subject is None or r.sub == subject) and (target is None or r.obj == target)
+    ]
+
+
+@router.post("/rules", status_code=201, dependencies=[EDIT])
+async def add_rule(request: Request, body: RuleBody) -> dict[str, int]:
+    """Add a grant or a deny rule."""
+    acl = request.app.state.ld.authorizer
+    spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
+    try:
+        rule_id, rev = await acl.add_rule(_author(request), spec, body.reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    return {"id": rule_id, "revision": rev}
+
+
+@router.delete("/rules/{rule_id}", dependencies=[EDIT])
+async def delete_rule(request: Request, rule_id: int, reason: str = "") -> dict[str, int]:
+    """Remove a rule; streams that depended on it end within a second."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.remove_rule(_author(request), rule_id, reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    return {"revision": rev}
+
+
+@router.post("/incident-grants", status_code=201, dependencies=[EDIT])
+async def add_incident_grants(request: Request, body: IncidentGrantBody) -> dict[str, Any]:
+    """Grant departments access to cameras for an incident, expiring by itself."""
+    acl = request.app.state.ld.authorizer
+    if body.action not in ACTION_LEVEL:
+        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=body.minutes)
+    try:
+        ids = await acl.grant_incident(
+            _author(request), body.incident_id, body.departments, body.cameras, until, body.action
+        )
+    except PolicyError as e:
+        raise _fail(e) from None
+    return {"rules": ids, "expires": until.isoformat()}
+
+
+@router.delete("/incident-grants/{incident_id}", dependencies=[EDIT])
+async def revoke_incident_grants(request: Request, incident_id: str) -> dict[str, int]:
+    """End an incident's grants now."""
+    n = await request.app.state.ld.authorizer.revoke_incident(_author(request), incident_id)
+    if n == 0:
+        raise HTTPException(404, f"no grants for incident '{incident_id}'")
+    return {"revoked": n}
+
+
+# -- explain and history ----------------------------------------------------------------------
+@router.get("/explain/camera/{camera_id}", dependencies=[READ])
+async def who_can_view(
+    request: Request, camera_id: str, action: Annotated[str, Query(max_length=20)] = "view_live"
+) -> dict[str, Any]:
+    """Who can ``action`` this camera now, and by which rules."""
+    ld = request.app.state.ld
+    acl = ld.authorizer
+    if action not in ACTION_LEVEL:
+        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    async with ld.db.session() as s:
+        users = list((await s.execute(select(User).where(User.active.is_(True)).order_by(User.id))).scalars())
+    out = []
+    for u in users:
+        subject = acl.subject_for(u.id, u.username, u.role.value)
+        why = acl.explain(subject, action, camera_id)
+        if why["allowed"]:
+            out.append({"user_id": u.id, "username": u.username, "because": why["because"], "rules": why["rules"]})
+    return {"camera_id": camera_id, "action": action, "users": out}
+
+
+@router.get("/explain/user/{user_id}", dependencies=[READ])
+async def what_can_user_view(
+    request: Request,
+    user_id: int,
+    action: Annotated[str, Query(max_length=20)] = "view_live",
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    """What a user can ``action`` now, and which rule grants each camera."""
+    ld = request.app.state.ld
+    acl = ld.authorizer
+    if action not in ACTION_LEVEL:
+        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    async with ld.db.session() as s:
+        u = await s.get(User, user_id)
+    if u is None:
+        raise HTTPException(404, f"no user {user_id}")
+    subject = acl.subject_for(u.id, u.username, u.role.value)
+    visible = sorted(acl.visible_cameras(subject, action))
+    cams = [
+        {"camera_id": cid, "rules": [r for r in acl.explain(subject, action, cid)["rules"] if r["effect"] == "allow"]}
+        for cid in visible[:limit]
+    ]
+    return {
+        "user_id": user_id,
+        "username": u.username,
+        "departments": sorted(subject.departments),
+        "total": len(visible),
+        "cameras": cams,
+    }
+
+
+@router.get("/revisions", dependencies=[READ])
+async def revisions(
+    request: Request,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    """Policy history, newest first, with diffs."""
+    revs = await request.app.state.ld.authorizer.policy.revisions(limit, offset)
+    return [
+        {
+            "id": r.id,
+            "author": r.author,
+            "created_at": r.created_at.isoformat(),
+            "reason": r.reason,
+            "changes": r.diff.get("changes", []),
+        }
+        for r in revs
+    ]
+
+
+@router.post("/revisions/{revision_id}/rollback", dependencies=[EDIT])
+async def rollback(request: Request, revision_id: int, body: RollbackBody) -> dict[str, int]:
+    """Return the policy to how it was right after ``revision_id`` (recorded as a new revision)."""
+    acl = request.app.state.ld.authorizer
+    try:
+        rev = await acl.policy.rollback(revision_id, _author(request), body.reason)
+    except PolicyError as e:
+        raise _fail(e) from None
+    await acl.policy_changed(f"rolled back to revision {revision_id}" + f" (revision {rev})", _author(request))
+    return {"revision": rev}
