@@ -70,3 +70,13 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 def repo_root() -> Iterator[Path]:
     """The project's root directory."""
     yield Path(__file__).resolve().parent.parent
+
+
+def iter_routes(routes: Any) -> Iterator[Any]:
+    """Every route of an app, flattening included routers (FastAPI keeps them nested)."""
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            yield from iter_routes(inner.routes)
+        else:
+            yield r

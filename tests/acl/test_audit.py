@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from acl.models import Role
 from tests.acl.conftest import World
+from tests.conftest import iter_routes
 
 
 async def test_chain_verifies_and_detects_edits(world: World) -> None:
@@ -52,9 +53,10 @@ async def test_export_and_permissions(world: World) -> None:
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows and rows[0]["kind"] and len(rows[0]["hash"]) == 64
     # Nothing in the product edits the audit: no write method on its routes.
-    for route in w.app.routes:
-        if getattr(route, "path", "").startswith("/api/audit"):
-            assert route.methods <= {"GET", "HEAD"}
+    audit_routes = [r for r in iter_routes(w.app.routes) if getattr(r, "path", "").startswith("/api/audit")]
+    assert len(audit_routes) == 3
+    for route in audit_routes:
+        assert route.methods <= {"GET", "HEAD"}
 
 
 async def test_cli_verify_and_export(world: World, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
