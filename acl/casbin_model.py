@@ -16,7 +16,7 @@ since they derive from the user and camera tables.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import casbin
@@ -89,8 +89,8 @@ def _quote(v: str) -> str:
 def reference_enforcer(
     engine: Engine | None,
     *,
-    memberships: Iterable[tuple[str, str]] = (),
-    group_members: Iterable[tuple[str, str]] = (),
+    memberships: Iterable[Sequence[str]] = (),
+    group_members: Iterable[Sequence[str]] = (),
     rules: Iterable[list[str]] = (),
     now: float | None = None,
 ) -> casbin.Enforcer:
