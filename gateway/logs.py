@@ -67,5 +67,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: object = N
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("aioice", "aiortc", "libav", "sqlalchemy.engine", "httpx"):
+    for noisy in ("aioice", "aiortc", "libav", "sqlalchemy.engine", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
