@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
@@ -58,31 +58,27 @@ class UpsertResult:
 class CameraStore:
     """Cameras and vehicles in the project database."""
 
+    SNAPSHOT_TTL_S = 5.0  # other processes (CLI imports) may change the inventory too
+
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
         self.box = box
+        self._snap: list[Camera] | None = None
+        self._snap_at = 0.0
 
     # -- reading -------------------------------------------------------------------------
-    @staticmethod
-    def _filtered(q: Select[Any], f: CameraFilter) -> Select[Any]:
-        if f.area:
-            q = q.where(Camera.area == f.area)
-        if f.kind:
-            q = q.where(Camera.kind == f.kind)
-        if f.status:
-            q = q.where(Camera.status == f.status)
-        if f.department:
-            q = q.where(Camera.department == f.department)
-        if f.text:
-            like = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            q = q.where(
-                or_(
-                    Camera.name.like(like, escape="\\"),
-                    Camera.id.like(like, escape="\\"),
-                    Camera.area.like(like, escape="\\"),
-                )
-            )
-        return q
+    async def _snapshot(self) -> list[Camera]:
+        """Every camera, ordered by id, kept in memory (the list API filters thousands per request)."""
+        now = time.monotonic()
+        if self._snap is None or now - self._snap_at > self.SNAPSHOT_TTL_S:
+            async with self.db.session() as s:
+                self._snap = list((await s.execute(select(Camera).order_by(Camera.id))).scalars())
+            self._snap_at = now
+        return self._snap
+
+    def invalidate(self) -> None:
+        """Forget the in-memory snapshot (after any write)."""
+        self._snap = None
 
     async def search(
         self,
@@ -93,24 +89,20 @@ class CameraStore:
         limit: int = 100,
     ) -> tuple[list[Camera], int]:
         """A page of cameras (ordered by id) and the total matching; ``only_ids`` limits to a set."""
-        async with self.db.session() as s:
-            q = self._filtered(select(Camera), f)
-            cq = self._filtered(select(func.count()).select_from(Camera), f)
-            if only_ids is not None:
-                ids = list(only_ids)
-                if not ids:
-                    return [], 0
-                # Large id sets go through a temporary table-free path: filter in Python.
-                if len(ids) > 900:
-                    rows = list((await s.execute(q.order_by(Camera.id))).scalars())
-                    allowed = only_ids if isinstance(only_ids, set | frozenset) else set(ids)
-                    rows = [c for c in rows if c.id in allowed]
-                    return rows[offset : offset + limit], len(rows)
-                q = q.where(Camera.id.in_(ids))
-                cq = cq.where(Camera.id.in_(ids))
-            total = int((await s.execute(cq)).scalar_one())
-            rows = list((await s.execute(q.order_by(Camera.id).offset(offset).limit(limit))).scalars())
-            return rows, total
+        rows = await self._snapshot()
+        text = f.text.lower() if f.text else None
+        allowed = only_ids if only_ids is None or isinstance(only_ids, set | frozenset) else set(only_ids)
+        out = [
+            c
+            for c in rows
+            if (allowed is None or c.id in allowed)
+            and (not f.area or c.area == f.area)
+            and (not f.kind or c.kind == f.kind)
+            and (not f.status or c.status == f.status)
+            and (not f.department or c.department == f.department)
+            and (not text or text in c.name.lower() or text in c.id.lower() or text in c.area.lower())
+        ]
+        return out[offset : offset + limit], len(out)
 
     async def get(self, camera_id: str) -> Camera:
         """One camera, or :class:`NotFound`."""
@@ -160,6 +152,7 @@ class CameraStore:
 
     async def upsert(self, s: AsyncSession, data: CameraIn) -> UpsertResult:
         """Create or update a camera by id inside the caller's transaction."""
+        self.invalidate()
         cam = await s.get(Camera, data.id)
         if cam is None:
             cam = Camera(id=data.id, status=CameraStatus.unknown, tags=[])
@@ -179,6 +172,7 @@ class CameraStore:
 
     async def update(self, camera_id: str, patch: CameraPatch) -> Camera:
         """Apply a partial update; the merged record is validated as a whole."""
+        self.invalidate()
         async with self.db.session() as s:
             cam = await s.get(Camera, camera_id)
             if cam is None:
@@ -199,6 +193,7 @@ class CameraStore:
 
     async def delete(self, camera_id: str) -> None:
         """Delete a camera."""
+        self.invalidate()
         async with self.db.session() as s:
             cam = await s.get(Camera, camera_id)
             if cam is None:
@@ -218,6 +213,7 @@ class CameraStore:
         seen: dt.datetime | None = None,
     ) -> None:
         """Record a probe or live-session result."""
+        self.invalidate()
         async with self.db.session() as s:
             cam = await s.get(Camera, camera_id)
             if cam is None:
