@@ -31,7 +31,7 @@ fmt: setup-test
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup-test
-	$(PY) bench/acl_bench.py
+	$(PY) -m bench.acl_bench --out bench/results/acl.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

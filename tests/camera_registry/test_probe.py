@@ -1,0 +1,47 @@
+"""Probing real sources: online H.264/H.265 fixture mounts, a closed port, and no leaked credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fixtures.camera_server import FixtureCameraServer, free_port
+from gateway.cli import app
+
+pytestmark = pytest.mark.media
+SECRET = "probe-secret-123"
+
+
+def test_probe_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(tmp_path / "data"))
+    closed = free_port()
+    with FixtureCameraServer(mounts=("h264", "h265")) as cams:
+        inv = [
+            {"id": "on-264", "name": "a", "source_url": cams.url("h264", f"u:{SECRET}")},
+            {"id": "on-265", "name": "b", "source_url": cams.url("h265")},
+            {"id": "gone", "name": "c", "source_url": f"rtsp://u:{SECRET}@127.0.0.1:{closed}/x"},
+            {"id": "no-mount", "name": "d", "source_url": f"rtsp://u:{SECRET}@127.0.0.1:{cams.port}/nosuch"},
+        ]
+        f = tmp_path / "inv.json"
+        f.write_text(json.dumps(inv), encoding="utf-8")
+        runner = CliRunner()
+        assert runner.invoke(app, ["cameras", "import", str(f)]).exit_code == 0
+        r = runner.invoke(app, ["cameras", "probe", "--all", "--json", "--timeout", "4"])
+        assert r.exit_code == 0, r.output
+        line = next(ln for ln in r.output.splitlines() if ln.startswith("["))
+        res = {x["camera_id"]: x for x in json.loads(line)}
+    assert res["on-264"]["status"] == "online"
+    assert (res["on-264"]["codec"], res["on-264"]["width"], res["on-264"]["height"]) == ("h264", 1280, 720)
+    assert res["on-265"]["codec"] == "hevc"
+    assert res["gone"]["status"] == "offline" and res["gone"]["reason"] == "connection refused"
+    assert res["no-mount"]["status"] == "error" and "404" in res["no-mount"]["reason"]
+    assert SECRET not in r.output and SECRET not in caplog.text
+    exported = runner.invoke(app, ["cameras", "export", "--format", "json"]).output
+    assert SECRET not in exported
+    r = runner.invoke(app, ["cameras", "probe", "nosuch"])
+    assert r.exit_code != 0 and "not found" in r.output
