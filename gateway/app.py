@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, whep
+from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, snapshots, whep
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -54,6 +54,7 @@ def _attach_media(ld: Liandong) -> None:
     ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
     ld.whep = WhepService(ld.hub, ld.sessions, ld.settings.webrtc, ld.metrics)
     ld.extras.setdefault("session_terminators", []).append(ld.sessions)
+    ld.snapshots = _snapshot_service(ld)
 
     async def camera_removed(camera_id: str) -> None:
         await ld.sessions.end_for_camera(camera_id, "camera deleted")
@@ -66,13 +67,28 @@ def _attach_media(ld: Liandong) -> None:
     ld.on_token_revoked.append(token_revoked)
 
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+        ld.snapshots.start()
+
         async def stop() -> None:
+            await ld.snapshots.close()
             await ld.sessions.close()
             await ld.hub.close()
 
         return stop
 
     ld.extras.setdefault("startups", []).append(start)
+
+
+def _snapshot_service(ld: Liandong) -> Any:
+    from snapshot.cache import MemoryCache, RedisCache, SnapshotCache
+    from snapshot.service import SnapshotService
+
+    cache: SnapshotCache = MemoryCache()
+    if ld.settings.redis_url:
+        import redis.asyncio
+
+        cache = RedisCache(redis.asyncio.from_url(ld.settings.redis_url))
+    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache)
 
 
 def create_app(settings: Settings, *, container: Liandong | None = None, migrate: bool = True) -> FastAPI:
@@ -116,6 +132,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(sessions.router)
     app.include_router(acl_admin.router)
     app.include_router(audit.router)
+    app.include_router(snapshots.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)

@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "acl.policy_models",
     "acl.audit",
     "gateway.alarms.models",
+    "snapshot.models",
 )
 for name in MODEL_MODULES:
     try:
