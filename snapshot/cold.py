@@ -40,7 +40,6 @@ def pull_keyframe(url: str, timeout_s: float) -> ColdFrame:
         "timeout": str(int(timeout_s * 1_000_000)),
         "analyzeduration": "200000",
         "probesize": "32768",
-        "fflags": "nobuffer",
     }
     deadline = time.monotonic() + timeout_s
     try:

@@ -137,13 +137,14 @@ class Upstream:
 
     def _session(self) -> str | None:
         """One RTSP session; returns a failure reason, or None when it ran and then ended."""
+        # No "fflags nobuffer": it discards the packets read while probing, and the first of them is
+        # the keyframe a cold viewer needs (measured: +1 s to first frame with a 2 s GOP).
         options = {
             "rtsp_transport": "tcp",
             "protocol_whitelist": FFMPEG_PROTOCOL_WHITELIST,
             "timeout": str(int(self.t.read_s * 1_000_000)),
             "analyzeduration": "1000000",
             "probesize": "500000",
-            "fflags": "nobuffer",
         }
         try:
             container = av.open(self._url, options=options, timeout=(self.t.open_s, self.t.read_s))
