@@ -122,7 +122,7 @@ class SnapshotSettings(_Section):
 
     widths: list[int] = Field(default_factory=lambda: [160, 320, 640, 1280])
     cache_ttl_s: float = Field(10.0, ge=0, le=3600)
-    cold_pool_size: int = Field(4, ge=1, le=64, description="Cold pulls at once (each is a short RTSP session).")
+    cold_pool_size: int = Field(32, ge=1, le=256, description="Cold pulls at once (each a short RTSP session).")
     cold_timeout_s: float = Field(5.0, gt=0, le=60)
     jpeg_quality: int = Field(80, ge=10, le=100)
     refresh_interval_s: float = Field(15.0, ge=1, le=3600, description="Background refresh of watched cameras.")

@@ -84,7 +84,7 @@ class WhepViewer:
 
     async def frames(self, n: int, timeout: float = 10.0) -> list[Any]:
         """Receive ``n`` decoded frames."""
-        out = []
+        out: list[Any] = []
         async with asyncio.timeout(timeout):
             while len(out) < n:
                 out.append(await self.track.recv())
