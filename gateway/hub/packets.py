@@ -151,15 +151,18 @@ class AccessUnitAssembler:
         pts90 = None if pts is None or time_base is None else int(pts * time_base * CLOCK_RATE)
         vcl = [n for n in nals if self._c.is_vcl(self._c.nal_type(n))]
         new_picture = bool(vcl) and self._c.starts_picture(vcl[0])
-        if self._pending and (
+        # A new picture starts: flush what is pending, but only if it holds a slice (parameter sets
+        # and SEI that arrived on their own belong to the picture that follows them).
+        if self._pending_slices and (
             new_picture
             or any(self._c.is_aud(self._c.nal_type(n)) for n in nals[:1])
             or (pts90 is not None and self._pending_pts is not None and pts90 != self._pending_pts)
         ):
             yield self._flush()
         if not self._pending:
-            self._pending_pts = pts90
             self._pending_wall = time.time()
+        if not self._pending_slices and pts90 is not None:
+            self._pending_pts = pts90
         self._pending.extend(nals)
         self._pending_slices += len(vcl)
         if self._slices_per_frame and self._pending_slices >= self._slices_per_frame:

@@ -105,6 +105,14 @@ class Reader:
         self.delivered += 1
         return au
 
+    def skip_to_latest_keyframe(self) -> int:
+        """Drop queued units before the newest queued keyframe (the consumer fell a GOP behind); returns how many."""
+        idx = max((i for i, au in enumerate(self._q) if au.keyframe), default=0)
+        for _ in range(idx):
+            self._q.popleft()
+        self.dropped_units += idx
+        return idx
+
     def pending(self) -> int:
         """Units waiting in the queue."""
         return len(self._q)

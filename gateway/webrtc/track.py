@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import time
 
@@ -17,6 +18,8 @@ _TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
 # Cached frames sent at attach time are stamped this far apart, so the browser decodes the
 # backlog at once and shows live video instead of replaying the GOP in real time.
 _BACKLOG_STEP = 90  # 1 ms
+# ...but not all in one burst: many viewers joining at once would overflow socket buffers.
+_BACKLOG_PACE_S = 0.004
 
 
 class PassthroughTrack(MediaStreamTrack):
@@ -30,7 +33,7 @@ class PassthroughTrack(MediaStreamTrack):
         self._offset: int | None = None
         self._generation = reader.generation
         self._last_out = 0
-        self._backlog_left = reader.backlog_units
+        self._catching_up = False
         self.sent = 0
         self.first_sent_at: float | None = None
 
@@ -38,6 +41,13 @@ class PassthroughTrack(MediaStreamTrack):
         """The next access unit as a packet with a continuous 90 kHz timestamp."""
         if self.readyState != "live":
             raise MediaStreamError
+        if self.sent == 0:
+            # Start from the newest queued keyframe (the GOP cache, or more if the handshake was slow),
+            # then catch up: queued units go out stamped 1 ms apart, paced, until the queue is live.
+            self.reader.skip_to_latest_keyframe()
+            self._catching_up = self.reader.pending() > 1
+        elif self._catching_up:
+            await asyncio.sleep(_BACKLOG_PACE_S)
         try:
             au = await self.reader.get()
         except ReaderClosed:
@@ -47,10 +57,11 @@ class PassthroughTrack(MediaStreamTrack):
             # The camera reconnected and its timestamps started again: keep ours continuous.
             self._generation = self.reader.generation
             self._offset = None
-        if self._backlog_left > 0:
-            self._backlog_left -= 1
+        if self._catching_up:
             out = self._last_out + _BACKLOG_STEP if self.sent else 0
-            self._offset = out - au.pts
+            if self.reader.pending() <= 1:
+                self._catching_up = False
+                self._offset = out - au.pts
         else:
             if self._offset is None:
                 self._offset = self._last_out + 3600 - au.pts if self.sent else -au.pts
