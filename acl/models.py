@@ -20,6 +20,7 @@ class Role(enum.StrEnum):
     security_admin = "security_admin"
     auditor = "auditor"
     admin = "admin"
+    integration = "integration"  # machine accounts of other systems (GPS feeds, the incident system)
 
 
 class TokenKind(enum.StrEnum):

@@ -249,6 +249,14 @@ class AclService:
         self._compile()
         await self.enforce_sessions("camera inventory changed")
 
+    def inside_district(self, lat: float, lon: float) -> bool:
+        """Whether a point is inside the district polygon (True when no polygon is configured)."""
+        if self._polygon is None:
+            return True
+        from shapely.geometry import Point
+
+        return bool(self._polygon.contains(Point(lon, lat)))
+
     def update_vehicle_position(self, vehicle_id: str, lat: float, lon: float, at: float | None = None) -> None:
         """Feed a GPS fix; a foreign truck crossing the district boundary changes who sees it."""
         at = time.time() if at is None else at

@@ -125,6 +125,12 @@ class CameraStore:
             vehicles = {v.id: v for v in (await s.execute(select(Vehicle))).scalars()}
         return sorted(rows), vehicles
 
+    async def positions(self) -> list[tuple[str, str, float | None, float | None, str | None]]:
+        """(id, kind, lat, lon, vehicle_id) of every camera."""
+        async with self.db.session() as s:
+            q = select(Camera.id, Camera.kind, Camera.lat, Camera.lon, Camera.vehicle_id)
+            return [(r[0], r[1].value, r[2], r[3], r[4]) for r in (await s.execute(q)).all()]
+
     async def open_url(self, camera_id: str) -> str:
         """The URL with credentials, for FFmpeg only. Never log, return or show it."""
         cam = await self.get(camera_id)

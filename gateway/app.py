@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, snapshots, whep
+from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, snapshots, vehicles, whep
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -41,7 +41,27 @@ def build_container(settings: Settings) -> Liandong:
     ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl, audit=acl.audit)
     _attach_media(ld)
     acl.attach(ld)
+    _attach_positions(ld, acl)
     return ld
+
+
+def _attach_positions(ld: Liandong, acl: Any) -> None:
+    """Vehicle positions: fed by the tracking systems, read by 'nearest' and the ACL's location rule."""
+    from camera_registry.positions import PositionService
+
+    ld.positions = PositionService(
+        ld.settings.vehicles, ld.store, ld.settings.acl.home_district, acl.inside_district, acl.update_vehicle_position
+    )
+
+    async def reload() -> None:
+        await ld.positions.load()
+
+    ld.on_inventory_changed.append(reload)
+
+    async def start(_ld: Liandong) -> None:
+        await ld.positions.load()
+
+    ld.extras.setdefault("startups", []).append(start)
 
 
 def _attach_media(ld: Liandong) -> None:
@@ -133,6 +153,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(acl_admin.router)
     app.include_router(audit.router)
     app.include_router(snapshots.router)
+    app.include_router(vehicles.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)

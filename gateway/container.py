@@ -64,6 +64,7 @@ class Liandong:
     sessions: Any = None
     whep: Any = None
     snapshots: Any = None
+    positions: Any = None
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

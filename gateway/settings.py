@@ -29,6 +29,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SnapshotSettings",
+    "VehicleSettings",
     "WebRTCSettings",
     "load_settings",
 ]
@@ -130,6 +131,15 @@ class SnapshotSettings(_Section):
     stale_keep: int = Field(5000, ge=0, le=1_000_000, description="Last good thumbnails kept for offline cameras.")
 
 
+class VehicleSettings(_Section):
+    """GPS positions of buses and trucks."""
+
+    max_future_skew_s: float = Field(30.0, ge=0, le=3600, description="Positions further in the future are rejected.")
+    fresh_s: float = Field(120.0, gt=0, le=86400, description="Default max age of a position used for 'nearest'.")
+    track_retention_s: float = Field(3600.0, ge=60, le=7 * 86400, description="Track history kept per vehicle.")
+    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Positions per request.")
+
+
 class Settings(BaseSettings):
     """All of Liandong's settings."""
 
@@ -151,6 +161,7 @@ class Settings(BaseSettings):
     webrtc: WebRTCSettings = WebRTCSettings()
     hls: HlsSettings = HlsSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
+    vehicles: VehicleSettings = VehicleSettings()
 
     @field_validator("redis_url")
     @classmethod

@@ -48,6 +48,43 @@ async def list_cameras(
     }
 
 
+@router.get("/nearest", dependencies=[authenticated()])
+async def nearest_cameras(
+    request: Request,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    kind: Annotated[list[CameraKind] | None, Query()] = None,
+    max_age: Annotated[float | None, Query(gt=0, le=86400, description="s; freshness of vehicle fixes")] = None,
+    radius: Annotated[float | None, Query(gt=0, le=200_000, description="metres")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 10,
+) -> dict[str, Any]:
+    """Cameras nearest to a point that the caller may view; moving ones by their vehicle's fresh fix."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
+    found = ld.positions.nearest(
+        lat,
+        lon,
+        kinds={k.value for k in kind} if kind else None,
+        max_age_s=max_age,
+        radius_m=radius,
+        limit=limit,
+        visible=visible,
+    )
+    return {
+        "items": [
+            {
+                "camera_id": c.camera_id,
+                "distance_m": round(c.distance_m, 1),
+                "kind": c.kind,
+                "vehicle_id": c.vehicle_id,
+                "position_age_s": c.position_age_s,
+            }
+            for c in found
+        ]
+    }
+
+
 @router.get("/{camera_id}", dependencies=[require_camera("view_snapshot")])
 async def get_camera(request: Request, camera_id: str) -> dict[str, Any]:
     """One camera."""

@@ -1,0 +1,95 @@
+"""Vehicle positions from the tracking systems, vehicle list and tracks for consoles."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from acl.identity import Subject
+from acl.models import Role
+from gateway.policy import authenticated, require_roles
+
+router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
+
+
+@router.post(
+    "/positions",
+    dependencies=[require_roles(Role.integration)],
+    openapi_extra={"requestBody": {"content": {"application/json": {}, "application/x-ndjson": {}}}},
+)
+async def post_positions(request: Request) -> dict[str, Any]:
+    """A batch of ``{vehicle_id, lat, lon, time, speed, heading}`` as a JSON array or NDJSON.
+
+    Bad items are reported by index; good ones are applied. Older-than-latest fixes go to the
+    track but do not move the vehicle.
+    """
+    body = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body: not UTF-8") from None
+    items: list[Any] = []
+    if ctype in ("application/x-ndjson", "application/jsonl", "application/json-seq"):
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError:
+                    items.append({"_error": f"line {n}: invalid JSON"})
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise HTTPException(400, f"body: invalid JSON at line {e.lineno} column {e.colno}") from None
+        if not isinstance(doc, list):
+            raise HTTPException(422, [{"field": "body", "message": "must be a JSON array of positions"}])
+        items = doc
+    try:
+        return dict(request.app.state.ld.positions.ingest(items))
+    except ValueError as e:
+        raise HTTPException(413, str(e)) from None
+
+
+def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    cams = ld.positions.vehicle_cameras.get(vehicle_id, [])
+    return any(ld.authorizer.authorize(subject, "view_snapshot", cid) for cid, _ in cams)
+
+
+@router.get("", dependencies=[authenticated()])
+async def list_vehicles(request: Request) -> list[dict[str, Any]]:
+    """Vehicles with at least one camera the caller may view, with their latest fix."""
+    ld = request.app.state.ld
+    out = []
+    for vid, (kind, home) in sorted(ld.positions.vehicles.items()):
+        if not _visible_vehicle(request, vid):
+            continue
+        fix = ld.positions.latest.get(vid)
+        out.append(
+            {
+                "id": vid,
+                "kind": kind,
+                "home_district": home,
+                "cameras": [c for c, _ in ld.positions.vehicle_cameras.get(vid, [])],
+                "position": None
+                if fix is None
+                else {"lat": fix.lat, "lon": fix.lon, "time": fix.t, "speed": fix.speed, "heading": fix.heading},
+            }
+        )
+    return out
+
+
+@router.get("/{vehicle_id}/track", dependencies=[authenticated()])
+async def vehicle_track(
+    request: Request, vehicle_id: str, since: Annotated[float | None, Query(description="epoch seconds")] = None
+) -> dict[str, Any]:
+    """A vehicle's recent fixes (only if the caller may view one of its cameras)."""
+    ld = request.app.state.ld
+    if vehicle_id not in ld.positions.vehicles or not _visible_vehicle(request, vehicle_id):
+        raise HTTPException(404, f"no vehicle '{vehicle_id}' you may view")
+    fixes = ld.positions.track(vehicle_id, since)
+    return {"vehicle_id": vehicle_id, "points": [[f.t, f.lat, f.lon, f.speed, f.heading] for f in fixes]}

@@ -1,0 +1,99 @@
+"""Vehicle positions: intake validation, spatial look-ups, tracks, and the truck rule fed from the API."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from acl.models import Role
+from camera_registry.geo import PointIndex, haversine_m
+from tests.acl.conftest import World
+
+
+def test_point_index_matches_haversine() -> None:
+    idx = PointIndex()
+    pts = [(f"p{i}", 31.0 + (i % 17) * 0.01, 121.3 + (i // 17) * 0.013) for i in range(400)]
+    idx.replace(pts)
+    q = (31.08, 121.41)
+    got = idx.nearest(*q, k=5)
+    brute = sorted(((k, haversine_m(*q, la, lo)) for k, la, lo in pts), key=lambda x: x[1])[:5]
+    assert [k for k, _ in got] == [k for k, _ in brute]
+    assert all(math.isclose(a[1], b[1], rel_tol=1e-6) for a, b in zip(got, brute, strict=True))
+    assert all(d <= 1500 for _, d in idx.nearest(*q, k=50, radius_m=1500))
+    idx.remove("p0")
+    assert "p0" not in {k for k, _ in idx.nearest(31.0, 121.3, k=3)}
+
+
+async def test_intake_nearest_and_location_rule(world: World) -> None:
+    w = world
+    feed = await w.user("gps-feed", Role.integration)
+    op = await w.user("op-map")
+    await w.ok("PUT", f"/api/admin/users/{w.ids['op-map']}/memberships/transport", json={})
+    await w.ok("PUT", "/api/admin/groups/mobile", json={"name": "车载", "filter": {"kind": ["bus", "truck"]}})
+    await w.ok("PUT", "/api/admin/groups/qb", json={"name": "七宝", "filter": {"area": ["七宝镇"]}})
+    for target in ("group:mobile", "group:qb"):
+        await w.ok(
+            "POST", "/api/admin/rules", json={"subject": "dept:transport", "target": target, "action": "view_live"}
+        )
+    now = time.time()
+    batch = [
+        {"vehicle_id": "bus-1", "lat": 31.156, "lon": 121.351, "time": now - 5, "speed": 30, "heading": 90},
+        {"vehicle_id": "bus-1", "lat": 31.150, "lon": 121.340, "time": now - 60},  # older: track only
+        {"vehicle_id": "truck-away", "lat": 31.157, "lon": 121.352, "time": now},  # inside the district
+        {"vehicle_id": "truck-home", "lat": 31.90, "lon": 120.90, "time": now},  # own truck, far away
+        {"vehicle_id": "nope", "lat": 31.1, "lon": 121.3, "time": now},
+        {"vehicle_id": "bus-1", "lat": 91, "lon": 121.3, "time": now},
+        {"vehicle_id": "bus-1", "lat": 31.1, "lon": 121.3, "time": now + 3600},
+        {"vehicle_id": "bus-1", "lat": 31.1, "lon": 121.3, "time": "yesterday"},
+        "not an object",
+    ]
+    r = await w.client.post("/api/vehicles/positions", json=batch, headers=feed)
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert (rep["accepted"], rep["not_current"], rep["rejected"]) == (4, 1, 5)
+    assert [e["index"] for e in rep["errors"]] == [4, 5, 6, 7, 8]
+    assert rep["errors"][0]["error"] == "vehicle_id: unknown vehicle"
+    assert rep["errors"][1]["error"].startswith("lat:")
+    assert rep["errors"][2]["error"] == "time: in the future"
+    assert (await w.client.post("/api/vehicles/positions", json=batch, headers=op)).status_code == 403
+    # NDJSON works too, with per-line errors.
+    nd = f'{{"vehicle_id": "bus-1", "lat": 31.157, "lon": 121.352, "time": {now}}}\n{{broken\n'
+    r = await w.client.post(
+        "/api/vehicles/positions", content=nd, headers={**feed, "Content-Type": "application/x-ndjson"}
+    )
+    assert r.json()["accepted"] == 1 and r.json()["rejected"] == 1
+    # Nearest to 七宝老街: the bus and the foreign truck (both right there) and the fixed cameras the user may see.
+    r = await w.client.get(
+        "/api/cameras/nearest", params={"lat": 31.155, "lon": 121.35, "limit": 10, "radius": 5000}, headers=op
+    )
+    items = r.json()["items"]
+    ids = [i["camera_id"] for i in items]
+    assert set(ids) == {"bus-1-front", "truck-away", "qb-1", "qb-2"}
+    assert [i["distance_m"] for i in items] == sorted(i["distance_m"] for i in items)
+    assert "truck-home" not in ids  # ~90 km away, outside the radius
+    assert "xz-1" not in ids  # not permitted
+    r = await w.client.get("/api/cameras/nearest", params={"lat": 31.155, "lon": 121.35, "kind": "bus"}, headers=op)
+    assert [i["camera_id"] for i in r.json()["items"]] == ["bus-1-front"]
+    r = await w.client.get("/api/cameras/nearest", params={"lat": 31.155, "lon": 121.35, "radius": 50}, headers=op)
+    assert {i["camera_id"] for i in r.json()["items"]} <= {"qb-1", "bus-1-front"}
+    r = await w.client.get("/api/cameras/nearest", params={"lat": 31.155, "lon": 121.35, "max_age": 0.001}, headers=op)
+    assert not {i["vehicle_id"] for i in r.json()["items"]} - {None}  # every fix is older than 1 ms
+    assert (await w.client.get("/api/cameras/nearest?lat=95&lon=0", headers=op)).status_code == 422
+    # The truck rule follows the feed: the foreign truck is visible while inside, not after it leaves.
+    assert "truck-away" in await w.visible(op)
+    r = await w.client.post(
+        "/api/vehicles/positions",
+        json=[{"vehicle_id": "truck-away", "lat": 31.40, "lon": 121.10, "time": time.time()}],
+        headers=feed,
+    )
+    assert r.json()["outside_district"] == 1
+    assert "truck-away" not in await w.visible(op)
+    assert "truck-home" in await w.visible(op)
+    # Tracks and the vehicle list, for what the caller may view.
+    track = (await w.client.get("/api/vehicles/bus-1/track", headers=op)).json()
+    assert len(track["points"]) == 3
+    listed = {v["id"]: v for v in (await w.client.get("/api/vehicles", headers=op)).json()}
+    assert listed["bus-1"]["position"]["lat"] == 31.157
+    outsider = await w.user("op-none")
+    assert (await w.client.get("/api/vehicles/bus-1/track", headers=outsider)).status_code == 404
+    assert (await w.client.get("/api/vehicles", headers=outsider)).json() == []
