@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import acl_admin, audit, auth, cameras, health, sessions, snapshots, vehicles, whep
+from gateway.routes import acl_admin, alarms, audit, auth, cameras, health, sessions, snapshots, vehicles, whep
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -46,7 +46,7 @@ def build_container(settings: Settings) -> Liandong:
 
 
 def _attach_positions(ld: Liandong, acl: Any) -> None:
-    """Vehicle positions: fed by the tracking systems, read by 'nearest' and the ACL's location rule."""
+    """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
     from camera_registry.positions import PositionService
 
     ld.positions = PositionService(
@@ -62,6 +62,12 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
         await ld.positions.load()
 
     ld.extras.setdefault("startups", []).append(start)
+
+    from gateway.alarms.service import AlarmService
+    from gateway.events import EventBus
+
+    ld.events = EventBus(ld.settings.alarms.events_kept)
+    ld.alarms = AlarmService(ld.settings.alarms, ld.db, ld.box, ld)
 
 
 def _attach_media(ld: Liandong) -> None:
@@ -154,6 +160,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(audit.router)
     app.include_router(snapshots.router)
     app.include_router(vehicles.router)
+    app.include_router(alarms.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)

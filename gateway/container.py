@@ -65,6 +65,8 @@ class Liandong:
     whep: Any = None
     snapshots: Any = None
     positions: Any = None
+    events: Any = None
+    alarms: Any = None
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

@@ -25,6 +25,7 @@ __all__ = [
     "POLICY_ATTR",
     "authenticated",
     "current_subject",
+    "hmac_source",
     "public",
     "require_camera",
     "require_roles",
@@ -97,6 +98,34 @@ def require_camera(action: str) -> Any:
         return subject
 
     return Depends(_mark(_camera, f"camera:{action}"))
+
+
+def hmac_source() -> Any:
+    """A registered alarm source: HMAC-SHA256 over timestamp + body (headers ``X-Liandong-Source``,
+    ``X-Liandong-Timestamp``, ``X-Liandong-Signature: sha256=<hex>``). Failures answer 401 and are audited."""
+
+    async def _hmac(request: Request) -> str:
+        from gateway.alarms.service import SignatureError
+
+        ld = request.app.state.ld
+        body = await request.body()
+        h = request.headers
+        try:
+            return str(
+                await ld.alarms.verify(
+                    h.get("x-liandong-source", ""),
+                    h.get("x-liandong-timestamp", ""),
+                    h.get("x-liandong-signature", ""),
+                    body,
+                )
+            )
+        except SignatureError as e:
+            await ld.audit.record(
+                "alarm_rejected", address=request.client.host if request.client else None, detail=str(e)
+            )
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from None
+
+    return Depends(_mark(_hmac, "hmac-source"))
 
 
 PolicyCheck = Callable[..., Awaitable[Any]]

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 __all__ = [
     "AclSettings",
+    "AlarmSettings",
     "AuthSettings",
     "DatabaseSettings",
     "HlsSettings",
@@ -140,6 +141,31 @@ class VehicleSettings(_Section):
     max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Positions per request.")
 
 
+class AlarmRoute(_Section):
+    """Which departments are on duty for alarms of a type in an area (``*`` matches any)."""
+
+    area: str = "*"
+    type: str = "*"
+    departments: list[str]
+
+
+class AlarmSettings(_Section):
+    """Panic alarms and the incidents they open."""
+
+    signature_window_s: float = Field(300.0, ge=1, le=3600, description="Accepted clock difference of a source.")
+    nearby_fixed: int = Field(3, ge=0, le=20, description="Fixed cameras opened around the alarm.")
+    radius_m: float = Field(800.0, gt=0, le=20_000)
+    grant_minutes: int = Field(180, ge=1, le=7 * 24 * 60, description="Incident grants expire after this.")
+    prewarm_s: float = Field(60.0, ge=0, le=3600)
+    onsite_hours: dict[str, float] = Field(default_factory=lambda: {"panic": 3.0, "*": 24.0})
+    resolve_hours: dict[str, float] = Field(default_factory=lambda: {"panic": 168.0, "*": 168.0})
+    routing: list[AlarmRoute] = Field(
+        default_factory=lambda: [AlarmRoute(departments=["district", "police"])],
+        description="Also: the sub-district centre whose area matches is always on duty.",
+    )
+    events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept for Last-Event-ID resume.")
+
+
 class Settings(BaseSettings):
     """All of Liandong's settings."""
 
@@ -162,6 +188,7 @@ class Settings(BaseSettings):
     hls: HlsSettings = HlsSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
     vehicles: VehicleSettings = VehicleSettings()
+    alarms: AlarmSettings = AlarmSettings()
 
     @field_validator("redis_url")
     @classmethod

@@ -9,6 +9,7 @@ monotonic 90 kHz timestamp, and SPS/PPS (VPS for H.265) in front of every keyfra
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import deque
@@ -18,9 +19,14 @@ from fractions import Fraction
 
 __all__ = ["CLOCK_RATE", "AccessUnit", "AccessUnitAssembler", "split_nals"]
 
+log = logging.getLogger(__name__)
+
 CLOCK_RATE = 90_000
 _START = re.compile(b"\x00\x00\x01")
 _MAX_JUMP = 10 * CLOCK_RATE  # a pts step larger than this (or negative) is a discontinuity
+# Pictures with the same slice count (a keyframe among them) before a picture is flushed as soon as
+# its last slice arrives instead of when the next picture starts (one frame less latency).
+_UNIFORM_PICTURES = 8
 
 
 def split_nals(data: bytes) -> list[bytes]:
@@ -118,12 +124,18 @@ class AccessUnitAssembler:
     _pending_pts: int | None = field(init=False, default=None)
     _pending_wall: float = field(init=False, default=0.0)
     _pending_slices: int = field(init=False, default=0)
-    _slices_per_frame: int = field(init=False, default=0)
+    _pending_partial: bool = field(init=False, default=False)
+    _uniform_slices: int | None = field(init=False, default=None)  # 0: counts differ, never flush early
+    _uniform_pictures: int = field(init=False, default=0)
+    _uniform_keyframes: int = field(init=False, default=0)
+    _last_flush_early: bool = field(init=False, default=False)
+    _last_flush_pts: int | None = field(init=False, default=None)
     _in_pts: int | None = field(init=False, default=None)
     _out_pts: int = field(init=False, default=0)
     _deltas: deque[int] = field(init=False, default_factory=lambda: deque(maxlen=16))
     _seq: int = field(init=False, default=0)
     discontinuities: int = field(init=False, default=0)
+    partial_pictures: int = field(init=False, default=0)  # dropped: their first slice never came
 
     def __post_init__(self) -> None:
         self._c = _Codec(self.codec)
@@ -158,26 +170,54 @@ class AccessUnitAssembler:
             or any(self._c.is_aud(self._c.nal_type(n)) for n in nals[:1])
             or (pts90 is not None and self._pending_pts is not None and pts90 != self._pending_pts)
         ):
-            yield self._flush()
+            unit = self._flush()
+            if unit is not None:
+                yield unit
         if not self._pending:
             self._pending_wall = time.time()
+        if not self._pending_slices and vcl:
+            # The first slice of what becomes the next unit: it must start a picture, or the unit is
+            # the tail of one (the stream began mid-picture, or an early flush guessed wrong).
+            self._pending_partial = not new_picture
+            if self._pending_partial and self._last_flush_early and pts90 == self._last_flush_pts:
+                self._uniform_slices = 0  # a picture had more slices than the others: stop guessing
+                log.warning("%s stream: slice count per picture varies; flushing pictures at boundaries", self.codec)
         if not self._pending_slices and pts90 is not None:
             self._pending_pts = pts90
         self._pending.extend(nals)
         self._pending_slices += len(vcl)
-        if self._slices_per_frame and self._pending_slices >= self._slices_per_frame:
-            yield self._flush()
+        if self._early_flush_at() and self._pending_slices >= self._early_flush_at():
+            unit = self._flush(early=True)
+            if unit is not None:
+                yield unit
+
+    def _early_flush_at(self) -> int:
+        """Slices per picture when every picture so far had that many (a keyframe too), else 0.
+
+        Cameras that cut slices by size (e.g. to fit a network MTU) send more slices for keyframes
+        than for other pictures; for them a picture ends only when the next one starts.
+        """
+        if self._uniform_slices and self._uniform_keyframes and self._uniform_pictures >= _UNIFORM_PICTURES:
+            return self._uniform_slices
+        return 0
 
     def flush(self) -> Iterator[AccessUnit]:
         """Yield the access unit still pending (at end of stream)."""
         if self._pending:
-            yield self._flush()
+            unit = self._flush()
+            if unit is not None:
+                yield unit
 
-    def _flush(self) -> AccessUnit:
+    def _flush(self, early: bool = False) -> AccessUnit | None:
+        """The pending unit, cleaned; None when it is the tail of a picture whose start was lost."""
         nals, pts90, slices = self._pending, self._pending_pts, self._pending_slices
         self._pending, self._pending_pts, self._pending_slices = [], None, 0
-        if slices:
-            self._slices_per_frame = slices
+        self._last_flush_early, self._last_flush_pts = early, pts90
+        if slices and self._pending_partial:
+            # Undecodable on its own, and an IDR tail would pass for a keyframe: drop it.
+            self._pending_partial = False
+            self.partial_pictures += 1
+            return None
         c = self._c
         clean: list[bytes] = []
         seen_vcl = False
@@ -203,6 +243,8 @@ class AccessUnitAssembler:
                 # Put the parameter sets first, in order, even when the camera sent them elsewhere.
                 params = [n for n in clean if c.nal_type(n) in c.param_types()]
                 clean = params + [n for n in clean if c.nal_type(n) not in c.param_types()]
+        if slices:
+            self._count_slices(slices, key)
         self._seq += 1
         return AccessUnit(
             data=_annexb(clean),
@@ -212,6 +254,14 @@ class AccessUnitAssembler:
             seq=self._seq,
             slices=max(slices, 1),
         )
+
+    def _count_slices(self, slices: int, key: bool) -> None:
+        if self._uniform_slices is None:
+            self._uniform_slices = slices
+        elif self._uniform_slices != slices:
+            self._uniform_slices = 0
+        self._uniform_pictures += 1
+        self._uniform_keyframes += key
 
     def _timeline(self, pts90: int | None) -> int:
         """Map camera timestamps onto a monotonic timeline that survives gaps, jumps and wraps."""

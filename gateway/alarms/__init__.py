@@ -1,0 +1,1 @@
+"""Panic alarms from vehicles and other systems, and the incident workflow they open."""
