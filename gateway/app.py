@@ -49,8 +49,12 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
     """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
     from camera_registry.positions import PositionService
 
+    def on_fix(vehicle_id: str, lat: float, lon: float, t: float) -> None:
+        acl.update_vehicle_position(vehicle_id, lat, lon, t)
+        ld.alarms.vehicle_moved(vehicle_id, lat, lon)
+
     ld.positions = PositionService(
-        ld.settings.vehicles, ld.store, ld.settings.acl.home_district, acl.inside_district, acl.update_vehicle_position
+        ld.settings.vehicles, ld.store, ld.settings.acl.home_district, acl.inside_district, on_fix
     )
 
     async def reload() -> None:
@@ -60,6 +64,7 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
 
     async def start(_ld: Liandong) -> None:
         await ld.positions.load()
+        await ld.alarms.load()
 
     ld.extras.setdefault("startups", []).append(start)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -35,6 +36,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "closed": {},
 }
 OPEN_STATES = ("new", "dispatched", "acknowledged", "on_site", "resolved")
+FOLLOW_EVERY_S = 2.0  # a moving bus re-evaluates its nearby cameras at most this often
 
 
 class SignatureError(Exception):
@@ -65,6 +67,60 @@ class AlarmService:
         self.db = db
         self.box = box
         self.ld = ld
+        self._following: dict[str, set[str]] = {}  # vehicle -> open incidents that follow it
+        self._last_follow: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def load(self) -> None:
+        """Remember which open incidents follow a vehicle (after a restart too)."""
+        async with self.db.session() as s:
+            q = select(Incident.id, Incident.vehicle_id).where(
+                Incident.state.in_(OPEN_STATES), Incident.vehicle_id.is_not(None)
+            )
+            for inc_id, vid in (await s.execute(q)).all():
+                if vid:
+                    self._following.setdefault(vid, set()).add(inc_id)
+
+    def vehicle_moved(self, vehicle_id: str, lat: float, lon: float) -> None:
+        """A fix arrived: incidents following this vehicle pick up the cameras around it (throttled)."""
+        if vehicle_id not in self._following:
+            return
+        now = time.monotonic()
+        if now - self._last_follow.get(vehicle_id, 0.0) < FOLLOW_EVERY_S:
+            return
+        self._last_follow[vehicle_id] = now
+        task = asyncio.get_running_loop().create_task(self._follow(vehicle_id, lat, lon))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, vehicle_id: str, lat: float, lon: float) -> None:
+        near = self.ld.positions.nearest(
+            lat, lon, kinds={"fixed"}, radius_m=self.settings.radius_m, limit=self.settings.nearby_fixed
+        )
+        for inc_id in list(self._following.get(vehicle_id, ())):
+            async with self.db.session() as s:
+                inc = await s.get(Incident, inc_id)
+                if inc is None or inc.state not in OPEN_STATES:
+                    continue
+                new = [c.camera_id for c in near if c.camera_id not in inc.cameras]
+                if not new:
+                    continue
+                inc.cameras = [*inc.cameras, *new]
+                inc.lat, inc.lon = lat, lon
+                depts = list(inc.departments)
+            until = utcnow() + dt.timedelta(minutes=self.settings.grant_minutes)
+            if depts:
+                await self.ld.authorizer.grant_incident("alarm", inc_id, depts, new, until)
+            for c in new:
+                try:
+                    await self.ld.hub.prewarm(c, self.settings.prewarm_s)
+                except Exception:  # an unknown or broken camera must not stop following
+                    log.warning("prewarm of camera %s for %s failed", c, inc_id)
+            self.ld.events.publish(
+                "incident.cameras",
+                {"incident_id": inc_id, "vehicle_id": vehicle_id, "added": new, "lat": lat, "lon": lon},
+                tuple(new),
+            )
 
     # -- sources ---------------------------------------------------------------------------
     async def add_source(self, name: str) -> str:
@@ -199,6 +255,8 @@ class AlarmService:
                     await s.execute(select(Alarm).where(Alarm.source == source, Alarm.alarm_id == a["alarm_id"]))
                 ).scalar_one()
                 return Received(old.incident_id, True)
+        if a["vehicle_id"]:
+            self._following.setdefault(a["vehicle_id"], set()).add(inc_id)
         await self._open_effects(inc_id, a, cams, depts, area)
         return Received(inc_id, False)
 
@@ -317,6 +375,8 @@ class AlarmService:
         await self.ld.audit.record("incident", incident_id=inc_id, username=by, detail=action)
         if action == "close":
             await self.ld.authorizer.revoke_incident(by, inc_id)
+            if inc.vehicle_id:
+                self._following.get(inc.vehicle_id, set()).discard(inc_id)
         self.ld.events.publish(
             "incident.updated", {"incident_id": inc_id, "state": inc.state, "action": action}, tuple(inc.cameras)
         )

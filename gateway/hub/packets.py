@@ -129,7 +129,6 @@ class AccessUnitAssembler:
     _uniform_pictures: int = field(init=False, default=0)
     _uniform_keyframes: int = field(init=False, default=0)
     _last_flush_early: bool = field(init=False, default=False)
-    _last_flush_pts: int | None = field(init=False, default=None)
     _in_pts: int | None = field(init=False, default=None)
     _out_pts: int = field(init=False, default=0)
     _deltas: deque[int] = field(init=False, default_factory=lambda: deque(maxlen=16))
@@ -179,7 +178,7 @@ class AccessUnitAssembler:
             # The first slice of what becomes the next unit: it must start a picture, or the unit is
             # the tail of one (the stream began mid-picture, or an early flush guessed wrong).
             self._pending_partial = not new_picture
-            if self._pending_partial and self._last_flush_early and pts90 == self._last_flush_pts:
+            if self._pending_partial and self._last_flush_early:
                 self._uniform_slices = 0  # a picture had more slices than the others: stop guessing
                 log.warning("%s stream: slice count per picture varies; flushing pictures at boundaries", self.codec)
         if not self._pending_slices and pts90 is not None:
@@ -212,7 +211,7 @@ class AccessUnitAssembler:
         """The pending unit, cleaned; None when it is the tail of a picture whose start was lost."""
         nals, pts90, slices = self._pending, self._pending_pts, self._pending_slices
         self._pending, self._pending_pts, self._pending_slices = [], None, 0
-        self._last_flush_early, self._last_flush_pts = early, pts90
+        self._last_flush_early = early
         if slices and self._pending_partial:
             # Undecodable on its own, and an IDR tail would pass for a keyframe: drop it.
             self._pending_partial = False

@@ -167,3 +167,25 @@ async def test_event_bus_filters_and_resumes() -> None:
     text = await asyncio.wait_for(live, 2)
     assert '"cameras": ["b"]' in text  # only the cameras the user may view
     await gen.aclose()
+
+
+async def test_follow_mode_adds_cameras_as_the_bus_moves(world: World) -> None:
+    w = world
+    secret = await setup(w)
+    r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "F-1", "vehicle_id": "bus-1"}))
+    inc_id = r.json()["incident_id"]
+    before = (await w.client.get(f"/api/incidents/{inc_id}", headers=w.sec)).json()["cameras"]
+    assert "xz-1" not in before
+    feed = await w.user("feed-f", Role.integration)
+    await asyncio.sleep(2.1)  # follow updates are throttled per vehicle
+    fix = [{"vehicle_id": "bus-1", "lat": 31.1101, "lon": 121.3851, "time": time.time()}]  # now at 莘庄广场
+    assert (await w.client.post("/api/vehicles/positions", json=fix, headers=feed)).json()["accepted"] == 1
+    for _ in range(50):
+        after = (await w.client.get(f"/api/incidents/{inc_id}", headers=w.sec)).json()["cameras"]
+        if "xz-1" in after:
+            break
+        await asyncio.sleep(0.05)
+    assert after == [*before, "xz-1"]
+    pol = await w.user("pol-f")
+    await w.ok("PUT", f"/api/admin/users/{w.ids['pol-f']}/memberships/police", json={})
+    assert "xz-1" in await w.visible(pol)  # the incident grant follows the bus too

@@ -29,6 +29,17 @@ PLAYING_JS = """async (sel) => {
 }"""
 
 
+FIRST_FRAME_JS = """async (sel) => {
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    const v = document.querySelector(sel);
+    if (v && v.videoWidth > 0) return true;
+    await new Promise(r => setTimeout(r, 10));
+  }
+  return false;
+}"""
+
+
 async def login(page: Any, g: LiveGateway, user: str) -> None:
     await page.goto(g.base_url + "/")
     await page.fill("#username", user)
@@ -133,3 +144,44 @@ async def test_revocation_closes_tile_with_reason(web_gateway: tuple[LiveGateway
     tile = page.locator(".tile[data-camera='cam-xz']")
     await expect(tile).to_have_attribute("data-state", "revoked", timeout=15_000)
     assert "权限已被撤销" in await tile.locator(".tile-msg").inner_text()
+
+
+async def test_alarm_opens_and_plays_bus_camera_without_a_click(
+    web_gateway: tuple[LiveGateway, Any], chromium: Any, web_cams: Any
+) -> None:
+    from camera_registry.inventory import import_vehicles
+    from tests.gateway.test_alarms import signed
+
+    g, admin = web_gateway
+    await import_vehicles(g.ld.store, [{"id": "bus-9", "kind": "bus", "plate": "沪A99999", "line": "闵行9路"}])
+    body = {
+        "id": "bus-9-front",
+        "name": "闵行9路 前",
+        "kind": "bus",
+        "vehicle_id": "bus-9",
+        "source_url": web_cams.url("h264"),
+    }
+    assert (await g.client.post("/api/cameras", json=body, headers=admin)).status_code == 201
+    for dept in ("district", "police"):
+        await g.client.put(f"/api/admin/departments/{dept}", json={"name": dept}, headers=admin)
+    await g.add_user("op-duty")
+    users = (await g.client.get("/api/admin/users", headers=admin)).json()
+    uid = next(u["id"] for u in users if u["username"] == "op-duty")
+    await g.client.put(f"/api/admin/users/{uid}/memberships/police", json={}, headers=admin)
+    secret = (await g.client.post("/api/admin/alarm-sources", json={"name": "bus-gps"}, headers=admin)).json()["secret"]
+    page = await chromium.new_page()
+    await login(page, g, "op-duty")
+    assert await page.locator(".tile").count() == 0
+    await page.wait_for_timeout(300)  # the console's event stream is connected
+    t0 = time.monotonic()
+    r = await g.client.post(
+        "/api/alarms", **signed(secret, {"alarm_id": "P-1", "type": "panic", "vehicle_id": "bus-9"})
+    )
+    assert r.status_code == 202, r.text
+    first = await page.evaluate(FIRST_FRAME_JS, ".tile[data-camera='bus-9-front'] video")
+    first_s = time.monotonic() - t0
+    assert first, "no frame from the bus camera"
+    await expect(page.locator("#alarm-banner")).to_contain_text(r.json()["incident_id"])
+    result = await page.evaluate(PLAYING_JS, ".tile[data-camera='bus-9-front'] video")
+    assert result["width"] == 1280 and result["frames"] >= 20, result
+    print(f"alarm POST -> first frame of the bus camera in Chromium: {first_s:.2f} s (camera not pulled before)")

@@ -53,6 +53,8 @@ async function onLogin(ev) {
 }
 
 async function onLogout() {
+  if (state.events) state.events.close();
+  state.events = null;
   for (const tile of [...state.tiles.values()]) await tile.close();
   await api("/api/auth/logout", { method: "POST" });
   showLogin();
@@ -68,6 +70,36 @@ async function enter(me) {
   if (c.ok) state.config = await c.json();
   await loadCameras();
   openFromHash();
+  startEvents();
+}
+
+// Alarms open their cameras by themselves: the server sends only what this user may view.
+function startEvents() {
+  if (state.events) state.events.close();
+  const es = new EventSource("/api/events");
+  state.events = es;
+  es.addEventListener("incident.opened", (ev) => onIncident(JSON.parse(ev.data), true));
+  es.addEventListener("incident.cameras", (ev) => {
+    const d = JSON.parse(ev.data);
+    onIncident({ ...d, cameras: d.cameras || d.added }, false);
+  });
+}
+
+async function onIncident(inc, isNew) {
+  const banner = $("alarm-banner");
+  if (isNew) {
+    banner.hidden = false;
+    banner.dataset.incident = inc.incident_id;
+    banner.textContent = `${t("alarm")} ${inc.incident_id} · ${inc.type || ""} ${inc.vehicle_id || ""} ${inc.text || ""}`;
+  }
+  const cams = inc.cameras || [];
+  const needed = state.tiles.size + cams.length;
+  const layout = [1, 4, 9, 16].find((n) => n >= needed) || 16;
+  if (Number($("layout").value) < layout) {
+    $("layout").value = String(layout);
+    $("grid").dataset.layout = String(layout);
+  }
+  for (const cam of cams) await openTile(cam, cam);
 }
 
 async function loadCameras() {

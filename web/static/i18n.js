@@ -7,7 +7,7 @@ const TEXT = {
     connecting: "连接中…", playing: "播放中", denied: "无权查看此摄像机（已记录）", bad_login: "用户名或密码错误",
     throttled: "登录失败次数过多，请稍后再试", codec: "该摄像机为 H.265 编码，浏览器无法直接播放（需转码）",
     unavailable: "摄像机无法连接", ended: "视频已结束", revoked: "查看权限已被撤销，视频已关闭",
-    failed: "播放失败", status_live: "在线", status_idle: "空闲", status_reconnecting: "重连中", status_failed: "故障",
+    failed: "播放失败", alarm: "报警", status_live: "在线", status_idle: "空闲", status_reconnecting: "重连中", status_failed: "故障",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -17,7 +17,7 @@ const TEXT = {
     bad_login: "Wrong username or password", throttled: "Too many failed logins; try again later",
     codec: "This camera sends H.265, which browsers cannot play without transcoding",
     unavailable: "Camera unreachable", ended: "Stream ended", revoked: "Your permission was withdrawn; the stream was closed",
-    failed: "Playback failed", status_live: "live", status_idle: "idle", status_reconnecting: "reconnecting",
+    failed: "Playback failed", alarm: "ALARM", status_live: "live", status_idle: "idle", status_reconnecting: "reconnecting",
     status_failed: "failed",
   },
 };
