@@ -155,7 +155,7 @@ async def test_event_bus_filters_and_resumes() -> None:
     e1 = bus.publish("incident.opened", {"incident_id": "X"}, ("a", "b"))
     bus.publish("incident.opened", {"incident_id": "Y"}, ("c",))
     e3 = bus.publish("incident.updated", {"incident_id": "X"}, ("a",))
-    gen = bus.stream(lambda cam: cam in ("a", "b"), last_id=e1.id - 1)
+    gen: Any = bus.stream(lambda cam: cam in ("a", "b"), last_id=e1.id - 1)
     first = await gen.__anext__()
     assert f"id: {e1.id}" in first and '"cameras": ["a", "b"]' in first
     second = await gen.__anext__()
