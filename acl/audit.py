@@ -79,6 +79,12 @@ class AuditEntry(Base):
         return d
 
 
+def _cell(v: Any) -> str:
+    """A CSV cell that spreadsheets will not run as a formula (usernames and details are user input)."""
+    text = "" if v is None else str(v)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _digest(prev: str, canonical: str) -> str:
     return hashlib.sha256((prev + "\n" + canonical).encode("utf-8")).hexdigest()
 
@@ -181,5 +187,5 @@ class AuditLog:
         w.writerow(["id", "ts", *FIELDS, "hash"])
         async for e in self._iter(since):
             d = e.as_dict()
-            w.writerow([d["id"], d["ts"], *(d[f] if d[f] is not None else "" for f in FIELDS), d["hash"]])
+            w.writerow([d["id"], d["ts"], *(_cell(d[f]) for f in FIELDS), d["hash"]])
         return buf.getvalue()
