@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+
+from storage.db import run_with_database
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -22,17 +23,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 
 
 def _with_db(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:
-    from storage.db import Database
-
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            await asyncio.to_thread(db.migrate)
-            return await job(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
+    return run_with_database(settings.database_url, job)
 
 
 def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:

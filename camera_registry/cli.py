@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -37,18 +36,11 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
     """Migrate, open the store, run ``job``, close."""
     from camera_registry.store import CameraStore
-    from storage.db import Database
+    from storage.db import run_with_database
     from storage.secretbox import SecretBox
 
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            await asyncio.to_thread(db.migrate)
-            return await job(CameraStore(db, SecretBox.from_data_dir(settings.data_dir)))
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
+    box = SecretBox.from_data_dir(settings.data_dir)
+    return run_with_database(settings.database_url, lambda db: job(CameraStore(db, box)))
 
 
 def _parse_subs(values: list[str]) -> dict[str, str]:

@@ -12,9 +12,9 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -194,6 +194,42 @@ def _reason(e: ValidationError | ValueError) -> str:
 
 
 ProgressFn = Callable[[int], None]
+Row = TypeVar("Row", CameraIn, VehicleIn)
+
+
+def _validate(records: Iterable[Any], parse: Callable[[Any], Row]) -> tuple[ImportReport, list[tuple[int, Row]]]:
+    """Parse every row; rejected rows (bad fields, repeated ids) go in the report with their reason."""
+    report = ImportReport()
+    seen: set[str] = set()
+    valid: list[tuple[int, Row]] = []
+    for n, raw in enumerate(records, start=1):
+        rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        try:
+            row = parse(raw)
+        except (ValidationError, ValueError) as e:
+            report.rows.append(RowResult(n, rid[:64] if rid else None, "rejected", _reason(e)))
+            continue
+        if row.id in seen:
+            report.rows.append(RowResult(n, row.id, "rejected", "id: duplicate of an earlier row in this file"))
+            continue
+        seen.add(row.id)
+        valid.append((n, row))
+    return report, valid
+
+
+def _not_written(report: ImportReport, valid: Sequence[tuple[int, CameraIn | VehicleIn]]) -> ImportReport:
+    """A strict import with bad rows: the good ones are reported as not written."""
+    report.rows += [RowResult(n, row.id, "not_written") for n, row in valid]
+    report.rows.sort(key=lambda r: r.row)
+    return report
+
+
+def _vehicle(raw: Any) -> VehicleIn:
+    if not isinstance(raw, dict):
+        raise ValueError("row: must be an object")
+    clean = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in raw.items()}
+    clean["home_district"] = clean.get("home_district") or ""
+    return VehicleIn.model_validate(clean)
 
 
 async def import_cameras(
@@ -205,26 +241,10 @@ async def import_cameras(
     progress: ProgressFn | None = None,
 ) -> ImportReport:
     """Validate and upsert camera records in one transaction; see the module docstring."""
-    report = ImportReport()
-    seen: set[str] = set()
-    valid: list[tuple[int, CameraIn]] = []
-    for n, raw in enumerate(records, start=1):
-        rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-        rid = rid[:64] if rid else None
-        try:
-            cam = CameraIn.model_validate(_normalise_camera(raw, substitutions or {}))
-        except (ValidationError, ValueError) as e:
-            report.rows.append(RowResult(n, rid, "rejected", _reason(e)))
-            continue
-        if cam.id in seen:
-            report.rows.append(RowResult(n, cam.id, "rejected", "id: duplicate of an earlier row in this file"))
-            continue
-        seen.add(cam.id)
-        valid.append((n, cam))
+    subs = substitutions or {}
+    report, valid = _validate(records, lambda raw: CameraIn.model_validate(_normalise_camera(raw, subs)))
     if strict and report.rejected:
-        report.rows += [RowResult(n, c.id, "not_written") for n, c in valid]
-        report.rows.sort(key=lambda r: r.row)
-        return report
+        return _not_written(report, valid)
     try:
         async with store.db.session() as s:
             vehicles = set((await s.execute(select(Vehicle.id))).scalars())
@@ -254,29 +274,9 @@ async def import_cameras(
 
 async def import_vehicles(store: CameraStore, records: Iterable[Any], *, strict: bool = False) -> ImportReport:
     """Validate and upsert vehicle records in one transaction."""
-    report = ImportReport()
-    seen: set[str] = set()
-    valid: list[tuple[int, VehicleIn]] = []
-    for n, raw in enumerate(records, start=1):
-        rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-        try:
-            if not isinstance(raw, dict):
-                raise ValueError("row: must be an object")
-            clean = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in raw.items()}
-            clean["home_district"] = clean.get("home_district") or ""
-            v = VehicleIn.model_validate(clean)
-        except (ValidationError, ValueError) as e:
-            report.rows.append(RowResult(n, rid, "rejected", _reason(e)))
-            continue
-        if v.id in seen:
-            report.rows.append(RowResult(n, v.id, "rejected", "id: duplicate of an earlier row in this file"))
-            continue
-        seen.add(v.id)
-        valid.append((n, v))
+    report, valid = _validate(records, _vehicle)
     if strict and report.rejected:
-        report.rows += [RowResult(n, v.id, "not_written") for n, v in valid]
-        report.rows.sort(key=lambda r: r.row)
-        return report
+        return _not_written(report, valid)
     async with store.db.session() as s:
         for n, v in valid:
             report.rows.append(RowResult(n, v.id, await store.upsert_vehicle(s, v)))

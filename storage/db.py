@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine, make_url
@@ -85,6 +86,23 @@ def sync_url(url: str) -> str:
     if driver is None and u.drivername in ("postgresql", "postgres"):
         driver = "postgresql+psycopg"
     return u.set(drivername=driver or u.drivername).render_as_string(hide_password=False)
+
+
+T = TypeVar("T")
+
+
+def run_with_database(url: str, job: Callable[[Database], Awaitable[T]]) -> T:
+    """For command-line tools: open the database, bring the schema up to date, run ``job``, close."""
+
+    async def main() -> T:
+        db = Database(url)
+        try:
+            await asyncio.to_thread(db.migrate)
+            return await job(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
 
 
 class Database:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,23 +21,20 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
 
     def run(settings: Settings, action: str, name: str) -> str:
         from gateway.alarms.service import AlarmService
-        from storage.db import Database
+        from storage.db import Database, run_with_database
         from storage.secretbox import SecretBox
 
-        async def main() -> str:
-            db = Database(settings.database_url)
-            try:
-                await asyncio.to_thread(db.migrate)
-                svc = AlarmService(settings.alarms, db, SecretBox.from_data_dir(settings.data_dir), None)
-                if action == "add":
-                    return await svc.add_source(name)
-                if action == "rotate":
-                    return await svc.rotate_source(name)
-                return "\n".join(f"{s['name']}\t{'active' if s['active'] else 'inactive'}" for s in await svc.sources())
-            finally:
-                await db.close()
+        box = SecretBox.from_data_dir(settings.data_dir)
 
-        return asyncio.run(main())
+        async def job(db: Database) -> str:
+            svc = AlarmService(settings.alarms, db, box, None)
+            if action == "add":
+                return await svc.add_source(name)
+            if action == "rotate":
+                return await svc.rotate_source(name)
+            return "\n".join(f"{s['name']}\t{'active' if s['active'] else 'inactive'}" for s in await svc.sources())
+
+        return run_with_database(settings.database_url, job)
 
     @grp.command("add")
     def add(name: Annotated[str, typer.Argument(help="Source name, e.g. bus-gps.")], config: ConfigOpt = None) -> None:

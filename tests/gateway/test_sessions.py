@@ -36,7 +36,9 @@ async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[L
             await g.add_camera(admin, cam, cams.url("h264_360p", credentials="viewer:s3cret-pw"))
         # Operators may watch cam-a (deny by default otherwise).
         r = await g.client.post(
-            "/api/admin/rules", json={"subject": "role:operator", "target": "cam:cam-a", "action": "view_live"}, headers=admin
+            "/api/admin/rules",
+            json={"subject": "role:operator", "target": "cam:cam-a", "action": "view_live"},
+            headers=admin,
         )
         assert r.status_code == 201, r.text
         yield g, admin
@@ -147,7 +149,9 @@ async def test_browser_cookie_login_needs_the_csrf_header(gw: tuple[LiveGateway,
         assert r.status_code == 403 and "X-CSRF-Token" in r.text
         r = await g.client.post(url, content=offer, headers={"Content-Type": "application/sdp", "X-CSRF-Token": csrf})
         assert r.status_code == 201, r.text
-        assert r.headers["content-type"].startswith("application/sdp") and r.headers["location"].startswith("/api/whep/")
+        assert r.headers["content-type"].startswith("application/sdp") and r.headers["location"].startswith(
+            "/api/whep/"
+        )
         r = await g.client.delete(r.headers["location"], headers={"X-CSRF-Token": csrf})
         assert r.status_code == 200
     finally:

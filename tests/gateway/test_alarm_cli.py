@@ -1,0 +1,27 @@
+"""``liandong alarm-sources``: add prints the secret once, rotate replaces it, list never shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli import app
+
+
+def test_alarm_sources_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(tmp_path))
+    run = CliRunner()
+    r = run.invoke(app, ["alarm-sources", "add", "bus-gps"])
+    assert r.exit_code == 0, r.output
+    secret = r.output.strip().splitlines()[-1]
+    assert len(secret) >= 40
+    assert run.invoke(app, ["alarm-sources", "add", "bus-gps"]).exit_code == 2
+    assert run.invoke(app, ["alarm-sources", "add", "bad name!"]).exit_code == 2
+    r = run.invoke(app, ["alarm-sources", "rotate", "bus-gps"])
+    new = r.output.strip().splitlines()[-1]
+    assert r.exit_code == 0 and new != secret
+    listed = run.invoke(app, ["alarm-sources", "list"]).output
+    assert "bus-gps" in listed and secret not in listed and new not in listed
+    assert secret.encode() not in (tmp_path / "liandong.db").read_bytes()  # stored encrypted
