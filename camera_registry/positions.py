@@ -189,21 +189,38 @@ class PositionService:
         """Cameras by distance: fixed ones by their place, mounted ones by their vehicle's fresh fix."""
         now = time.time() if now is None else now
         max_age = self.settings.fresh_s if max_age_s is None else max_age_s
-        out: list[NearbyCamera] = []
         want_fixed = kinds is None or "fixed" in kinds
         want_moving = kinds is None or bool({"bus", "truck"} & set(kinds))
-        k = max(limit * 8, 64)
-        if want_fixed:
-            for cid, d in self.fixed.nearest(lat, lon, min(k, len(self.fixed)), radius_m):
-                if visible is None or cid in visible:
-                    out.append(NearbyCamera(cid, d, self.fixed_kind.get(cid, "fixed"), None, None))
-        if want_moving:
-            for vid, d in self.moving.nearest(lat, lon, min(k, len(self.moving)), radius_m):
-                fix = self.latest.get(vid)
-                if fix is None or now - fix.t > max_age:
-                    continue
-                for cid, kind in self.vehicle_cameras.get(vid, []):
-                    if (kinds is None or kind in kinds) and (visible is None or cid in visible):
-                        out.append(NearbyCamera(cid, d, kind, vid, round(now - fix.t, 1)))
+        # Ask the trees for a few candidates first and widen only when filters (freshness, kind,
+        # permission) leave too few: most queries touch a handful of points.
+        k = max(limit * 2, 8)
+        while True:
+            out: list[NearbyCamera] = []
+            exhausted = True
+            bound = math.inf  # beyond the k-th point of a cut-off list, that list may hide closer cameras
+            if want_fixed:
+                found = self.fixed.nearest(lat, lon, min(k, len(self.fixed)), radius_m)
+                if len(found) >= k:
+                    exhausted = False
+                    bound = min(bound, found[-1][1])
+                for cid, d in found:
+                    if visible is None or cid in visible:
+                        out.append(NearbyCamera(cid, d, self.fixed_kind.get(cid, "fixed"), None, None))
+            if want_moving:
+                found = self.moving.nearest(lat, lon, min(k, len(self.moving)), radius_m)
+                if len(found) >= k:
+                    exhausted = False
+                    bound = min(bound, found[-1][1])
+                for vid, d in found:
+                    fix = self.latest.get(vid)
+                    if fix is None or now - fix.t > max_age:
+                        continue
+                    for cid, kind in self.vehicle_cameras.get(vid, []):
+                        if (kinds is None or kind in kinds) and (visible is None or cid in visible):
+                            out.append(NearbyCamera(cid, d, kind, vid, round(now - fix.t, 1)))
+            out = [c for c in out if c.distance_m <= bound]
+            if len(out) >= limit or exhausted:
+                break
+            k *= 4
         out.sort(key=lambda c: c.distance_m)
         return out[:limit]

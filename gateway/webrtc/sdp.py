@@ -1,8 +1,19 @@
-"""Checks on a WHEP offer before it reaches aiortc, so bad input gets a 400 with a reason."""
+"""Checks on a WHEP offer before it reaches aiortc, so bad input gets a 400 with a reason.
+
+The offer is also parsed with aiortc's own parser here, before the camera is opened: aiortc raises
+whatever its parser trips on (KeyError, AssertionError, StopIteration, ...) for offers that pass
+the line checks, and a bad offer must neither cost an RTSP session nor wait for a camera.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from aiortc import sdp as aiortc_sdp
+
 __all__ = ["SdpError", "check_offer"]
+
+log = logging.getLogger(__name__)
 
 
 class SdpError(ValueError):
@@ -42,4 +53,27 @@ def check_offer(raw: bytes, max_bytes: int) -> str:
         ln in ("a=recvonly", "a=sendrecv") for ln in lines
     ):
         raise SdpError("SDP offer: the video section must be recvonly (WHEP viewers receive)")
-    return text if text.endswith("\n") else text + "\r\n"
+    text = text if text.endswith("\n") else text + "\r\n"
+    _check_parsed(text)
+    return text
+
+
+def _check_parsed(text: str) -> None:
+    """What aiortc will make of the offer: parseable, a receiving H.264 video section with ICE and DTLS."""
+    try:
+        parsed = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as e:  # any parser failure is the offer's fault
+        log.info("unparseable SDP offer: %s: %s", type(e).__name__, str(e)[:200])
+        raise SdpError(f"SDP offer: cannot be parsed ({type(e).__name__} near {str(e)[:80]!r})") from None
+    video = [m for m in parsed.media if m.kind == "video"]
+    if not video:
+        raise SdpError("SDP offer: no video media section (m=video)")
+    for m in video:
+        if m.direction not in (None, "recvonly", "sendrecv"):
+            raise SdpError("SDP offer: the video section must be recvonly (WHEP viewers receive)")
+        if not any(c.mimeType.lower() == "video/h264" for c in m.rtp.codecs):
+            raise SdpError("SDP offer: the browser offers no H.264 codec (a=rtpmap:... H264/90000)")
+        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
+            raise SdpError("SDP offer: no ICE credentials (a=ice-ufrag and a=ice-pwd)")
+        if m.dtls is None or not m.dtls.fingerprints or m.dtls.role is None:
+            raise SdpError("SDP offer: no usable DTLS parameters (a=fingerprint and a=setup)")

@@ -16,7 +16,7 @@ from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
 from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
-from gateway.webrtc.sdp import check_offer
+from gateway.webrtc.sdp import SdpError, check_offer
 from gateway.webrtc.track import PassthroughTrack
 
 __all__ = ["UnsupportedCodec", "WhepAnswer", "WhepService"]
@@ -79,8 +79,12 @@ class WhepService:
             caps = RTCRtpSender.getCapabilities("video")
             # Before setRemoteDescription: set later, VP8 would be negotiated for H.264 bytes.
             transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType in ("video/H264", "video/rtx")])
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            answer = await pc.createAnswer()
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                answer = await pc.createAnswer()
+            except Exception as e:  # aiortc negotiates only what the viewer sent: its failures are the offer's
+                log.info("camera %s: offer rejected by aiortc: %s: %s", camera_id, type(e).__name__, str(e)[:200])
+                raise SdpError(f"SDP offer: cannot be negotiated ({type(e).__name__}: {str(e)[:120]})") from None
             await pc.setLocalDescription(answer)  # aiortc gathers every candidate here (no trickle)
             if "H264" not in pc.localDescription.sdp:
                 raise UnsupportedCodec("h264 (the browser refused H.264)")

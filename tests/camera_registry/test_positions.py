@@ -97,3 +97,41 @@ async def test_intake_nearest_and_location_rule(world: World) -> None:
     outsider = await w.user("op-none")
     assert (await w.client.get("/api/vehicles/bus-1/track", headers=outsider)).status_code == 404
     assert (await w.client.get("/api/vehicles", headers=outsider)).json() == []
+
+
+def test_nearest_matches_brute_force_with_filters() -> None:
+    import random
+
+    from camera_registry.positions import PositionService
+    from gateway.settings import VehicleSettings
+
+    rnd = random.Random(4)
+    svc = PositionService(VehicleSettings(fresh_s=60), None, "闵行区", lambda _a, _b: True)  # type: ignore[arg-type]
+    now = 1_800_000_000.0
+    fixed = [(f"f{i}", 31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2) for i in range(300)]
+    svc.fixed.replace(fixed)
+    svc.fixed_kind = {k: "fixed" for k, _, _ in fixed}
+    svc.vehicles = {f"v{i}": ("bus", "闵行区") for i in range(300)}
+    svc.vehicle_cameras = {f"v{i}": [(f"v{i}-a", "bus"), (f"v{i}-b", "bus")] for i in range(300)}
+    items = [
+        {
+            "vehicle_id": f"v{i}",
+            "lat": 31.0 + rnd.random() * 0.2,
+            "lon": 121.3 + rnd.random() * 0.2,
+            "time": now - rnd.random() * 120,
+        }
+        for i in range(300)
+    ]
+    svc.ingest(items, now=now)
+    for trial in range(30):
+        lat, lon = 31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2
+        visible = {k for k, _, _ in fixed if rnd.random() < 0.2} | {f"v{i}-a" for i in range(300) if rnd.random() < 0.2}
+        got = svc.nearest(lat, lon, limit=7, visible=visible, now=now)
+        brute = [(k, haversine_m(lat, lon, la, lo)) for k, la, lo in fixed if k in visible]
+        for vid, fix in svc.latest.items():
+            if now - fix.t <= 60:
+                brute += [
+                    (c, haversine_m(lat, lon, fix.lat, fix.lon)) for c, _ in svc.vehicle_cameras[vid] if c in visible
+                ]
+        brute.sort(key=lambda x: x[1])
+        assert [round(c.distance_m, 3) for c in got] == [round(d, 3) for _, d in brute[:7]], trial
