@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -185,3 +186,32 @@ async def test_alarm_opens_and_plays_bus_camera_without_a_click(
     result = await page.evaluate(PLAYING_JS, ".tile[data-camera='bus-9-front'] video")
     assert result["width"] == 1280 and result["frames"] >= 20, result
     print(f"alarm POST -> first frame of the bus camera in Chromium: {first_s:.2f} s (camera not pulled before)")
+
+
+async def test_camera_list_shows_live_thumbnails(web_gateway: tuple[LiveGateway, Any], chromium: Any) -> None:
+    g, _admin = web_gateway
+    page = await chromium.new_page()
+    await page.goto(g.base_url + "/")
+    await page.fill("#username", "admin")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    thumb = page.locator("#camera-list li[data-camera='cam-xz'] img.thumb")
+    await expect(thumb).to_have_attribute("src", re.compile(r"snapshot[.]jpg"))
+    width = await page.evaluate(THUMB_JS, "#camera-list li[data-camera='cam-xz'] img.thumb")
+    assert width == 160  # a real decoded JPEG from the camera, 160 px wide
+    for _ in range(40):
+        if "cam-xz" in g.ld.snapshots.watched():
+            break
+        await page.wait_for_timeout(100)
+    assert "cam-xz" in g.ld.snapshots.watched()  # the console told the refresher what it shows
+
+
+THUMB_JS = """async (sel) => {
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    const img = document.querySelector(sel);
+    if (img && img.complete && img.naturalWidth > 0) return img.naturalWidth;
+    await new Promise(r => setTimeout(r, 50));
+  }
+  return 0;
+}"""

@@ -140,10 +140,57 @@ function renderList() {
     const st = cam.stream ? cam.stream.state : "idle";
     badge.className = `badge ${st}`;
     badge.textContent = t(`status_${st}`) || st;
-    li.append(name, badge, meta);
+    const thumb = document.createElement("img");
+    thumb.className = "thumb";
+    thumb.alt = "";
+    thumb.dataset.src = `/api/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg?width=160`;
+    li.append(thumb, name, badge, meta);
     li.addEventListener("click", () => openTile(cam.id, cam.name));
     ul.append(li);
+    thumbs.observe(thumb);
   }
+}
+
+// Thumbnails load only when on screen, refresh while on screen, and tell the server what is
+// being watched so its refresher keeps those fresh first.
+const onScreen = new Set();
+const thumbs = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const img = e.target;
+    const id = img.parentElement && img.parentElement.dataset.camera;
+    if (e.isIntersecting) {
+      onScreen.add(img);
+      if (!img.src) img.src = img.dataset.src;
+      if (id) postInterest([id]);
+    } else {
+      onScreen.delete(img);
+    }
+  }
+});
+setInterval(() => {
+  const ids = [];
+  for (const img of onScreen) {
+    if (!img.isConnected) {
+      onScreen.delete(img);
+      continue;
+    }
+    img.src = `${img.dataset.src}&t=${Date.now() >> 14}`;
+    ids.push(img.parentElement.dataset.camera);
+  }
+  if (ids.length) postInterest(ids);
+}, 15000);
+
+let pendingInterest = new Set();
+let interestTimer = null;
+function postInterest(ids) {
+  for (const id of ids) pendingInterest.add(id);
+  if (interestTimer) return;
+  interestTimer = setTimeout(async () => {
+    const body = JSON.stringify({ camera_ids: [...pendingInterest].slice(0, 2000) });
+    pendingInterest = new Set();
+    interestTimer = null;
+    await api("/api/snapshots/interest", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+  }, 300);
 }
 
 function openFromHash() {
