@@ -215,3 +215,19 @@ THUMB_JS = """async (sel) => {
   }
   return 0;
 }"""
+
+
+async def test_views_switch_on_login_and_logout(web_gateway: tuple[LiveGateway, Any], chromium: Any) -> None:
+    g, _admin = web_gateway
+    page = await chromium.new_page()
+    await page.goto(g.base_url + "/")
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#console")).to_be_hidden()
+    await page.fill("#username", "admin")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#console")).to_be_visible()
+    await expect(page.locator("#login-view")).to_be_hidden()
+    await page.click("#logout")
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#console")).to_be_hidden()
