@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -99,6 +100,16 @@ def _fail(e: Exception) -> HTTPException:
     return HTTPException(code, [{"field": field, "message": text or msg}])
 
 
+async def _policy_change(request: Request, what: str, change: Awaitable[int]) -> dict[str, int]:
+    """Run one stored policy change (one revision), then reload, audit and enforce it."""
+    try:
+        rev = await change
+    except PolicyError as e:
+        raise _fail(e) from None
+    await request.app.state.ld.authorizer.policy_changed(f"{what} (revision {rev})", _author(request))
+    return {"revision": rev}
+
+
 def _author(request: Request) -> str:
     subject: Subject = request.state.subject
     return subject.username
@@ -131,26 +142,22 @@ async def list_departments(request: Request) -> list[dict[str, Any]]:
 async def put_department(request: Request, dept_id: str, body: DepartmentBody) -> dict[str, int]:
     """Create or change a department."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.put_department(
+    return await _policy_change(
+        request,
+        f"department {dept_id} changed",
+        acl.policy.put_department(
             _author(request), dept_id, body.name, body.level, body.parent_id, body.area, body.reason
-        )
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed(f"department {dept_id} changed" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+        ),
+    )
 
 
 @router.delete("/departments/{dept_id}", dependencies=[EDIT])
 async def delete_department(request: Request, dept_id: str, reason: str = "") -> dict[str, int]:
     """Delete a department with its memberships and rules."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.delete_department(_author(request), dept_id, reason)
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed(f"department {dept_id} deleted" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+    return await _policy_change(
+        request, f"department {dept_id} deleted", acl.policy.delete_department(_author(request), dept_id, reason)
+    )
 
 
 # -- users and memberships --------------------------------------------------------------------
@@ -229,24 +236,20 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
 async def put_membership(request: Request, user_id: int, dept_id: str, body: MembershipBody) -> dict[str, int]:
     """Put a user in a department with a role."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.set_membership(_author(request), user_id, dept_id, body.role, body.reason)
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed("membership changed" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+    return await _policy_change(
+        request,
+        "membership changed",
+        acl.policy.set_membership(_author(request), user_id, dept_id, body.role, body.reason),
+    )
 
 
 @router.delete("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
 async def delete_membership(request: Request, user_id: int, dept_id: str, reason: str = "") -> dict[str, int]:
     """Take a user out of a department (their streams that depended on it end)."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.remove_membership(_author(request), user_id, dept_id, reason)
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed("membership removed" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+    return await _policy_change(
+        request, "membership removed", acl.policy.remove_membership(_author(request), user_id, dept_id, reason)
+    )
 
 
 # -- groups -----------------------------------------------------------------------------------
@@ -276,26 +279,22 @@ async def group_cameras(request: Request, group_id: str) -> list[str]:
 async def put_group(request: Request, group_id: str, body: GroupBody) -> dict[str, int]:
     """Create or replace a group."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.put_group(
+    return await _policy_change(
+        request,
+        f"group {group_id} changed",
+        acl.policy.put_group(
             _author(request), group_id, body.name, cameras=body.cameras, filter_=body.filter, reason=body.reason
-        )
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed(f"group {group_id} changed" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+        ),
+    )
 
 
 @router.delete("/groups/{group_id}", dependencies=[EDIT])
 async def delete_group(request: Request, group_id: str, reason: str = "") -> dict[str, int]:
     """Delete a group and the rules naming it."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.delete_group(_author(request), group_id, reason)
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed(f"group {group_id} deleted" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+    return await _policy_change(
+        request, f"group {group_id} deleted", acl.policy.delete_group(_author(request), group_id, reason)
+    )
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -440,9 +439,8 @@ async def revisions(
 async def rollback(request: Request, revision_id: int, body: RollbackBody) -> dict[str, int]:
     """Return the policy to how it was right after ``revision_id`` (recorded as a new revision)."""
     acl = request.app.state.ld.authorizer
-    try:
-        rev = await acl.policy.rollback(revision_id, _author(request), body.reason)
-    except PolicyError as e:
-        raise _fail(e) from None
-    await acl.policy_changed(f"rolled back to revision {revision_id}" + f" (revision {rev})", _author(request))
-    return {"revision": rev}
+    return await _policy_change(
+        request,
+        f"rolled back to revision {revision_id}",
+        acl.policy.rollback(revision_id, _author(request), body.reason),
+    )
