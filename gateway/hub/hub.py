@@ -83,7 +83,13 @@ class StreamHub:
         if self._closed:
             raise StreamUnavailable("the stream hub is shutting down")
         stream = await self._ensure(camera_id)
-        reader = Reader(camera_id, protocol, self.settings.reader_queue_packets, on_drop=self._count_drop)
+        reader = Reader(
+            camera_id,
+            protocol,
+            self.settings.reader_queue_packets,
+            on_drop=self._count_drop,
+            on_first=self._observe_first_unit,
+        )
         if with_backlog:
             backlog = stream.gop.snapshot()
             for au in backlog[: self.settings.reader_queue_packets - 1]:
@@ -254,10 +260,7 @@ class StreamHub:
         if au.keyframe:
             stream.keyframe_event.set()
         for r in stream.readers:
-            was_first = r.delivered == 0 and r.pending() == 0
             r.push(au)
-            if was_first and r.pending():
-                self.metrics.ttff.labels(r.protocol).observe(time.monotonic() - r.created)
 
     def _on_state(self, stream: CameraStream, state: UpstreamState, reason: str | None) -> None:
         if stream.upstream is None and state is not UpstreamState.idle:
@@ -289,6 +292,12 @@ class StreamHub:
             stream.bytes_window = stream.bytes_window[-1000:]
         self.metrics.upstream_bytes.labels(stream.camera_id).inc(n)
         self.metrics.upstream_bitrate.labels(stream.camera_id).set(stream.bitrate_bps())
+
+    def _observe_first_unit(self, reader: Reader) -> None:
+        # From attach to the consumer taking its first unit: for WebRTC that is after ICE and DTLS,
+        # so the histogram shows what viewers wait for, warm (GOP cache) and cold alike.
+        if reader.first_unit_at is not None:
+            self.metrics.ttff.labels(reader.protocol).observe(reader.first_unit_at - reader.created)
 
     def _count_drop(self, reader: Reader) -> None:
         self.metrics.dropped_gops.labels(reader.camera_id, reader.protocol).inc()

@@ -33,6 +33,7 @@ class Reader:
         protocol: str,
         max_units: int,
         on_drop: Callable[[Reader], None] | None = None,
+        on_first: Callable[[Reader], None] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.protocol = protocol
@@ -49,6 +50,7 @@ class Reader:
         self._skip_to_key = True  # a reader always starts on a keyframe
         self._closed: str | None = None
         self._on_drop = on_drop
+        self._on_first = on_first
         self._last_drop_log = 0.0
 
     @property
@@ -102,6 +104,8 @@ class Reader:
         au = self._q.popleft()
         if self.first_unit_at is None:
             self.first_unit_at = time.monotonic()
+            if self._on_first:
+                self._on_first(self)
         self.delivered += 1
         return au
 

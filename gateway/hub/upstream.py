@@ -7,6 +7,7 @@ import enum
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from gateway.hub.packets import AccessUnit, AccessUnitAssembler
 __all__ = ["StreamInfo", "Upstream", "UpstreamState"]
 
 log = logging.getLogger(__name__)
+_BYTES_POST_S = 0.25  # how often the received byte count is handed to the loop (bitrate, metrics)
 
 
 class UpstreamState(enum.StrEnum):
@@ -165,6 +167,9 @@ class Upstream:
             self._post(self._on_state, UpstreamState.live, None)
             asm = AccessUnitAssembler(ctx.name, extradata)
             tb = vs.time_base
+            # Byte counts go to the loop in batches: every post wakes the loop up (a syscall), and a
+            # multi-slice camera delivers several packets per picture.
+            unposted, posted_at = 0, 0.0
             for pkt in container.demux(vs):
                 if self._stop.is_set():
                     break
@@ -172,9 +177,12 @@ class Upstream:
                     break  # end of stream
                 ran = True
                 data = bytes(pkt)
-                self._post(self._on_bytes, len(data))
+                unposted += len(data)
                 for au in asm.feed(data, pkt.pts, tb):
                     self._post(self._on_unit, au)
+                if time.monotonic() - posted_at >= _BYTES_POST_S:
+                    self._post(self._on_bytes, unposted)
+                    unposted, posted_at = 0, time.monotonic()
             return None if ran else "no packets"
         except Exception as e:  # a read error ends the session; the loop reconnects
             return None if ran else classify_error(e)[1]

@@ -64,10 +64,15 @@ def _check_parsed(text: str) -> None:
         parsed = aiortc_sdp.SessionDescription.parse(text)
     except Exception as e:  # any parser failure is the offer's fault
         log.info("unparseable SDP offer: %s: %s", type(e).__name__, str(e)[:200])
-        raise SdpError(f"SDP offer: cannot be parsed ({type(e).__name__} near {str(e)[:80]!r})") from None
+        detail = f": {str(e)[:80]}" if str(e) else ""
+        raise SdpError(f"SDP offer: cannot be parsed ({type(e).__name__}{detail})") from None
     video = [m for m in parsed.media if m.kind == "video"]
     if not video:
         raise SdpError("SDP offer: no video media section (m=video)")
+    mids = {str(m.rtp.muxId) for m in parsed.media}
+    for group in parsed.group:
+        if any(str(item) not in mids for item in group.items):
+            raise SdpError(f"SDP offer: a=group:{group.semantic} names a media section (a=mid) the offer does not have")
     for m in video:
         if m.direction not in (None, "recvonly", "sendrecv"):
             raise SdpError("SDP offer: the video section must be recvonly (WHEP viewers receive)")
@@ -77,3 +82,6 @@ def _check_parsed(text: str) -> None:
             raise SdpError("SDP offer: no ICE credentials (a=ice-ufrag and a=ice-pwd)")
         if m.dtls is None or not m.dtls.fingerprints or m.dtls.role is None:
             raise SdpError("SDP offer: no usable DTLS parameters (a=fingerprint and a=setup)")
+        for c in m.ice_candidates:
+            if not 0 < c.port < 65536 or (c.relatedPort is not None and not 0 <= c.relatedPort < 65536):
+                raise SdpError("SDP offer: an a=candidate has a port outside 1-65535")

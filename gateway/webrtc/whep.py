@@ -50,6 +50,8 @@ class WhepService:
         self.metrics = metrics
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, PassthroughTrack] = {}
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         restrict_host_addresses(settings.host_addresses)
 
     async def create(
@@ -91,7 +93,7 @@ class WhepService:
         except BaseException:
             self.hub.detach(reader, "setup failed")
             if pc is not None:
-                await pc.close()
+                await _close_quietly(pc, camera_id)
             raise
 
         session_pc = pc
@@ -101,19 +103,28 @@ class WhepService:
             self.hub.detach(reader, reason)
             self._pcs.pop(session.id, None)
             self._tracks.pop(session.id, None)
-            await session_pc.close()
+            deadline = self._deadlines.pop(session.id, None)
+            if deadline is not None:
+                deadline.cancel()
+            await _close_quietly(session_pc, camera_id)
 
-        session = await self.sessions.open(
-            user_id=subject.user_id,
-            username=subject.username,
-            camera_id=camera_id,
-            protocol="webrtc",
-            address=address,
-            token_id=subject.token_id,
-            closer=closer,
-            incident_id=incident_id,
-            subject=subject,
-        )
+        try:
+            session = await self.sessions.open(
+                user_id=subject.user_id,
+                username=subject.username,
+                camera_id=camera_id,
+                protocol="webrtc",
+                address=address,
+                token_id=subject.token_id,
+                closer=closer,
+                incident_id=incident_id,
+                subject=subject,
+            )
+        except BaseException:  # e.g. the audit write failed, or the client went away meanwhile
+            track.stop()
+            self.hub.detach(reader, "setup failed")
+            await _close_quietly(pc, camera_id)
+            raise
         self._pcs[session.id] = pc
         self._tracks[session.id] = track
         session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
@@ -125,10 +136,17 @@ class WhepService:
             if state in ("failed", "closed"):
                 await self.sessions.end(session.id, f"peer connection {state}")
 
-        asyncio.get_running_loop().call_later(
-            self.settings.session_timeout_s, lambda: asyncio.ensure_future(self._connect_deadline(session.id))
+        # The timer holds only the id: an ended session must not stay in memory until it fires.
+        self._deadlines[session.id] = asyncio.get_running_loop().call_later(
+            self.settings.session_timeout_s, self._deadline_due, session.id
         )
         return WhepAnswer(session.id, pc.localDescription.sdp)
+
+    def _deadline_due(self, session_id: str) -> None:
+        self._deadlines.pop(session_id, None)
+        task = asyncio.ensure_future(self._connect_deadline(session_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _connect_deadline(self, session_id: str) -> None:
         pc = self._pcs.get(session_id)
@@ -139,3 +157,11 @@ class WhepService:
         """Packets sent to a session so far."""
         track = self._tracks.get(session_id)
         return {"frames_sent": track.sent if track else 0}
+
+
+async def _close_quietly(pc: RTCPeerConnection, camera_id: str) -> None:
+    """Close a peer connection; aiortc can fail to close one that a bad offer left half set up."""
+    try:
+        await pc.close()
+    except Exception as e:  # the session ends either way; the original error is what matters
+        log.info("camera %s: closing a peer connection failed: %s: %s", camera_id, type(e).__name__, e)

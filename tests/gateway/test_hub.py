@@ -55,6 +55,7 @@ async def test_many_readers_one_upstream_session(hub: StreamHub, cams: FixtureCa
     assert await asyncio.to_thread(cams.wait_clients, "h264", 1, 5)
     assert hub.describe("h264")["readers"] == 8
     assert hub.describe("h264")["state"] == "live"
+    assert 300_000 < hub.describe("h264")["bitrate_bps"] < 8_000_000  # the fixture sends ~2 Mbit/s
     frames = decode_units(units[3])
     assert len(frames) >= 29
     assert (frames[0].width, frames[0].height) == (1280, 720)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
 from gateway.settings import load_settings
+from gateway.webrtc.track import PassthroughTrack
 from tests.live import LiveGateway, live_gateway, start_viewer, whep_offer
 
 pytestmark = pytest.mark.media
@@ -57,6 +60,10 @@ async def test_many_viewers_share_one_upstream(
         assert g.ld.hub.describe("cam-h264")["readers_by_protocol"] == {"webrtc": 4}
         metrics = (await g.client.get("/metrics", headers=admin)).text
         assert 'liandong_viewers{camera="cam-h264",protocol="webrtc"} 4.0' in metrics
+        assert 'liandong_upstream_state{camera="cam-h264",state="live"} 1.0' in metrics
+        assert 'liandong_sessions{protocol="webrtc"} 4.0' in metrics
+        # Every viewer's wait is observed, the ones served from the GOP cache too.
+        assert 'liandong_time_to_first_frame_seconds_count{protocol="webrtc"} 4.0' in metrics
         assert SECRET not in metrics
     finally:
         for v in viewers:
@@ -90,7 +97,23 @@ async def test_delete_ends_session_and_idle_close(
     assert (await g.client.get("/api/sessions", headers=admin)).json() == []
     assert (await g.client.delete(v.location, headers=admin)).status_code == 404
     await v.close()
+    # Nothing of the session stays in memory (a timer once kept every session for session_timeout_s).
+    assert await eventually(lambda: not live_tracks("cam-h264_360p"), 3)
     assert await asyncio.to_thread(cams.wait_clients, "h264_360p", 0, 8)
+
+
+def live_tracks(camera_id: str) -> list[PassthroughTrack]:
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, PassthroughTrack) and o.reader.camera_id == camera_id]
+
+
+async def eventually(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 async def test_flap_viewer_resumes(gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer) -> None:
@@ -142,6 +165,12 @@ async def test_errors(gw: tuple[LiveGateway, dict[str, str]]) -> None:
         good.replace("H264/90000", "VP9/90000").encode(): "H.264",
         good.encode()[: len(good) // 2]: "",
         b"v=0\r\n" + b"a=x\r\n" * 20000: "larger than",
+        # Offers that pass the line checks but trip aiortc (found by fuzzing; each was a 500 once).
+        good.replace("a=setup:actpass", "a=setup:actpa/s").encode(): "cannot be parsed",
+        re.sub(r"a=rtpmap:(\d+) rtx/90000", r"a=r:pmap:\1 rtx/90000", good).encode(): "cannot be parsed",
+        good.replace("a=setup:actpass\r\n", "").encode(): "DTLS",
+        good.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 7").encode(): "a=group:BUNDLE",
+        re.sub(r"127\.0\.0\.1 \d+ typ host", "127.0.0.1 99999 typ host", good).encode(): "port",
     }
     for body, reason in cases.items():
         r = await g.client.post("/api/cameras/cam-h264/whep", content=body, headers=sdp_headers)
@@ -159,3 +188,21 @@ async def test_errors(gw: tuple[LiveGateway, dict[str, str]]) -> None:
     r = await g.client.patch("/api/whep/whatever", headers=admin)
     assert r.status_code == 405
     assert SECRET not in r.text
+
+
+async def test_bad_offer_never_opens_the_camera(
+    gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer
+) -> None:
+    g, admin = gw
+    pc, good = await whep_offer()
+    await pc.close()
+    before = cams.total_connections("h264_360p")
+    t0 = time.monotonic()
+    for bad in (good.replace("a=setup:actpass", "a=setup:bogus"), good.replace("H264/90000", "VP8/90000")):
+        r = await g.client.post(
+            "/api/cameras/cam-h264_360p/whep", content=bad, headers={**admin, "Content-Type": "application/sdp"}
+        )
+        assert r.status_code == 400, r.text
+    assert time.monotonic() - t0 < 0.5  # answered without waiting for a camera
+    assert g.ld.hub.describe("cam-h264_360p")["state"] == "idle"
+    assert cams.total_connections("h264_360p") == before
