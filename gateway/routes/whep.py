@@ -1,4 +1,4 @@
-"""WHEP (RFC 9725): a browser or player POSTs an SDP offer and gets the camera over WebRTC."""
+"""WHEP (draft-ietf-wish-whep, the egress twin of WHIP, RFC 9725): POST an SDP offer, get the camera."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def whep_delete(request: Request, session_id: str) -> Response:
 
 @router.patch("/api/whep/{session_id}", dependencies=[authenticated()])
 async def whep_patch(session_id: str) -> Response:
-    """Trickle ICE and ICE restarts are not supported: candidates are all in the answer (RFC 9725 4.3)."""
+    """Trickle ICE and ICE restarts are not supported: candidates are all in the answer (405, as WHIP/WHEP allow)."""
     _ = session_id
     raise HTTPException(
         status.HTTP_405_METHOD_NOT_ALLOWED,
