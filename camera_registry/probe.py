@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,10 @@ class ProbeResult:
 def classify_error(err: BaseException) -> tuple[CameraStatus, str]:
     """A status and a fixed, credential-free reason for an FFmpeg/OS error."""
     name = type(err).__name__
-    text = str(err).lower()
+    # Only the error's own text: str() of an FFmpeg error also holds the URL, whose port or path
+    # could contain "401" or "404" (and whose credentials must never be echoed anyway).
+    text = str(getattr(err, "strerror", None) or (err.args[0] if err.args else "")).lower()
+    text = re.sub(r"['\"]?[a-z][a-z0-9+.-]*://\S*", " ", text)
     if isinstance(err, ConnectionRefusedError) or "connection refused" in text:
         return CameraStatus.offline, "connection refused"
     if isinstance(err, TimeoutError) or "timed out" in text or "timeout" in text:

@@ -45,3 +45,18 @@ def test_probe_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pyte
     assert SECRET not in exported
     r = runner.invoke(app, ["cameras", "probe", "nosuch"])
     assert r.exit_code != 0 and "not found" in r.output
+
+
+def test_reasons_ignore_the_url_in_ffmpeg_errors() -> None:
+    from camera_registry.probe import classify_error
+
+    class FFmpegLike(Exception):
+        pass
+
+    e = FFmpegLike("Server returned 404 Not Found: 'rtsp://u:p@127.0.0.1:34012/nosuch'")
+    e.strerror = "Server returned 404 Not Found"  # type: ignore[attr-defined]
+    assert classify_error(e)[1] == "stream not found (404)"  # the port's "401" does not count
+    e2 = FFmpegLike("Server returned 401 Unauthorized (authorization failed)")
+    assert classify_error(e2)[1] == "authentication failed (401)"
+    e3 = FFmpegLike("Invalid data found when processing input: 'rtsp://u:p@10.0.0.1:4012/x'")
+    assert classify_error(e3)[1] == "probe failed (FFmpegLike)"
