@@ -16,14 +16,16 @@ from rich.table import Table
 from camera_registry.inventory import (
     ImportReport,
     InventoryError,
+    InventoryReport,
     detect_format,
     export_cameras,
-    import_cameras,
-    import_vehicles,
+    export_vehicles,
+    import_inventory,
     parse_records,
 )
 
 if TYPE_CHECKING:
+    from camera_registry.probe import ProbeResult
     from camera_registry.store import CameraStore
     from gateway.settings import Settings
 
@@ -31,6 +33,9 @@ __all__ = ["register"]
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as one JSON line (tables go to stderr).")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Write nothing at all if any row is rejected.")]
+PROGRESS_MIN_ROWS = 500  # smaller files finish before a bar is worth drawing
 
 
 def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
@@ -43,29 +48,53 @@ def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
     return run_with_database(settings.database_url, lambda db: job(CameraStore(db, box)))
 
 
-def _parse_subs(values: list[str]) -> dict[str, str]:
+def _parse_subs(values: list[str], port: int | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
         key, sep, val = v.partition("=")
-        if not sep or not key:
+        if not sep or not key.isidentifier():
             raise typer.BadParameter(f"expected KEY=VALUE, got {v!r}", param_hint="--substitute")
         out[key] = val
+    if port is not None:
+        out["port"] = str(port)
     return out
 
 
-def _print_report(console: Console, report: ImportReport, what: str, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(report.summary(), ensure_ascii=False))
-        return
+def _read(path: Path, key: str) -> list[Any]:
+    """Records of an inventory file; a file that cannot be read at all exits with code 2."""
+    try:
+        data = path.read_bytes()
+        return parse_records(data, detect_format(path.name, data), key=key)
+    except InventoryError as e:
+        typer.echo(f"error: {path.name}: {e}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as e:
+        typer.echo(f"error: {path.name}: cannot read ({e.strerror})", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print_report(console: Console, report: ImportReport, what: str) -> None:
     t = Table(title=f"{what} import", show_header=True)
-    for col in ("created", "updated", "unchanged", "rejected"):
-        t.add_column(col, justify="right")
-    t.add_row(*(str(report.count(c)) for c in ("created", "updated", "unchanged", "rejected")))
+    cols = ("created", "updated", "unchanged", "rejected") + (("not_written",) if not report.written else ())
+    for col in cols:
+        t.add_column(col.replace("_", " "), justify="right")
+    t.add_row(*(str(report.count(c)) for c in cols))
     console.print(t)
     for r in report.rejected:
-        console.print(f"  row {r.row} ({r.id or '?'}): {r.reason}", markup=False)
+        console.print(f"  row {r.row} ({r.id or '?'}): {r.reason}", markup=False, highlight=False)
     if not report.written:
         console.print("nothing was written (--strict and some rows were rejected)", style="bold red")
+
+
+def _finish(console: Console, rep: InventoryReport, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(rep.summary(), ensure_ascii=False))
+    else:
+        if rep.vehicles is not None:
+            _print_report(console, rep.vehicles, "vehicle")
+        if rep.cameras.rows or rep.vehicles is None:
+            _print_report(console, rep.cameras, "camera")
+    raise typer.Exit(1 if rep.rejected_count() else 0)
 
 
 def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:
@@ -76,82 +105,106 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
     @cams.command("import")
     def import_(
         file: Annotated[Path, typer.Argument(help="CSV or JSON inventory (UTF-8).", exists=True, dir_okay=False)],
-        strict: Annotated[bool, typer.Option("--strict", help="Write nothing if any row is bad.")] = False,
+        strict: StrictOpt = False,
         vehicles: Annotated[
-            Path | None, typer.Option("--vehicles", help="Vehicles file (JSON/CSV), imported first.", exists=True)
+            Path | None,
+            typer.Option(
+                "--vehicles", help="Vehicles file (CSV/JSON), imported first in the same transaction.", exists=True
+            ),
         ] = None,
         substitute: Annotated[
-            list[str] | None, typer.Option("--substitute", "-s", help="Fill {KEY} in source URLs: KEY=VALUE.")
+            list[str] | None,
+            typer.Option("--substitute", "-s", help="Fill {KEY} in source URLs: KEY=VALUE (repeatable)."),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        set_port: Annotated[
+            int | None, typer.Option("--set-port", min=1, max=65535, help="Same as --substitute port=N.")
+        ] = None,
+        as_json: JsonOpt = False,
         config: ConfigOpt = None,
     ) -> None:
-        """Upsert cameras by id from the telecom's inventory and print a report."""
-        settings = settings_from(config)
-        subs = _parse_subs(substitute or [])
-        console = Console(stderr=as_json)
-        try:
-            data = file.read_bytes()
-            records = parse_records(data, detect_format(file.name, data))
-            vrecords = None
-            if vehicles is not None:
-                vdata = vehicles.read_bytes()
-                vrecords = parse_records(vdata, detect_format(vehicles.name, vdata))
-        except InventoryError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+        """Upsert cameras by id from the telecom's inventory and print a report.
 
-        async def job(store: CameraStore) -> tuple[ImportReport | None, ImportReport]:
-            vrep = await import_vehicles(store, vrecords, strict=strict) if vrecords is not None else None
-            if vrep is not None and strict and not vrep.written:
-                return vrep, ImportReport()
+        Each row is created, updated, unchanged or rejected (with its row number and the reason).
+
+        A rejected row does not stop the others unless --strict.
+
+        Bus and truck cameras name a vehicle: import vehicles with --vehicles (or first with import-vehicles).
+
+        A URL without credentials keeps the stored ones for the same host and port.
+
+        Exit code: 0 all rows accepted, 1 some rows rejected, 2 the file cannot be read.
+        """
+        settings = settings_from(config)
+        subs = _parse_subs(substitute or [], set_port)
+        console = Console(stderr=as_json)
+        records = _read(file, "cameras")
+        vrecords = _read(vehicles, "vehicles") if vehicles is not None else None
+
+        async def job(store: CameraStore) -> InventoryReport:
             with Progress(
                 TextColumn("importing"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=console,
+                console=Console(stderr=True),
                 transient=True,
-                disable=len(records) < 500,
+                disable=len(records) < PROGRESS_MIN_ROWS,
             ) as bar:
                 task = bar.add_task("cameras", total=len(records))
-                rep = await import_cameras(
+                return await import_inventory(
                     store,
                     records,
+                    vrecords,
                     strict=strict,
                     substitutions=subs,
                     progress=lambda n: bar.advance(task, n),
                 )
-            return vrep, rep
 
-        vrep, rep = _run(settings, job)
-        if vrep is not None:
-            _print_report(console, vrep, "vehicle", as_json)
-        _print_report(console, rep, "camera", as_json)
-        bad = rep.count("rejected") + (vrep.count("rejected") if vrep else 0)
-        raise typer.Exit(1 if bad else 0)
+        _finish(console, _run(settings, job), as_json)
+
+    @cams.command("import-vehicles")
+    def import_vehicles_(
+        file: Annotated[Path, typer.Argument(help="CSV or JSON vehicle list (UTF-8).", exists=True, dir_okay=False)],
+        strict: StrictOpt = False,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+    ) -> None:
+        """Upsert buses and trucks by id (fields: id, kind, plate, line, cargo, home_district, contact).
+
+        Exit code: 0 all rows accepted, 1 some rows rejected, 2 the file cannot be read.
+        """
+        settings = settings_from(config)
+        records = _read(file, "vehicles")
+        rep = _run(settings, lambda store: import_inventory(store, [], records, strict=strict))
+        _finish(Console(stderr=as_json), rep, as_json)
 
     @cams.command("export")
     def export(
         fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
         with_credentials: Annotated[
-            bool, typer.Option("--with-credentials", help="Include RTSP user:password in URLs.")
+            bool, typer.Option("--with-credentials", help="Include RTSP user:password in URLs (file mode 0600).")
         ] = False,
+        vehicles: Annotated[bool, typer.Option("--vehicles", help="Export the vehicles instead.")] = False,
         config: ConfigOpt = None,
     ) -> None:
         """Write the inventory in the import format (no credentials unless asked)."""
         if fmt not in ("json", "csv"):
             raise typer.BadParameter("must be json or csv", param_hint="--format")
         settings = settings_from(config)
-        text = _run(settings, lambda store: export_cameras(store, fmt, with_credentials_=with_credentials))  # type: ignore[arg-type]
+        if vehicles:
+            text = _run(settings, lambda store: export_vehicles(store, fmt))  # type: ignore[arg-type]
+        else:
+            text = _run(settings, lambda store: export_cameras(store, fmt, with_credentials_=with_credentials))  # type: ignore[arg-type]
         if output is None:
             sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
-            if with_credentials:
-                output.chmod(0o600)
-            typer.echo(f"wrote {output}", err=True)
+            return
+        if with_credentials:
+            # Created 0600 before anything is written (a chmod afterwards leaves a window).
+            output.unlink(missing_ok=True)
+            output.touch(mode=0o600)
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
 
     @cams.command("probe")
     def probe(
@@ -159,11 +212,11 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         all_: Annotated[bool, typer.Option("--all", help="Probe every camera.")] = False,
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Cameras probed at once.")] = 4,
         timeout: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds per camera.")] = 5.0,
-        as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print results as one JSON line.")] = False,
         config: ConfigOpt = None,
     ) -> None:
-        """Check each camera's source and record codec, resolution and status."""
-        from camera_registry.probe import ProbeResult, probe_cameras
+        """Check each camera's source (RTSP DESCRIBE over TCP) and record codec, size, fps and status."""
+        from camera_registry.probe import probe_cameras
         from camera_registry.store import NotFound
 
         if not ids and not all_:
@@ -179,7 +232,12 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                 except NotFound as e:
                     raise typer.BadParameter(str(e)) from None
             with Progress(
-                TextColumn("probing"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+                TextColumn("probing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
             ) as bar:
                 task = bar.add_task("probe", total=len(targets))
                 return await probe_cameras(
@@ -192,7 +250,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
 
         results = _run(settings, job)
         if as_json:
-            typer.echo(json.dumps([_result_dict(r) for r in results], ensure_ascii=False))
+            typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
         else:
             t = Table(title="probe")
             for col in ("camera", "status", "codec", "size", "fps", "reason"):
@@ -201,18 +259,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                 size = f"{r.width}x{r.height}" if r.width else ""
                 t.add_row(r.camera_id, r.status.value, r.codec or "", size, str(r.fps or ""), r.reason or "")
             console.print(t)
-        online = sum(1 for r in results if r.status.value == "online")
-        console.print(f"{online} online, {len(results) - online} not online, of {len(results)}")
-
-
-def _result_dict(r: Any) -> dict[str, Any]:
-    return {
-        "camera_id": r.camera_id,
-        "status": r.status.value,
-        "reason": r.reason,
-        "codec": r.codec,
-        "width": r.width,
-        "height": r.height,
-        "fps": r.fps,
-        "elapsed_s": round(r.elapsed_s, 3),
-    }
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing"
+        console.print(f"probed {len(results)}: {summary}", markup=False, highlight=False)

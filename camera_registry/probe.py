@@ -6,18 +6,22 @@ Errors are reported as short credential-free reasons (FFmpeg messages can contai
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import av
 
 from camera_registry.models import CameraStatus
-from camera_registry.store import CameraStore
+from camera_registry.store import CameraStore, NotFound
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
+from storage.db import utcnow
+from storage.secretbox import SecretBoxError
 
 __all__ = ["ProbeResult", "classify_error", "probe_cameras", "probe_url"]
 
@@ -36,6 +40,21 @@ class ProbeResult:
     height: int | None = None
     fps: float | None = None
     elapsed_s: float = 0.0
+    checked_at: dt.datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (what the CLI prints and the API returns)."""
+        return {
+            "camera_id": self.camera_id,
+            "status": self.status.value,
+            "reason": self.reason,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+        }
 
 
 def classify_error(err: BaseException) -> tuple[CameraStatus, str]:
@@ -95,9 +114,13 @@ def probe_url(camera_id: str, url: str, timeout_s: float = 5.0) -> ProbeResult:
                 elapsed_s=time.monotonic() - started,
             )
     except Exception as e:  # every failure becomes a status, never a traceback
+        elapsed = time.monotonic() - started
         status, reason = classify_error(e)
+        if reason.startswith("probe failed") and elapsed >= 0.9 * timeout_s:
+            # FFmpeg reports its own socket timeout or PyAV's open deadline as "invalid data".
+            status, reason = CameraStatus.offline, f"no answer within {timeout_s:g} s"
         log.info("probe of camera %s: %s", camera_id, reason)
-        return ProbeResult(camera_id, status, reason, elapsed_s=time.monotonic() - started)
+        return ProbeResult(camera_id, status, reason, elapsed_s=elapsed)
 
 
 async def probe_cameras(
@@ -108,28 +131,50 @@ async def probe_cameras(
     timeout_s: float = 5.0,
     on_result: Callable[[ProbeResult], None] | None = None,
 ) -> list[ProbeResult]:
-    """Probe cameras with bounded concurrency and record each result in the store."""
+    """Probe cameras with bounded concurrency and record each result in the store.
+
+    Each probe runs in a thread of a pool of ``concurrency`` threads (PyAV blocks). Cameras deleted
+    meanwhile are skipped. Results are sorted by camera id.
+    """
     results: list[ProbeResult] = []
     loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(max(1, concurrency))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe") as pool:
+    # FFmpeg honours its deadlines; this guard only keeps a wedged FFmpeg from holding the caller.
+    guard_s = timeout_s * 3 + 2
 
-        async def one(cid: str) -> None:
-            async with sem:
+    async def one(cid: str) -> None:
+        async with sem:
+            started = time.monotonic()
+            try:
                 url = await store.open_url(cid)
-                res = await loop.run_in_executor(pool, probe_url, cid, url, timeout_s)
-                await store.set_status(
-                    cid,
-                    res.status,
-                    reason=res.reason,
-                    codec=res.codec,
-                    width=res.width,
-                    height=res.height,
-                    fps=res.fps,
-                )
-                results.append(res)
-                if on_result:
-                    on_result(res)
+            except NotFound:
+                return
+            except SecretBoxError:
+                res = ProbeResult(cid, CameraStatus.error, "stored credentials cannot be decrypted")
+            else:
+                try:
+                    res = await asyncio.wait_for(loop.run_in_executor(pool, probe_url, cid, url, timeout_s), guard_s)
+                except TimeoutError:
+                    res = ProbeResult(cid, CameraStatus.offline, f"no answer within {guard_s:g} s")
+            res = replace(res, elapsed_s=time.monotonic() - started, checked_at=utcnow())
+            await store.set_status(
+                cid,
+                res.status,
+                reason=res.reason,
+                codec=res.codec,
+                width=res.width,
+                height=res.height,
+                fps=res.fps,
+                seen=res.checked_at,
+            )
+            results.append(res)
+            if on_result:
+                on_result(res)
 
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe")
+    try:
         await asyncio.gather(*(one(c) for c in camera_ids))
+    finally:
+        # Never wait here: a cancelled caller must not block the event loop on running probes.
+        pool.shutdown(wait=False, cancel_futures=True)
     return sorted(results, key=lambda r: r.camera_id)

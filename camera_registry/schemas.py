@@ -72,6 +72,7 @@ class CameraPatch(BaseModel):
     vehicle_id: Id | None = None
     vehicle_position: Annotated[str, StringConstraints(max_length=32)] | None = None
     tags: list[Tag] | None = Field(None, max_length=50)
+    clear_credentials: bool = Field(False, description="Forget the stored RTSP user and password.")
 
     @field_validator("source_url")
     @classmethod

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
 from camera_registry.schemas import CameraIn, CameraPatch, VehicleIn
-from camera_registry.urls import parse_source_url, with_credentials
+from camera_registry.urls import parse_source_url, same_origin, with_credentials
 from storage.db import Database, utcnow
 from storage.secretbox import SecretBox
 
@@ -138,8 +138,13 @@ class CameraStore:
         return with_credentials(cam.source_url, creds)
 
     # -- writing -------------------------------------------------------------------------
-    def _apply(self, cam: Camera, data: CameraIn) -> bool:
-        """Copy ``data`` onto ``cam``; True when anything changed."""
+    def _apply(self, cam: Camera, data: CameraIn, *, clear_credentials: bool = False) -> bool:
+        """Copy ``data`` onto ``cam``; True when anything changed.
+
+        A URL without credentials keeps the stored ones if it points at the same origin (an
+        export without credentials re-imports unchanged; admins never see the password), unless
+        ``clear_credentials``. A URL on another origin without credentials drops them.
+        """
         src = parse_source_url(data.source_url)
         changed = False
         for name in _CAMERA_FIELDS:
@@ -147,12 +152,15 @@ class CameraStore:
             if getattr(cam, name) != new:
                 setattr(cam, name, new)
                 changed = True
+        old_creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
+        new_creds = src.credentials
+        if new_creds is None and old_creds and not clear_credentials and same_origin(cam.source_url, src.url):
+            new_creds = old_creds
         if cam.source_url != src.url:
             cam.source_url = src.url
             changed = True
-        old_creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
-        if old_creds != src.credentials:
-            cam.credentials_enc = self.box.encrypt(src.credentials) if src.credentials else None
+        if old_creds != new_creds:
+            cam.credentials_enc = self.box.encrypt(new_creds) if new_creds else None
             changed = True
         return changed
 
@@ -167,6 +175,28 @@ class CameraStore:
             await s.flush()
             return UpsertResult("created", cam)
         return UpsertResult("updated" if self._apply(cam, data) else "unchanged", cam)
+
+    async def upsert_many(self, s: AsyncSession, rows: Sequence[CameraIn]) -> list[UpsertResult]:
+        """Upsert distinct-id cameras in the caller's transaction with one SELECT and one flush.
+
+        (A ``get`` per row costs a query each and, through autoflush, an INSERT each: 20k rows
+        took ~14 s that way.)
+        """
+        self.invalidate()
+        ids = [r.id for r in rows]
+        existing = {c.id: c for c in (await s.execute(select(Camera).where(Camera.id.in_(ids)))).scalars()}
+        out = []
+        for data in rows:
+            cam = existing.get(data.id)
+            if cam is None:
+                cam = Camera(id=data.id, status=CameraStatus.unknown, tags=[])
+                self._apply(cam, data)
+                s.add(cam)
+                out.append(UpsertResult("created", cam))
+            else:
+                out.append(UpsertResult("updated" if self._apply(cam, data) else "unchanged", cam))
+        await s.flush()
+        return out
 
     async def create(self, data: CameraIn) -> Camera:
         """Create a camera; :class:`ValueError` when the id exists."""
@@ -184,17 +214,12 @@ class CameraStore:
             if cam is None:
                 raise NotFound(f"camera '{camera_id}' not found")
             current = {n: getattr(cam, n) for n in _CAMERA_FIELDS}
-            current["source_url"] = with_credentials(
-                cam.source_url, self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
-            )
+            current["source_url"] = cam.source_url  # stored credentials: kept by _apply (same origin)
             given = patch.model_dump(exclude_unset=True)
-            if "source_url" in given and parse_source_url(given["source_url"]).username is None:
-                # A new URL without credentials keeps the stored ones (admins never see them).
-                creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
-                given["source_url"] = with_credentials(parse_source_url(given["source_url"]).url, creds)
+            clear = bool(given.pop("clear_credentials", False))
             merged = CameraIn.model_validate({**current, **given, "id": camera_id})
             await self._check_vehicle(s, merged.vehicle_id)
-            self._apply(cam, merged)
+            self._apply(cam, merged, clear_credentials=clear)
             return cam
 
     async def delete(self, camera_id: str) -> None:

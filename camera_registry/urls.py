@@ -17,6 +17,7 @@ __all__ = [
     "SourceUrl",
     "SourceUrlError",
     "parse_source_url",
+    "same_origin",
     "with_credentials",
 ]
 
@@ -105,3 +106,19 @@ def with_credentials(url: str, credentials: str | None) -> str:
     parts = urlsplit(url)
     netloc = f"{quote(user, safe='')}:{quote(pw, safe='')}@{parts.netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two credential-free source URLs reach the same scheme, host and port.
+
+    Stored credentials are only ever sent to the origin they were given for: a URL moved to
+    another host without credentials gets none (they would otherwise leave to a host nobody
+    vouched for).
+    """
+    pa, pb = urlsplit(a), urlsplit(b)
+    default = {"rtsp": 554, "rtsps": 322}
+    return (
+        pa.scheme == pb.scheme
+        and (pa.hostname or "").lower() == (pb.hostname or "").lower()
+        and (pa.port or default.get(pa.scheme)) == (pb.port or default.get(pb.scheme))
+    )

@@ -1,19 +1,23 @@
-"""The camera inventory over HTTP: list and read (filtered by the viewing policy), admin edits."""
+"""The camera inventory over HTTP: list and read (filtered by the viewing policy), admin edits,
+inventory import (the CLI's importer) and source probes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from acl.identity import Subject
 from acl.models import Role
+from camera_registry.inventory import MAX_FILE_BYTES, InventoryError, detect_format, import_inventory, parse_bundle
 from camera_registry.models import CameraKind, CameraStatus
 from camera_registry.schemas import CameraIn, CameraPatch
 from camera_registry.store import CameraFilter, NotFound
 from gateway.policy import authenticated, require_camera, require_roles
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+API_PROBE_SLOTS = 4  # probes at once from the API, across all requests (each holds a thread)
 
 
 def _with_state(request: Request, cam: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +87,92 @@ async def nearest_cameras(
             for c in found
         ]
     }
+
+
+@router.post(
+    "/import",
+    dependencies=[require_roles(Role.admin)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {}}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def import_camera_inventory(
+    request: Request,
+    strict: Annotated[bool, Query(description="Write nothing if any row is rejected.")] = False,
+    what: Annotated[
+        Literal["cameras", "vehicles"], Query(description="What a JSON list or a CSV body holds.")
+    ] = "cameras",
+    substitute: Annotated[
+        list[str] | None, Query(max_length=20, description="KEY=VALUE: fills {KEY} in source URLs.")
+    ] = None,
+) -> dict[str, Any]:
+    """Upsert an inventory (the ``liandong cameras import`` format) and report every row.
+
+    The body is CSV (``text/csv``) or JSON: a list of records, or ``{"vehicles": [...],
+    "cameras": [...]}`` to import both in one transaction. The reply counts created / updated /
+    unchanged / rejected rows and lists each rejected row with its number and reason.
+    """
+    ld = request.app.state.ld
+    subs = _substitutions(substitute or [])
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FILE_BYTES:
+            raise HTTPException(413, [{"field": "body", "message": f"larger than {MAX_FILE_BYTES} bytes"}])
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        data = bytes(body)
+        cameras, vehicles = await asyncio.to_thread(parse_bundle, data, detect_format(ctype, data), what)
+    except InventoryError as e:
+        raise HTTPException(422, [{"field": "body", "message": str(e).removeprefix("file: ")}]) from None
+    report = await import_inventory(ld.store, cameras, vehicles, strict=strict, substitutions=subs)
+    if report.changed:
+        await ld.inventory_changed()
+    summary = report.summary()
+    await ld.audit.record(
+        "cameras_imported",
+        subject=request.state.subject,
+        detail=f"{summary['created']} created, {summary['updated']} updated, {summary['rejected']} rejected"
+        + ("" if report.written else ", nothing written"),
+    )
+    return summary
+
+
+def _substitutions(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key.isidentifier() or len(v) > 200:
+            raise HTTPException(422, [{"field": "substitute", "message": "expected KEY=VALUE"}])
+        out[key] = val
+    return out
+
+
+@router.post("/{camera_id}/probe", dependencies=[require_roles(Role.admin)])
+async def probe_camera(
+    request: Request,
+    camera_id: str,
+    timeout_s: Annotated[float, Query(alias="timeout", ge=0.5, le=30, description="seconds")] = 5.0,
+) -> dict[str, Any]:
+    """Check the camera's source now (RTSP DESCRIBE over TCP) and record codec, size, fps and status."""
+    from camera_registry.probe import probe_cameras
+
+    ld = request.app.state.ld
+    try:
+        await ld.store.get(camera_id)
+    except NotFound as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
+    slots: asyncio.Semaphore = ld.extras.setdefault("camera_probe_slots", asyncio.Semaphore(API_PROBE_SLOTS))
+    async with slots:
+        results = await probe_cameras(ld.store, [camera_id], concurrency=1, timeout_s=timeout_s)
+    if not results:  # deleted meanwhile
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera '{camera_id}' not found")
+    await ld.audit.record("camera_probed", subject=request.state.subject, camera_id=camera_id)
+    cam = await ld.store.get(camera_id)
+    return {**results[0].as_dict(), "last_seen": cam.last_seen.isoformat() if cam.last_seen else None}
 
 
 @router.get("/{camera_id}", dependencies=[require_camera("view_snapshot")])

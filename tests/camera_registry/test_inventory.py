@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,8 +15,10 @@ from typer.testing import CliRunner
 from camera_registry.inventory import InventoryError, parse_records
 from gateway.cli import app
 
+INVENTORY = Path(__file__).resolve().parents[2] / "fixtures" / "inventory"
+
 SECRET = "Zq9-very-secret-pw"
-GOOD = [
+GOOD: list[dict[str, Any]] = [
     {
         "id": "cam-qb-001",
         "name": "七宝老街东口",
@@ -38,7 +42,7 @@ GOOD = [
     },
 ]
 VEHICLES = [{"id": "bus-1", "kind": "bus", "plate": "沪A12345", "line": "闵行12路", "home_district": "闵行区"}]
-BUS_CAM = {
+BUS_CAM: dict[str, Any] = {
     "id": "cam-bus-1-front",
     "name": "闵行12路 前",
     "kind": "bus",
@@ -73,7 +77,7 @@ def run(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-def write_json(path: Path, rows: list[dict[str, object]]) -> Path:
+def write_json(path: Path, rows: Sequence[object]) -> Path:
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -112,8 +116,10 @@ def test_hostile_rows_rejected_alone_with_reasons(env: Path) -> None:
     assert reasons["h5"].startswith("name:")
     assert "scheme 'pipe' not allowed" in reasons["h6"]
     assert "lat and lon" in reasons["h7"]
-    assert reasons["../etc"].startswith("id:")
     assert reasons["h9"].startswith("evil:")
+    # An id that is not a valid id is not echoed (it could be anything), only the reason is.
+    assert {"row": 10, "id": None, "reason": reasons[None]} in rep["errors"]
+    assert reasons[None].startswith("id:")
     assert SECRET not in out
     assert "/etc/passwd" not in out
     # Row numbers are 1-based positions in the file.
@@ -171,7 +177,7 @@ def test_csv_with_vehicles_and_substitution(env: Path) -> None:
     )
     w.writeheader()
     for r in [*GOOD, BUS_CAM]:
-        w.writerow({**r, "tags": ";".join(r.get("tags", []))})  # type: ignore[arg-type]
+        w.writerow({**r, "tags": ";".join(r.get("tags", []))})
     f = env / "inv.csv"
     f.write_text(buf.getvalue(), encoding="utf-8")
     code, out = run("cameras", "import", str(f), "--json")
@@ -200,6 +206,11 @@ def test_export_roundtrip_without_and_with_credentials(env: Path) -> None:
     assert "rtsp://127.0.0.1:8554/h264" in out
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["id"] for r in rows] == ["cam-qb-001", "cam-xz-002"]
+    # The export without credentials re-imports unchanged: stored credentials stay (same host and port).
+    plain = env / "plain.csv"
+    plain.write_text(out, encoding="utf-8")
+    code, out = run("cameras", "import", str(plain), "--json")
+    assert (code, last_json(out)["unchanged"]) == (0, 2), out
     secret_file = env / "full.json"
     code, _ = run("cameras", "export", "--format", "json", "--with-credentials", "-o", str(secret_file))
     assert code == 0
@@ -216,3 +227,172 @@ def test_credentials_are_encrypted_at_rest(env: Path) -> None:
     db = (env / "data" / "liandong.db").read_bytes()
     assert SECRET.encode() not in db
     assert b"cam-qb-001" in db
+
+
+def last_json(out: str) -> Any:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_hostile_csv_rows_rejected_alone(env: Path) -> None:
+    header = "id,name,kind,source_url,area,department,lat,lon,vehicle_id,vehicle_position,tags\n"
+    rows = [
+        f"ok-1,七宝路口,fixed,rtsp://admin:{SECRET}@10.0.0.1/ch1,七宝镇,police,31.1,121.3,,,路口;学校",
+        "h-file,x,fixed,file:///etc/passwd,,,,,,,",
+        f'h-concat,x,fixed,"concat:rtsp://u:{SECRET}@a/b|file:///etc/passwd",,,,,,,',
+        f"h-http,x,fixed,http://u:{SECRET}@169.254.169.254/latest,,,,,,,",
+        "h-lat,x,fixed,rtsp://h/p,,,north,121.3,,,",
+        "h-lon,x,fixed,rtsp://h/p,,,31.1,999,,,",
+        "h-huge,x,fixed,rtsp://h/p,," + "区" * 200_000 + ",,,,,",
+        "h-cols,x,fixed,rtsp://h/p,,,,,,,,extra,extra",
+        "h-kind,x,boat,rtsp://h/p,,,,,,,",
+        f"h-space,x,fixed,rtsp://u:{SECRET}@h/p q,,,,,,,",
+        "ok-2,莘庄地铁站,fixed,rtsp://10.0.0.2:554/ch1,莘庄镇,transport,31.11,121.38,,,",
+    ]
+    f = env / "inv.csv"
+    f.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    code, out = run("cameras", "import", str(f), "--json")
+    assert code == 1
+    rep = last_json(out)
+    assert (rep["created"], rep["rejected"]) == (2, 9)
+    reasons = {e["row"]: (e["id"], e["reason"]) for e in rep["errors"]}
+    assert reasons[2] == ("h-file", "source_url: scheme 'file' not allowed (only rtsp:// and rtsps://)")
+    assert "scheme 'concat'" in reasons[3][1]
+    assert "scheme 'http'" in reasons[4][1]
+    assert reasons[5] == ("h-lat", "lat: not a number")
+    assert reasons[6][1].startswith("lon:")
+    assert reasons[7] == (None, "row: a field is longer than 131072 characters")
+    assert reasons[8] == (None, "row: more values than header columns")
+    assert reasons[9][1].startswith("kind:")
+    assert reasons[10][1].startswith("source_url:")
+    assert SECRET not in out and "passwd" not in out and "169.254" not in out
+    # The table output (no --json) names row and reason too.
+    code, out = run("cameras", "import", str(f))
+    assert "row 2 (h-file): source_url: scheme 'file' not allowed" in out
+    assert SECRET not in out
+
+
+def test_json_broken_encoding_and_non_objects(env: Path) -> None:
+    f = env / "bad.json"
+    f.write_bytes(b'[\n{"id": "a",\n "name": "\xe4\xb8"}]')
+    code, out = run("cameras", "import", str(f))
+    assert code == 2
+    assert "not valid UTF-8 (line 3" in out and "Traceback" not in out
+    f.write_text(json.dumps([1, "x", None, [], {"id": 5, "name": "n", "source_url": "rtsp://h/p"}]), encoding="utf-8")
+    code, out = run("cameras", "import", str(f), "--json")
+    rep = last_json(out)
+    assert rep["rejected"] == 5
+    assert [e["reason"] for e in rep["errors"]][:4] == ["row: must be an object"] * 4
+    assert rep["errors"][4]["reason"].startswith("id:")
+
+
+def test_sample_inventory_imports_with_zero_rejections(env: Path) -> None:
+    cams_json, cams_csv, vehicles = (
+        INVENTORY / n for n in ("sample_cameras.json", "sample_cameras.csv", "sample_vehicles.json")
+    )
+    n_cams = len(json.loads(cams_json.read_text(encoding="utf-8")))
+    n_vehicles = len(json.loads(vehicles.read_text(encoding="utf-8")))
+    code, out = run("cameras", "import", str(cams_json), "--vehicles", str(vehicles), "--set-port", "8554", "--json")
+    assert code == 0, out
+    rep = last_json(out)
+    assert (rep["created"], rep["rejected"]) == (n_cams, 0)
+    assert rep["vehicles"]["created"] == n_vehicles
+    # The CSV version of the same inventory changes nothing.
+    code, out = run("cameras", "import", str(cams_csv), "-s", "port=8554", "--json")
+    assert code == 0, out
+    assert (last_json(out)["unchanged"], last_json(out)["rejected"]) == (n_cams, 0)
+    _code, out = run("cameras", "export")
+    exported = json.loads(out)
+    assert len(exported) == n_cams
+    assert all(c["source_url"].startswith("rtsp://127.0.0.1:8554/") for c in exported)
+    assert "demo-secret" not in out
+    assert any(c["area"] == "七宝镇" for c in exported)
+
+
+def test_strict_with_vehicles_writes_nothing_at_all(env: Path) -> None:
+    v = write_json(env / "veh.json", VEHICLES)
+    bad_bus = dict(BUS_CAM, source_url="rtsp://127.0.0.1:9554/h264", vehicle_id="no-such-bus")
+    f = write_json(env / "inv.json", [GOOD[0], bad_bus])
+    code, out = run("cameras", "import", str(f), "--vehicles", str(v), "--strict", "--json")
+    assert code == 1
+    rep = last_json(out)
+    assert rep["written"] is False
+    assert rep["errors"] == [{"row": 2, "id": "cam-bus-1-front", "reason": "vehicle_id: vehicle not found"}]
+    assert rep["vehicles"]["written"] is False
+    assert json.loads(run("cameras", "export")[1]) == []
+    assert json.loads(run("cameras", "export", "--vehicles")[1]) == []
+    # Without --strict the good rows go in.
+    code, out = run("cameras", "import", str(f), "--vehicles", str(v), "--json")
+    assert (last_json(out)["created"], last_json(out)["rejected"]) == (1, 1)
+
+
+def test_import_vehicles_command_and_vehicle_export_roundtrip(env: Path) -> None:
+    rows = [
+        *VEHICLES,
+        {"id": "truck-9", "kind": "truck", "plate": "沪B99999", "cargo": "液化气", "home_district": "松江区"},
+        {"id": "bad", "kind": "boat", "plate": "x"},
+        {"id": "bus-1", "kind": "bus", "plate": "dup"},
+    ]
+    code, out = run("cameras", "import-vehicles", str(write_json(env / "v.json", rows)), "--json")
+    assert code == 1
+    rep = last_json(out)
+    assert (rep["vehicles"]["created"], rep["vehicles"]["rejected"]) == (2, 2)
+    code, out = run("cameras", "export", "--vehicles", "--format", "csv")
+    f = env / "v.csv"
+    f.write_text(out, encoding="utf-8")
+    assert "液化气" in out
+    code, out = run("cameras", "import-vehicles", str(f), "--json")
+    assert code == 0, out
+    assert last_json(out)["vehicles"]["unchanged"] == 2
+
+
+def test_large_file_with_progress(env: Path) -> None:
+    rows = [
+        {
+            "id": f"c-{i:05d}",
+            "name": f"路口{i}",
+            "source_url": f"rtsp://10.0.{i // 250}.{i % 250 + 1}/ch1",
+            "area": "梅陇镇",
+        }
+        for i in range(2000)
+    ]
+    rows[1500]["source_url"] = "file:///etc/shadow"
+    f = write_json(env / "big.json", rows)
+    _code, out = run("cameras", "import", str(f), "--json")
+    rep = last_json(out)
+    assert (rep["created"], rep["rejected"]) == (1999, 1)
+    assert rep["errors"] == [
+        {"row": 1501, "id": "c-01500", "reason": "source_url: scheme 'file' not allowed (only rtsp:// and rtsps://)"}
+    ]
+
+
+def test_bad_options(env: Path) -> None:
+    f = write_json(env / "inv.json", GOOD)
+    code, out = run("cameras", "import", str(f), "--substitute", "noequals")
+    assert code == 2 and "KEY=VALUE" in out
+    code, out = run("cameras", "export", "--format", "xml")
+    assert code == 2 and "json or csv" in out
+    code, out = run("cameras", "import", str(env / "missing.json"))
+    assert code == 2
+
+
+async def test_progress_counts_every_row(tmp_path: Path) -> None:
+    from camera_registry.inventory import import_inventory
+    from camera_registry.store import CameraStore
+    from storage.db import Database
+    from storage.secretbox import SecretBox
+
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        db.migrate()
+        store = CameraStore(db, SecretBox.from_data_dir(tmp_path))
+        rows: list[object] = [{"id": f"c{i}", "name": "n", "source_url": f"rtsp://h/{i}"} for i in range(450)]
+        rows[7] = {"id": "bad", "source_url": "pipe:0"}
+        rows[300] = "not an object"
+        calls: list[int] = []
+        rep = await import_inventory(store, rows, progress=calls.append)
+        assert sum(calls) == 450 and len(calls) == 3
+        assert (rep.cameras.count("created"), rep.cameras.count("rejected")) == (448, 2)
+        # The in-memory list sees the import at once.
+        assert (await store.search())[1] == 448
+    finally:
+        await db.close()

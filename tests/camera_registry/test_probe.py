@@ -60,3 +60,56 @@ def test_reasons_ignore_the_url_in_ffmpeg_errors() -> None:
     assert classify_error(e2)[1] == "authentication failed (401)"
     e3 = FFmpegLike("Invalid data found when processing input: 'rtsp://u:p@10.0.0.1:4012/x'")
     assert classify_error(e3)[1] == "probe failed (FFmpegLike)"
+
+
+def test_silent_camera_is_offline_after_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    """A host that accepts the TCP connection but never answers RTSP: offline within the timeout."""
+    import socket
+    import threading
+
+    from camera_registry.models import CameraStatus
+    from camera_registry.probe import probe_url
+
+    caplog.set_level(logging.DEBUG)
+    accepted: list[socket.socket] = []
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        srv.settimeout(5)
+        port = srv.getsockname()[1]
+        t = threading.Thread(target=lambda: accepted.append(srv.accept()[0]), daemon=True)
+        t.start()
+        res = probe_url("mute", f"rtsp://u:{SECRET}@127.0.0.1:{port}/live", timeout_s=1.0)
+        t.join(5)
+    for c in accepted:
+        c.close()
+    assert accepted, "the probe never connected"
+    assert (res.status, res.reason) == (CameraStatus.offline, "no answer within 1 s")
+    assert 0.9 <= res.elapsed_s < 2.5
+    assert SECRET not in caplog.text
+
+
+def test_protocol_whitelist_refuses_a_real_local_file(tmp_path: Path) -> None:
+    """Defence in depth: even if a file: URL got past validation, FFmpeg would not open it."""
+    import av
+    import numpy as np
+
+    from camera_registry.models import CameraStatus
+    from camera_registry.probe import probe_url
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        s = out.add_stream("mpeg4", rate=5)
+        s.width, s.height = 64, 48
+        for _ in range(5):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            for pkt in s.encode(frame):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    with av.open(str(clip)) as c:  # the file itself is fine
+        assert c.streams.video[0].codec_context.width == 64
+    for url in (f"file:{clip}", str(clip), f"concat:{clip}|{clip}"):
+        res = probe_url("f", url, timeout_s=2)
+        assert res.status is not CameraStatus.online, url
+        assert res.codec is None
