@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,14 @@ class SnapshotCache(Protocol):
 
     async def put(self, camera_id: str, width: int, thumb: Thumbnail, ttl_s: float) -> None:
         """Keep a thumbnail for ``ttl_s`` seconds."""
+        ...
+
+    async def delete(self, camera_id: str, widths: Sequence[int]) -> None:
+        """Forget a camera's thumbnails at these widths."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...
 
 
@@ -58,6 +67,13 @@ class MemoryCache:
         while len(self._d) > self.max_entries:
             self._d.popitem(last=False)
 
+    async def delete(self, camera_id: str, widths: Sequence[int]) -> None:
+        for w in widths:
+            self._d.pop((camera_id, w), None)
+
+    async def close(self) -> None:
+        self._d.clear()
+
 
 class RedisCache:
     """Thumbnails in Redis (``liandong:snap:<camera>:<width>``), shared by gateway nodes."""
@@ -80,3 +96,10 @@ class RedisCache:
             p.hset(key, mapping={"jpeg": thumb.jpeg, "meta": meta})
             p.pexpire(key, max(1, int(ttl_s * 1000)))
             await p.execute()
+
+    async def delete(self, camera_id: str, widths: Sequence[int]) -> None:
+        if widths:
+            await self.r.delete(*(f"{self.prefix}{camera_id}:{w}" for w in widths))
+
+    async def close(self) -> None:
+        await self.r.aclose()

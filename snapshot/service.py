@@ -1,4 +1,15 @@
-"""Thumbnails for the camera wall: from the hub's cached keyframe when live, else one shared cold pull."""
+"""Thumbnails for the camera wall: from the hub's cached keyframe when live, else one shared cold pull.
+
+Per request, in order:
+
+1. the camera is live in the hub: its latest keyframe is decoded once (whatever the number of
+   requests and widths) and rendered once per width; the ETag names the keyframe;
+2. the hub is opening the camera right now: wait for its first keyframe rather than open a second
+   session;
+3. a cached thumbnail (memory or Redis) or a recently pulled frame is young enough: use it;
+4. one cold pull, shared by every concurrent request, through the bounded pool;
+5. the pull fails: the last good thumbnail, marked stale, or :class:`SnapshotUnavailable`.
+"""
 
 from __future__ import annotations
 
@@ -8,57 +19,81 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import select
 
 from gateway.settings import SnapshotSettings
 from snapshot.cache import MemoryCache, SnapshotCache, Thumbnail
-from snapshot.cold import ColdPuller, ColdPullError
-from snapshot.models import CameraMask
-from snapshot.render import Mask, decode_keyframe, render_jpeg
+from snapshot.cold import CameraWentLive, ColdPuller, ColdPullError
+from snapshot.interest import InterestBoard
+from snapshot.masks import MaskSet, MaskStore
+from snapshot.render import decode_keyframe, render_jpeg
 from storage.db import Database
 
 __all__ = ["LiveKeyframes", "SnapshotResult", "SnapshotService", "SnapshotUnavailable"]
 
 log = logging.getLogger(__name__)
 
+# Decoded frames kept so that other widths (and the next requests) need no decode or pull.
+# A 720p BGR frame is 2.7 MB: 32 of them bound this at under 100 MB.
+_FRAMES_KEPT = 32
+# How often to look for the hub's first keyframe while it opens a camera.
+_HUB_POLL_S = 0.05
+
 
 class LiveKeyframes(Protocol):
-    """What the snapshot service needs from the stream hub."""
+    """What the snapshot service needs from the stream hub (:class:`gateway.hub.StreamHub`)."""
 
     def latest_keyframe(self, camera_id: str) -> Any:
-        """The cached keyframe access unit (``.data``, ``.seq``, ``.wallclock``) of a live camera, or None."""
+        """The cached keyframe access unit (``.data`` Annex B with parameter sets, ``.seq``,
+        ``.wallclock`` epoch seconds) of a live camera, or None."""
         ...
 
     def info(self, camera_id: str) -> Any:
         """Stream info (``.codec``) of a camera open in the hub, or None."""
         ...
 
+    def describe(self, camera_id: str) -> dict[str, Any]:
+        """The camera's hub state (``{"state": "idle"|"connecting"|"live"|...}``)."""
+        ...
+
 
 class SnapshotUnavailable(Exception):
-    """No thumbnail can be had (camera offline and never seen); the message says why."""
+    """No thumbnail can be had (camera offline or failing and never seen)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
 class SnapshotResult:
-    """A thumbnail and where it came from."""
+    """A thumbnail and where it came from (live | cache | cold | stale)."""
 
     thumb: Thumbnail
-    source: str  # live | cache | cold | stale
+    source: str
+    camera_status: str = "online"
     stale_reason: str | None = None
 
 
-def _etag(camera_id: str, width: int, taken_at: float, masks_version: int) -> str:
-    raw = f"{camera_id}|{width}|{taken_at:.3f}|{masks_version}".encode()
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    key: str  # names the picture: the hub keyframe or the cold pull
+    image: np.ndarray
+    taken_at: float
+
+
+def _etag(camera_id: str, width: int, frame_key: str, masks_version: int) -> str:
+    raw = f"{camera_id}|{width}|{frame_key}|{masks_version}".encode()
     return hashlib.sha256(raw).hexdigest()[:20]
 
 
 class SnapshotService:
-    """Answers snapshot requests; decodes at most once per keyframe per camera."""
+    """Answers snapshot requests; decodes at most once per keyframe per camera; refreshes watched cameras."""
 
     def __init__(
         self,
@@ -70,78 +105,137 @@ class SnapshotService:
     ) -> None:
         self.settings = settings
         self.hub = hub
-        self.db = db
         self.cache: SnapshotCache = cache or MemoryCache()
-        self.cold = ColdPuller(resolve_url, settings.cold_pool_size, settings.cold_timeout_s)
-        self._decoded: OrderedDict[str, tuple[int, np.ndarray, float]] = OrderedDict()
-        self._decoding: dict[tuple[str, int], asyncio.Future[np.ndarray]] = {}
+        self.masks = MaskStore(db)
+        self.interest = InterestBoard(settings.interest_ttl_s)
+        self.cold = ColdPuller(
+            resolve_url,
+            settings.cold_pool_size,
+            settings.cold_timeout_s,
+            went_live=lambda cid: self.hub.latest_keyframe(cid) is not None,
+        )
+        self._frames: OrderedDict[str, _Frame] = OrderedDict()
+        self._decoding: dict[tuple[str, str], asyncio.Future[_Frame]] = {}
+        self._rendering: dict[tuple[str, int, str], asyncio.Future[Thumbnail]] = {}
         self._stale: OrderedDict[tuple[str, int], Thumbnail] = OrderedDict()
-        self._masks: dict[str, tuple[int, list[Mask]]] = {}
-        self._masks_version = 0
-        self._interest: dict[str, tuple[float, int]] = {}
+        self._widths_served: dict[str, set[int]] = {}  # bounded by cameras x configured widths
         self._refresher: asyncio.Task[None] | None = None
-        self.decodes = 0
+        self._wake = asyncio.Event()
+        self.decodes = 0  # hub keyframes decoded
+        self.renders = 0
+        self.refreshed = 0
 
     # -- requests --------------------------------------------------------------------------
-    async def get(self, camera_id: str, width: int) -> SnapshotResult:
-        """A thumbnail of ``camera_id`` at ``width`` pixels."""
-        masks_v, masks = await self._masks_for(camera_id)
+    async def get(self, camera_id: str, width: int, *, max_age_s: float | None = None) -> SnapshotResult:
+        """A thumbnail of ``camera_id`` at ``width`` pixels, taken at most ``max_age_s`` ago
+        (default: the cache TTL) unless the camera is offline and only a stale one exists."""
+        max_age = self.settings.cache_ttl_s if max_age_s is None else max_age_s
+        masks = await self.masks.for_camera(camera_id)
+        for _ in range(3):  # at most: live, went-live-while-queued, cold
+            kf = await self._hub_keyframe(camera_id)
+            if kf is not None:
+                return await self._from_hub(camera_id, width, kf, masks)
+            try:
+                return await self._from_cold(camera_id, width, masks, max_age)
+            except CameraWentLive:
+                continue
+        raise SnapshotUnavailable("error", "camera keeps changing state")  # pragma: no cover - defensive
+
+    async def _hub_keyframe(self, camera_id: str) -> Any:
         kf = self.hub.latest_keyframe(camera_id)
-        info = self.hub.info(camera_id)
-        if kf is not None and info is not None:
-            etag = _etag(camera_id, width, kf.wallclock, masks_v)
-            hit = await self.cache.get(camera_id, width)
-            if hit is not None and hit.etag == etag:
-                return SnapshotResult(hit, "cache")
-            image = await self._decode_live(camera_id, info.codec, kf)
-            thumb = await self._render(camera_id, width, image, kf.wallclock, (masks_v, masks), etag)
-            return SnapshotResult(thumb, "live")
+        if kf is not None or self.hub.describe(camera_id).get("state") not in ("connecting", "live"):
+            return kf
+        # The hub is opening this camera (a viewer just asked): its first keyframe beats a 2nd session.
+        deadline = time.monotonic() + self.settings.cold_timeout_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_HUB_POLL_S)
+            kf = self.hub.latest_keyframe(camera_id)
+            if kf is not None or self.hub.describe(camera_id).get("state") not in ("connecting", "live"):
+                return kf
+        return None
+
+    async def _from_hub(self, camera_id: str, width: int, kf: Any, masks: MaskSet) -> SnapshotResult:
+        # seq restarts with every upstream connection: the capture time makes the key unique.
+        key = f"hub:{kf.seq}:{kf.wallclock:.6f}"
+        etag = _etag(camera_id, width, key, masks.version)
         hit = await self.cache.get(camera_id, width)
-        if hit is not None and hit.masks_version == masks_v:
+        if hit is not None and hit.etag == etag:
             return SnapshotResult(hit, "cache")
         try:
-            frame = await self.cold.pull(camera_id)
-        except ColdPullError as e:
-            old = self._stale.get((camera_id, width))
-            if old is None:
-                raise SnapshotUnavailable(str(e)) from None
-            return SnapshotResult(old, "stale", str(e))
-        etag = _etag(camera_id, width, frame.taken_at, masks_v)
-        thumb = await self._render(camera_id, width, frame.image, frame.taken_at, (masks_v, masks), etag)
-        return SnapshotResult(thumb, "cold")
+            frame = await self._decode_hub(camera_id, key, kf)
+        except Exception as e:  # a damaged keyframe: the next one may decode
+            log.warning("camera %s: keyframe did not decode (%s)", camera_id, type(e).__name__)
+            return self._stale_or_raise(camera_id, width, masks, "error", "keyframe did not decode")
+        return SnapshotResult(await self._render(camera_id, width, frame, masks, etag), "live")
 
-    async def _decode_live(self, camera_id: str, codec: str, kf: Any) -> np.ndarray:
-        have = self._decoded.get(camera_id)
-        if have is not None and have[0] == kf.seq:
-            self._decoded.move_to_end(camera_id)
-            return have[1]
-        key = (camera_id, kf.seq)
-        fut = self._decoding.get(key)
+    def _stale_or_raise(self, camera_id: str, width: int, masks: MaskSet, status: str, reason: str) -> SnapshotResult:
+        old = self._stale.get((camera_id, width))
+        # Never a stale picture drawn with other masks (a render under way when the masks changed).
+        if old is None or old.masks_version != masks.version:
+            raise SnapshotUnavailable(status, reason)
+        return SnapshotResult(old, "stale", status, reason)
+
+    async def _decode_hub(self, camera_id: str, key: str, kf: Any) -> _Frame:
+        have = self._frames.get(camera_id)
+        if have is not None and have.key == key:
+            return have
+        fut = self._decoding.get((camera_id, key))
         if fut is None:
-            fut = asyncio.ensure_future(asyncio.to_thread(decode_keyframe, codec, kf.data))
-            self._decoding[key] = fut
-            self.decodes += 1
-            try:
-                image = await fut
-            finally:
-                self._decoding.pop(key, None)
-            self._decoded[camera_id] = (kf.seq, image, kf.wallclock)
-            while len(self._decoded) > 64:  # decoded 720p frames are ~2.7 MB each
-                self._decoded.popitem(last=False)
-            return image
+            info = self.hub.info(camera_id)
+            codec = info.codec if info is not None else "h264"
+            fut = asyncio.ensure_future(self._decode_off_loop(camera_id, key, codec, kf))
+            self._decoding[(camera_id, key)] = fut
+            fut.add_done_callback(lambda _f: self._decoding.pop((camera_id, key), None))
         return await asyncio.shield(fut)
 
-    async def _render(
-        self,
-        camera_id: str,
-        width: int,
-        image: np.ndarray,
-        taken_at: float,
-        masks: tuple[int, Sequence[Mask]],
-        etag: str,
-    ) -> Thumbnail:
-        jpeg = await asyncio.to_thread(render_jpeg, image, width, masks[1], self.settings.jpeg_quality)
-        thumb = Thumbnail(jpeg, taken_at, etag, masks[0])
+    async def _decode_off_loop(self, camera_id: str, key: str, codec: str, kf: Any) -> _Frame:
+        self.decodes += 1
+        image = await asyncio.to_thread(decode_keyframe, codec, kf.data)
+        frame = _Frame(key, image, float(kf.wallclock))
+        self._keep_frame(camera_id, frame)
+        return frame
+
+    async def _from_cold(self, camera_id: str, width: int, masks: MaskSet, max_age: float) -> SnapshotResult:
+        now = time.time()
+        hit = await self.cache.get(camera_id, width)
+        if hit is not None and hit.masks_version == masks.version and now - hit.taken_at <= max_age:
+            return SnapshotResult(hit, "cache")
+        frame = self._frames.get(camera_id)
+        source = "cache"
+        if frame is None or now - frame.taken_at > max_age:
+            try:
+                pulled = await self.cold.pull(camera_id)
+            except ColdPullError as e:
+                return self._stale_or_raise(camera_id, width, masks, e.status, e.reason)
+            frame = self._frames.get(camera_id)  # the first of the waiters stores it; the rest reuse it
+            if frame is None or frame.taken_at < pulled.taken_at:
+                frame = _Frame(f"cold:{pulled.taken_at:.6f}", pulled.image, pulled.taken_at)
+                self._keep_frame(camera_id, frame)
+            source = "cold"
+        etag = _etag(camera_id, width, frame.key, masks.version)
+        return SnapshotResult(await self._render(camera_id, width, frame, masks, etag), source)
+
+    def _keep_frame(self, camera_id: str, frame: _Frame) -> None:
+        self._frames[camera_id] = frame
+        self._frames.move_to_end(camera_id)
+        while len(self._frames) > _FRAMES_KEPT:
+            self._frames.popitem(last=False)
+
+    async def _render(self, camera_id: str, width: int, frame: _Frame, masks: MaskSet, etag: str) -> Thumbnail:
+        """Scale, mask and encode once per (camera, width, picture, masks), however many ask."""
+        key = (camera_id, width, etag)
+        fut = self._rendering.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(self._render_off_loop(camera_id, width, frame, masks, etag))
+            self._rendering[key] = fut
+            fut.add_done_callback(lambda _f: self._rendering.pop(key, None))
+        return await asyncio.shield(fut)
+
+    async def _render_off_loop(self, camera_id: str, width: int, frame: _Frame, masks: MaskSet, etag: str) -> Thumbnail:
+        self.renders += 1
+        jpeg = await asyncio.to_thread(render_jpeg, frame.image, width, masks.masks, self.settings.jpeg_quality)
+        thumb = Thumbnail(jpeg, frame.taken_at, etag, masks.version)
+        self._widths_served.setdefault(camera_id, set()).add(width)
         await self.cache.put(camera_id, width, thumb, self.settings.cache_ttl_s)
         if self.settings.stale_keep:
             self._stale[(camera_id, width)] = thumb
@@ -150,81 +244,83 @@ class SnapshotService:
                 self._stale.popitem(last=False)
         return thumb
 
-    # -- masks -----------------------------------------------------------------------------
-    async def _masks_for(self, camera_id: str) -> tuple[int, list[Mask]]:
-        hit = self._masks.get(camera_id)
-        if hit is not None:
-            return hit
-        async with self.db.session() as s:
-            row = await s.get(CameraMask, camera_id)
-        masks = [
-            Mask(tuple((float(x), float(y)) for x, y in m["points"]), m.get("mode", "fill"))
-            for m in (row.masks if row else [])
-        ]
-        entry = (self._masks_version, masks)
-        self._masks[camera_id] = entry
-        return entry
+    def last_taken(self, camera_id: str, width: int) -> float | None:
+        """When the newest thumbnail this node rendered for the camera was taken (epoch s), if it
+        is still kept (``stale_keep``)."""
+        thumb = self._stale.get((camera_id, width))
+        return thumb.taken_at if thumb else None
 
+    async def forget(self, camera_id: str) -> None:
+        """The camera was deleted: drop its thumbnails (fresh and stale) and decoded frames."""
+        self._frames.pop(camera_id, None)
+        for key in [k for k in self._stale if k[0] == camera_id]:
+            del self._stale[key]
+        self._widths_served.pop(camera_id, None)
+        await self.cache.delete(camera_id, self.settings.widths)
+
+    # -- masks -----------------------------------------------------------------------------
     async def set_masks(self, camera_id: str, masks: list[dict[str, Any]], author: str) -> None:
-        """Replace a camera's masks (thumbnails change at once: the ETag includes the mask version)."""
-        async with self.db.session() as s:
-            row = await s.get(CameraMask, camera_id)
-            if row is None:
-                s.add(CameraMask(camera_id=camera_id, masks=masks, updated_by=author))
-            else:
-                row.masks = masks
-                row.updated_by = author
-        self._masks_version += 1
-        self._masks.pop(camera_id, None)
+        """Replace a camera's masks. Thumbnails change at once: the ETag and the cache check include
+        the masks' version, and unmasked stale thumbnails are dropped."""
+        await self.masks.set(camera_id, masks, author)
         for key in [k for k in self._stale if k[0] == camera_id]:
             del self._stale[key]
 
-    async def masks(self, camera_id: str) -> list[dict[str, Any]]:
-        """A camera's masks as stored."""
-        async with self.db.session() as s:
-            row = (await s.execute(select(CameraMask).where(CameraMask.camera_id == camera_id))).scalar()
-        return list(row.masks) if row else []
-
     # -- background refresh ----------------------------------------------------------------
-    def interest(self, camera_ids: Sequence[str]) -> int:
-        """Consoles are showing these cameras: keep their thumbnails fresh for a while."""
-        until = time.monotonic() + self.settings.interest_ttl_s
-        for cid in camera_ids:
-            _, n = self._interest.get(cid, (0.0, 0))
-            self._interest[cid] = (until, n + 1)
-        return len(camera_ids)
+    def report_interest(self, console: str, camera_ids: list[str], width: int | None = None) -> int:
+        """A console shows these cameras (already filtered to what its user may view)."""
+        generation = self.interest.generation
+        accepted = self.interest.report(console, camera_ids, width)
+        if self.interest.generation != generation:
+            self._wake.set()  # cameras nobody watched: refresh now, not at the end of the interval
+        return accepted
 
-    def watched(self) -> list[str]:
-        """Cameras with live interest, most-watched first."""
-        now = time.monotonic()
-        for cid in [c for c, (until, _) in self._interest.items() if until < now]:
-            del self._interest[cid]
-        return [c for c, _ in sorted(self._interest.items(), key=lambda kv: -kv[1][1])]
+    def _refresh_widths(self, camera_id: str, asked: tuple[int, ...]) -> tuple[int, ...]:
+        # The widths consoles named, and those this camera's thumbnails were served at.
+        widths = set(asked) | self._widths_served.get(camera_id, set())
+        if not widths:
+            widths = {320 if 320 in self.settings.widths else self.settings.widths[0]}
+        return tuple(sorted(widths))
 
-    async def refresh_once(self, width: int = 320) -> int:
-        """Refresh every watched camera's thumbnail (bounded by the cold pool); returns how many."""
+    async def refresh_once(self) -> int:
+        """Refresh every watched camera whose thumbnail is older than the refresh interval, most-watched
+        first, at most ``cold_pool_size`` at a time; returns how many were refreshed."""
+        max_age = self.settings.refresh_interval_s
+        sem = asyncio.Semaphore(self.settings.cold_pool_size)
         done = 0
 
-        async def one(cid: str) -> None:
+        async def one(camera_id: str, widths: tuple[int, ...]) -> None:
             nonlocal done
-            with contextlib.suppress(SnapshotUnavailable):
-                await self.get(cid, width)
-                done += 1
+            async with sem:  # FIFO: tasks are created most-watched first, so they start in that order
+                ok = False
+                for w in widths:
+                    with contextlib.suppress(SnapshotUnavailable):
+                        res = await self.get(camera_id, w, max_age_s=max_age)
+                        ok = ok or res.source != "stale"
+                done += ok
 
-        await asyncio.gather(*(one(c) for c in self.watched()))
+        watched = self.interest.watched()
+        await asyncio.gather(*(one(w.camera_id, self._refresh_widths(w.camera_id, w.widths)) for w in watched))
+        self.refreshed += done
         return done
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.refresh_interval_s)
+            started = time.monotonic()
+            self._wake.clear()
             try:
                 await self.refresh_once()
             except Exception:  # the loop must survive any one camera's failure
                 log.exception("snapshot refresh failed")
+            # Sleep out the interval, but start at once when consoles show cameras nobody watched.
+            left = self.settings.refresh_interval_s - (time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, left))
 
     def start(self) -> None:
         """Start the background refresher."""
-        self._refresher = asyncio.create_task(self._refresh_loop(), name="snapshot-refresh")
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_loop(), name="snapshot-refresh")
 
     async def close(self) -> None:
         """Stop the refresher and the cold pool."""
@@ -232,4 +328,6 @@ class SnapshotService:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+            self._refresher = None
         self.cold.close()
+        await self.cache.close()

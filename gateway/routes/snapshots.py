@@ -1,67 +1,116 @@
-"""Thumbnails: ``GET /api/cameras/{id}/snapshot.jpg``, masks (admins), interest (consoles)."""
+"""Thumbnails: ``GET /api/cameras/{id}/snapshot.jpg``, privacy masks (admins), interest (consoles)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from email.utils import format_datetime
-from typing import Annotated, Any
+import time
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acl.identity import Subject
 from acl.models import Role
 from gateway.policy import authenticated, require_camera, require_roles
-from snapshot.service import SnapshotUnavailable
+from snapshot.service import SnapshotResult, SnapshotUnavailable
 
 router = APIRouter(tags=["snapshots"])
 
 
-@router.get(
-    "/api/cameras/{camera_id}/snapshot.jpg",
-    dependencies=[require_camera("view_snapshot")],
-    responses={200: {"content": {"image/jpeg": {}}}, 304: {}, 503: {"description": "camera offline, no thumbnail"}},
-)
-async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query(ge=16, le=4096)] = 320) -> Response:
-    """A JPEG thumbnail. ``X-Snapshot-Taken`` says when; stale ones carry ``X-Snapshot-Stale``."""
-    ld = request.app.state.ld
-    if width not in ld.settings.snapshot.widths:
-        raise HTTPException(422, [{"field": "width", "message": f"must be one of {ld.settings.snapshot.widths}"}])
+def _check_width(request: Request, width: int) -> None:
+    widths = request.app.state.ld.settings.snapshot.widths
+    if width not in widths:
+        raise HTTPException(422, [{"field": "width", "message": f"must be one of {widths}"}])
+
+
+async def _camera_exists(request: Request, camera_id: str) -> None:
     try:
-        await ld.store.get(camera_id)
+        await request.app.state.ld.store.get(camera_id)
     except LookupError as e:
         raise HTTPException(404, str(e)) from None
-    try:
-        res = await ld.snapshots.get(camera_id, width)
-    except SnapshotUnavailable as e:
-        raise HTTPException(503, f"camera '{camera_id}' unavailable: {e}", headers={"Retry-After": "5"}) from None
+
+
+def _not_modified(request: Request, etag: str, taken: dt.datetime) -> bool:
+    inm = request.headers.get("if-none-match")
+    if inm is not None:  # RFC 9110: If-None-Match wins over If-Modified-Since; weak comparison
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or etag in tags
+    ims = request.headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        return since.tzinfo is not None and taken.replace(microsecond=0) <= since
+    return False
+
+
+def _headers(res: SnapshotResult) -> dict[str, str]:
     thumb = res.thumb
     taken = dt.datetime.fromtimestamp(thumb.taken_at, dt.UTC)
     headers = {
         "ETag": f'"{thumb.etag}"',
         "Last-Modified": format_datetime(taken, usegmt=True),
         "X-Snapshot-Taken": taken.isoformat(timespec="milliseconds"),
+        "X-Snapshot-Age": f"{max(0.0, time.time() - thumb.taken_at):.1f}",
         "X-Snapshot-Source": res.source,
+        "X-Camera-Status": res.camera_status,
         "Cache-Control": "private, max-age=1",
     }
-    if res.stale_reason:
+    if res.stale_reason is not None:
         headers["X-Snapshot-Stale"] = res.stale_reason
-        headers["X-Camera-Status"] = "offline"
-    if request.headers.get("if-none-match", "").strip() == f'"{thumb.etag}"':
+        headers["Cache-Control"] = "private, no-cache"
+    return headers
+
+
+@router.get(
+    "/api/cameras/{camera_id}/snapshot.jpg",
+    dependencies=[require_camera("view_snapshot")],
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "A thumbnail (stale ones carry X-Snapshot-Stale)."},
+        304: {"description": "Unchanged since If-None-Match / If-Modified-Since."},
+        422: {"description": "width is not one of snapshot.widths."},
+        503: {"description": "Camera offline or failing, and no earlier thumbnail."},
+    },
+)
+async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query(ge=16, le=4096)] = 320) -> Response:
+    """A JPEG thumbnail. ``X-Snapshot-Taken``/``Last-Modified`` say when the frame was taken,
+    ``X-Camera-Status`` whether the camera answered; a stale thumbnail carries ``X-Snapshot-Stale``."""
+    _check_width(request, width)
+    await _camera_exists(request, camera_id)
+    try:
+        res = await request.app.state.ld.snapshots.get(camera_id, width)
+    except SnapshotUnavailable as e:
+        raise HTTPException(
+            503,
+            {"camera_id": camera_id, "status": e.status, "reason": e.reason, "message": f"camera {e.status}: {e}"},
+            headers={"Retry-After": "5", "X-Camera-Status": e.status},
+        ) from None
+    headers = _headers(res)
+    taken = dt.datetime.fromtimestamp(res.thumb.taken_at, dt.UTC)
+    if _not_modified(request, f'"{res.thumb.etag}"', taken):
         return Response(status_code=304, headers=headers)
-    return Response(thumb.jpeg, media_type="image/jpeg", headers=headers)
+    return Response(res.thumb.jpeg, media_type="image/jpeg", headers=headers)
 
 
 class MaskBody(BaseModel):
-    """One privacy mask."""
+    """One privacy mask: a polygon in fractions (0..1) of the picture's width and height."""
 
     model_config = ConfigDict(extra="forbid")
     points: list[tuple[float, float]] = Field(min_length=3, max_length=64)
-    mode: str = Field("fill", pattern="^(fill|blur)$")
+    mode: Literal["fill", "blur"] = "fill"
+
+    @field_validator("points")
+    @classmethod
+    def _inside(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if any(not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0) for x, y in v):
+            raise ValueError("coordinates must be within 0..1")
+        return v
 
 
 class MasksBody(BaseModel):
-    """A camera's masks (replaces the old ones)."""
+    """A camera's masks (replaces the old ones; an empty list removes them)."""
 
     model_config = ConfigDict(extra="forbid")
     masks: list[MaskBody] = Field(max_length=32)
@@ -70,38 +119,43 @@ class MasksBody(BaseModel):
 @router.get("/api/cameras/{camera_id}/masks", dependencies=[require_roles(Role.security_admin)])
 async def get_masks(request: Request, camera_id: str) -> dict[str, Any]:
     """A camera's privacy masks."""
-    return {"camera_id": camera_id, "masks": await request.app.state.ld.snapshots.masks(camera_id)}
+    await _camera_exists(request, camera_id)
+    return {"camera_id": camera_id, "masks": await request.app.state.ld.snapshots.masks.get(camera_id)}
 
 
 @router.put("/api/cameras/{camera_id}/masks", dependencies=[require_roles(Role.security_admin)])
 async def put_masks(request: Request, camera_id: str, body: MasksBody) -> dict[str, Any]:
-    """Replace a camera's privacy masks (coordinates are fractions 0..1 of width and height)."""
+    """Replace a camera's privacy masks; every thumbnail from then on has them."""
     ld = request.app.state.ld
-    for i, m in enumerate(body.masks):
-        if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in m.points):
-            raise HTTPException(422, [{"field": f"masks.{i}.points", "message": "coordinates must be within 0..1"}])
-    try:
-        await ld.store.get(camera_id)
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from None
+    await _camera_exists(request, camera_id)
     subject: Subject = request.state.subject
-    masks = [m.model_dump() for m in body.masks]
+    masks = [{"points": [list(p) for p in m.points], "mode": m.mode} for m in body.masks]
     await ld.snapshots.set_masks(camera_id, masks, subject.username)
     await ld.audit.record("masks_changed", subject=subject, camera_id=camera_id, detail=f"{len(masks)} masks")
     return {"camera_id": camera_id, "masks": masks}
 
 
 class InterestBody(BaseModel):
-    """Cameras a console is showing now."""
+    """The cameras a console shows now (replaces its previous report)."""
 
     model_config = ConfigDict(extra="forbid")
-    camera_ids: list[Annotated[str, Field(max_length=64)]] = Field(max_length=2000)
+    camera_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=2000)
+    width: int | None = Field(None, ge=16, le=4096, description="Thumbnail width shown; empty = as requested.")
 
 
 @router.post("/api/snapshots/interest", dependencies=[authenticated()])
-async def interest(request: Request, body: InterestBody) -> dict[str, int]:
-    """Keep these cameras' thumbnails fresh (only cameras the caller may view count)."""
+async def interest(request: Request, body: InterestBody) -> dict[str, Any]:
+    """Keep these cameras' thumbnails fresh while the console shows them (most-watched first).
+
+    Only cameras the caller may view count. Reports add up; each camera lapses ``ttl_s`` after the
+    console last named it, so the page names cameras as they come on screen and again while they stay.
+    """
     ld = request.app.state.ld
+    if body.width is not None:
+        _check_width(request, body.width)
     subject: Subject = request.state.subject
-    ids = [c for c in body.camera_ids if ld.authorizer.authorize(subject, "view_snapshot", c)]
-    return {"accepted": ld.snapshots.interest(ids)}
+    ids = [c for c in dict.fromkeys(body.camera_ids) if ld.authorizer.authorize(subject, "view_snapshot", c)]
+    console = f"{subject.user_id}:{subject.token_id}"
+    accepted = ld.snapshots.report_interest(console, ids, body.width)
+    s = ld.settings.snapshot
+    return {"accepted": accepted, "ttl_s": s.interest_ttl_s, "refresh_interval_s": s.refresh_interval_s}
