@@ -1,8 +1,13 @@
-"""Live events to browsers: an in-process bus with a replay buffer for ``Last-Event-ID`` resume.
+"""Live events to consoles: an event bus with a replay buffer, streamed as Server-Sent Events.
 
-Events name the cameras they concern; each subscriber sees an event only if it may view at least
-one of them (and only those cameras), so the stream is filtered by the same policy as everything
-else. Several gateway nodes would put a Redis Stream behind the same interface (scale-out issue).
+Every event names its audience: cameras (users who may view one of them) and departments (their
+members). A subscriber receives an event only if it is in the audience, and camera lists in the
+event (``cameras``, ``nearby``) are cut down to what that user may view; events with no audience
+reach administrators only. Ids increase by one per event, so a console that reconnects with
+``Last-Event-ID`` gets what it missed from the buffer, or a ``reset`` event when the buffer no
+longer reaches back that far (then it reloads). A console that falls too far behind is cut off
+and resumes the same way. Several gateway nodes would put a Redis Stream behind
+:class:`EventBus` (scale-out issue).
 """
 
 from __future__ import annotations
@@ -12,82 +17,175 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Event", "EventBus"]
+from acl.identity import Subject
+
+__all__ = ["CAMERA_FIELDS", "Event", "EventBus", "LocalEventBus", "Viewer"]
+
+CAMERA_FIELDS = ("cameras", "nearby")
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event; ``camera_ids`` decides who may see it (empty: everyone logged in)."""
+    """One event and its audience."""
 
     id: int
     type: str
     data: dict[str, Any]
-    camera_ids: tuple[str, ...] = ()
+    cameras: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
     ts: float = field(default_factory=time.time)
 
     def sse(self, data: dict[str, Any] | None = None) -> str:
         """The event in Server-Sent Events framing."""
-        body = json.dumps(data if data is not None else self.data, ensure_ascii=False)
+        body = json.dumps(self.data if data is None else data, ensure_ascii=False)
         return f"id: {self.id}\nevent: {self.type}\ndata: {body}\n\n"
 
 
-Visible = Callable[[str], bool]
+def _control(kind: str, **data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-class EventBus:
-    """Publish/subscribe with a bounded replay buffer."""
+@dataclass
+class Viewer:
+    """A connected console: its subject (refreshed while connected) and the camera check."""
 
-    def __init__(self, keep: int = 10_000) -> None:
+    subject: Subject
+    may_view: Callable[[Subject, str], bool]
+    # Re-checks the login; returns the current subject, or None when the login ended.
+    revalidate: Callable[[Subject], Awaitable[Subject | None]] | None = None
+
+    def render(self, ev: Event) -> str | None:
+        """The event as this viewer may see it, or None."""
+        s = self.subject
+        if s.is_admin:
+            return ev.sse()
+        cams = [c for c in ev.cameras if self.may_view(s, c)]
+        if not cams and not (s.departments & set(ev.departments)):
+            return None
+        data = dict(ev.data)
+        for key in CAMERA_FIELDS:
+            if isinstance(data.get(key), list):
+                data[key] = [c for c in data[key] if self.may_view(s, c)]
+        return ev.sse(data)
+
+
+class EventBus(Protocol):
+    """Publish events; stream them to viewers."""
+
+    def publish(
+        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+    ) -> Event:
+        """Send an event to every viewer in its audience (and keep it for resumes)."""
+        ...
+
+    def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
+        """SSE text for one viewer: missed events after ``last_id`` first, then live ones."""
+        ...
+
+    def streams_of(self, user_id: int) -> int:
+        """How many streams the user has open."""
+        ...
+
+    async def end_for_token(self, token_id: int) -> None:
+        """End the streams opened with a login (logout, revocation)."""
+        ...
+
+
+_CLOSE = object()
+
+
+@dataclass(eq=False)
+class _Sub:
+    viewer: Viewer
+    queue: asyncio.Queue[Any]
+    reason: str = ""
+
+
+class LocalEventBus:
+    """The in-process :class:`EventBus`."""
+
+    def __init__(self, keep: int = 10_000, heartbeat_s: float = 15.0, queue: int = 1000) -> None:
+        self.heartbeat_s = heartbeat_s
+        self.queue_size = queue
         self._ids = itertools.count(int(time.time() * 1000))
+        self._next = next(self._ids)
         self._buffer: deque[Event] = deque(maxlen=keep)
-        self._subs: set[asyncio.Queue[Event]] = set()
+        self._subs: set[_Sub] = set()
 
-    def publish(self, type_: str, data: dict[str, Any], camera_ids: tuple[str, ...] = ()) -> Event:
-        """Send an event to every subscriber (and keep it for resumes)."""
-        ev = Event(next(self._ids), type_, data, camera_ids)
+    def publish(
+        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+    ) -> Event:
+        ev = Event(self._next, type_, data, tuple(cameras), tuple(departments))
+        self._next = next(self._ids)
         self._buffer.append(ev)
-        for q in list(self._subs):
-            if q.qsize() < 1000:
-                q.put_nowait(ev)
+        for sub in list(self._subs):
+            try:
+                sub.queue.put_nowait(ev)
+            except asyncio.QueueFull:
+                self._close(sub, "too far behind; reconnect to resume")
         return ev
 
-    async def stream(
-        self, visible: Visible, last_id: int | None = None, heartbeat_s: float = 15.0
-    ) -> AsyncIterator[str]:
-        """SSE text for one subscriber: missed events after ``last_id`` first, then live ones."""
-        q: asyncio.Queue[Event] = asyncio.Queue()
-        self._subs.add(q)
+    def _close(self, sub: _Sub, reason: str) -> None:
+        # Cut off: the console reconnects with Last-Event-ID and resumes from the buffer.
+        sub.reason = reason
+        self._subs.discard(sub)
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(_CLOSE)
+
+    def streams_of(self, user_id: int) -> int:
+        return sum(1 for s in self._subs if s.viewer.subject.user_id == user_id)
+
+    async def end_for_token(self, token_id: int) -> None:
+        for sub in list(self._subs):
+            if sub.viewer.subject.token_id == token_id:
+                self._close(sub, "login ended")
+
+    async def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
+        sub = _Sub(viewer, asyncio.Queue(self.queue_size))
+        self._subs.add(sub)
         try:
+            yield "retry: 2000\n\n"
+            sent = -1
             if last_id is not None:
+                oldest = self._buffer[0].id if self._buffer else self._next
+                if last_id < oldest - 1:
+                    yield _control("reset", reason="some events are no longer kept; reload")
                 for ev in list(self._buffer):
                     if ev.id > last_id:
-                        text = self._for(ev, visible)
+                        sent = ev.id
+                        text = viewer.render(ev)
                         if text:
                             yield text
             yield ": connected\n\n"
+            checked = time.monotonic()
             while True:
                 try:
-                    ev = await asyncio.wait_for(q.get(), heartbeat_s)
+                    item: Any = await asyncio.wait_for(sub.queue.get(), self.heartbeat_s)
                 except TimeoutError:
+                    item = None
+                if item is _CLOSE:
+                    yield _control("end", reason=sub.reason)
+                    return
+                if viewer.revalidate is not None and (item is None or time.monotonic() - checked > self.heartbeat_s):
+                    checked = time.monotonic()
+                    fresh = await viewer.revalidate(viewer.subject)
+                    if fresh is None:
+                        self._subs.discard(sub)
+                        yield _control("end", reason="login ended")
+                        return
+                    viewer.subject = fresh
+                if item is None:
                     yield ": keep-alive\n\n"
                     continue
-                if last_id is not None and ev.id <= last_id:
-                    continue
-                text = self._for(ev, visible)
+                if item.id <= sent:
+                    continue  # already replayed
+                text = viewer.render(item)
                 if text:
                     yield text
         finally:
-            self._subs.discard(q)
-
-    @staticmethod
-    def _for(ev: Event, visible: Visible) -> str | None:
-        if not ev.camera_ids:
-            return ev.sse()
-        cams = [c for c in ev.camera_ids if visible(c)]
-        if not cams:
-            return None
-        return ev.sse({**ev.data, "cameras": cams})
+            self._subs.discard(sub)

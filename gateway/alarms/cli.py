@@ -20,45 +20,64 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
     app.add_typer(grp, name="alarm-sources")
 
     def run(settings: Settings, action: str, name: str) -> str:
-        from gateway.alarms.service import AlarmService
+        from gateway.alarms.hmac_auth import SourceRegistry
         from storage.db import Database, run_with_database
         from storage.secretbox import SecretBox
 
         box = SecretBox.from_data_dir(settings.data_dir)
 
         async def job(db: Database) -> str:
-            svc = AlarmService(settings.alarms, db, box, None)
+            reg = SourceRegistry(db, box, settings.alarms.signature_window_s)
             if action == "add":
-                return await svc.add_source(name)
+                return await reg.add(name)
             if action == "rotate":
-                return await svc.rotate_source(name)
-            return "\n".join(f"{s['name']}\t{'active' if s['active'] else 'inactive'}" for s in await svc.sources())
+                return await reg.rotate(name)
+            if action in ("enable", "disable"):
+                await reg.set_active(name, action == "enable")
+                return f"source {name} {action}d"
+            return "\n".join(f"{s['name']}\t{'active' if s['active'] else 'inactive'}" for s in await reg.list())
 
         return run_with_database(settings.database_url, job)
+
+    def fail(e: Exception) -> typer.Exit:
+        typer.echo(f"error: {str(e).strip(chr(39))}", err=True)
+        return typer.Exit(2)
 
     @grp.command("add")
     def add(name: Annotated[str, typer.Argument(help="Source name, e.g. bus-gps.")], config: ConfigOpt = None) -> None:
         """Register a source and print its secret (shown once)."""
-        from gateway.alarms.service import AlarmError
+        from gateway.alarms.hmac_auth import SourceError
 
         try:
             secret = run(settings_from(config), "add", name)
-        except AlarmError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+        except SourceError as e:
+            raise fail(e) from None
         typer.echo(f"source {name} registered; secret (shown once, store it in the sending system):\n{secret}")
 
     @grp.command("rotate")
     def rotate(name: Annotated[str, typer.Argument()], config: ConfigOpt = None) -> None:
         """Give a source a new secret (printed once); the old one stops working."""
-        from gateway.alarms.service import AlarmError
-
         try:
             secret = run(settings_from(config), "rotate", name)
-        except AlarmError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+        except LookupError as e:
+            raise fail(e) from None
         typer.echo(f"new secret for {name} (shown once):\n{secret}")
+
+    @grp.command("disable")
+    def disable(name: Annotated[str, typer.Argument()], config: ConfigOpt = None) -> None:
+        """Refuse a source's alarms from now on (its secret is kept; ``enable`` undoes it)."""
+        try:
+            typer.echo(run(settings_from(config), "disable", name))
+        except LookupError as e:
+            raise fail(e) from None
+
+    @grp.command("enable")
+    def enable(name: Annotated[str, typer.Argument()], config: ConfigOpt = None) -> None:
+        """Accept a disabled source's alarms again."""
+        try:
+            typer.echo(run(settings_from(config), "enable", name))
+        except LookupError as e:
+            raise fail(e) from None
 
     @grp.command("list")
     def list_(config: ConfigOpt = None) -> None:

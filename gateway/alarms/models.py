@@ -1,4 +1,5 @@
-"""Tables: alarm sources (HMAC secrets, encrypted), alarms (stored before the reply), incidents."""
+"""Tables: alarm sources (HMAC secrets, encrypted), alarms (stored before the reply), incidents,
+and the stored part of the alarm routing table."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, UtcDateTime, utcnow
 
-__all__ = ["Alarm", "AlarmSource", "Incident"]
+__all__ = ["Alarm", "AlarmRouteRow", "AlarmSource", "Incident"]
 
 
 class AlarmSource(Base):
@@ -65,3 +66,22 @@ class Incident(Base):
     onsite_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
     resolve_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Set once grants, pre-warm and the event went out; a restart redoes them for incidents without it.
+    effects_applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deadlines ("onsite", "resolve") whose passing was already announced.
+    overdue_announced: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AlarmRouteRow(Base):
+    """A routing rule added by an administrator: alarms of ``type`` in ``area`` go to ``departments``
+    (``*`` matches any), optionally only during ``hours`` (local ``HH:MM-HH:MM``)."""
+
+    __tablename__ = "alarm_routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area: Mapped[str] = mapped_column(String(64), default="*")
+    type: Mapped[str] = mapped_column(String(32), default="*")
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    hours: Mapped[str] = mapped_column(String(11), default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -66,7 +66,7 @@ async def nearest_cameras(
     ld = request.app.state.ld
     subject: Subject = request.state.subject
     visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
-    found = ld.positions.nearest(
+    found = await ld.positions.nearest(
         lat,
         lon,
         kinds={k.value for k in kind} if kind else None,

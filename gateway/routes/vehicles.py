@@ -38,7 +38,7 @@ async def post_positions(request: Request) -> dict[str, Any]:
                 try:
                     items.append(json.loads(line))
                 except json.JSONDecodeError:
-                    items.append({"_error": f"line {n}: invalid JSON"})
+                    items.append(ValueError(f"line {n}: invalid JSON"))
     else:
         try:
             doc = json.loads(text)
@@ -48,7 +48,7 @@ async def post_positions(request: Request) -> dict[str, Any]:
             raise HTTPException(422, [{"field": "body", "message": "must be a JSON array of positions"}])
         items = doc
     try:
-        return dict(request.app.state.ld.positions.ingest(items))
+        return dict(await request.app.state.ld.positions.ingest(items))
     except ValueError as e:
         raise HTTPException(413, str(e)) from None
 
@@ -64,11 +64,12 @@ def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
 async def list_vehicles(request: Request) -> list[dict[str, Any]]:
     """Vehicles with at least one camera the caller may view, with their latest fix."""
     ld = request.app.state.ld
+    ids = [vid for vid in sorted(ld.positions.vehicles) if _visible_vehicle(request, vid)]
+    fixes = await ld.positions.latest_many(ids)
     out = []
-    for vid, (kind, home) in sorted(ld.positions.vehicles.items()):
-        if not _visible_vehicle(request, vid):
-            continue
-        fix = ld.positions.latest.get(vid)
+    for vid in ids:
+        kind, home = ld.positions.vehicles[vid]
+        fix = fixes.get(vid)
         out.append(
             {
                 "id": vid,
@@ -91,5 +92,5 @@ async def vehicle_track(
     ld = request.app.state.ld
     if vehicle_id not in ld.positions.vehicles or not _visible_vehicle(request, vehicle_id):
         raise HTTPException(404, f"no vehicle '{vehicle_id}' you may view")
-    fixes = ld.positions.track(vehicle_id, since)
-    return {"vehicle_id": vehicle_id, "points": [[f.t, f.lat, f.lon, f.speed, f.heading] for f in fixes]}
+    points = ld.positions.track(vehicle_id, since)
+    return {"vehicle_id": vehicle_id, "points": [list(p) for p in points]}

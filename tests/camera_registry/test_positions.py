@@ -24,6 +24,51 @@ def test_point_index_matches_haversine() -> None:
     assert "p0" not in {k for k, _ in idx.nearest(31.0, 121.3, k=3)}
 
 
+def test_point_index_moves_through_the_delta_and_stays_exact() -> None:
+    import random
+
+    rnd = random.Random(11)
+    idx = PointIndex(rebuild_fraction=0.25, min_delta=50)
+    pts = {f"p{i}": (31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2) for i in range(400)}
+    idx.replace((k, la, lo) for k, (la, lo) in pts.items())
+    builds = idx.rebuilds
+    for step in range(600):  # moves, removals and new points, checked against brute force as they go
+        key = f"p{rnd.randrange(450)}"
+        if rnd.random() < 0.1:
+            idx.remove(key)
+            pts.pop(key, None)
+        else:
+            pts[key] = (31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2)
+            idx.set(key, *pts[key])
+        if step % 20 == 0:
+            q = (31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2)
+            radius = rnd.choice([None, 3000.0])
+            got = idx.nearest(*q, k=6, radius_m=radius)
+            ranked = sorted((haversine_m(*q, la, lo), k) for k, (la, lo) in pts.items())
+            brute = [(k, d) for d, k in ranked if radius is None or d <= radius][:6]
+            assert [k for k, _ in got] == [k for k, _ in brute], step
+            assert all(math.isclose(a[1], b[1], rel_tol=1e-6, abs_tol=1e-3) for a, b in zip(got, brute, strict=True))
+    assert len(idx) == len(pts)
+    assert 0 < idx.rebuilds - builds < 20  # rebuilt now and then, not on every move
+
+
+def test_track_orders_late_fixes_caps_and_prunes() -> None:
+    from camera_registry.positions import Track
+    from camera_registry.vehicle_index import Fix
+
+    tr = Track(max_points=4)
+    for t in (10.0, 20.0, 40.0):
+        tr.add(Fix("v", 31.0, 121.0, t, 12.5, None))
+    tr.add(Fix("v", 31.1, 121.1, 30.0))  # late: goes in time order
+    assert [p[0] for p in tr.points()] == [10.0, 20.0, 30.0, 40.0]
+    assert tr.points()[0] == (10.0, 31.0, 121.0, 12.5, None)
+    tr.add(Fix("v", 31.2, 121.2, 50.0))  # over the cap: the oldest goes
+    assert [p[0] for p in tr.points()] == [20.0, 30.0, 40.0, 50.0]
+    assert [p[0] for p in tr.points(since=35)] == [40.0, 50.0]
+    tr.prune(45.0)
+    assert [p[0] for p in tr.points()] == [50.0]
+
+
 async def test_intake_nearest_and_location_rule(world: World) -> None:
     w = world
     feed = await w.user("gps-feed", Role.integration)
@@ -99,20 +144,21 @@ async def test_intake_nearest_and_location_rule(world: World) -> None:
     assert (await w.client.get("/api/vehicles", headers=outsider)).json() == []
 
 
-def test_nearest_matches_brute_force_with_filters() -> None:
+async def test_nearest_matches_brute_force_with_filters() -> None:
     import random
 
     from camera_registry.positions import PositionService
     from gateway.settings import VehicleSettings
 
     rnd = random.Random(4)
-    svc = PositionService(VehicleSettings(fresh_s=60), None, "闵行区", lambda _a, _b: True)  # type: ignore[arg-type]
+    svc = PositionService(VehicleSettings(fresh_s=60), None, "闵行区", lambda _a, _b: True)
     now = 1_800_000_000.0
     fixed = [(f"f{i}", 31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2) for i in range(300)]
-    svc.fixed.replace(fixed)
-    svc.fixed_kind = {k: "fixed" for k, _, _ in fixed}
-    svc.vehicles = {f"v{i}": ("bus", "闵行区") for i in range(300)}
-    svc.vehicle_cameras = {f"v{i}": [(f"v{i}-a", "bus"), (f"v{i}-b", "bus")] for i in range(300)}
+    svc.set_inventory(
+        {f"v{i}": ("bus", "闵行区") for i in range(300)},
+        [(k, "fixed", la, lo, None) for k, la, lo in fixed]
+        + [(f"v{i}-{s}", "bus", None, None, f"v{i}") for i in range(300) for s in "ab"],
+    )
     items = [
         {
             "vehicle_id": f"v{i}",
@@ -122,13 +168,14 @@ def test_nearest_matches_brute_force_with_filters() -> None:
         }
         for i in range(300)
     ]
-    svc.ingest(items, now=now)
+    await svc.ingest(items, now=now)
+    latest = await svc.latest_many(list(svc.vehicles))
     for trial in range(30):
         lat, lon = 31.0 + rnd.random() * 0.2, 121.3 + rnd.random() * 0.2
         visible = {k for k, _, _ in fixed if rnd.random() < 0.2} | {f"v{i}-a" for i in range(300) if rnd.random() < 0.2}
-        got = svc.nearest(lat, lon, limit=7, visible=visible, now=now)
+        got = await svc.nearest(lat, lon, limit=7, visible=visible, now=now)
         brute = [(k, haversine_m(lat, lon, la, lo)) for k, la, lo in fixed if k in visible]
-        for vid, fix in svc.latest.items():
+        for vid, fix in latest.items():
             if now - fix.t <= 60:
                 brute += [
                     (c, haversine_m(lat, lon, fix.lat, fix.lon)) for c, _ in svc.vehicle_cameras[vid] if c in visible

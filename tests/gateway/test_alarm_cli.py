@@ -25,3 +25,9 @@ def test_alarm_sources_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     listed = run.invoke(app, ["alarm-sources", "list"]).output
     assert "bus-gps" in listed and secret not in listed and new not in listed
     assert secret.encode() not in (tmp_path / "liandong.db").read_bytes()  # stored encrypted
+    assert run.invoke(app, ["alarm-sources", "disable", "bus-gps"]).exit_code == 0
+    assert "bus-gps\tinactive" in run.invoke(app, ["alarm-sources", "list"]).output
+    assert run.invoke(app, ["alarm-sources", "enable", "bus-gps"]).exit_code == 0
+    assert "bus-gps\tactive" in run.invoke(app, ["alarm-sources", "list"]).output
+    r = run.invoke(app, ["alarm-sources", "rotate", "nobody"])
+    assert r.exit_code == 2 and "no source" in r.output

@@ -1,33 +1,34 @@
-"""Panic alarms: HMAC, idempotency, camera resolution, routing, incident grants, workflow, events."""
+"""Panic alarms: HMAC, idempotency, camera resolution, routing, incident grants, follow mode."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import datetime as dt
 import json
 import time
 from typing import Any
 
 from acl.models import Role
-from gateway.events import EventBus
+from gateway.alarms.hmac_auth import sign
+from gateway.alarms.routing import on_duty
 from tests.acl.conftest import World
 
 
-def signed(secret: str, body: dict[str, Any], source: str = "bus-gps", ts: float | None = None) -> dict[str, Any]:
+def signed(secret: str, body: dict[str, Any], source: str = "bus-gps", ts: float | str | None = None) -> dict[str, Any]:
+    """Request arguments for a signed ``POST /api/alarms``."""
     raw = json.dumps(body, ensure_ascii=False).encode()
-    t = str(int(ts if ts is not None else time.time()))
-    sig = hmac.new(secret.encode(), t.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    t = ts if isinstance(ts, str) else str(int(ts if ts is not None else time.time()))
     headers = {
         "X-Liandong-Source": source,
         "X-Liandong-Timestamp": t,
-        "X-Liandong-Signature": f"sha256={sig}",
+        "X-Liandong-Signature": sign(secret, t, raw),
         "Content-Type": "application/json",
     }
     return {"content": raw, "headers": headers}
 
 
 async def setup(w: World) -> str:
+    """A registered source and a fresh fix of bus-1 at 七宝老街; returns the source's secret."""
     r = await w.client.post("/api/admin/alarm-sources", json={"name": "bus-gps"}, headers=w.sec)
     assert r.status_code == 201
     feed = await w.user("feed", Role.integration)
@@ -37,53 +38,154 @@ async def setup(w: World) -> str:
     return str(r.json()["secret"])
 
 
-async def test_hmac_idempotency_and_resolution(world: World) -> None:
+async def member(w: World, name: str, dept: str) -> dict[str, str]:
+    headers = await w.user(name)
+    await w.ok("PUT", f"/api/admin/users/{w.ids[name]}/memberships/{dept}", json={})
+    return headers
+
+
+async def test_hmac_good_bad_stale_replayed(world: World) -> None:
     w = world
     secret = await setup(w)
-    alarm = {
-        "alarm_id": "A-1",
-        "type": "panic",
-        "vehicle_id": "bus-1",
-        "time": "2026-11-28T08:00:00+08:00",
-        "text": "司机按下报警",
-    }
+    alarm = {"alarm_id": "A-1", "type": "panic", "vehicle_id": "bus-1", "time": "2026-11-28T08:00:00+08:00"}
     r = await w.client.post("/api/alarms", **signed(secret, alarm))
     assert r.status_code == 202, r.text
     inc_id = r.json()["incident_id"]
-    again = await w.client.post("/api/alarms", **signed(secret, alarm))  # replay / retry
+    again = await w.client.post("/api/alarms", **signed(secret, alarm))  # the same request replayed
     assert again.status_code == 200 and again.json() == {"incident_id": inc_id, "duplicate": True}
+    ok = signed(secret, alarm)
     bad = [
         signed("wrong-secret", alarm),
         signed(secret, alarm, ts=time.time() - 3600),  # stale
+        signed(secret, alarm, ts=time.time() + 3600),  # from the future
+        signed(secret, alarm, ts="nan"),  # not unix seconds (NaN would pass a naive window check)
         signed(secret, alarm, source="nobody"),
-        {**signed(secret, alarm), "content": json.dumps({**alarm, "text": "tampered"}).encode()},
+        {**ok, "content": json.dumps({**alarm, "text": "tampered"}).encode()},
+        {**ok, "headers": {**ok["headers"], "X-Liandong-Signature": "md5=abc"}},
+        {**ok, "headers": {k: v for k, v in ok["headers"].items() if k != "X-Liandong-Signature"}},
     ]
     for req in bad:
         r = await w.client.post("/api/alarms", **req)
         assert r.status_code == 401, r.text
-    rejected = await w.app.state.ld.audit.query(kind="alarm_rejected")
-    assert len(rejected) == 4
+    assert "secret" not in r.text.lower() or "wrong" not in r.text
+    assert len(await w.app.state.ld.audit.query(kind="alarm_rejected")) == len(bad)
+    # Rotation: the old secret stops working at once; disabling refuses the source.
+    new = (await w.client.post("/api/admin/alarm-sources/bus-gps/rotate", headers=w.sec)).json()["secret"]
+    assert (await w.client.post("/api/alarms", **signed(secret, {**alarm, "alarm_id": "A-9"}))).status_code == 401
+    assert (await w.client.post("/api/alarms", **signed(new, {**alarm, "alarm_id": "A-9"}))).status_code == 202
+    r = await w.client.patch("/api/admin/alarm-sources/bus-gps", json={"active": False}, headers=w.sec)
+    assert r.status_code == 200
+    assert (await w.client.post("/api/alarms", **signed(new, {**alarm, "alarm_id": "A-10"}))).status_code == 401
+    listed = (await w.client.get("/api/admin/alarm-sources", headers=w.sec)).json()
+    assert listed[0]["name"] == "bus-gps" and not listed[0]["active"] and "secret" not in json.dumps(listed)
+    op = await w.user("op-x")
+    assert (await w.client.get("/api/admin/alarm-sources", headers=op)).status_code == 403
+
+
+async def test_bad_alarm_bodies_name_the_field(world: World) -> None:
+    w = world
+    secret = await setup(w)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"alarm_id": "B", "lat": 100, "lon": 1}, "lat"),
+        ({"alarm_id": "B", "lat": 31.1}, "lon"),
+        ({"alarm_id": "B"}, "vehicle_id"),
+        ({"vehicle_id": "bus-1"}, "alarm_id"),
+        ({"alarm_id": "B", "vehicle_id": "bus-1", "time": "yesterday"}, "time"),
+        ({"alarm_id": "B", "vehicle_id": "bus-1", "colour": "red"}, "colour"),
+        ({"alarm_id": "B", "vehicle_id": "bus-1", "type": "x y"}, "type"),
+    ]
+    for body, field in cases:
+        r = await w.client.post("/api/alarms", **signed(secret, body))
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, (body, r.text)
+    r = await w.client.post("/api/alarms", **{**signed(secret, {}), "content": b"[1, 2"})
+    assert r.status_code == 401  # the signature covers the body: a changed body is not signed
+    raw = b"not json"
+    t = str(int(time.time()))
+    h = {"X-Liandong-Source": "bus-gps", "X-Liandong-Timestamp": t, "X-Liandong-Signature": sign(secret, t, raw)}
+    r = await w.client.post("/api/alarms", content=raw, headers=h)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body"
+
+
+async def test_resolution_routing_and_grants(world: World) -> None:
+    w = world
+    secret = await setup(w)
+    r = await w.client.post(
+        "/api/alarms", **signed(secret, {"alarm_id": "A-1", "vehicle_id": "bus-1", "text": "司机报警"})
+    )
+    inc_id = r.json()["incident_id"]
     inc = (await w.client.get(f"/api/incidents/{inc_id}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
     assert inc["cameras"][0] == "bus-1-front"  # the bus's own camera first
     assert set(inc["cameras"][1:]) == {"qb-1", "qb-2"}  # then fixed cameras around it
-    assert inc["area"] == "七宝镇"
-    assert set(inc["departments"]) == {"district", "police", "qibao"}  # routing table + the area's centre
+    assert inc["area"] == "七宝镇" and inc["state"] == "new" and inc["text"] == "司机报警"
+    assert inc["departments"] == ["district", "police", "qibao"]  # routing table + the area's centre
     # The departments on duty got incident grants; others did not.
-    pol = await w.user("pol")
-    await w.ok("PUT", f"/api/admin/users/{w.ids['pol']}/memberships/police", json={})
-    other = await w.user("tr")
-    await w.ok("PUT", f"/api/admin/users/{w.ids['tr']}/memberships/transport", json={})
+    pol = await member(w, "pol", "police")
+    other = await member(w, "tr", "transport")
     assert await w.visible(pol) == {"bus-1-front", "qb-1", "qb-2"}
     assert await w.visible(other) == set()
     assert (await w.client.get(f"/api/incidents/{inc_id}", headers=other)).status_code == 404
+    assert [i["id"] for i in (await w.client.get("/api/incidents", headers=pol)).json()] == [inc_id]
+    assert (await w.client.get("/api/incidents", headers=other)).json() == []
+
+
+async def test_alarm_with_only_a_position(world: World) -> None:
+    w = world
+    secret = await setup(w)
     # Position only (no vehicle): the nearest fresh bus camera and the fixed ones.
     r = await w.client.post(
         "/api/alarms", **signed(secret, {"alarm_id": "A-2", "type": "fight", "lat": 31.1555, "lon": 121.3505})
     )
-    inc2 = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec)).json()
-    assert inc2["cameras"][0] == "bus-1-front"
-    r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "A-3", "lat": 100, "lon": 1}))
-    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "lat"
+    inc2 = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
+    assert inc2["cameras"][0] == "bus-1-front" and inc2["type"] == "fight"
+    # Far from every camera and no vehicle: no cameras, only the district centre's routes apply.
+    r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "A-3", "lat": 30.5, "lon": 121.9}))
+    inc3 = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
+    assert inc3["cameras"] == [] and inc3["area"] == "" and inc3["departments"] == ["district", "police"]
+
+
+async def test_routing_table_from_the_admin_api(world: World) -> None:
+    w = world
+    secret = await setup(w)
+    r = await w.client.post(
+        "/api/admin/alarm-routes", json={"area": "七宝镇", "type": "fire", "departments": ["transport"]}, headers=w.sec
+    )
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    bad = [
+        ({"departments": ["nope"]}, "departments"),
+        ({"departments": []}, "departments"),
+        ({"departments": ["police"], "hours": "25:00-08:00"}, "hours"),
+        ({"departments": ["police"], "extra": 1}, "extra"),
+    ]
+    for body, field in bad:
+        r = await w.client.post("/api/admin/alarm-routes", json=body, headers=w.sec)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
+    routes = (await w.client.get("/api/admin/alarm-routes", headers=w.sec)).json()
+    assert [(x["source"], x["departments"]) for x in routes] == [
+        ("settings", ["district", "police"]),
+        ("api", ["transport"]),
+    ]
+    r = await w.client.post(
+        "/api/alarms", **signed(secret, {"alarm_id": "R-1", "type": "fire", "lat": 31.1552, "lon": 121.3502})
+    )
+    inc = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
+    assert inc["departments"] == ["district", "police", "transport", "qibao"]
+    r = await w.client.post(
+        "/api/alarms", **signed(secret, {"alarm_id": "R-2", "type": "panic", "lat": 31.1552, "lon": 121.3502})
+    )
+    inc = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
+    assert "transport" not in inc["departments"]  # the route is for fires only
+    assert (await w.client.delete(f"/api/admin/alarm-routes/{rid}", headers=w.sec)).status_code == 200
+    assert (await w.client.delete(f"/api/admin/alarm-routes/{rid}", headers=w.sec)).status_code == 404
+    assert len((await w.client.get("/api/admin/alarm-routes", headers=w.sec)).json()) == 1
+
+
+def test_on_duty_hours() -> None:
+    t = dt.time.fromisoformat
+    assert on_duty("", t("03:00"))
+    assert on_duty("08:00-20:00", t("08:00")) and not on_duty("08:00-20:00", t("20:00"))
+    assert on_duty("20:00-08:00", t("23:59")) and on_duty("20:00-08:00", t("07:59"))
+    assert not on_duty("20:00-08:00", t("12:00"))
 
 
 async def test_offline_bus_camera_falls_back_to_nearest(world: World) -> None:
@@ -104,88 +206,36 @@ async def test_offline_bus_camera_falls_back_to_nearest(world: World) -> None:
     fix = [{"vehicle_id": "truck-home", "lat": 31.156, "lon": 121.351, "time": time.time()}]
     await w.client.post("/api/vehicles/positions", json=fix, headers=feed)
     r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "B-1", "vehicle_id": "bus-1"}))
-    inc = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec)).json()
+    inc = (await w.client.get(f"/api/incidents/{r.json()['incident_id']}", headers=w.sec_root)).json()  # type: ignore[attr-defined]
     assert inc["cameras"][0] == "bus-2-front"
+    assert "bus-1-front" not in inc["cameras"]
+    # The offline camera's position is still used to find what is around it.
+    assert inc["lat"] == 31.1552
 
 
-async def test_workflow_deadlines_escalation_and_close(world: World) -> None:
-    w = world
-    secret = await setup(w)
-    r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "C-1", "vehicle_id": "bus-1"}))
-    inc_id = r.json()["incident_id"]
-    sec = w.sec
-
-    async def step(action: str, **body: Any) -> Any:
-        return await w.client.post(f"/api/incidents/{inc_id}/{action}", json=body, headers=sec)
-
-    assert (await step("resolve")).status_code == 409  # not from "new"
-    r = await step("dispatch", department="police")
-    assert r.status_code == 200 and r.json()["state"] == "dispatched"
-    assert r.json()["onsite_deadline"] and r.json()["resolve_deadline"]
-    assert (await step("escalate")).json()["level"] == "district"
-    assert (await step("escalate")).status_code == 409
-    assert (await step("note", text="已联系驾驶员")).status_code == 200
-    for action, state in (("acknowledge", "acknowledged"), ("onsite", "on_site"), ("resolve", "resolved")):
-        assert (await step(action)).json()["state"] == state
-    stats = (await w.client.get("/api/incidents/stats", headers=sec)).json()
-    assert stats["by_area"]["七宝镇"]["handled_pct"] == 100.0
-    assert stats["by_department"]["police"]["total"] == 1
-    rules = await w.ok("GET", "/api/admin/rules")
-    assert any(r["tag"] == f"incident:{inc_id}" for r in rules)
-    r = await step("close")
-    assert r.json()["state"] == "closed"
-    assert [h["action"] for h in r.json()["history"]] == [
-        "opened",
-        "dispatch",
-        "escalate",
-        "note",
-        "acknowledge",
-        "onsite",
-        "resolve",
-        "close",
-    ]
-    rules = await w.ok("GET", "/api/admin/rules")
-    assert not any(r["tag"] == f"incident:{inc_id}" for r in rules)  # closing ended its grants
-    audit = await w.app.state.ld.audit.query(kind="incident")
-    assert len(audit) == 7  # every step by whom and when (opening is audited as the alarm)
-
-
-async def test_event_bus_filters_and_resumes() -> None:
-    bus = EventBus(keep=100)
-    e1 = bus.publish("incident.opened", {"incident_id": "X"}, ("a", "b"))
-    bus.publish("incident.opened", {"incident_id": "Y"}, ("c",))
-    e3 = bus.publish("incident.updated", {"incident_id": "X"}, ("a",))
-    gen: Any = bus.stream(lambda cam: cam in ("a", "b"), last_id=e1.id - 1)
-    first = await gen.__anext__()
-    assert f"id: {e1.id}" in first and '"cameras": ["a", "b"]' in first
-    second = await gen.__anext__()
-    assert f"id: {e3.id}" in second  # Y (camera c) is not for this user
-    assert (await gen.__anext__()).startswith(": connected")
-    live = asyncio.ensure_future(gen.__anext__())
-    await asyncio.sleep(0)
-    bus.publish("incident.opened", {"incident_id": "Z"}, ("b", "c"))
-    text = await asyncio.wait_for(live, 2)
-    assert '"cameras": ["b"]' in text  # only the cameras the user may view
-    await gen.aclose()
-
-
-async def test_follow_mode_adds_cameras_as_the_bus_moves(world: World) -> None:
+async def test_follow_mode_as_the_bus_moves(world: World) -> None:
     w = world
     secret = await setup(w)
     r = await w.client.post("/api/alarms", **signed(secret, {"alarm_id": "F-1", "vehicle_id": "bus-1"}))
     inc_id = r.json()["incident_id"]
-    before = (await w.client.get(f"/api/incidents/{inc_id}", headers=w.sec)).json()["cameras"]
+    root = w.sec_root  # type: ignore[attr-defined]
+    before = (await w.client.get(f"/api/incidents/{inc_id}", headers=root)).json()["cameras"]
     assert "xz-1" not in before
     feed = await w.user("feed-f", Role.integration)
-    await asyncio.sleep(2.1)  # follow updates are throttled per vehicle
+    # An older fix (from before the alarm) does not move the incident.
+    old = [{"vehicle_id": "bus-1", "lat": 31.1101, "lon": 121.3851, "time": time.time() - 600}]
+    assert (await w.client.post("/api/vehicles/positions", json=old, headers=feed)).json()["not_current"] == 1
+    await asyncio.sleep(0.2)
+    assert (await w.client.get(f"/api/incidents/{inc_id}", headers=root)).json()["cameras"] == before
     fix = [{"vehicle_id": "bus-1", "lat": 31.1101, "lon": 121.3851, "time": time.time()}]  # now at 莘庄广场
     assert (await w.client.post("/api/vehicles/positions", json=fix, headers=feed)).json()["accepted"] == 1
     for _ in range(50):
-        after = (await w.client.get(f"/api/incidents/{inc_id}", headers=w.sec)).json()["cameras"]
-        if "xz-1" in after:
+        inc = (await w.client.get(f"/api/incidents/{inc_id}", headers=root)).json()
+        if "xz-1" in inc["cameras"]:
             break
         await asyncio.sleep(0.05)
-    assert after == [*before, "xz-1"]
-    pol = await w.user("pol-f")
-    await w.ok("PUT", f"/api/admin/users/{w.ids['pol-f']}/memberships/police", json={})
+    assert inc["cameras"] == [*before, "xz-1"]
+    assert (inc["lat"], inc["lon"]) == (31.1101, 121.3851)
+    assert inc["history"][-1]["action"] == "cameras" and inc["history"][-1]["added"] == ["xz-1"]
+    pol = await member(w, "pol-f", "police")
     assert "xz-1" in await w.visible(pol)  # the incident grant follows the bus too

@@ -1,4 +1,5 @@
-"""Server-Sent Events over real HTTP: an alarm reaches permitted consoles only, and resume works."""
+"""Server-Sent Events over real HTTP: an alarm reaches permitted consoles only (a browser-style
+cookie session included), a reconnect with Last-Event-ID resumes, and logging out ends the stream."""
 
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ import httpx
 from acl.models import Role
 from gateway.settings import load_settings
 from tests.gateway.test_alarms import signed
-from tests.live import live_gateway
+from tests.live import PASSWORD, live_gateway
+
+_LINES: dict[int, Any] = {}
 
 
 async def read_events(resp: httpx.Response, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Up to ``n`` events from an open stream (fewer if the timeout passes first; then the stream
+    cannot be read again)."""
+    lines = _LINES.setdefault(id(resp), resp.aiter_lines())  # one line iterator per response
     out: list[dict[str, Any]] = []
     cur: dict[str, Any] = {}
     try:
         async with asyncio.timeout(timeout):
-            async for line in resp.aiter_lines():
+            async for line in lines:
                 if line.startswith("id: "):
                     cur["id"] = int(line[4:])
                 elif line.startswith("event: "):
@@ -38,45 +44,62 @@ async def read_events(resp: httpx.Response, n: int, timeout: float = 5.0) -> lis
     return out
 
 
-async def test_alarm_event_to_permitted_console_and_resume(tmp_path: Path) -> None:
-    async with live_gateway(load_settings(None, data_dir=tmp_path)) as g:
+async def test_alarm_event_to_permitted_consoles_resume_and_logout(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path, alarms={"prewarm_s": 0}, events={"max_streams_per_user": 2})
+    async with live_gateway(settings) as g:
         admin = await g.add_user("admin", Role.admin)
         for dept in ("district", "police"):
             await g.client.put(f"/api/admin/departments/{dept}", json={"name": dept}, headers=admin)
         await g.add_camera(admin, "fx-1", "rtsp://127.0.0.1:9/x", lat=31.15, lon=121.35, area="七宝镇")
-        pol = await g.add_user("pol")
-        users = (await g.client.get("/api/admin/users", headers=admin)).json()
-        uid = next(u["id"] for u in users if u["username"] == "pol")
-        await g.client.put(f"/api/admin/users/{uid}/memberships/police", json={}, headers=admin)
+        body = {"username": "pol", "password": PASSWORD, "role": "operator"}
+        uid = (await g.client.post("/api/admin/users", json=body, headers=admin)).json()["id"]
+        r = await g.client.put(f"/api/admin/users/{uid}/memberships/police", json={}, headers=admin)
+        assert r.status_code == 200, r.text
         outsider = await g.add_user("outsider")
         secret = (await g.client.post("/api/admin/alarm-sources", json={"name": "bus-gps"}, headers=admin)).json()[
             "secret"
         ]
         async with (
-            httpx.AsyncClient(base_url=g.base_url, timeout=10) as c1,
+            httpx.AsyncClient(base_url=g.base_url, timeout=10) as browser,
             httpx.AsyncClient(base_url=g.base_url, timeout=10) as c2,
-            c1.stream("GET", "/api/events", headers=pol) as s1,
-            c2.stream("GET", "/api/events", headers=outsider) as s2,
         ):
-            assert s1.headers["content-type"].startswith("text/event-stream")
-            await asyncio.sleep(0.2)
-            t0 = time.perf_counter()
-            r = await g.client.post(
-                "/api/alarms", **signed(secret, {"alarm_id": "E-1", "lat": 31.1501, "lon": 121.3501})
+            # The console logs in like the browser does: a session cookie, no bearer header.
+            r = await browser.post("/api/auth/login", json={"username": "pol", "password": PASSWORD})
+            assert r.status_code == 200 and "Authorization" not in browser.headers
+            async with (
+                browser.stream("GET", "/api/events") as s1,
+                c2.stream("GET", "/api/events", headers=outsider) as s2,
+            ):
+                assert s1.status_code == 200 and s1.headers["content-type"].startswith("text/event-stream")
+                await asyncio.sleep(0.2)
+                t0 = time.perf_counter()
+                r = await g.client.post(
+                    "/api/alarms", **signed(secret, {"alarm_id": "E-1", "lat": 31.1501, "lon": 121.3501})
+                )
+                assert r.status_code == 202, r.text
+                ev = (await read_events(s1, 1))[0]
+                latency_ms = (time.perf_counter() - t0) * 1000
+                assert ev["event"] == "incident.opened" and ev["data"]["cameras"] == ["fx-1"]
+                assert ev["data"]["incident_id"] == r.json()["incident_id"]
+                print(f"alarm POST -> incident.opened at the console: {latency_ms:.1f} ms")
+                assert await read_events(s2, 1, timeout=1.0) == []  # nothing for a user who may not view fx-1
+            # A console that reconnects with Last-Event-ID gets what it missed.
+            await g.client.post(
+                f"/api/incidents/{ev['data']['incident_id']}/dispatch", json={"department": "police"}, headers=admin
             )
-            assert r.status_code == 202, r.text
-            ev = (await read_events(s1, 1))[0]
-            latency_ms = (time.perf_counter() - t0) * 1000
-            assert ev["event"] == "incident.opened" and ev["data"]["cameras"] == ["fx-1"]
-            assert ev["data"]["incident_id"] == r.json()["incident_id"]
-            print(f"alarm POST -> incident.opened at the console: {latency_ms:.1f} ms")
-            assert await read_events(s2, 1, timeout=1.0) == []  # nothing for a user who may not view fx-1
-        # A console that reconnects with Last-Event-ID gets what it missed.
-        await g.client.post(
-            f"/api/incidents/{ev['data']['incident_id']}/dispatch", json={"department": "police"}, headers=admin
-        )
-        async with httpx.AsyncClient(base_url=g.base_url, timeout=10) as c3:
-            async with c3.stream("GET", "/api/events", headers={**pol, "Last-Event-ID": str(ev["id"])}) as s3:
+            async with browser.stream("GET", "/api/events", headers={"Last-Event-ID": str(ev["id"])}) as s3:
                 missed = await read_events(s3, 1)
-        assert missed[0]["event"] == "incident.updated" and missed[0]["data"]["state"] == "dispatched"
-        assert missed[0]["id"] > ev["id"]
+                assert missed[0]["event"] == "incident.updated" and missed[0]["data"]["state"] == "dispatched"
+                assert missed[0]["id"] > ev["id"]
+                # Per-user cap: two streams at most in these settings.
+                async with browser.stream("GET", "/api/events") as s4:
+                    await asyncio.sleep(0.2)  # the server registers the stream as it starts sending
+                    async with browser.stream("GET", "/api/events") as s5:
+                        assert s4.status_code == 200 and s5.status_code == 429
+                # Logging out ends the open stream at once.
+                csrf = browser.cookies.get("liandong_csrf") or ""
+                r = await browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
+                assert r.status_code == 200, r.text
+                ended = await read_events(s3, 1, timeout=3.0)
+                assert ended and ended[0]["event"] == "end" and ended[0]["data"]["reason"] == "login ended"
+            assert (await browser.get("/api/events")).status_code == 401

@@ -1,0 +1,287 @@
+"""The incident workflow: states, who may take each step, deadlines, escalation, overdue flags and
+statistics. Every step is stored with who and when, audited, and published to consoles.
+
+States: new -> dispatched (to a department; on-site and resolution deadlines start) -> acknowledged
+-> on_site -> resolved -> closed (verified with the reporter). A command centre in charge (the
+area's sub-district centre, or the district centre once escalated; the district centre can always
+step in) dispatches, escalates, closes and reopens; the dispatched department acknowledges, reports
+on site and resolves. Closing ends the incident's grants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from acl.identity import Subject
+from acl.models import Role
+from gateway.alarms.models import Incident
+from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, centres_in_charge
+from gateway.settings import AlarmSettings
+from storage.db import Database, utcnow
+
+__all__ = [
+    "ACTIONS",
+    "OPEN_STATES",
+    "TRANSITIONS",
+    "IncidentWorkflow",
+    "WorkflowError",
+    "incident_dict",
+    "overdue_kinds",
+]
+
+log = logging.getLogger(__name__)
+# state -> action -> next state
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "new": {"dispatch": "dispatched"},
+    "dispatched": {"acknowledge": "acknowledged", "dispatch": "dispatched"},
+    "acknowledged": {"onsite": "on_site"},
+    "on_site": {"resolve": "resolved"},
+    "resolved": {"close": "closed", "reopen": "on_site"},
+    "closed": {},
+}
+OPEN_STATES = ("new", "dispatched", "acknowledged", "on_site", "resolved")
+COMMAND_ACTIONS = frozenset({"dispatch", "escalate", "close", "reopen"})
+FIELD_ACTIONS = frozenset({"acknowledge", "onsite", "resolve"})
+ACTIONS = COMMAND_ACTIONS | FIELD_ACTIONS | {"note"}
+
+
+class WorkflowError(ValueError):
+    """A step that is not allowed now or lacks input (message names the field)."""
+
+
+def _hours(table: dict[str, float], key: str) -> float:
+    return table.get(key, table.get("*", 24.0))
+
+
+def overdue_kinds(inc: Incident, now: dt.datetime | None = None) -> list[str]:
+    """Deadlines passed without reaching them: ``onsite`` (not on site yet) and/or ``resolve``."""
+    now = now or utcnow()
+    out = []
+    if inc.state in ("dispatched", "acknowledged") and inc.onsite_deadline and now > inc.onsite_deadline:
+        out.append("onsite")
+    if inc.state in ("dispatched", "acknowledged", "on_site") and inc.resolve_deadline and now > inc.resolve_deadline:
+        out.append("resolve")
+    return out
+
+
+def incident_dict(inc: Incident, now: dt.datetime | None = None) -> dict[str, Any]:
+    """An incident for the API."""
+    overdue = overdue_kinds(inc, now)
+    return {
+        "id": inc.id,
+        "type": inc.type,
+        "state": inc.state,
+        "area": inc.area,
+        "level": inc.level,
+        "vehicle_id": inc.vehicle_id,
+        "lat": inc.lat,
+        "lon": inc.lon,
+        "text": inc.text,
+        "cameras": inc.cameras,
+        "departments": inc.departments,
+        "dispatched_to": inc.dispatched_to,
+        "created_at": inc.created_at.isoformat(),
+        "onsite_deadline": inc.onsite_deadline.isoformat() if inc.onsite_deadline else None,
+        "resolve_deadline": inc.resolve_deadline.isoformat() if inc.resolve_deadline else None,
+        "overdue": bool(overdue),
+        "overdue_deadlines": overdue,
+        "history": inc.history,
+    }
+
+
+class IncidentWorkflow:
+    """Reads and moves incidents; effects go through the collaborators passed in."""
+
+    def __init__(
+        self,
+        settings: AlarmSettings,
+        db: Database,
+        org: Organisation,
+        grants: IncidentGrants,
+        events: EventPublisher,
+        audit: AuditSink,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.org = org
+        self.grants = grants
+        self.events = events
+        self.audit = audit
+        self.on_closed: list[Any] = []  # callbacks(incident) after an incident closed
+
+    # -- who may see and do what -----------------------------------------------------------
+    def audience(self, inc: Incident) -> list[str]:
+        """Departments that follow the incident: routed ones, the dispatched one, the centres in charge."""
+        out = list(inc.departments)
+        if inc.dispatched_to and inc.dispatched_to not in out:
+            out.append(inc.dispatched_to)
+        out += sorted(centres_in_charge(self.org.units(), inc.level, inc.area) - set(out))
+        return out
+
+    def may_see(self, subject: Subject, inc: Incident) -> bool:
+        """Admins and auditors see every incident; others if they belong to its audience or may view
+        one of its cameras."""
+        if subject.role in (Role.admin, Role.auditor):
+            return True
+        if subject.departments & set(self.audience(inc)):
+            return True
+        return any(self.grants.authorize(subject, "view_snapshot", c) for c in inc.cameras)
+
+    def may_act(self, subject: Subject, action: str, inc: Incident) -> bool:
+        """Whether the subject may take ``action`` (``view`` = read) on the incident."""
+        if subject.is_admin:
+            return True
+        if action == "view":
+            return self.may_see(subject, inc)
+        if subject.role is Role.auditor:
+            return False  # auditors read, never act
+        if action == "note":
+            return self.may_see(subject, inc)
+        centres = centres_in_charge(self.org.units(), inc.level, inc.area)
+        if subject.departments & centres:
+            return action in ACTIONS
+        if action in FIELD_ACTIONS:
+            return inc.dispatched_to is not None and inc.dispatched_to in subject.departments
+        return False
+
+    # -- reading ---------------------------------------------------------------------------
+    async def get(self, inc_id: str) -> Incident | None:
+        """One incident."""
+        async with self.db.session() as s:
+            return await s.get(Incident, inc_id)
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        area: str | None = None,
+        department: str | None = None,
+        limit: int = 200,
+    ) -> list[Incident]:
+        """Incidents, newest first."""
+        q = select(Incident).order_by(Incident.created_at.desc()).limit(limit)
+        if state == "open":
+            q = q.where(Incident.state.in_(OPEN_STATES))
+        elif state:
+            q = q.where(Incident.state == state)
+        if area:
+            q = q.where(Incident.area == area)
+        if department:
+            q = q.where(Incident.dispatched_to == department)
+        async with self.db.session() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def stats(self, since: dt.datetime | None = None) -> dict[str, Any]:
+        """Per sub-district and per department: total, open, handled (resolved or closed) %, overdue."""
+        q = select(Incident)
+        if since is not None:
+            q = q.where(Incident.created_at >= since)
+        async with self.db.session() as s:
+            rows = list((await s.execute(q)).scalars())
+        now = utcnow()
+        out: dict[str, dict[str, dict[str, float]]] = {"by_area": {}, "by_department": {}}
+        for inc in rows:
+            for key, val in (("by_area", inc.area or "-"), ("by_department", inc.dispatched_to or "-")):
+                b = out[key].setdefault(val, {"total": 0, "open": 0, "handled": 0, "overdue": 0})
+                b["total"] += 1
+                b["open"] += inc.state in OPEN_STATES
+                b["handled"] += inc.state in ("resolved", "closed")
+                b["overdue"] += bool(overdue_kinds(inc, now))
+        for group in out.values():
+            for b in group.values():
+                b["handled_pct"] = round(100 * b["handled"] / b["total"], 1) if b["total"] else 0.0
+        return out
+
+    # -- steps -----------------------------------------------------------------------------
+    async def act(self, inc_id: str, action: str, by: str, body: dict[str, Any]) -> Incident:
+        """Apply a workflow step (or ``note`` / ``escalate``), record who and when, publish it.
+
+        The caller has checked :meth:`may_act`. Raises :class:`WorkflowError` (nothing changed)."""
+        new_grants: list[str] = []
+        async with self.db.session() as s:
+            inc = await s.get(Incident, inc_id)
+            if inc is None:
+                raise LookupError(f"no incident '{inc_id}'")
+            entry: dict[str, Any] = {"at": utcnow().isoformat(), "by": by, "action": action}
+            text = body.get("text")
+            if text is not None:
+                if not isinstance(text, str) or not 1 <= len(text) <= 4000:
+                    raise WorkflowError("text: 1-4000 characters")
+                entry["text"] = text
+            if action == "note":
+                if text is None:
+                    raise WorkflowError("text: required for a note")
+            elif action == "escalate":
+                if inc.state == "closed":
+                    raise WorkflowError("action: the incident is closed")
+                if inc.level == "district":
+                    raise WorkflowError("action: already at the district centre")
+                inc.level = "district"
+                district = sorted(u.id for u in self.org.units().values() if u.level == "district")
+                new_grants = [d for d in district if d not in inc.departments]
+                inc.departments = [*inc.departments, *new_grants]
+            else:
+                nxt = TRANSITIONS.get(inc.state, {}).get(action)
+                if nxt is None:
+                    allowed = ", ".join(TRANSITIONS.get(inc.state, {})) or "none"
+                    raise WorkflowError(f"action: '{action}' not allowed in state {inc.state} (allowed: {allowed})")
+                if action == "dispatch":
+                    dept = body.get("department")
+                    if not isinstance(dept, str) or dept not in self.org.units():
+                        raise WorkflowError("department: an existing department is required")
+                    inc.dispatched_to = dept
+                    entry["department"] = dept
+                    if inc.onsite_deadline is None:  # the clock starts with the first dispatch
+                        now = utcnow()
+                        inc.onsite_deadline = now + dt.timedelta(hours=_hours(self.settings.onsite_hours, inc.type))
+                        inc.resolve_deadline = now + dt.timedelta(hours=_hours(self.settings.resolve_hours, inc.type))
+                    if dept not in inc.departments:
+                        new_grants = [dept]
+                        inc.departments = [*inc.departments, dept]
+                elif action == "close" and text is None:
+                    raise WorkflowError("text: say how the reporter confirmed (required to close)")
+                inc.state = nxt
+            inc.history = [*inc.history, entry]
+        await self.audit.record("incident", incident_id=inc_id, username=by, action=action, detail=text)
+        if new_grants and inc.cameras and inc.state != "closed":
+            until = utcnow() + dt.timedelta(minutes=self.settings.grant_minutes)
+            await self.grants.grant_incident(by, inc_id, new_grants, list(inc.cameras), until)
+        if action == "close":
+            await self.grants.revoke_incident(by, inc_id)
+            for cb in self.on_closed:
+                cb(inc)
+        self.events.publish(
+            "incident.updated",
+            {"incident_id": inc_id, "state": inc.state, "level": inc.level, "action": action, "by": by},
+            cameras=inc.cameras,
+            departments=self.audience(inc),
+        )
+        return inc
+
+    async def announce_overdue(self, now: dt.datetime | None = None) -> int:
+        """Publish ``incident.overdue`` once per passed deadline (also after a restart); returns how many."""
+        now = now or utcnow()
+        q = select(Incident).where(Incident.state.in_(("dispatched", "acknowledged", "on_site")))
+        n = 0
+        async with self.db.session() as s:
+            due = []
+            for inc in (await s.execute(q)).scalars():
+                fresh = [k for k in overdue_kinds(inc, now) if k not in inc.overdue_announced]
+                if fresh:
+                    inc.overdue_announced = [*inc.overdue_announced, *fresh]
+                    due.append((inc, fresh))
+        for inc, kinds in due:
+            for kind in kinds:
+                await self.audit.record("incident_overdue", incident_id=inc.id, detail=kind)
+                self.events.publish(
+                    "incident.overdue",
+                    {"incident_id": inc.id, "deadline": kind, "dispatched_to": inc.dispatched_to, "state": inc.state},
+                    cameras=inc.cameras,
+                    departments=self.audience(inc),
+                )
+                n += 1
+        return n

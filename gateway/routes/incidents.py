@@ -1,0 +1,72 @@
+"""Incidents: the list and statistics, one incident, and the workflow steps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from acl.identity import Subject
+from gateway.alarms.incidents import WorkflowError, incident_dict
+from gateway.policy import authenticated, require_incident
+
+router = APIRouter(prefix="/api/incidents", tags=["incidents"])
+
+Action = Literal["dispatch", "acknowledge", "onsite", "resolve", "close", "reopen", "escalate", "note"]
+
+
+@router.get("", dependencies=[authenticated()])
+async def list_incidents(
+    request: Request,
+    state: Annotated[str | None, Query(max_length=16, description="a state, or 'open'")] = None,
+    area: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=64, description="dispatched to")] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Incidents the caller may see, newest first."""
+    flow = request.app.state.ld.alarms.incidents
+    subject: Subject = request.state.subject
+    rows = await flow.list(state=state, area=area, department=department, limit=limit)
+    out = [incident_dict(i) for i in rows if flow.may_see(subject, i)]
+    return [i for i in out if overdue is None or i["overdue"] == overdue]
+
+
+@router.get("/stats", dependencies=[authenticated()])
+async def incident_stats(
+    request: Request, since: Annotated[dt.datetime | None, Query(description="ISO 8601; default: all")] = None
+) -> dict[str, Any]:
+    """Per sub-district and per department: total, open, handled %, overdue (counts only)."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
+    return dict(await request.app.state.ld.alarms.incidents.stats(since))
+
+
+@router.get("/{incident_id}", dependencies=[require_incident()])
+async def get_incident(request: Request, incident_id: str) -> dict[str, Any]:
+    """One incident with its history."""
+    return incident_dict(request.state.incident)
+
+
+class StepBody(BaseModel):
+    """A workflow step: ``department`` to dispatch to; ``text`` for notes, and to close (how the
+    reporter confirmed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    department: str | None = Field(None, max_length=64)
+    text: str | None = Field(None, min_length=1, max_length=4000)
+
+
+@router.post("/{incident_id}/{action}", dependencies=[require_incident()])
+async def incident_step(request: Request, incident_id: str, action: Action, body: StepBody) -> dict[str, Any]:
+    """Take a step: dispatch, acknowledge, onsite, resolve, close, reopen, escalate or note."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    try:
+        inc = await ld.alarms.incidents.act(incident_id, action, subject.username, body.model_dump(exclude_none=True))
+    except WorkflowError as e:
+        field, _, msg = str(e).partition(": ")
+        raise HTTPException(409 if field == "action" else 422, [{"field": field, "message": msg}]) from None
+    return incident_dict(inc)
