@@ -1,8 +1,12 @@
 """The append-only, hash-chained audit log.
 
-Each entry's ``hash`` is SHA-256 over the previous entry's hash and the entry's canonical JSON, so
-editing, inserting or deleting a row breaks the chain from that row on; :meth:`AuditLog.verify`
-names the first broken entry. The product offers no way to edit or delete entries.
+Each entry's ``hash`` is HMAC-SHA-256, keyed with a secret derived from the gateway's key file
+(not stored in the database), over the previous entry's hash and the entry's canonical JSON. So
+editing, inserting or deleting a row breaks the chain from that row on, and someone who can write
+the database but lacks the key cannot recompute a consistent chain; :meth:`AuditLog.verify` names
+the first broken entry. ``prev_hash`` is unique: two writers (gateway nodes, the CLI) can never
+fork the chain, the later one retries on the new head. The product offers no way to edit or
+delete entries.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -19,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, String, Text, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from acl.identity import Subject
 from storage.db import Base, Database, UtcDateTime, utcnow
+from storage.secretbox import SecretBox
 
-__all__ = ["AuditEntry", "AuditLog", "VerifyResult"]
+__all__ = ["AuditEntry", "AuditLog", "VerifyResult", "audit_key"]
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -61,7 +68,7 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(Text, default=None)
     start: Mapped[str | None] = mapped_column(String(40), default=None)
     end: Mapped[str | None] = mapped_column(String(40), default=None)
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
 
     def canonical(self) -> str:
@@ -79,14 +86,22 @@ class AuditEntry(Base):
         return d
 
 
+def audit_key(box: SecretBox) -> bytes:
+    """The chain's key, derived from the gateway's key file."""
+    return box.derive_key("audit-chain")
+
+
 def _cell(v: Any) -> str:
     """A CSV cell that spreadsheets will not run as a formula (usernames and details are user input)."""
     text = "" if v is None else str(v)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _digest(prev: str, canonical: str) -> str:
-    return hashlib.sha256((prev + "\n" + canonical).encode("utf-8")).hexdigest()
+def _digest(key: bytes | None, prev: str, canonical: str) -> str:
+    data = (prev + "\n" + canonical).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +115,18 @@ class VerifyResult:
 
 
 class AuditLog:
-    """Appends and verifies audit entries (one writer at a time per process)."""
+    """Appends and verifies audit entries.
 
-    def __init__(self, db: Database) -> None:
+    ``key`` keys the chain (see the module docstring); without one the chain is plain SHA-256,
+    which shows accidental edits but not a forger who recomputes it.
+    """
+
+    RETRIES = 8
+
+    def __init__(self, db: Database, key: bytes | None = None) -> None:
         self.db = db
-        self._lock = asyncio.Lock()
+        self._key = key
+        self._lock = asyncio.Lock()  # writers in this process queue here instead of colliding
 
     async def record(self, kind: str, **fields: Any) -> None:
         """Append one event; never raises into the caller's request (failures are logged)."""
@@ -113,19 +135,35 @@ class AuditLog:
             fields.setdefault("user_id", subject.user_id)
             fields.setdefault("username", subject.username)
         values = {f: fields.get(f) for f in FIELDS if f != "kind"}
+        extra = [f"{k}={v}" for k, v in fields.items() if k not in FIELDS and v is not None]
+        if extra:  # e.g. the path of a denied request: kept, in the detail column
+            values["detail"] = " ".join([*([str(values["detail"])] if values["detail"] else []), *extra])
         for k, v in list(values.items()):
             if v is not None and k != "user_id":
                 values[k] = str(v)[: 4000 if k == "detail" else 64]
-        try:
-            async with self._lock, self.db.session() as s:
-                last = (await s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))).scalar()
-                prev = last or GENESIS
-                entry = AuditEntry(kind=kind[:32], prev_hash=prev, hash="", ts=utcnow(), **values)
-                s.add(entry)
-                await s.flush()
-                entry.hash = _digest(prev, entry.canonical())
-        except Exception:  # the audit must not take the request down; it is loud in the logs instead
-            log.exception("audit write failed for %s", kind)
+        error: BaseException | None = None
+        async with self._lock:
+            for attempt in range(self.RETRIES):
+                try:
+                    await self._append(kind, values)
+                    return
+                except (IntegrityError, OperationalError) as e:
+                    # Another process appended first (unique prev_hash, or SQLite's stale snapshot).
+                    error = e
+                    await asyncio.sleep(0.005 * (attempt + 1))
+                except Exception as e:  # the audit must not take the request down; it is loud in the logs
+                    error = e
+                    break
+        log.error("audit write failed for %s", kind, exc_info=error)
+
+    async def _append(self, kind: str, values: dict[str, Any]) -> None:
+        async with self.db.session() as s:
+            last = (await s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))).scalar()
+            prev = last or GENESIS
+            entry = AuditEntry(kind=kind[:32], prev_hash=prev, hash="", ts=utcnow(), **values)
+            s.add(entry)
+            await s.flush()
+            entry.hash = _digest(self._key, prev, entry.canonical())
 
     async def verify(self) -> VerifyResult:
         """Walk the chain; report the first entry whose hash or link does not match."""
@@ -135,7 +173,7 @@ class AuditLog:
             n += 1
             if e.prev_hash != prev:
                 return VerifyResult(False, n, e.id, "link to the previous entry is broken (entry removed or inserted)")
-            if _digest(prev, e.canonical()) != e.hash:
+            if _digest(self._key, prev, e.canonical()) != e.hash:
                 return VerifyResult(False, n, e.id, "entry content does not match its hash (entry edited)")
             prev = e.hash
         return VerifyResult(True, n)
@@ -160,6 +198,7 @@ class AuditLog:
         kind: str | None = None,
         user_id: int | None = None,
         camera_id: str | None = None,
+        incident_id: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         offset: int = 0,
@@ -167,6 +206,8 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Entries, newest first, filtered."""
         q = select(AuditEntry).order_by(AuditEntry.id.desc())
+        if incident_id:
+            q = q.where(AuditEntry.incident_id == incident_id)
         if kind:
             q = q.where(AuditEntry.kind == kind)
         if user_id is not None:

@@ -54,20 +54,26 @@ def _action_applies(p_act: str, p_eft: str, r_act: str) -> bool:
 
 
 class SqlAdapter(persist.Adapter):  # type: ignore[misc]
-    """Casbin adapter on the project database's ``casbin_rule`` table (synchronous engine)."""
+    """Casbin adapter on the project database's ``casbin_rule`` table (synchronous engine).
 
-    def __init__(self, engine: Engine) -> None:
+    ``extra`` lines (``[ptype, v0, v1, ...]``) are loaded after the stored ones: the derived
+    ``g``/``g2`` lines. Loading them here rather than through ``add_*_policies`` keeps a load of
+    tens of thousands of lines linear (Casbin checks each added line against the whole policy).
+    """
+
+    def __init__(self, engine: Engine | None, extra: Iterable[Sequence[str]] = ()) -> None:
         self.engine = engine
+        self.extra = extra
 
     def load_policy(self, model: Any) -> None:
-        with self.engine.connect() as conn:
-            for row in conn.execute(select(CasbinRule).order_by(CasbinRule.id)):
-                values = [row.ptype, row.v0, row.v1, row.v2, row.v3, row.v4, row.v5]
-                if row.ptype == "p":
-                    line = values[:7]
-                else:
-                    line = values[:3]
-                persist.load_policy_line(", ".join(_quote(v) for v in line), model)
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                for row in conn.execute(select(CasbinRule).order_by(CasbinRule.id)):
+                    values = [row.ptype, row.v0, row.v1, row.v2, row.v3, row.v4, row.v5]
+                    line = values[:7] if row.ptype == "p" else values[:3]
+                    persist.load_policy_line(", ".join(_quote(v) for v in line), model)
+        for extra in self.extra:
+            persist.load_policy_line(", ".join(_quote(v) for v in extra), model)
 
     def save_policy(self, model: Any) -> bool:
         raise NotImplementedError("policies are written through acl.policy.PolicyStore (transactional, revisioned)")
@@ -91,12 +97,17 @@ def reference_enforcer(
     *,
     memberships: Iterable[Sequence[str]] = (),
     group_members: Iterable[Sequence[str]] = (),
-    rules: Iterable[list[str]] = (),
+    rules: Iterable[Sequence[str]] = (),
     now: float | None = None,
 ) -> casbin.Enforcer:
-    """A plain Casbin enforcer over the stored rules (or ``rules``), for explain and equivalence checks."""
+    """A plain Casbin enforcer over the stored rules (and/or ``rules``: ``p`` lines without the
+    ptype), with ``memberships`` as ``g`` lines and ``group_members`` as ``g2`` lines."""
     model = casbin.Enforcer.new_model(text=MODEL_TEXT)
-    e = casbin.Enforcer(model, SqlAdapter(engine)) if engine is not None else casbin.Enforcer(model)
+    extra = [["p", *r] for r in rules]
+    extra += [["g", *m] for m in memberships]
+    extra += [["g2", *m] for m in group_members]
+    e = casbin.Enforcer(model, SqlAdapter(engine, extra))
+    e.enable_auto_save(False)
     e.add_function("actionApplies", _action_applies)
     clock = (lambda: now) if now is not None else time.time
 
@@ -105,14 +116,4 @@ def reference_enforcer(
         return bool(nbf <= clock() < exp)  # type: ignore[no-untyped-call]
 
     e.add_function("withinWindow", within)
-    e.enable_auto_save(False)
-    extra_p = [r for r in rules]
-    if extra_p:
-        e.add_policies(extra_p)
-    m = list(memberships)
-    if m:
-        e.add_named_grouping_policies("g", [list(x) for x in m])
-    gm = list(group_members)
-    if gm:
-        e.add_named_grouping_policies("g2", [list(x) for x in gm])
     return e

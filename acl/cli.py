@@ -1,8 +1,14 @@
-"""``liandong audit ...`` and ``liandong policy ...``: the audit chain and policy administration."""
+"""``liandong audit ...`` and ``liandong policy ...``: the audit chain and policy administration.
+
+Policy commands write through the same store as the admin API (one revision each, audited); a
+running gateway notices the new revision within a second and applies it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +19,8 @@ import typer
 from storage.db import run_with_database
 
 if TYPE_CHECKING:
+    from acl.audit import AuditLog
+    from acl.policy import Applied, PolicyStore
     from gateway.settings import Settings
     from storage.db import Database
 
@@ -20,25 +28,76 @@ __all__ = ["register"]
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: kept in the policy history.")]
 
 
 def _with_db(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:
     return run_with_database(settings.database_url, job)
 
 
+def _audit(settings: Settings, db: Database) -> AuditLog:
+    from acl.audit import AuditLog, audit_key
+    from storage.secretbox import SecretBox
+
+    return AuditLog(db, audit_key(SecretBox.from_data_dir(settings.data_dir)))
+
+
+def _author() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        start = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("not an ISO date/time", param_hint="--since") from None
+    return start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start
+
+
 def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:
     """Add the ``audit`` and ``policy`` command groups."""
     audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-    policy = typer.Typer(help="Departments, memberships and grants (the admin API does more).", no_args_is_help=True)
+    policy = typer.Typer(
+        help="Departments, memberships, groups and grants (the admin API does more).", no_args_is_help=True
+    )
     app.add_typer(audit, name="audit")
     app.add_typer(policy, name="policy")
+
+    def change(config: Path | None, what: str, job: Callable[[PolicyStore, str], Awaitable[Applied]]) -> None:
+        """Run one policy change, audit it, print its revision; exit 2 with the message on bad input."""
+        from acl.policy import PolicyError, PolicyStore
+
+        author = _author()
+        settings = settings_from(config)
+
+        async def run(db: Database) -> Applied:
+            applied = await job(PolicyStore(db), author)
+            await _audit(settings, db).record(
+                "policy_change",
+                username=author,
+                action=what.split(" ", 1)[0],
+                detail=f"revision {applied.revision}: {what}",
+            )
+            return applied
+
+        try:
+            applied = _with_db(settings, run)
+        except PolicyError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        ids = applied.rule_ids
+        typer.echo(f"{what} (revision {applied.revision}{', rule ' + str(ids[0]) if len(ids) == 1 else ''})")
 
     @audit.command("verify")
     def verify(config: ConfigOpt = None) -> None:
         """Check the hash chain; names the first broken entry (exit code 1)."""
-        from acl.audit import AuditLog
-
-        res = _with_db(settings_from(config), lambda db: AuditLog(db).verify())
+        settings = settings_from(config)
+        res = _with_db(settings, lambda db: _audit(settings, db).verify())
         if res.ok:
             typer.echo(f"audit chain intact: {res.checked} entries")
             return
@@ -52,19 +111,21 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """Write audit entries since a time to stdout."""
-        from acl.audit import AuditLog
-
         if fmt != "csv":
             raise typer.BadParameter("only csv is supported", param_hint="--format")
-        start = None
-        if since:
-            try:
-                start = dt.datetime.fromisoformat(since)
-            except ValueError:
-                raise typer.BadParameter("not an ISO date/time", param_hint="--since") from None
-            if start.tzinfo is None:
-                start = start.replace(tzinfo=dt.UTC)
-        sys.stdout.write(_with_db(settings_from(config), lambda db: AuditLog(db).export_csv(start)))
+        start = _since(since)
+        settings = settings_from(config)
+        sys.stdout.write(_with_db(settings, lambda db: _audit(settings, db).export_csv(start)))
+
+    @policy.command("departments")
+    def departments(config: ConfigOpt = None) -> None:
+        """List the organisation: units, their level, parent and area."""
+        from acl.policy import PolicyStore
+
+        st = _with_db(settings_from(config), lambda db: PolicyStore(db).load())
+        for d in sorted(st.departments.values(), key=lambda d: (d.level.value, d.id)):
+            extra = "".join(f" {k}={v}" for k, v in (("parent", d.parent_id), ("area", d.area)) if v)
+            typer.echo(f"{d.id}\t{d.level.value}\t{d.name}{extra}")
 
     @policy.command("department")
     def department(
@@ -73,47 +134,41 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         level: Annotated[str, typer.Option(help="district, subdistrict, station or department.")] = "department",
         parent: Annotated[str | None, typer.Option(help="Parent unit id.")] = None,
         area: Annotated[str | None, typer.Option(help="Sub-district it serves.")] = None,
+        reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
         """Create or change a department."""
-        from acl.policy import PolicyError, PolicyStore
-
-        try:
-            rev = _with_db(
-                settings_from(config),
-                lambda db: PolicyStore(db).put_department("cli", dept_id, name, level, parent, area),
-            )
-        except PolicyError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"department {dept_id} saved (revision {rev})")
+        change(
+            config,
+            f"department {dept_id} saved",
+            lambda p, a: p.put_department(a, dept_id, name, level, parent, area, reason),
+        )
 
     @policy.command("member")
     def member(
         username: Annotated[str, typer.Argument()],
         dept_id: Annotated[str, typer.Argument()],
         role: Annotated[str, typer.Option(help="Role in the department.")] = "member",
+        remove: Annotated[bool, typer.Option("--remove", help="Take the user out of the department.")] = False,
+        reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
-        """Put a user in a department."""
+        """Put a user in a department (or take them out with --remove)."""
         from sqlalchemy import select
 
         from acl.models import User
-        from acl.policy import PolicyError, PolicyStore
+        from acl.policy import PolicyError
 
-        async def job(db: Database) -> int:
-            async with db.session() as s:
+        async def job(p: PolicyStore, a: str) -> Applied:
+            async with p.db.session() as s:
                 uid = (await s.execute(select(User.id).where(User.username == username))).scalar()
             if uid is None:
                 raise PolicyError(f"username: no user '{username}'")
-            return await PolicyStore(db).set_membership("cli", uid, dept_id, role)
+            if remove:
+                return await p.remove_membership(a, uid, dept_id, reason)
+            return await p.set_membership(a, uid, dept_id, role, reason)
 
-        try:
-            rev = _with_db(settings_from(config), job)
-        except PolicyError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"{username} is in {dept_id} (revision {rev})")
+        change(config, f"membership of {username} in {dept_id} {'removed' if remove else 'set to ' + role}", job)
 
     @policy.command("group")
     def group(
@@ -121,24 +176,21 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         name: Annotated[str, typer.Option()],
         area: Annotated[list[str] | None, typer.Option(help="Dynamic: cameras in this area (repeatable).")] = None,
         kind: Annotated[list[str] | None, typer.Option(help="Dynamic: fixed, bus or truck (repeatable).")] = None,
+        tag: Annotated[list[str] | None, typer.Option(help="Dynamic: cameras with this tag (repeatable).")] = None,
+        owner: Annotated[list[str] | None, typer.Option(help="Dynamic: owning department (repeatable).")] = None,
         camera: Annotated[list[str] | None, typer.Option(help="Static: a camera id (repeatable).")] = None,
+        reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
-        """Create or replace a camera group."""
-        from acl.policy import PolicyError, PolicyStore
-
-        flt = {k: v for k, v in (("area", area), ("kind", kind)) if v}
-        try:
-            rev = _with_db(
-                settings_from(config),
-                lambda db: PolicyStore(db).put_group(
-                    "cli", group_id, name, cameras=camera if camera else None, filter_=flt or None
-                ),
-            )
-        except PolicyError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"group {group_id} saved (revision {rev})")
+        """Create or replace a camera group: static (--camera ...) or dynamic (--area/--kind/--tag/--owner)."""
+        flt = {k: v for k, v in (("area", area), ("kind", kind), ("tag", tag), ("department", owner)) if v}
+        change(
+            config,
+            f"group {group_id} saved",
+            lambda p, a: p.put_group(
+                a, group_id, name, cameras=camera if camera else None, filter_=flt or None, reason=reason
+            ),
+        )
 
     @policy.command("grant")
     def grant(
@@ -146,15 +198,73 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         target: Annotated[str, typer.Argument(help="cam:<id> or group:<id>")],
         action: Annotated[str, typer.Argument(help="view_snapshot, view_live or manage")] = "view_live",
         deny: Annotated[bool, typer.Option("--deny", help="A deny rule instead of a grant.")] = False,
+        until: Annotated[str | None, typer.Option(help="ISO time the rule stops applying.")] = None,
+        reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
         """Add a grant (or with --deny a deny rule)."""
-        from acl.policy import PolicyError, PolicyStore, RuleSpec
+        from acl.policy import RuleSpec
 
-        spec = RuleSpec(subject, target, action, "deny" if deny else "allow")
-        try:
-            rid, rev = _with_db(settings_from(config), lambda db: PolicyStore(db).add_rule("cli", spec))
-        except PolicyError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"rule {rid} added (revision {rev})")
+        not_after = None
+        if until:
+            try:
+                not_after = dt.datetime.fromisoformat(until)
+            except ValueError:
+                raise typer.BadParameter("not an ISO date/time", param_hint="--until") from None
+            not_after = not_after.replace(tzinfo=dt.UTC) if not_after.tzinfo is None else not_after
+        spec = RuleSpec(subject, target, action, "deny" if deny else "allow", None, not_after)
+        verb = "deny" if deny else "grant"
+        change(config, f"{verb} {action} on {target} to {subject}", lambda p, a: p.add_rule(a, spec, reason))
+
+    @policy.command("revoke")
+    def revoke(
+        rule_id: Annotated[int, typer.Argument(help="The rule's id (see `policy rules`).")],
+        reason: ReasonOpt = "",
+        config: ConfigOpt = None,
+    ) -> None:
+        """Remove a grant or deny rule."""
+        change(config, f"rule {rule_id} removed", lambda p, a: p.remove_rule(a, rule_id, reason))
+
+    @policy.command("rules")
+    def rules(
+        subject: Annotated[str | None, typer.Option(help="Only this subject, e.g. dept:police.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+        config: ConfigOpt = None,
+    ) -> None:
+        """List grant and deny rules."""
+        from acl.policy import PolicyStore
+        from acl.service import rule_dict
+
+        st = _with_db(settings_from(config), lambda db: PolicyStore(db).load())
+        for r in sorted(st.rules, key=lambda r: r.rule_id or 0):
+            if subject is not None and r.sub != subject:
+                continue
+            d = rule_dict(r)
+            if as_json:
+                typer.echo(json.dumps(d, ensure_ascii=False))
+            else:
+                window = f" until {d['not_after']}" if d["not_after"] else ""
+                tag = f" [{d['tag']}]" if d["tag"] else ""
+                typer.echo(f"{d['id']}\t{d['effect']}\t{d['subject']}\t{d['action']}\t{d['target']}{window}{tag}")
+
+    @policy.command("revisions")
+    def revisions(
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+        config: ConfigOpt = None,
+    ) -> None:
+        """The policy history, newest first."""
+        from acl.policy import PolicyStore
+
+        revs = _with_db(settings_from(config), lambda db: PolicyStore(db).revisions(limit))
+        for r in revs:
+            n = len(r.diff.get("changes", []))
+            typer.echo(f"{r.id}\t{r.created_at.isoformat(timespec='seconds')}\t{r.author}\t{n} change(s)\t{r.reason}")
+
+    @policy.command("rollback")
+    def rollback(
+        revision: Annotated[int, typer.Argument(help="Return to how the policy was right after this revision.")],
+        reason: ReasonOpt = "",
+        config: ConfigOpt = None,
+    ) -> None:
+        """Undo every change after a revision (recorded as a new revision)."""
+        change(config, f"rollback to revision {revision}", lambda p, a: p.rollback(revision, a, reason))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -12,11 +11,12 @@ import time
 from collections.abc import Awaitable, Callable, Set
 from typing import TYPE_CHECKING, Any
 
-from acl.audit import AuditLog
+from acl.audit import AuditLog, audit_key
 from acl.identity import Subject
 from acl.index import FOREIGN_TRUCKS_OUTSIDE, CameraAttrs, Rule, VisibilityIndex
 from acl.models import Role, User
-from acl.policy import PolicyState, PolicyStore, RuleSpec
+from acl.policy import Applied, PolicyState, PolicyStore, RuleSpec, rule_from_row
+from acl.policy_models import CameraGroup, Department, OrgLevel
 
 if TYPE_CHECKING:
     from camera_registry.store import CameraStore
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
     from storage.db import Database
 
-__all__ = ["AclService", "build_acl"]
+__all__ = ["AclService", "build_acl", "rule_dict"]
 
 log = logging.getLogger(__name__)
 LOCATION_TAG = "location"
@@ -34,7 +34,9 @@ class AclService:
     """Answers ``authorize`` / ``visible_cameras`` from a compiled index of the stored policy.
 
     Deny by default. System ``admin`` may do everything; everyone else sees what the grants of
-    their departments and roles allow, minus deny rules.
+    their departments and roles allow, minus deny rules. Policy changes made here patch the index
+    in place (microseconds); changes made elsewhere (the CLI, another gateway node) are noticed
+    within a second by the revision poll and reloaded.
     """
 
     def __init__(self, settings: Settings, db: Database, store: CameraStore) -> None:
@@ -42,7 +44,7 @@ class AclService:
         self.db = db
         self.store = store
         self.policy = PolicyStore(db)
-        self.audit = AuditLog(db)
+        self.audit = AuditLog(db, audit_key(store.box))
         self.state: PolicyState | None = None
         self.index = VisibilityIndex([], [], {}, {})
         self._user_subjects: dict[int, frozenset[str]] = {}
@@ -54,26 +56,32 @@ class AclService:
         self._terminators: Callable[[], list[Any]] = list
         self._ticker: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
         self._load_polygon()
 
     # -- answers ---------------------------------------------------------------------------
     def _keys(self, subject: Subject) -> frozenset[str]:
         known = self._user_subjects.get(subject.user_id)
-        if known is not None:
-            return known | {f"role:{subject.role.value}"}
-        return frozenset({f"role:{subject.role.value}", *(f"dept:{d}" for d in subject.departments)})
+        role_key = f"role:{subject.role.value}"
+        if known is not None and role_key in known:
+            return known
+        if known is not None and self.state is not None:
+            # The login says another system role than the loaded policy (changed by the CLI): trust the login.
+            ms = self.state.memberships.get(subject.user_id, [])
+            return frozenset({role_key, *(f"dept:{d}" for d, _ in ms), *(f"role:{r}" for _, r in ms)})
+        return frozenset({role_key, *(f"dept:{d}" for d in subject.departments)})
 
-    def authorize(self, subject: Subject, action: str, camera_id: str) -> bool:
-        """Whether ``subject`` may ``action`` the camera now."""
+    def authorize(self, subject: Subject, action: str, camera_id: str, *, now: float | None = None) -> bool:
+        """Whether ``subject`` may ``action`` the camera now (or at ``now``, epoch seconds)."""
         if subject.is_admin:
             return True
-        return self.index.allowed(self._keys(subject), action, camera_id, time.time())
+        return self.index.allowed(self._keys(subject), action, camera_id, time.time() if now is None else now)
 
-    def visible_cameras(self, subject: Subject, action: str) -> Set[str]:
-        """Camera ids ``subject`` may ``action`` now."""
+    def visible_cameras(self, subject: Subject, action: str, *, now: float | None = None) -> Set[str]:
+        """Camera ids ``subject`` may ``action`` now (a cheap bitset view, see :class:`~acl.index.CameraSet`)."""
         if subject.is_admin:
-            return frozenset(c.id for c in self._cameras)
-        return self.index.visible(self._keys(subject), action, time.time())
+            return self.index.all()
+        return self.index.visible(self._keys(subject), action, time.time() if now is None else now)
 
     def explain(self, subject: Subject, action: str, camera_id: str) -> dict[str, Any]:
         """Why the answer is what it is: the matching allow and deny rules."""
@@ -81,11 +89,35 @@ class AclService:
             return {"allowed": True, "because": "system role admin", "rules": []}
         rules = self.index.rules_granting(self._keys(subject), action, camera_id, time.time())
         allowed = self.authorize(subject, action, camera_id)
-        return {
-            "allowed": allowed,
-            "because": "no rule allows it (deny by default)" if not rules else None,
-            "rules": [_rule_dict(r) for r in rules],
-        }
+        because = None
+        if not allowed:
+            because = "a deny rule overrides" if any(r.eft == "deny" for r in rules) else "no rule allows it"
+        return {"allowed": allowed, "because": because, "rules": [rule_dict(r) for r in rules]}
+
+    def who_can(
+        self, camera_id: str, action: str, users: list[tuple[int, str, str]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Of ``users`` ((id, username, system role)), who may ``action`` the camera, with the
+        rules that allow it; and who has an allow rule but is blocked by a deny rule."""
+        allowed: list[dict[str, Any]] = []
+        blocked: list[dict[str, Any]] = []
+        memo: dict[frozenset[str], dict[str, Any]] = {}  # users share subject sets: explain each once
+        for uid, name, role in users:
+            subject = self.subject_for(uid, name, role)
+            why: dict[str, Any]
+            if subject.is_admin:
+                why = {"allowed": True, "because": "system role admin", "rules": []}
+            else:
+                keys = self._keys(subject)
+                if keys not in memo:
+                    memo[keys] = self.explain(subject, action, camera_id)
+                why = memo[keys]
+            entry = {"user_id": uid, "username": name, "because": why["because"], "rules": why["rules"]}
+            if why["allowed"]:
+                allowed.append(entry)
+            elif any(r["effect"] == "allow" for r in why["rules"]):
+                blocked.append(entry)
+        return allowed, blocked
 
     def subject_for(self, user_id: int, username: str, role: str) -> Subject:
         """A :class:`Subject` for a user known to the policy."""
@@ -95,7 +127,7 @@ class AclService:
         return Subject(user_id=user_id, username=username, role=Role(role), departments=depts)
 
     async def departments_of(self, user: User) -> frozenset[str]:
-        """The user's departments (for :class:`gateway.auth.Authenticator`)."""
+        """The user's departments (for :class:`gateway.auth.Authenticator`), from memory."""
         keys = self._user_subjects.get(user.id, frozenset())
         return frozenset(k.removeprefix("dept:") for k in keys if k.startswith("dept:"))
 
@@ -117,17 +149,18 @@ class AclService:
 
     async def load(self) -> None:
         """Read the policy and the inventory and compile the index."""
-        self.state = await self.policy.load()
-        if self._polygon is not None and not any(r.tag == LOCATION_TAG for r in self.state.rules):
-            # The location rule is an ordinary deny rule of the policy, added once and editable.
-            await self.policy.add_rule(
-                "system",
-                RuleSpec("*", f"group:{FOREIGN_TRUCKS_OUTSIDE}", "view_snapshot", "deny", tag=LOCATION_TAG),
-                "location rule: trucks registered outside the district are visible only inside it",
-            )
+        async with self._write:
             self.state = await self.policy.load()
-        await self._load_inventory()
-        self._compile()
+            if self._polygon is not None and not any(r.tag == LOCATION_TAG for r in self.state.rules):
+                # The location rule is an ordinary deny rule of the policy, added once and editable.
+                await self.policy.add_rule(
+                    "system",
+                    RuleSpec("*", f"group:{FOREIGN_TRUCKS_OUTSIDE}", "view_snapshot", "deny", tag=LOCATION_TAG),
+                    "location rule: trucks registered outside the district are visible only inside it",
+                )
+                self.state = await self.policy.load()
+            await self._load_inventory()
+            self._compile()
 
     async def _load_inventory(self) -> None:
         rows, vehicles = await self.store.attributes()
@@ -141,17 +174,22 @@ class AclService:
             if c.kind == "truck" and v is not None and v.home_district != home:
                 self._foreign_trucks.setdefault(v.id, []).append(c.id)
 
+    def _user_keys(self, user_id: int) -> frozenset[str] | None:
+        st = self.state
+        assert st is not None
+        role = st.user_roles.get(user_id)
+        if role is None:
+            return None
+        keys = {f"role:{role}"}
+        for dept, mrole in st.memberships.get(user_id, []):
+            keys.add(f"dept:{dept}")
+            keys.add(f"role:{mrole}")
+        return frozenset(keys)
+
     def _compile(self) -> None:
         st = self.state
         assert st is not None
-        subjects: dict[int, frozenset[str]] = {}
-        for uid, role in st.user_roles.items():
-            keys = {f"role:{role}"}
-            for dept, mrole in st.memberships.get(uid, []):
-                keys.add(f"dept:{dept}")
-                keys.add(f"role:{mrole}")
-            subjects[uid] = frozenset(keys)
-        self._user_subjects = subjects
+        self._user_subjects = {uid: keys for uid in st.user_roles if (keys := self._user_keys(uid)) is not None}
         dynamic = {g.id: g.filter for g in st.groups.values() if g.dynamic}
         self.index = VisibilityIndex(
             self._cameras,
@@ -169,53 +207,132 @@ class AclService:
                 out.update(cams)
         return out
 
-    # -- change hooks ----------------------------------------------------------------------
+    # -- policy changes --------------------------------------------------------------------
+    async def change(
+        self,
+        author: str,
+        what: str,
+        op: Callable[[], Awaitable[Applied]],
+        reason: str = "",
+        incident_id: str | None = None,
+    ) -> Applied:
+        """Run one stored change (``op``, a :class:`PolicyStore` call), patch the index, audit it,
+        and end streams that lost access."""
+        async with self._write:
+            applied = await op()
+            assert self.state is not None
+            if applied.revision == 0:
+                return applied  # nothing was written
+            if applied.revision != self.state.revision + 1:
+                # Someone else (the CLI, another node) changed the policy in between: reload all.
+                self.state = await self.policy.load()
+                self._compile()
+            else:
+                self._patch(applied)
+                self.state.revision = applied.revision
+        detail = f"revision {applied.revision}: {what}" + (f" ({reason})" if reason else "")
+        await self.audit.record(
+            "policy_change", username=author, action=what.split(" ", 1)[0], detail=detail, incident_id=incident_id
+        )
+        await self.enforce_sessions(what)
+        return applied
+
+    def _patch(self, applied: Applied) -> None:
+        """Apply a committed change to the in-memory state and index."""
+        st = self.state
+        assert st is not None
+        users: set[int] = set()
+        groups: set[str] = set()
+        for ch in applied.changes:
+            add, row = ch.op == "add", ch.row
+            if ch.kind == "rule" and row["ptype"] == "p":
+                if add:
+                    for rid in ch.rule_ids:
+                        rule = rule_from_row(row, rid)
+                        st.rules.append(rule)
+                        self.index.add_rule(rule)
+                else:
+                    gone = set(ch.rule_ids)
+                    st.rules = [r for r in st.rules if r.rule_id not in gone]
+                    for rid in gone:
+                        self.index.remove_rule(rid)
+            elif ch.kind == "rule" and row["ptype"] == "g2":
+                gid, cid = row["v1"].removeprefix("group:"), row["v0"].removeprefix("cam:")
+                members = st.static_members.setdefault(gid, set())
+                (members.add if add else members.discard)(cid)
+                groups.add(gid)
+            elif ch.kind == "membership":
+                ms = [m for m in st.memberships.get(row["user_id"], []) if m[0] != row["department_id"]]
+                if add:
+                    ms.append((row["department_id"], row["role"]))
+                st.memberships[row["user_id"]] = ms
+                users.add(row["user_id"])
+            elif ch.kind == "department":
+                if ch.op == "remove":
+                    st.departments.pop(row["id"], None)
+                else:
+                    st.departments[row["id"]] = Department(**{**row, "level": OrgLevel(row["level"])})
+            elif ch.kind == "group":
+                if add:
+                    st.groups[row["id"]] = CameraGroup(**row)
+                else:
+                    st.groups.pop(row["id"], None)
+                groups.add(row["id"])
+        for uid in users:
+            keys = self._user_keys(uid)
+            if keys is None:
+                self._user_subjects.pop(uid, None)
+            else:
+                self._user_subjects[uid] = keys
+        for gid in groups:
+            g = st.groups.get(gid)
+            if g is not None and g.dynamic:
+                st.static_members.pop(gid, None)
+                self.index.set_group(gid, flt=g.filter)
+            elif g is not None or st.static_members.get(gid):
+                self.index.set_group(gid, members=st.static_members.setdefault(gid, set()))
+            else:
+                st.static_members.pop(gid, None)
+                self.index.drop_group(gid)
+
     async def policy_changed(self, reason: str = "policy changed", author: str | None = None) -> None:
-        """Reload the policy after a change, audit it, and end streams that lost access."""
+        """Reload the whole policy (after changes made outside :meth:`change`), end lost streams."""
         if author is not None:
             await self.audit.record("policy_change", username=author, detail=reason)
-        self.state = await self.policy.load()
-        self._compile()
+        async with self._write:
+            self.state = await self.policy.load()
+            self._compile()
         await self.enforce_sessions(reason)
 
-    def rule_added(self, rule: Rule) -> None:
-        """Patch the index in place for one new rule (no reload: answers change in microseconds)."""
-        assert self.state is not None
-        self.state.rules.append(rule)
-        self.index.add_rule(rule)
-
-    def rule_removed(self, rule_id: int) -> None:
-        """Patch the index in place for one removed rule."""
-        assert self.state is not None
-        self.state.rules = [r for r in self.state.rules if r.rule_id != rule_id]
-        self.index.remove_rule(rule_id)
+    async def user_changed(self, user_id: int, role: Role, active: bool) -> None:
+        """A user was created, or their system role or active flag changed."""
+        st = self.state
+        assert st is not None
+        if active:
+            st.user_roles[user_id] = role.value
+            st.inactive.discard(user_id)
+        else:
+            st.user_roles.pop(user_id, None)
+            st.inactive.add(user_id)
+        keys = self._user_keys(user_id)
+        if keys is None:
+            self._user_subjects.pop(user_id, None)
+        else:
+            self._user_subjects[user_id] = keys
+        await self.enforce_sessions("user changed")
 
     async def add_rule(self, author: str, spec: RuleSpec, reason: str = "") -> tuple[int, int]:
         """Store a rule (one revision) and apply it at once; returns (rule id, revision)."""
-        rule_id, rev = await self.policy.add_rule(author, spec, reason)
-        from acl.policy import rule_from_row
-
-        row = {
-            "v0": spec.subject,
-            "v1": spec.target,
-            "v2": spec.action,
-            "v3": spec.effect,
-            "v4": spec.window(),
-            "v5": spec.tag,
-        }
-        self.rule_added(dataclasses.replace(rule_from_row(row), rule_id=rule_id))
-        if spec.effect == "deny":
-            await self.enforce_sessions(reason or "deny rule added")
-        await self.audit.record("policy_change", username=author, detail=f"rev {rev}: add rule {rule_id} {reason}")
-        return rule_id, rev
+        what = f"{'deny' if spec.effect == 'deny' else 'grant'} {spec.action} on {spec.target} to {spec.subject}"
+        applied = await self.change(author, what, lambda: self.policy.add_rule(author, spec, reason), reason)
+        return applied.rule_ids[0], applied.revision
 
     async def remove_rule(self, author: str, rule_id: int, reason: str = "") -> int:
         """Remove a rule (one revision), apply at once, end streams that lost access."""
-        rev = await self.policy.remove_rule(author, rule_id, reason)
-        self.rule_removed(rule_id)
-        await self.enforce_sessions(reason or "grant removed")
-        await self.audit.record("policy_change", username=author, detail=f"rev {rev}: remove rule {rule_id} {reason}")
-        return rev
+        applied = await self.change(
+            author, f"rule {rule_id} removed", lambda: self.policy.remove_rule(author, rule_id, reason), reason
+        )
+        return applied.revision
 
     async def grant_incident(
         self,
@@ -226,29 +343,58 @@ class AclService:
         until: dt.datetime,
         action: str = "view_live",
     ) -> list[int]:
-        """Time-limited grants tied to an incident (they expire by themselves)."""
-        ids = []
-        for dept in departments:
-            for cam in cameras:
-                spec = RuleSpec(f"dept:{dept}", f"cam:{cam}", action, "allow", None, until, f"incident:{incident_id}")
-                rid, _ = await self.add_rule(author, spec, f"incident {incident_id}")
-                ids.append(rid)
-        return ids
+        """Time-limited grants tied to an incident, in one revision; they expire by themselves.
+
+        Grants the incident already has are kept (calling again with more cameras adds only those).
+        """
+        tag = f"incident:{incident_id}"
+        specs = [
+            RuleSpec(f"dept:{d}", f"cam:{c}", action, "allow", None, until, tag)
+            for d in dict.fromkeys(departments)
+            for c in dict.fromkeys(cameras)
+        ]
+        applied = await self.change(
+            author,
+            f"incident grant {incident_id}: {len(specs)} rule(s) until {until.isoformat()}",
+            lambda: self.policy.add_rules(author, specs, f"incident {incident_id}"),
+            incident_id=incident_id,
+        )
+        return applied.rule_ids
 
     async def revoke_incident(self, author: str, incident_id: str) -> int:
-        """End an incident's grants now."""
-        n = 0
-        for rid, _ in await self.policy.rules_tagged(f"incident:{incident_id}"):
-            await self.remove_rule(author, rid, f"incident {incident_id} closed")
-            n += 1
-        return n
+        """End an incident's grants now (one revision); returns how many rules were removed."""
+        ids = [rid for rid, _ in await self.policy.rules_tagged(f"incident:{incident_id}")]
+        if not ids:
+            return 0
+        applied = await self.change(
+            author,
+            f"incident revoke {incident_id}",
+            lambda: self.policy.remove_rules(author, ids, f"incident {incident_id} closed", missing_ok=True),
+            incident_id=incident_id,
+        )
+        return len(applied.changes)
 
     async def inventory_changed(self) -> None:
         """Cameras changed: dynamic groups and the location rule follow."""
         await self._load_inventory()
-        self._compile()
+        async with self._write:
+            self._compile()
         await self.enforce_sessions("camera inventory changed")
 
+    async def _poll_revisions(self) -> None:
+        """Reload when the stored policy moved on without us (CLI, another node)."""
+        if self.state is None or self._write.locked():
+            return
+        async with self._write:
+            latest = await self.policy.latest_revision()
+            if latest == self.state.revision:
+                return
+            log.info("policy revision %s appeared outside this process: reloading", latest)
+            self.state = await self.policy.load()
+            self._compile()
+        await self.enforce_sessions("policy changed")
+
+    # -- the location rule -----------------------------------------------------------------
     def inside_district(self, lat: float, lon: float) -> bool:
         """Whether a point is inside the district polygon (True when no polygon is configured)."""
         if self._polygon is None:
@@ -271,10 +417,8 @@ class AclService:
         pos = self._positions.get(vehicle_id)
         inside = False
         if pos is not None and self._polygon is not None:
-            from shapely.geometry import Point
-
             fresh = time.time() - pos[2] <= self.settings.acl.position_max_age_s
-            inside = fresh and bool(self._polygon.contains(Point(pos[1], pos[0])))
+            inside = fresh and self.inside_district(pos[0], pos[1])
         if self._inside.get(vehicle_id, False) != inside:
             self._inside[vehicle_id] = inside
             self.index.set_computed_group(FOREIGN_TRUCKS_OUTSIDE, self._outside_cameras())
@@ -282,33 +426,44 @@ class AclService:
             return True
         return False
 
+    # -- live revocation -------------------------------------------------------------------
+    def _session_subject(self, s: Any) -> Subject | None:
+        """The session's viewer as the policy sees them now (role and departments may have changed)."""
+        st = self.state
+        if st is not None and s.user_id in st.inactive:
+            return None
+        role = st.user_roles.get(s.user_id) if st is not None else None
+        if role is not None:
+            return self.subject_for(s.user_id, s.username, role)
+        return s.subject if isinstance(s.subject, Subject) else None
+
     async def enforce_sessions(self, reason: str) -> int:
         """End every open stream whose viewer may no longer see the camera."""
         ended = 0
         for term in self._terminators():
             lost: dict[int, set[str]] = {}
             for s in term.list():
-                if s.subject is None or not self.authorize(s.subject, "view_live", s.camera_id):
+                subject = self._session_subject(s)
+                if subject is None or not self.authorize(subject, "view_live", s.camera_id):
                     lost.setdefault(s.user_id, set()).add(s.camera_id)
             for uid, cams in lost.items():
                 ended += await term.end_sessions(uid, cams, f"permission withdrawn: {reason}")
         return ended
 
     async def _tick(self) -> None:
-        """Once a second: stale positions and validity windows end streams without a request."""
+        """Once a second: stale positions, validity windows and outside changes end streams without a request."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 1.0)
-            except TimeoutError:
-                pass
-            self._changed.clear()
-            for vid in list(self._foreign_trucks):
-                self._refresh_inside(vid)
             self._changed.clear()
             try:
+                for vid in list(self._foreign_trucks):
+                    self._refresh_inside(vid)
+                self._changed.clear()
+                await self._poll_revisions()
                 await self.enforce_sessions("access expired")
             except Exception:  # the sweep must keep running
-                log.exception("session sweep failed")
+                log.exception("ACL sweep failed")
 
     def attach(self, ld: Liandong) -> None:
         """Wire into the gateway: membership lookup, hooks, the revocation sweep."""
@@ -337,7 +492,9 @@ class AclService:
         ld.extras.setdefault("startups", []).insert(0, start)
 
 
-def _rule_dict(r: Rule) -> dict[str, Any]:
+def rule_dict(r: Rule) -> dict[str, Any]:
+    """A rule for the API."""
+
     def iso(t: float) -> str | None:
         return None if t in (float("inf"), float("-inf")) else dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
 

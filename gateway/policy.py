@@ -8,6 +8,8 @@ camera questions). Routers attach exactly one of these dependencies to each rout
 - :func:`require_roles` -- a system role (admin, security_admin, auditor).
 - :func:`require_camera` -- ``acl.authorize(subject, action, camera_id)`` on the ``camera_id`` path
   parameter.
+- :func:`require_incident` -- the incident workflow's rules for the ``incident_id`` path parameter.
+- :func:`hmac_source` -- a request signed by a registered alarm source (machines, no user).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "hmac_source",
     "public",
     "require_camera",
+    "require_incident",
     "require_roles",
 ]
 
@@ -101,18 +104,19 @@ def require_camera(action: str) -> Any:
 
 
 def hmac_source() -> Any:
-    """A registered alarm source: HMAC-SHA256 over timestamp + body (headers ``X-Liandong-Source``,
-    ``X-Liandong-Timestamp``, ``X-Liandong-Signature: sha256=<hex>``). Failures answer 401 and are audited."""
+    """A registered, active alarm source: HMAC-SHA256 over ``<timestamp>.<body>`` (headers
+    ``X-Liandong-Source``, ``X-Liandong-Timestamp``, ``X-Liandong-Signature: sha256=<hex>``; see
+    :mod:`gateway.alarms.hmac_auth`). Failures answer 401 and are audited."""
 
     async def _hmac(request: Request) -> str:
-        from gateway.alarms.service import SignatureError
+        from gateway.alarms.hmac_auth import SignatureError
 
         ld = request.app.state.ld
         body = await request.body()
         h = request.headers
         try:
             return str(
-                await ld.alarms.verify(
+                await ld.alarms.sources.verify(
                     h.get("x-liandong-source", ""),
                     h.get("x-liandong-timestamp", ""),
                     h.get("x-liandong-signature", ""),
@@ -126,6 +130,30 @@ def hmac_source() -> Any:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from None
 
     return Depends(_mark(_hmac, "hmac-source"))
+
+
+def require_incident() -> Any:
+    """The route's ``incident_id`` (and ``action``, default ``view``) checked by the incident
+    workflow's rules (:meth:`gateway.alarms.incidents.IncidentWorkflow.may_act`).
+
+    An incident the caller may not see answers 404, as if it did not exist; a step the caller may
+    not take answers 403 and is audited. The incident is left in ``request.state.incident``.
+    """
+
+    async def _incident(request: Request, incident_id: str, subject: Subject = Depends(current_subject)) -> Subject:
+        ld = request.app.state.ld
+        flow = ld.alarms.incidents
+        inc = await flow.get(incident_id)
+        if inc is None or not flow.may_act(subject, "view", inc):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident '{incident_id}'")
+        action = str(request.path_params.get("action", "view"))
+        if not flow.may_act(subject, action, inc):
+            await ld.audit_denied(request, subject, f"incident:{action}", None)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {action} on incident '{incident_id}'")
+        request.state.incident = inc
+        return subject
+
+    return Depends(_mark(_incident, "incident"))
 
 
 PolicyCheck = Callable[..., Awaitable[Any]]

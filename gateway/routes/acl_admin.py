@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -13,7 +13,8 @@ from sqlalchemy import select
 from acl.identity import Subject
 from acl.index import ACTION_LEVEL
 from acl.models import Membership, Role, User
-from acl.policy import PolicyError, RuleSpec
+from acl.policy import Applied, PolicyError, RuleSpec
+from acl.service import rule_dict
 from acl.users import UserError, upsert_user
 from gateway.policy import require_roles
 
@@ -100,14 +101,16 @@ def _fail(e: Exception) -> HTTPException:
     return HTTPException(code, [{"field": field, "message": text or msg}])
 
 
-async def _policy_change(request: Request, what: str, change: Awaitable[int]) -> dict[str, int]:
-    """Run one stored policy change (one revision), then reload, audit and enforce it."""
+async def _policy_change(
+    request: Request, what: str, op: Callable[[str], Awaitable[Applied]], reason: str = ""
+) -> dict[str, int]:
+    """Run one stored policy change (one revision) through the ACL: patched, audited, enforced."""
+    author = _author(request)
     try:
-        rev = await change
+        applied = await request.app.state.ld.authorizer.change(author, what, lambda: op(author), reason)
     except PolicyError as e:
         raise _fail(e) from None
-    await request.app.state.ld.authorizer.policy_changed(f"{what} (revision {rev})", _author(request))
-    return {"revision": rev}
+    return {"revision": applied.revision}
 
 
 def _author(request: Request) -> str:
@@ -141,22 +144,21 @@ async def list_departments(request: Request) -> list[dict[str, Any]]:
 @router.put("/departments/{dept_id}", dependencies=[EDIT])
 async def put_department(request: Request, dept_id: str, body: DepartmentBody) -> dict[str, int]:
     """Create or change a department."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
         request,
-        f"department {dept_id} changed",
-        acl.policy.put_department(
-            _author(request), dept_id, body.name, body.level, body.parent_id, body.area, body.reason
-        ),
+        f"department {dept_id} saved",
+        lambda a: policy.put_department(a, dept_id, body.name, body.level, body.parent_id, body.area, body.reason),
+        body.reason,
     )
 
 
 @router.delete("/departments/{dept_id}", dependencies=[EDIT])
 async def delete_department(request: Request, dept_id: str, reason: str = "") -> dict[str, int]:
     """Delete a department with its memberships and rules."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
-        request, f"department {dept_id} deleted", acl.policy.delete_department(_author(request), dept_id, reason)
+        request, f"department {dept_id} deleted", lambda a: policy.delete_department(a, dept_id, reason), reason
     )
 
 
@@ -196,8 +198,8 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
             user, _ = await upsert_user(s, body.username, body.password, body.role, display_name=body.display_name)
     except UserError as e:
         raise _fail(e) from None
-    await ld.audit.record("user_created", subject=subject, detail=f"{body.username} ({body.role.value})")
-    await ld.authorizer.policy_changed("user created")
+    await ld.audit.record("user_created", subject=subject, detail=f"user {user.id} {body.username} ({body.role.value})")
+    await ld.authorizer.user_changed(user.id, user.role, True)
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
@@ -224,31 +226,43 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
             user.active = body.active
         if body.password is not None or body.active is False:
             await ld.tokens.revoke_user(s, user_id)
-    if body.active is False:
+        role, active, name = user.role, user.active, user.username
+    if body.password is not None or body.active is False:
+        why = "account deactivated" if body.active is False else "password changed"
         for term in ld.extras.get("session_terminators", []):
-            await term.end_sessions(user_id, None, "account deactivated")
-    await ld.audit.record("user_changed", subject=subject, user_id=user_id, detail=body.reason)
-    await ld.authorizer.policy_changed("user changed")
+            await term.end_sessions(user_id, None, why)
+    changed = sorted(k for k, v in body.model_dump(exclude={"reason"}).items() if v is not None)
+    await ld.audit.record(
+        "user_changed",
+        subject=subject,
+        detail=f"user {user_id} {name}: {', '.join(changed) or 'nothing'}"
+        + (f" ({body.reason})" if body.reason else ""),
+    )
+    await ld.authorizer.user_changed(user_id, role, active)
     return {"id": user_id, "ok": True}
 
 
 @router.put("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
 async def put_membership(request: Request, user_id: int, dept_id: str, body: MembershipBody) -> dict[str, int]:
     """Put a user in a department with a role."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
         request,
-        "membership changed",
-        acl.policy.set_membership(_author(request), user_id, dept_id, body.role, body.reason),
+        f"membership of user {user_id} in {dept_id} set to {body.role}",
+        lambda a: policy.set_membership(a, user_id, dept_id, body.role, body.reason),
+        body.reason,
     )
 
 
 @router.delete("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
 async def delete_membership(request: Request, user_id: int, dept_id: str, reason: str = "") -> dict[str, int]:
     """Take a user out of a department (their streams that depended on it end)."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
-        request, "membership removed", acl.policy.remove_membership(_author(request), user_id, dept_id, reason)
+        request,
+        f"membership of user {user_id} in {dept_id} removed",
+        lambda a: policy.remove_membership(a, user_id, dept_id, reason),
+        reason,
     )
 
 
@@ -278,22 +292,23 @@ async def group_cameras(request: Request, group_id: str) -> list[str]:
 @router.put("/groups/{group_id}", dependencies=[EDIT])
 async def put_group(request: Request, group_id: str, body: GroupBody) -> dict[str, int]:
     """Create or replace a group."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
         request,
-        f"group {group_id} changed",
-        acl.policy.put_group(
-            _author(request), group_id, body.name, cameras=body.cameras, filter_=body.filter, reason=body.reason
+        f"group {group_id} saved",
+        lambda a: policy.put_group(
+            a, group_id, body.name, cameras=body.cameras, filter_=body.filter, reason=body.reason
         ),
+        body.reason,
     )
 
 
 @router.delete("/groups/{group_id}", dependencies=[EDIT])
 async def delete_group(request: Request, group_id: str, reason: str = "") -> dict[str, int]:
     """Delete a group and the rules naming it."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
-        request, f"group {group_id} deleted", acl.policy.delete_group(_author(request), group_id, reason)
+        request, f"group {group_id} deleted", lambda a: policy.delete_group(a, group_id, reason), reason
     )
 
 
@@ -305,11 +320,9 @@ async def list_rules(
     target: Annotated[str | None, Query(max_length=80)] = None,
 ) -> list[dict[str, Any]]:
     """Grant and deny rules (incident grants included, tagged)."""
-    from acl.service import _rule_dict
-
     rules = request.app.state.ld.authorizer.state.rules
     return [
-        _rule_dict(r)
+        rule_dict(r)
         for r in sorted(rules, key=lambda r: r.rule_id or 0)
         if (subject is None or r.sub == subject) and (target is None or r.obj == target)
     ]
@@ -325,6 +338,21 @@ async def add_rule(request: Request, body: RuleBody) -> dict[str, int]:
     except PolicyError as e:
         raise _fail(e) from None
     return {"id": rule_id, "revision": rev}
+
+
+@router.put("/rules/{rule_id}", dependencies=[EDIT])
+async def replace_rule(request: Request, rule_id: int, body: RuleBody) -> dict[str, int]:
+    """Change a rule (subject, target, action, effect or window); it keeps its id."""
+    acl = request.app.state.ld.authorizer
+    spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
+    author = _author(request)
+    try:
+        applied = await acl.change(
+            author, f"change rule {rule_id}", lambda: acl.policy.replace_rule(author, rule_id, spec, body.reason)
+        )
+    except PolicyError as e:
+        raise _fail(e) from None
+    return {"id": applied.rule_ids[0], "revision": applied.revision}
 
 
 @router.delete("/rules/{rule_id}", dependencies=[EDIT])
@@ -364,24 +392,27 @@ async def revoke_incident_grants(request: Request, incident_id: str) -> dict[str
 
 
 # -- explain and history ----------------------------------------------------------------------
+def _action(action: str) -> str:
+    if action not in ACTION_LEVEL:
+        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    return action
+
+
 @router.get("/explain/camera/{camera_id}", dependencies=[READ])
 async def who_can_view(
     request: Request, camera_id: str, action: Annotated[str, Query(max_length=20)] = "view_live"
 ) -> dict[str, Any]:
-    """Who can ``action`` this camera now, and by which rules."""
+    """Who can ``action`` this camera now and by which rules; and who a deny rule blocks."""
     ld = request.app.state.ld
     acl = ld.authorizer
-    if action not in ACTION_LEVEL:
-        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    _action(action)
+    if camera_id not in acl.index.all():
+        raise HTTPException(404, f"no camera '{camera_id}'")
     async with ld.db.session() as s:
-        users = list((await s.execute(select(User).where(User.active.is_(True)).order_by(User.id))).scalars())
-    out = []
-    for u in users:
-        subject = acl.subject_for(u.id, u.username, u.role.value)
-        why = acl.explain(subject, action, camera_id)
-        if why["allowed"]:
-            out.append({"user_id": u.id, "username": u.username, "because": why["because"], "rules": why["rules"]})
-    return {"camera_id": camera_id, "action": action, "users": out}
+        q = select(User.id, User.username, User.role).where(User.active.is_(True)).order_by(User.id)
+        users = [(uid, name, role.value) for uid, name, role in (await s.execute(q)).all()]
+    allowed, blocked = acl.who_can(camera_id, action, users)
+    return {"camera_id": camera_id, "action": action, "users": allowed, "blocked": blocked}
 
 
 @router.get("/explain/user/{user_id}", dependencies=[READ])
@@ -391,28 +422,33 @@ async def what_can_user_view(
     action: Annotated[str, Query(max_length=20)] = "view_live",
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:
-    """What a user can ``action`` now, and which rule grants each camera."""
+    """What a user can ``action`` now, and which rules grant each camera (first ``limit`` cameras)."""
     ld = request.app.state.ld
     acl = ld.authorizer
-    if action not in ACTION_LEVEL:
-        raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
+    _action(action)
     async with ld.db.session() as s:
         u = await s.get(User, user_id)
     if u is None:
         raise HTTPException(404, f"no user {user_id}")
     subject = acl.subject_for(u.id, u.username, u.role.value)
-    visible = sorted(acl.visible_cameras(subject, action))
-    cams = [
-        {"camera_id": cid, "rules": [r for r in acl.explain(subject, action, cid)["rules"] if r["effect"] == "allow"]}
-        for cid in visible[:limit]
-    ]
-    return {
+    out: dict[str, Any] = {
         "user_id": user_id,
         "username": u.username,
+        "role": u.role.value,
+        "active": u.active,
         "departments": sorted(subject.departments),
-        "total": len(visible),
-        "cameras": cams,
     }
+    if not u.active:
+        return {**out, "total": 0, "cameras": [], "because": "the account is deactivated"}
+    visible = acl.visible_cameras(subject, action)
+    cams: list[dict[str, Any]] = []
+    for cid in visible:
+        if len(cams) >= limit:
+            break
+        rules = acl.explain(subject, action, cid)["rules"]
+        cams.append({"camera_id": cid, "rules": [r for r in rules if r["effect"] == "allow"]})
+    because = "system role admin" if subject.is_admin else None
+    return {**out, "total": len(visible), "because": because, "cameras": cams}
 
 
 @router.get("/revisions", dependencies=[READ])
@@ -438,9 +474,10 @@ async def revisions(
 @router.post("/revisions/{revision_id}/rollback", dependencies=[EDIT])
 async def rollback(request: Request, revision_id: int, body: RollbackBody) -> dict[str, int]:
     """Return the policy to how it was right after ``revision_id`` (recorded as a new revision)."""
-    acl = request.app.state.ld.authorizer
+    policy = request.app.state.ld.authorizer.policy
     return await _policy_change(
         request,
-        f"rolled back to revision {revision_id}",
-        acl.policy.rollback(revision_id, _author(request), body.reason),
+        f"rollback to revision {revision_id}",
+        lambda a: policy.rollback(revision_id, a, body.reason),
+        body.reason,
     )

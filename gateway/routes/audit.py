@@ -21,6 +21,7 @@ async def list_audit(
     kind: Annotated[str | None, Query(max_length=32)] = None,
     user_id: int | None = None,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    incident_id: Annotated[str | None, Query(max_length=64)] = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -28,7 +29,14 @@ async def list_audit(
 ) -> list[dict[str, Any]]:
     """Audit entries, newest first."""
     rows = await request.app.state.ld.audit.query(
-        kind=kind, user_id=user_id, camera_id=camera_id, since=since, until=until, offset=offset, limit=limit
+        kind=kind,
+        user_id=user_id,
+        camera_id=camera_id,
+        incident_id=incident_id,
+        since=since,
+        until=until,
+        offset=offset,
+        limit=limit,
     )
     return [r.as_dict() for r in rows]
 

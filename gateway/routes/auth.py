@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from acl.identity import IssuedToken, Subject
 from acl.models import Role, TokenKind, User
-from gateway.policy import authenticated, public, require_roles
+from gateway.policy import authenticated, public, require_camera, require_roles
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -180,3 +180,15 @@ async def revoke_token(request: Request, token_id: int) -> dict[str, bool]:
     await ld.sessions_revoked_for_token(token_id)
     await ld.audit.record("token_revoked", username=subject.username, user_id=subject.user_id, detail=str(token_id))
     return {"ok": True}
+
+
+@router.post("/stream-token/{camera_id}", dependencies=[require_camera("view_live")])
+async def stream_token(request: Request, camera_id: str) -> dict[str, object]:
+    """A short-lived token for players that cannot send headers (a native HLS player): add
+    ``?token=...`` to this camera's stream URLs. It is bound to you and this camera, expires after
+    ``auth.stream_token_ttl_s`` and dies with the login it was issued from; every request made
+    with it is still authorized against the current policy."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id)
+    return {"token": token, "camera_id": camera_id, "expires_in": ld.stream_tokens.ttl_s}

@@ -22,6 +22,11 @@ async def test_chain_verifies_and_detects_edits(world: World) -> None:
     entries = (await w.client.get("/api/audit?limit=1000", headers=aud)).json()
     kinds = {e["kind"] for e in entries}
     assert {"login", "login_failed", "policy_change", "user_created"} <= kinds
+    op = await w.user("op-denied")
+    assert (await w.client.get("/api/cameras/qb-1", headers=op)).status_code == 403
+    denied = (await w.client.get("/api/audit?kind=denied", headers=aud)).json()[0]
+    assert denied["username"] == "op-denied" and denied["camera_id"] == "qb-1"
+    assert denied["action"] == "view_snapshot" and "path=/api/cameras/qb-1" in denied["detail"]
     victim = sorted(e["id"] for e in entries)[2]
     ld = w.app.state.ld
     async with ld.db.session() as s:
@@ -79,3 +84,44 @@ async def test_cli_verify_and_export(world: World, tmp_path, monkeypatch) -> Non
         await s.execute(text("UPDATE audit_log SET detail='x' WHERE id=(SELECT MIN(id) FROM audit_log)"))
     r = await cli("audit", "verify")
     assert r.exit_code == 1 and "first broken entry" in r.output
+
+
+async def test_chain_cannot_be_recomputed_without_the_key(world: World) -> None:
+    """Someone with write access to the database edits a row and recomputes every later hash
+    (plain SHA-256, as a forger without the gateway's key file must): verify still fails."""
+    import hashlib
+
+    ld = world.app.state.ld
+    rows = sorted(await ld.audit.query(limit=1000), key=lambda e: e.id)
+    victim = rows[1]
+    async with ld.db.session() as s:
+        await s.execute(text("UPDATE audit_log SET detail='nothing happened' WHERE id=:i"), {"i": victim.id})
+    prev = rows[0].hash
+    for e in sorted(await ld.audit.query(limit=1000), key=lambda e: e.id)[1:]:
+        forged = hashlib.sha256((prev + "\n" + e.canonical()).encode("utf-8")).hexdigest()
+        async with ld.db.session() as s:
+            await s.execute(
+                text("UPDATE audit_log SET prev_hash=:p, hash=:h WHERE id=:i"), {"p": prev, "h": forged, "i": e.id}
+            )
+        prev = forged
+    res = await ld.audit.verify()
+    assert not res.ok and res.first_broken_id == victim.id
+
+
+async def test_two_writers_never_fork_the_chain(world: World) -> None:
+    """Two gateway processes (two engines on one database file) appending at once."""
+    from acl.audit import AuditLog, audit_key
+    from storage.db import Database
+
+    ld = world.app.state.ld
+    other_db = Database(ld.settings.database_url)
+    key = audit_key(ld.box)
+    a, b = AuditLog(ld.db, key), AuditLog(other_db, key)
+    try:
+        before = len(await ld.audit.query(limit=10_000))
+        await asyncio.gather(*(log.record("test", detail=str(i)) for i in range(40) for log in (a, b)))
+        assert len(await ld.audit.query(limit=10_000)) == before + 80
+        res = await ld.audit.verify()
+        assert res.ok, res
+    finally:
+        await other_db.close()

@@ -1,23 +1,113 @@
-"""The compiled index answers exactly like a plain Casbin enforcer (10,000 questions)."""
+"""The service answers exactly like a plain Casbin enforcer over the same stored policy.
+
+The enforcer loads the stored rules through the Casbin adapter on the project database; the
+lines derived from other tables (memberships, dynamic groups, trucks outside the district) are
+computed independently in :mod:`acl.equivalence`.
+"""
 
 from __future__ import annotations
 
-from acl.equivalence import compare
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acl.equivalence import compare_service, enrich, populate, reference_from_database, rule_targets
 from fixtures.world import make_world
+from gateway.app import create_app
+from gateway.settings import load_settings
 
-NOW = 1_800_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+INSIDE, OUTSIDE, FAR_INSIDE = (31.15, 121.40), (31.30, 121.25), (31.12, 121.45)
 
 
-def test_index_matches_casbin_on_10000_pairs() -> None:
-    world = make_world(cameras=600, users=100, single_grants_per_station=3, denies=30, incidents=40, now=NOW)
-    result = compare(world, 10_000, now=NOW)
+@dataclass
+class Scene:
+    acl: Any
+    settings: Any
+    engine: Any
+    world: Any
+    fixes: list[tuple[str, float, float, float]]
+    now: float
+
+    def reference(self, at: float | None = None) -> Any:
+        a = self.settings.acl
+        return reference_from_database(
+            self.engine,
+            home_district=a.home_district,
+            district_geojson=a.district_geojson,
+            positions=self.fixes,
+            position_max_age_s=a.position_max_age_s,
+            now=self.now if at is None else at,
+        )
+
+    def focus(self) -> list[str]:
+        trucks = [c for cams in self.acl._foreign_trucks.values() for c in cams]
+        return rule_targets(self.world.rules) + trucks
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    async def build() -> Scene:
+        now = time.time()
+        world = make_world(cameras=400, users=80, single_grants_per_station=2, denies=20, incidents=30, now=now)
+        enrich(world, now=now)
+        settings = load_settings(
+            None,
+            data_dir=tmp_path_factory.mktemp("eq"),
+            acl={"district_geojson": ROOT / "fixtures" / "district.geojson"},
+        )
+        app = create_app(settings)
+        ld = app.state.ld
+        await asyncio.to_thread(ld.db.migrate)
+        await populate(ld.db, world)
+        await ld.authorizer.load()
+        fixes = []
+        # Foreign trucks: fresh inside, outside, stale inside; the district's own trucks anywhere.
+        for i, vid in enumerate(sorted(ld.authorizer._foreign_trucks)):
+            (lat, lon), age = [(INSIDE, 1), (OUTSIDE, 1), (FAR_INSIDE, 10_000)][i % 3]
+            fixes.append((vid, lat, lon, now - age))
+        home = sorted({str(c[5]) for c in world.cameras if c[2] == "truck"} - set(ld.authorizer._foreign_trucks))
+        fixes.append((home[0], *OUTSIDE, now))
+        for f in fixes:
+            ld.authorizer.update_vehicle_position(*f)
+        engine = ld.db.sync_engine()
+        await ld.db.close()  # answers need no database; the reference reads it synchronously
+        return Scene(ld.authorizer, settings, engine, world, fixes, now)
+
+    sc = asyncio.run(build())
+    yield sc
+    sc.engine.dispose()
+
+
+def test_service_matches_casbin_on_10000_questions(scene: Scene) -> None:
+    assert len(scene.acl._foreign_trucks) >= 6  # the location rule is exercised, both ways
+    result = compare_service(scene.acl, scene.reference(), 10_000, now=scene.now, focus=scene.focus())
     assert result.checked == 10_000
     assert result.mismatches == 0, result.examples
-    # The sample exercises both answers (not a vacuous all-deny comparison).
-    assert 1_000 < result.allowed < 9_000
+    assert 800 < result.allowed < 9_000  # both answers are exercised
 
 
-def test_windows_agree_at_other_times() -> None:
-    world = make_world(cameras=300, users=50, single_grants_per_station=2, denies=20, incidents=80, now=NOW)
-    for t in (NOW - 5000, NOW + 1800, NOW + 9000):
-        assert compare(world, 1_500, now=t, seed=int(t) % 97).mismatches == 0
+def test_validity_windows_agree_at_other_times(scene: Scene) -> None:
+    for k, at in enumerate((scene.now - 5000, scene.now + 1800, scene.now + 9000)):
+        result = compare_service(scene.acl, scene.reference(at), 600, now=at, seed=k, focus=scene.focus())
+        assert result.mismatches == 0, (at, result.examples)
+
+
+def test_comparison_detects_a_wrong_index(scene: Scene) -> None:
+    # Drop every deny rule from the compiled index only: the check must notice.
+    index = scene.acl.index
+    denies = [r for rules in index._by_subject.values() for r in rules if r.eft == "deny"]
+    for r in denies:
+        index.remove_rule(r.rule_id)
+    try:
+        result = compare_service(scene.acl, scene.reference(), 1_500, now=scene.now, focus=scene.focus())
+        assert result.mismatches > 0
+    finally:
+        for r in denies:
+            index.add_rule(r)
+    assert compare_service(scene.acl, scene.reference(), 300, now=scene.now, focus=scene.focus()).mismatches == 0

@@ -86,15 +86,31 @@ def test_stream_tokens_bound_to_camera_and_expire() -> None:
     assert st.check(tok, "cam-a") is None
 
 
-async def test_stream_token_authenticates_only_its_camera(app_client: httpx.AsyncClient) -> None:
+async def test_stream_token_bound_to_camera_policy_and_login(app_client: httpx.AsyncClient) -> None:
     await add_user(app_client, "adm", Role.admin)
+    await add_user(app_client, "player", Role.operator)
     h = await login(app_client, "adm")
     for cid in ("a", "b"):
         r = await app_client.post("/api/cameras", json={"id": cid, "name": cid, "source_url": "rtsp://h/p"}, headers=h)
         assert r.status_code == 201
-    ld = app_client.app.state.ld  # type: ignore[attr-defined]
-    me = (await app_client.get("/api/auth/me", headers=h)).json()
-    tok = ld.stream_tokens.issue(me["id"], "a")
+    grant = {"subject": "role:operator", "target": "cam:a", "action": "view_live"}
+    r = await app_client.post("/api/admin/rules", json=grant, headers=h)
+    assert r.status_code == 201
+    rule_id = r.json()["id"]
+    p = await login(app_client, "player")
+    assert (await app_client.post("/api/auth/stream-token/b", headers=p)).status_code == 403
+    r = await app_client.post("/api/auth/stream-token/a", headers=p)
+    assert r.status_code == 200 and r.json()["expires_in"] == 300
+    tok = r.json()["token"]
     assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 200
-    assert (await app_client.get(f"/api/cameras/b?token={tok}")).status_code == 401
-    assert (await app_client.get(f"/api/cameras?token={tok}")).status_code == 401
+    assert (await app_client.get(f"/api/cameras/b?token={tok}")).status_code == 401  # bound to its camera
+    assert (await app_client.get(f"/api/cameras?token={tok}")).status_code == 401  # and to camera routes
+    assert (await app_client.post(f"/api/auth/stream-token/a?token={tok}")).status_code == 401  # no chaining
+    # The token only authenticates: the policy still decides.
+    assert (await app_client.delete(f"/api/admin/rules/{rule_id}", headers=h)).status_code == 200
+    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 403
+    assert (await app_client.post("/api/admin/rules", json=grant, headers=h)).status_code == 201
+    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 200
+    # It dies with the login it came from.
+    assert (await app_client.post("/api/auth/logout", headers=p)).status_code == 200
+    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 401

@@ -28,6 +28,14 @@ async def test_deny_by_default_and_department_group_grant(world: World) -> None:
     assert (await w.client.get("/api/cameras/xz-1", headers=op)).status_code == 403
     me = (await w.client.get("/api/auth/me", headers=op)).json()
     assert me["departments"] == ["qibao"]
+    # The area group follows the inventory: a camera moved to another area, or deleted, leaves it.
+    root = w.sec_root  # type: ignore[attr-defined]
+    r = await w.client.patch("/api/cameras/xz-1", json={"area": "七宝镇"}, headers=root)
+    assert r.status_code == 200, r.text
+    assert await w.visible(op) == {"qb-1", "qb-2", "xz-1"}
+    assert (await w.client.patch("/api/cameras/qb-2", json={"area": "莘庄镇"}, headers=root)).status_code == 200
+    assert (await w.client.delete("/api/cameras/qb-1", headers=root)).status_code == 204
+    assert await w.visible(op) == {"xz-1"}
 
 
 async def test_static_group_role_grant_and_action_levels(world: World) -> None:

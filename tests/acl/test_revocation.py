@@ -45,7 +45,7 @@ async def test_removed_membership_ends_stream(world: World) -> None:
     ld = w.app.state.ld
     assert ld.sessions.get(sid) is None
     assert ld.sessions.get(keep) is not None  # other cameras keep playing
-    assert closed == ["permission withdrawn: grant removed"]
+    assert closed == [f"permission withdrawn: rule {rules[0]['id']} removed"]
     ends = await ld.audit.query(kind="stream_end")
     assert ends[0].camera_id == "qb-1" and "permission withdrawn" in (ends[0].detail or "")
 

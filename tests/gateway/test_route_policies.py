@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from gateway.app import create_app
 from gateway.policy import POLICY_ATTR
@@ -26,21 +26,50 @@ def policies(dependant: Any) -> list[str]:
     return found
 
 
-def test_every_route_declares_one_policy(tmp_path: Path) -> None:
-    app = create_app(load_settings(None, data_dir=tmp_path))
+def framework_docs(route: Any) -> bool:
+    """FastAPI's own schema and documentation pages (public by design, no data behind them)."""
+    return getattr(getattr(route, "endpoint", None), "__qualname__", "").startswith("FastAPI.setup.")
+
+
+def route_problems(app: Any) -> tuple[list[str], list[str]]:
+    """Routes with no policy, and routes with more than one."""
     missing, several = [], []
     for route in iter_routes(app.routes):
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute | APIWebSocketRoute):
             found = policies(route.dependant)
             if not found:
-                missing.append(f"{sorted(route.methods)} {route.path}")
+                missing.append(f"{sorted(getattr(route, 'methods', None) or ['WS'])} {route.path}")
             elif len(found) > 1:
                 several.append(f"{route.path}: {found}")
-        elif route.path not in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"):
-            missing.append(f"non-API route {route.path}")
+        elif not framework_docs(route):
+            # Mounts, plain Starlette routes and anything else cannot carry a policy: fail closed.
+            missing.append(f"{type(route).__name__} {getattr(route, 'path', route)}")
+    return missing, several
+
+
+def test_every_route_declares_one_policy(tmp_path: Path) -> None:
+    app = create_app(load_settings(None, data_dir=tmp_path))
+    missing, several = route_problems(app)
     assert missing == [], f"routes without a declared policy: {missing}"
-    assert sum(1 for r in iter_routes(app.routes) if isinstance(r, APIRoute)) > 40
     assert several == [], f"routes with several policies: {several}"
+    assert sum(1 for r in iter_routes(app.routes) if isinstance(r, APIRoute)) > 40
+
+
+def test_the_walk_catches_unguarded_routes(tmp_path: Path) -> None:
+    from fastapi import APIRouter
+    from starlette.routing import Mount
+
+    from gateway.policy import authenticated, public
+
+    app = create_app(load_settings(None, data_dir=tmp_path))
+    router = APIRouter(prefix="/api/extra")
+    router.add_api_route("/open", lambda: {}, methods=["GET"])
+    router.add_api_route("/twice", lambda: {}, methods=["POST"], dependencies=[public(), authenticated()])
+    app.include_router(router)
+    app.router.routes.append(Mount("/files", routes=[]))
+    missing, several = route_problems(app)
+    assert missing == ["['GET'] /api/extra/open", "Mount /files"]
+    assert several == ["/api/extra/twice: ['public', 'authenticated']"]
 
 
 @pytest.fixture
@@ -60,7 +89,7 @@ async def test_non_public_routes_answer_401_without_credentials(client: httpx.As
         if policies(route.dependant) == ["public"]:
             continue
         path = re.sub(r"\{[^}]+\}", "x1", route.path)
-        for method in route.methods - {"HEAD"}:
+        for method in (route.methods or set()) - {"HEAD"}:
             r = await client.request(method, path)
             assert r.status_code == 401, f"{method} {route.path} -> {r.status_code}"
             checked += 1
