@@ -1,13 +1,16 @@
-"""Serves the browser consoles (static ES modules) and their small config endpoint."""
+"""Serves the browser consoles (static ES modules) and the small endpoints only the consoles use."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from acl.identity import Subject
+from camera_registry.store import CameraFilter
 from gateway.policy import authenticated, public
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -41,3 +44,24 @@ async def console_config(request: Request) -> dict[str, Any]:
     """What the console needs to know: ICE servers for WebRTC, enabled protocols."""
     s = request.app.state.ld.settings
     return {"ice_servers": list(s.webrtc.ice_servers), "webrtc": s.webrtc.enabled, "hls": s.hls.enabled}
+
+
+@router.get("/api/console/facets", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
+async def camera_facets(request: Request) -> dict[str, Any]:
+    """What the console's filter menus offer: the sub-districts, departments, kinds and statuses of the
+    cameras the caller may view, each with how many cameras have it (nothing about other cameras)."""
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
+    cams, total = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
+
+    def counted(values: Counter[str]) -> list[dict[str, Any]]:
+        return [{"value": v, "count": n} for v, n in sorted(values.items()) if v]
+
+    return {
+        "total": total,
+        "areas": counted(Counter(c.area for c in cams)),
+        "departments": counted(Counter(c.department for c in cams)),
+        "kinds": counted(Counter(c.kind.value for c in cams)),
+        "statuses": counted(Counter(c.status.value for c in cams)),
+    }

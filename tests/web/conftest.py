@@ -1,4 +1,9 @@
-"""Browser tests: Debian's Chromium driven by playwright, against a live gateway and fixture cameras."""
+"""Browser tests: Debian's Chromium driven by playwright, against a live gateway and fixture cameras.
+
+Reusable pieces for any browser test: ``chromium`` (a fresh browser profile), ``console_page`` (a
+page that fails the test on an uncaught script error or a Content-Security-Policy violation),
+``web_gateway`` (a live gateway with three fixture cameras and an admin); helpers in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -31,34 +36,68 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def web_cams() -> Iterator[FixtureCameraServer]:
+    """Fixture cameras: 720p and 360p H.264, and H.265 (which browsers cannot play)."""
     with FixtureCameraServer(mounts=("h264", "h265", "h264_360p")) as srv:
         yield srv
 
 
 @pytest.fixture
-async def web_gateway(tmp_path: Path, web_cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, Any]]:
-    settings = load_settings(None, data_dir=tmp_path / "data", hub={"idle_close_s": 2.0})
+def gateway_overrides() -> dict[str, Any]:
+    """Settings sections for ``web_gateway`` (override with ``@pytest.mark.parametrize("gateway_overrides", ...)``)."""
+    return {}
+
+
+@pytest.fixture
+async def web_gateway(
+    tmp_path: Path, web_cams: FixtureCameraServer, gateway_overrides: dict[str, Any]
+) -> AsyncIterator[tuple[LiveGateway, Any]]:
+    """A live gateway with an admin (bearer headers returned) and cameras cam-qb, cam-xz, cam-265."""
+    overrides = {"hub": {"idle_close_s": 2.0}, **gateway_overrides}
+    settings = load_settings(None, data_dir=tmp_path / "data", **overrides)
     async with live_gateway(settings) as g:
         from acl.models import Role
 
         admin = await g.add_user("admin", Role.admin)
-        await g.add_camera(admin, "cam-qb", web_cams.url("h264", "u:secret-pw"), name="七宝老街", area="七宝镇")
-        await g.add_camera(admin, "cam-xz", web_cams.url("h264_360p"), name="莘庄广场", area="莘庄镇")
-        await g.add_camera(admin, "cam-265", web_cams.url("h265"), name="H265 路口", area="七宝镇")
+        await g.add_camera(
+            admin, "cam-qb", web_cams.url("h264", "u:secret-pw"), name="七宝老街", area="七宝镇", department="police"
+        )
+        await g.add_camera(
+            admin, "cam-xz", web_cams.url("h264_360p"), name="莘庄广场", area="莘庄镇", department="city"
+        )
+        await g.add_camera(admin, "cam-265", web_cams.url("h265"), name="H265 路口", area="七宝镇", department="police")
         yield g, admin
 
 
 @pytest.fixture
 async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
+    """A Chromium context with a fresh profile, closed after the test whatever happens."""
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed (make test installs it)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         ctx = await p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 820},
         )
         try:
             yield ctx
         finally:
             await ctx.close()
+
+
+@pytest.fixture
+async def console_page(chromium: Any) -> AsyncIterator[Any]:
+    """A page that records uncaught script errors and CSP violations; the test fails if any occurred."""
+    page = await chromium.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on(
+        "console",
+        lambda m: problems.append(f"console: {m.text}") if "Content Security Policy" in m.text else None,
+    )
+    yield page
+    assert not problems, problems

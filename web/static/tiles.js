@@ -1,0 +1,215 @@
+// The live wall: a 1/4/9/16 grid of tiles, each one camera over WHEP. Closing a tile ends its session.
+import { api, notifyUnauthorized } from "./api.js";
+import { t } from "./i18n.js";
+import { WhepError, WhepPlayer } from "./whep.js";
+
+// What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
+const REFUSALS = { 401: "session_expired", 403: "denied", 404: "not_found", 415: "codec", 429: "busy", 503: "unavailable" };
+const RETRYABLE = new Set(["unavailable", "busy", "failed", "ended"]);
+const STALL_CHECK_S = 2; // seconds without video before asking the gateway whether the session lives
+export const LAYOUTS = [1, 4, 9, 16];
+
+export class TileGrid {
+  /** `grid` holds the tiles, cloned from `template`; `config()` gives the console config (ICE servers). */
+  constructor(grid, template, config) {
+    this.grid = grid;
+    this.template = template;
+    this.config = config;
+    this.tiles = new Map(); // camera id -> Tile, oldest first
+  }
+
+  get layout() {
+    return Number(this.grid.dataset.layout);
+  }
+
+  /** Switch to an n-tile layout; tiles that no longer fit are closed, oldest first. */
+  async setLayout(n) {
+    this.grid.dataset.layout = String(n);
+    while (this.tiles.size > n) await this.tiles.values().next().value.close();
+  }
+
+  /** Open a camera (a camera already open is only highlighted). `t0` = when the operator asked, for timing. */
+  async open(cameraId, name, t0 = performance.now()) {
+    const open = this.tiles.get(cameraId);
+    if (open) {
+      open.flash();
+      return open;
+    }
+    // Not awaited: close() leaves the map at once, so a second click cannot open the camera twice.
+    if (this.tiles.size >= this.layout) this.tiles.values().next().value.close();
+    const tile = new Tile(this, cameraId, name || cameraId, t0);
+    this.tiles.set(cameraId, tile);
+    this.grid.append(tile.el);
+    await tile.start();
+    return tile;
+  }
+
+  async closeAll() {
+    await Promise.all([...this.tiles.values()].map((tile) => tile.close()));
+  }
+
+  /** Page unload: end every session without waiting (the DELETEs are keepalive requests). */
+  abandon() {
+    for (const tile of this.tiles.values()) if (tile.player) tile.player.stop();
+  }
+
+  relabel() {
+    for (const tile of this.tiles.values()) tile.relabel();
+  }
+}
+
+class Tile {
+  constructor(grid, cameraId, name, t0) {
+    this.grid = grid;
+    this.cameraId = cameraId;
+    this.t0 = t0;
+    this.el = grid.template.content.firstElementChild.cloneNode(true);
+    this.el.dataset.camera = cameraId;
+    this.video = this.el.querySelector("video");
+    this.msg = this.el.querySelector(".tile-msg");
+    this.info = this.el.querySelector(".tile-info");
+    this.title = this.el.querySelector(".tile-title");
+    this.retryButton = this.el.querySelector(".tile-retry");
+    this.title.textContent = name;
+    this.title.title = cameraId;
+    const closeButton = this.el.querySelector(".tile-close");
+    closeButton.title = t("close");
+    closeButton.addEventListener("click", () => this.close());
+    this.retryButton.addEventListener("click", () => this.retry());
+    this.player = null;
+    this.timer = null;
+    this.statusKey = null;
+    this.detail = undefined;
+    this.firstFrameMs = null;
+    this.last = null;
+    this.stalled = 0;
+  }
+
+  relabel() {
+    if (this.statusKey) this.setStatus(this.statusKey, this.detail);
+    this.retryButton.textContent = t("retry");
+    this.el.querySelector(".tile-close").title = t("close");
+  }
+
+  setStatus(key, detail) {
+    this.statusKey = key;
+    this.detail = detail;
+    this.msg.textContent = t(key) + (detail ? ` (${detail})` : "");
+    this.el.dataset.state = key;
+    this.retryButton.hidden = !RETRYABLE.has(key);
+    this.retryButton.textContent = t("retry");
+  }
+
+  flash() {
+    this.el.classList.remove("flash");
+    void this.el.offsetWidth; // restart the animation
+    this.el.classList.add("flash");
+  }
+
+  async start() {
+    this.setStatus("connecting");
+    this.el.classList.remove("ended");
+    const player = new WhepPlayer(this.cameraId, this.video, this.grid.config().ice_servers || []);
+    this.player = player;
+    player.onended = () => this.onServerEnd();
+    try {
+      await player.start();
+    } catch (e) {
+      if (this.player !== player) return; // closed meanwhile
+      this.player = null;
+      const status = e instanceof WhepError ? e.status : 0;
+      const key = REFUSALS[status] || "failed";
+      this.setStatus(key, key === "failed" ? e.message : undefined);
+      if (status === 401) notifyUnauthorized();
+      return;
+    }
+    if (this.player !== player) return;
+    this.watchFirstFrame(player);
+    this.timer = setInterval(() => this.updateInfo(), 1000);
+    if (this.title.textContent === this.cameraId) this.lookUpName();
+  }
+
+  watchFirstFrame(player) {
+    const first = () => {
+      if (this.player !== player) return;
+      this.firstFrameMs = Math.round(performance.now() - this.t0);
+      this.el.dataset.firstFrameMs = String(this.firstFrameMs);
+      this.setStatus("playing");
+    };
+    if ("requestVideoFrameCallback" in this.video) this.video.requestVideoFrameCallback(first);
+    else this.video.addEventListener("playing", first, { once: true });
+  }
+
+  async lookUpName() {
+    const r = await api(`/api/cameras/${encodeURIComponent(this.cameraId)}`);
+    if (r.ok) this.title.textContent = (await r.json()).name;
+  }
+
+  async updateInfo() {
+    const s = this.player && (await this.player.stats());
+    if (!s) return;
+    const parts = ["WebRTC"];
+    if (this.player.codec) parts.push(this.player.codec);
+    if (this.video.videoWidth) parts.push(`${this.video.videoWidth}×${this.video.videoHeight}`);
+    if (s.framesPerSecond) parts.push(`${Math.round(s.framesPerSecond)} fps`);
+    if (this.last && s.timestamp > this.last.timestamp) {
+      const kbps = ((s.bytesReceived - this.last.bytesReceived) * 8) / (s.timestamp - this.last.timestamp);
+      parts.push(`${Math.round(kbps)} kbit/s`);
+    }
+    // Receive side only (jitter buffer + half the round trip); the camera's own delay is not known here.
+    if (s.jitterBufferEmittedCount) {
+      const ms = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000 + (s.rtt || 0) * 500;
+      parts.push(`${t("latency")} ≈${Math.round(ms)} ms`);
+    }
+    if (this.firstFrameMs != null) parts.push(`${t("first_frame")} ${(this.firstFrameMs / 1000).toFixed(2)} s`);
+    this.info.textContent = parts.join(" · ");
+    this.info.title = this.info.textContent; // the whole line, when a small tile cuts it
+    // No bytes for a while: the gateway may have ended the session (a withdrawn permission, an admin).
+    // The browser would notice only when ICE consent expires (~10 s); ask the gateway instead.
+    this.stalled = this.last && s.bytesReceived === this.last.bytesReceived ? this.stalled + 1 : 0;
+    if (this.stalled === STALL_CHECK_S || (this.stalled > STALL_CHECK_S && this.stalled % 5 === 0)) this.checkSession();
+    this.last = s;
+  }
+
+  async checkSession() {
+    const player = this.player;
+    const id = player && player.sessionId;
+    if (!id) return;
+    const r = await api(`/api/sessions?camera_id=${encodeURIComponent(this.cameraId)}`, { quiet401: true });
+    if (this.player !== player) return;
+    if (r.status === 401 || (r.ok && !(await r.json()).some((x) => x.id === id))) this.onServerEnd();
+  }
+
+  // The connection ended without us closing it: find out why (a withdrawn permission says so).
+  async onServerEnd() {
+    const player = this.player;
+    if (!player) return; // already ended (the connection state and the stall check can both notice)
+    clearInterval(this.timer);
+    this.player = null;
+    await player.stop();
+    this.el.classList.add("ended");
+    const r = await api(`/api/cameras/${encodeURIComponent(this.cameraId)}`, { quiet401: true });
+    const key = { 401: "session_expired", 403: "revoked", 404: "not_found" }[r.status] || "ended";
+    this.setStatus(key);
+    if (r.status === 401) notifyUnauthorized();
+  }
+
+  async retry() {
+    clearInterval(this.timer);
+    this.t0 = performance.now();
+    this.firstFrameMs = null;
+    this.last = null;
+    this.stalled = 0;
+    delete this.el.dataset.firstFrameMs;
+    await this.start();
+  }
+
+  async close() {
+    clearInterval(this.timer);
+    if (this.grid.tiles.get(this.cameraId) === this) this.grid.tiles.delete(this.cameraId);
+    this.el.remove();
+    const player = this.player;
+    this.player = null;
+    if (player) await player.stop();
+  }
+}
