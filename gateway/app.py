@@ -16,7 +16,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
-from gateway.routes import acl_admin, alarms, audit, auth, cameras, health, sessions, snapshots, vehicles, whep
+from gateway.routes import (
+    acl_admin,
+    alarms,
+    audit,
+    auth,
+    cameras,
+    events,
+    health,
+    incidents,
+    sessions,
+    snapshots,
+    vehicles,
+    whep,
+)
 from gateway.settings import Settings
 
 __all__ = ["build_container", "create_app"]
@@ -48,31 +61,59 @@ def build_container(settings: Settings) -> Liandong:
 def _attach_positions(ld: Liandong, acl: Any) -> None:
     """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
     from camera_registry.positions import PositionService
+    from camera_registry.vehicle_index import MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
+    from gateway.alarms.ports import AclOrganisation
+    from gateway.alarms.service import AlarmService
+    from gateway.events import LocalEventBus
 
-    def on_fix(vehicle_id: str, lat: float, lon: float, t: float) -> None:
-        acl.update_vehicle_position(vehicle_id, lat, lon, t)
-        ld.alarms.vehicle_moved(vehicle_id, lat, lon)
+    s = ld.settings
+    index: VehicleIndex = MemoryVehicleIndex()
+    if s.redis_url:
+        import redis.asyncio
 
+        index = RedisVehicleIndex(redis.asyncio.from_url(s.redis_url))
+    ld.events = LocalEventBus(s.events.kept, s.events.heartbeat_s, s.events.queue)
     ld.positions = PositionService(
-        ld.settings.vehicles, ld.store, ld.settings.acl.home_district, acl.inside_district, on_fix
+        s.vehicles, ld.store, s.acl.home_district, acl.inside_district, index=index, on_fix=acl.update_vehicle_position
     )
+
+    async def camera_offline(camera_id: str) -> bool:
+        try:
+            return bool((await ld.store.get(camera_id)).status.value == "offline")
+        except LookupError:
+            return True
+
+    ld.alarms = AlarmService(
+        s.alarms,
+        ld.db,
+        ld.box,
+        positions=ld.positions,
+        org=AclOrganisation(acl),
+        grants=acl,
+        hub=ld.hub,
+        events=ld.events,
+        audit=ld.audit,
+        camera_offline=camera_offline,
+    )
+    ld.positions.on_moved = ld.alarms.vehicle_moved  # follow mode
+    ld.on_token_revoked.append(ld.events.end_for_token)
 
     async def reload() -> None:
         await ld.positions.load()
 
     ld.on_inventory_changed.append(reload)
 
-    async def start(_ld: Liandong) -> None:
+    async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
         await ld.positions.load()
-        await ld.alarms.load()
+        stop_alarms = await ld.alarms.start()
+
+        async def stop() -> None:
+            await stop_alarms()
+            await ld.positions.close()
+
+        return stop
 
     ld.extras.setdefault("startups", []).append(start)
-
-    from gateway.alarms.service import AlarmService
-    from gateway.events import EventBus
-
-    ld.events = EventBus(ld.settings.alarms.events_kept)
-    ld.alarms = AlarmService(ld.settings.alarms, ld.db, ld.box, ld)
 
 
 def _attach_media(ld: Liandong) -> None:
@@ -90,6 +131,7 @@ def _attach_media(ld: Liandong) -> None:
     async def camera_removed(camera_id: str) -> None:
         await ld.sessions.end_for_camera(camera_id, "camera deleted")
         await ld.hub.end_camera(camera_id, "camera deleted")
+        await ld.snapshots.forget(camera_id)
 
     async def token_revoked(token_id: int) -> None:
         await ld.sessions.end_for_token(token_id, "login ended")
@@ -166,6 +208,8 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(snapshots.router)
     app.include_router(vehicles.router)
     app.include_router(alarms.router)
+    app.include_router(incidents.router)
+    app.include_router(events.router)
     for router in ld.extras.get("routers", []):
         app.include_router(router)
     _mount_web(app)
@@ -220,6 +264,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
             errors.append({"field": ".".join(loc) or "body", "message": redact(str(err.get("msg", "invalid")))})
         return JSONResponse({"detail": errors}, status_code=422)
+
+    from camera_registry.vehicle_index import IndexUnavailable
+
+    @app.exception_handler(IndexUnavailable)
+    async def positions_unavailable(_request: Request, exc: IndexUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

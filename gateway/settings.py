@@ -24,6 +24,7 @@ __all__ = [
     "AlarmSettings",
     "AuthSettings",
     "DatabaseSettings",
+    "EventSettings",
     "HlsSettings",
     "HubSettings",
     "LogSettings",
@@ -120,14 +121,20 @@ class HlsSettings(_Section):
 
 
 class SnapshotSettings(_Section):
-    """Thumbnails."""
+    """Thumbnails (the camera wall)."""
 
-    widths: list[int] = Field(default_factory=lambda: [160, 320, 640, 1280])
-    cache_ttl_s: float = Field(10.0, ge=0, le=3600)
-    cold_pool_size: int = Field(32, ge=1, le=256, description="Cold pulls at once (each a short RTSP session).")
-    cold_timeout_s: float = Field(5.0, gt=0, le=60)
+    widths: list[int] = Field(
+        default_factory=lambda: [160, 320, 640, 1280], min_length=1, description="Widths clients may ask for."
+    )
+    cache_ttl_s: float = Field(15.0, ge=0, le=3600, description="Oldest thumbnail served before asking the camera.")
+    cold_pool_size: int = Field(
+        48, ge=1, le=256, description="Cold pulls at once (each a short RTSP session, ~1 s of the camera's bitrate)."
+    )
+    cold_timeout_s: float = Field(5.0, gt=0, le=60, description="A cold pull gives up after this long.")
     jpeg_quality: int = Field(80, ge=10, le=100)
-    refresh_interval_s: float = Field(15.0, ge=1, le=3600, description="Background refresh of watched cameras.")
+    refresh_interval_s: float = Field(
+        10.0, ge=1, le=3600, description="Watched cameras' thumbnails older than this are refreshed in the background."
+    )
     interest_ttl_s: float = Field(60.0, ge=5, le=3600, description="How long a console's interest lasts.")
     stale_keep: int = Field(5000, ge=0, le=1_000_000, description="Last good thumbnails kept for offline cameras.")
 
@@ -138,15 +145,22 @@ class VehicleSettings(_Section):
     max_future_skew_s: float = Field(30.0, ge=0, le=3600, description="Positions further in the future are rejected.")
     fresh_s: float = Field(120.0, gt=0, le=86400, description="Default max age of a position used for 'nearest'.")
     track_retention_s: float = Field(3600.0, ge=60, le=7 * 86400, description="Track history kept per vehicle.")
+    track_max_points: int = Field(
+        720, ge=10, le=100_000, description="Track points kept per vehicle (40 bytes each); the oldest go first."
+    )
     max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Positions per request.")
+
+
+_HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
 
 
 class AlarmRoute(_Section):
     """Which departments are on duty for alarms of a type in an area (``*`` matches any)."""
 
-    area: str = "*"
-    type: str = "*"
-    departments: list[str]
+    area: str = Field("*", min_length=1, max_length=64)
+    type: str = Field("*", min_length=1, max_length=32)
+    departments: list[str] = Field(min_length=1, max_length=50)
+    hours: str = Field("", pattern=_HOURS + "|^$", description="Local HH:MM-HH:MM on duty (may wrap midnight).")
 
 
 class AlarmSettings(_Section):
@@ -161,9 +175,31 @@ class AlarmSettings(_Section):
     resolve_hours: dict[str, float] = Field(default_factory=lambda: {"panic": 168.0, "*": 168.0})
     routing: list[AlarmRoute] = Field(
         default_factory=lambda: [AlarmRoute(departments=["district", "police"])],
-        description="Also: the sub-district centre whose area matches is always on duty.",
+        description="Also: admins add routes through the API, and the area's sub-district centre is always on duty.",
     )
-    events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept for Last-Event-ID resume.")
+    timezone: str = Field("Asia/Shanghai", description="Time zone of routing hours.")
+    follow_every_s: float = Field(2.0, ge=0.1, le=600, description="A moving bus re-picks nearby cameras this often.")
+    overdue_check_s: float = Field(30.0, ge=1, le=3600, description="How often passed deadlines are announced.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class EventSettings(_Section):
+    """Live events to consoles (Server-Sent Events)."""
+
+    kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept for Last-Event-ID resume.")
+    heartbeat_s: float = Field(15.0, ge=1, le=300, description="Keep-alive comment and login re-check interval.")
+    max_streams_per_user: int = Field(8, ge=1, le=100)
+    queue: int = Field(1000, ge=10, le=100_000, description="Events a slow console may lag before it is cut off.")
 
 
 class Settings(BaseSettings):
@@ -189,6 +225,7 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings = SnapshotSettings()
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()
+    events: EventSettings = EventSettings()
 
     @field_validator("redis_url")
     @classmethod
