@@ -14,6 +14,19 @@ from camera_registry.store import CameraFilter
 from gateway.policy import authenticated, public
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
+# Third-party browser libraries, installed from the npm registry by scripts/bootstrap.sh (web/package.json).
+# Only these files are served: /vendor/<name> -> web/node_modules/<path>.
+VENDOR = {
+    "hls.mjs": "hls.js/dist/hls.mjs",
+    "leaflet.mjs": "leaflet/dist/leaflet-src.esm.js",
+    "leaflet.css": "leaflet/dist/leaflet.css",
+    "images/layers.png": "leaflet/dist/images/layers.png",
+    "images/layers-2x.png": "leaflet/dist/images/layers-2x.png",
+    "images/marker-icon.png": "leaflet/dist/images/marker-icon.png",
+    "images/marker-icon-2x.png": "leaflet/dist/images/marker-icon-2x.png",
+    "images/marker-shadow.png": "leaflet/dist/images/marker-shadow.png",
+}
 router = APIRouter(include_in_schema=False)
 
 # Pages load only our own scripts and styles; media and API calls stay on this origin.
@@ -36,6 +49,18 @@ async def static(name: str) -> FileResponse:
     path = (STATIC_DIR / name).resolve()
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():
         raise HTTPException(404, "not found")
+    return FileResponse(path, headers=HEADERS)
+
+
+@router.get("/vendor/{name:path}", dependencies=[public()])
+async def vendor(name: str) -> FileResponse:
+    """A browser library from web/node_modules (installed by ``make demo``/``make test``); only listed files."""
+    rel = VENDOR.get(name)
+    if rel is None:
+        raise HTTPException(404, "not found")
+    path = NODE_MODULES / rel
+    if not path.is_file():
+        raise HTTPException(404, f"{name} is not installed: run scripts/bootstrap.sh (npm ci in web/)")
     return FileResponse(path, headers=HEADERS)
 
 

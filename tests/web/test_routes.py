@@ -77,3 +77,11 @@ async def test_facets_count_only_the_cameras_the_caller_may_view(
     assert f["total"] == 1
     assert f["areas"] == [{"value": "莘庄镇", "count": 1}]
     assert f["departments"] == [{"value": "city", "count": 1}]
+
+
+async def test_vendor_serves_only_listed_npm_files(app_client: httpx.AsyncClient) -> None:
+    r = await app_client.get("/vendor/hls.mjs")
+    assert r.status_code == 200 and "Hls" in r.text  # from web/node_modules, installed by bootstrap
+    assert (await app_client.get("/vendor/leaflet.css")).status_code == 200
+    for path in ("/vendor/../routes.py", "/vendor/hls.js/package.json", "/vendor/%2e%2e/static/app.js", "/vendor/"):
+        assert (await app_client.get(path)).status_code == 404, path
