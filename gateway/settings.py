@@ -23,6 +23,7 @@ __all__ = [
     "AclSettings",
     "AlarmSettings",
     "AuthSettings",
+    "ClusterSettings",
     "DatabaseSettings",
     "EventSettings",
     "HlsSettings",
@@ -202,6 +203,43 @@ class EventSettings(_Section):
     queue: int = Field(1000, ge=10, le=100_000, description="Events a slow console may lag before it is cut off.")
 
 
+class ClusterSettings(_Section):
+    """Several gateway nodes sharing Redis and one database (off unless ``redis_url`` is set)."""
+
+    redis_url: str | None = Field(None, description="Redis shared by the nodes; empty = single node, no Redis.")
+    node_id: str = Field(
+        "", max_length=64, pattern=r"^[A-Za-z0-9_.-]*$", description="Unique per node; empty = the host name."
+    )
+    advertise_url: str | None = Field(
+        None, description="Base URL other nodes redirect viewers to (this node directly, or its route on the LB)."
+    )
+    lease_s: float = Field(
+        3.0, ge=1, le=60, description="Camera ownership lease; a dead node's cameras free up after it."
+    )
+    renew_s: float = Field(0.5, gt=0, le=20, description="How often leases and the node heartbeat are renewed.")
+    redis_timeout_s: float = Field(0.4, gt=0, le=10, description="Timeout of one coordination call to Redis.")
+    events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return v or None
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("advertise_url must start with http:// or https://")
+        return v.rstrip("/") if v else None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this node is part of a cluster."""
+        return self.redis_url is not None
+
+
 class Settings(BaseSettings):
     """All of Liandong's settings."""
 
@@ -226,6 +264,7 @@ class Settings(BaseSettings):
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()
     events: EventSettings = EventSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("redis_url")
     @classmethod
@@ -248,6 +287,11 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """Redis for shared caches (snapshots, vehicle positions): ``redis_url``, else the cluster's."""
+        return self.redis_url or self.cluster.redis_url
 
     @property
     def database_url(self) -> str:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.hub.gop import GopCache
 from gateway.hub.packets import AccessUnit
@@ -17,7 +17,7 @@ from gateway.hub.upstream import StreamInfo, Upstream, UpstreamState, UpstreamTi
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings
 
-__all__ = ["CameraStream", "StreamHub", "StreamUnavailable"]
+__all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]
 
 log = logging.getLogger(__name__)
 UrlResolver = Callable[[str], Awaitable[str]]
@@ -25,6 +25,18 @@ UrlResolver = Callable[[str], Awaitable[str]]
 
 class StreamUnavailable(Exception):
     """The camera's stream cannot be had (unknown camera, hub closed, no data in time)."""
+
+
+class Ownership(Protocol):
+    """Who may pull a camera when several gateway nodes share cameras (see ``gateway.cluster``)."""
+
+    async def claim(self, camera_id: str) -> None:
+        """Allow this node to pull the camera, or raise :class:`StreamUnavailable` (e.g. owned elsewhere)."""
+        ...
+
+    def released(self, camera_id: str) -> None:
+        """This node stopped pulling the camera."""
+        ...
 
 
 @dataclass
@@ -64,8 +76,15 @@ class StreamHub:
     ``idle_close_s`` after the last reader leaves and any pre-warm hold has passed.
     """
 
-    def __init__(self, settings: HubSettings, resolve_url: UrlResolver, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        resolve_url: UrlResolver,
+        metrics: Metrics | None = None,
+        ownership: Ownership | None = None,
+    ) -> None:
         self.settings = settings
+        self.ownership = ownership  # None: a single node pulls whatever its readers ask for
         self._resolve_url = resolve_url
         self.metrics = metrics or Metrics()
         self._streams: dict[str, CameraStream] = {}
@@ -174,6 +193,8 @@ class StreamHub:
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
         url = await self._resolve_url(camera_id)  # raises for unknown cameras
+        if self.ownership is not None:
+            await self.ownership.claim(camera_id)  # raises when another node pulls it
         stream = self._streams.get(camera_id)  # another task may have started it meanwhile
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
@@ -227,6 +248,8 @@ class StreamHub:
         stream.info_event = asyncio.Event()
         stream.info = None
         self._streams.pop(stream.camera_id, None)
+        if self.ownership is not None:
+            self.ownership.released(stream.camera_id)
 
     async def close(self) -> None:
         """Stop every upstream and close every reader."""

@@ -1,0 +1,177 @@
+"""Camera ownership across three real gateway processes, a real redis-server and the RTSP fixture:
+one upstream pull per camera, redirects to the owner, a killed owner's cameras re-owned, and a
+node cut off from Redis stops pulling before anyone else may start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.camera_server import FixtureCameraServer
+from tests.cluster_nodes import Cluster, open_viewer
+from tests.redis_proxy import RedisProxy
+from tests.redis_server import redis_server
+
+pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
+CAMS = ("cam1", "cam2")
+
+
+@pytest.fixture
+def cams() -> Iterator[FixtureCameraServer]:
+    with FixtureCameraServer(mounts=("h264",)) as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, cams: FixtureCameraServer) -> Iterator[Cluster]:
+    with redis_server(tmp_path) as url, Cluster(tmp_path, url) as c:
+        c.prepare({cid: cams.url("h264") + f"?cam={cid}" for cid in CAMS})
+        c.start_all()
+        yield c
+
+
+async def _status(c: Cluster, node_index: int, *cameras: str) -> dict:
+    return await asyncio.to_thread(c.status, c.nodes[node_index], list(cameras))
+
+
+async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Cluster, cams: FixtureCameraServer) -> None:
+    c = cluster
+    n1, n2, n3 = c.nodes
+    admin = await asyncio.to_thread(c.token, "admin")
+    first = await open_viewer(n1.url, "cam1", admin)  # first come: n1 takes cam1
+    assert first.served_by == n1.url and not first.redirected
+    await first.frames(5)
+    others = [await open_viewer(n.url, "cam1", admin) for n in (n2, n3)]
+    for v in others:
+        assert v.redirected and v.served_by == n1.url  # 307 to the owner, offer and all
+        await v.frames(5)
+    third = await open_viewer(n3.url, "cam2", admin)  # another camera: n3 takes it
+    assert third.served_by == n3.url
+    await third.frames(5)
+    await asyncio.to_thread(cams.sync)
+    assert cams.clients("h264") == 2  # one upstream session per camera, across three nodes
+    st = await _status(c, 1, *CAMS)
+    assert st["owners"] == {"cam1": "n1", "cam2": "n3"}
+    assert set(st["nodes"]) == {"n1", "n2", "n3"}
+
+    # The session directory: every node lists all sessions; ending one works from any node.
+    listed = httpx.get(n2.url + "/api/sessions", headers=admin, timeout=5).json()
+    assert sorted((s["camera_id"], s["node"]) for s in listed) == [
+        ("cam1", "n1"),
+        ("cam1", "n1"),
+        ("cam1", "n1"),
+        ("cam2", "n3"),
+    ]
+    victim = next(s for s in listed if s["camera_id"] == "cam2")
+    r = httpx.delete(f"{n2.url}/api/sessions/{victim['id']}", headers=admin, timeout=5)
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        listed = httpx.get(n1.url + "/api/sessions", headers=admin, timeout=5).json()
+        if all(s["id"] != victim["id"] for s in listed):
+            break
+        await asyncio.sleep(0.1)
+    assert all(s["id"] != victim["id"] for s in listed)
+    # ... and its transport really closed: n3 drops cam2 after the idle delay, giving the lease back.
+    assert await asyncio.to_thread(cams.wait_clients, "h264", 1, 10)
+    deadline = time.monotonic() + 5
+    while (await _status(c, 0, "cam2"))["owners"]["cam2"] is not None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert (await _status(c, 0, "cam2"))["owners"]["cam2"] is None
+
+    for v in (first, *others, third):
+        await v.close()
+
+
+async def test_killed_owner_cameras_are_reowned_and_viewers_play_again(
+    cluster: Cluster, cams: FixtureCameraServer
+) -> None:
+    c = cluster
+    n1, n2, _ = c.nodes
+    admin = await asyncio.to_thread(c.token, "admin")
+    v = await open_viewer(n1.url, "cam1", admin)
+    await v.frames(3)
+    assert (await _status(c, 1, "cam1"))["owners"]["cam1"] == "n1"
+    killed = time.monotonic()
+    c.kill(n1)  # SIGKILL by PID
+    await v.close()
+    # The console retries through the load balancer, here: n2.
+    again = None
+    for _ in range(100):
+        try:
+            again = await open_viewer(n2.url, "cam1", admin, timeout=5)
+            break
+        except (RuntimeError, httpx.HTTPError):
+            await asyncio.sleep(0.2)
+    assert again is not None, c.log_tail(n2)
+    await again.frames(1, timeout=5)
+    playing_after = time.monotonic() - killed
+    assert again.served_by == n2.url
+    assert playing_after <= 5.0, f"playing again after {playing_after:.2f} s"
+    await asyncio.to_thread(cams.sync)
+    assert await asyncio.to_thread(cams.wait_clients, "h264", 1, 5)
+    st = await _status(c, 2, "cam1")
+    assert st["owners"]["cam1"] == "n2" and set(st["nodes"]) == {"n2", "n3"}
+    await again.close()
+
+
+async def test_node_cut_off_from_redis_stops_pulling_before_another_takes_over(
+    tmp_path: Path, cams: FixtureCameraServer
+) -> None:
+    with redis_server(tmp_path) as url, RedisProxy(url) as proxy:
+        # n1 reaches Redis only through the proxy: cutting it is a network partition for n1 alone.
+        cut_off = {"n1": {"LIANDONG_CLUSTER__REDIS_URL": proxy.url}}
+        with Cluster(tmp_path, url, n=2, per_node=cut_off) as c:
+            await _partition(c, proxy, cams)
+
+
+async def _partition(c: Cluster, proxy: RedisProxy, cams: FixtureCameraServer) -> None:
+    c.prepare({"cam1": cams.url("h264") + "?cam=cam1"})
+    c.start_all()
+    n1, n2 = c.nodes
+    admin = await asyncio.to_thread(c.token, "admin")
+    v = await open_viewer(n1.url, "cam1", admin)
+    await v.frames(3)
+    assert (await _status(c, 1, "cam1"))["owners"]["cam1"] == "n1"
+
+    proxy.cut()
+    cut_at = time.monotonic()
+    stopped_after = None
+    taken_after = None
+    max_clients = 0
+    viewer2 = None
+    while time.monotonic() - cut_at < 8:
+        await asyncio.to_thread(cams.sync)
+        n = cams.clients("h264")
+        max_clients = max(max_clients, n)
+        if stopped_after is None and n == 0:
+            stopped_after = time.monotonic() - cut_at
+        if viewer2 is None and stopped_after is not None:
+            try:  # a viewer on the other side of the partition
+                viewer2 = await open_viewer(n2.url, "cam1", admin, timeout=5)
+                await viewer2.frames(1, timeout=5)
+                taken_after = time.monotonic() - cut_at
+            except (RuntimeError, httpx.HTTPError):
+                viewer2 = None
+        if taken_after is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert stopped_after is not None, "the cut-off node kept pulling"
+    assert stopped_after < 3.0, f"stopped pulling {stopped_after:.2f} s after the cut (lease 3 s)"
+    assert taken_after is not None and taken_after <= 5.0
+    assert max_clients <= 1  # never two pulls of the camera at once
+    assert viewer2 is not None and viewer2.served_by == n2.url
+    proxy.heal()
+    # Healed: n1 hears that n2 owns the camera and redirects its viewers there.
+    await asyncio.sleep(1.5)
+    v3 = await open_viewer(n1.url, "cam1", admin)
+    assert v3.redirected and v3.served_by == n2.url
+    await v3.frames(1)
+    assert cams.clients("h264") == 1
+    for x in (v, viewer2, v3):
+        await x.close()
