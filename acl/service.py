@@ -247,10 +247,11 @@ class AclService:
             except Exception:  # telling others must not undo the change here
                 log.exception("policy change listener failed")
 
-    async def reload(self, reason: str) -> int:
-        """Reload policy and inventory from the database (a change made by another node) and end
-        streams that lost access; returns how many ended."""
-        await self._load_inventory()
+    async def reload(self, reason: str, *, inventory: bool = False) -> int:
+        """Reload the policy (and the inventory if asked) from the database after a change made by
+        another node, and end streams that lost access; returns how many ended."""
+        if inventory:
+            await self._load_inventory()
         async with self._write:
             self.state = await self.policy.load()
             self._compile()

@@ -107,7 +107,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     relay(ld.on_token_revoked, "token_revoked", "token_id")
 
     async def resync() -> None:
-        await acl.reload("resynchronised after Redis came back")
+        await acl.reload("resynchronised after Redis came back", inventory=True)
         await directory.republish()
 
     bus.on_reconnect.append(resync)

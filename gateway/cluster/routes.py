@@ -18,13 +18,16 @@ async def cluster_status(
 ) -> dict[str, Any]:
     """This node, the nodes with a current heartbeat, the cameras this node pulls, and the owner
     of each camera named by ``camera`` (repeatable)."""
-    node = request.app.state.ld.extras["cluster"]
+    ld = request.app.state.ld
+    node = ld.extras["cluster"]
     own = node.ownership
+    state = getattr(ld.authorizer, "state", None)
     return {
         "node_id": node.node_id,
         "advertise_url": node.url,
         "redis_ok": own.redis_ok,
+        "policy_revision": state.revision if state is not None else None,
         "nodes": await own.live_nodes(),
-        "pulling": sorted(c for c in request.app.state.ld.hub.cameras() if own.owns(c)),
+        "pulling": sorted(c for c in ld.hub.cameras() if own.owns(c)),
         "owners": await node.owners(list(camera or [])),
     }

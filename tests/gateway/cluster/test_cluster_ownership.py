@@ -112,6 +112,7 @@ async def test_killed_owner_cameras_are_reowned_and_viewers_play_again(
     await again.frames(1, timeout=5)
     playing_after = time.monotonic() - killed
     assert again.served_by == n2.url
+    print(f"killed owner: playing again after {playing_after:.2f} s")
     assert playing_after <= 5.0, f"playing again after {playing_after:.2f} s"
     await asyncio.to_thread(cams.sync)
     assert await asyncio.to_thread(cams.wait_clients, "h264", 1, 5)
@@ -161,6 +162,7 @@ async def _partition(c: Cluster, proxy: RedisProxy, cams: FixtureCameraServer) -
         if taken_after is not None:
             break
         await asyncio.sleep(0.05)
+    print(f"partition: stopped pulling after {stopped_after} s, taken over after {taken_after} s")
     assert stopped_after is not None, "the cut-off node kept pulling"
     assert stopped_after < 3.0, f"stopped pulling {stopped_after:.2f} s after the cut (lease 3 s)"
     assert taken_after is not None and taken_after <= 5.0
