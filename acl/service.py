@@ -435,6 +435,10 @@ class AclService:
         if vehicle_id in self._foreign_trucks:
             self._refresh_inside(vehicle_id)
 
+    def foreign_trucks(self) -> list[str]:
+        """Vehicles the location rule watches (trucks registered outside the district)."""
+        return list(self._foreign_trucks)
+
     def _refresh_inside(self, vehicle_id: str) -> bool:
         pos = self._positions.get(vehicle_id)
         inside = False

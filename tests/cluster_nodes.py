@@ -88,13 +88,22 @@ class Cluster:
             stdout=subprocess.DEVNULL,
         )
 
-    def prepare(self, cameras: dict[str, str], users: dict[str, str] | None = None) -> None:
-        """Migrate the shared database, import cameras (id -> RTSP URL) and add users (name -> role)."""
+    def prepare(
+        self,
+        cameras: dict[str, str] | list[dict[str, Any]],
+        users: dict[str, str] | None = None,
+        vehicles: Path | None = None,
+    ) -> None:
+        """Migrate the shared database, import cameras (id -> RTSP URL, or full records) and
+        vehicles, and add users (name -> role)."""
         self.data.mkdir(parents=True, exist_ok=True)
         self._cli("migrate")
-        inv = self.tmp / "inventory.json"
-        inv.write_text(json.dumps([{"id": c, "name": c, "source_url": u} for c, u in cameras.items()]))
-        self._cli("cameras", "import", str(inv))
+        if isinstance(cameras, dict):
+            cameras = [{"id": c, "name": c, "source_url": u} for c, u in cameras.items()]
+        if cameras:
+            inv = self.tmp / "inventory.json"
+            inv.write_text(json.dumps(cameras, ensure_ascii=False), encoding="utf-8")
+            self._cli("cameras", "import", str(inv), *(["--vehicles", str(vehicles)] if vehicles else []))
         for name, role in (users or {"admin": "admin"}).items():
             self._cli("users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
 

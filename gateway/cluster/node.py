@@ -112,7 +112,22 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
     bus.on_reconnect.append(resync)
 
+    async def follow_trucks() -> None:
+        # Fixes are taken in by whichever node the GPS feed reaches; the location rule on every node
+        # reads the watched trucks' newest fixes from the shared index once a second.
+        while True:
+            await asyncio.sleep(1.0)
+            index = getattr(ld.positions, "index", None)
+            if index is None or not hasattr(index, "latest_fixes"):
+                return
+            try:
+                for vid, fix in (await index.latest_fixes(acl.foreign_trucks())).items():
+                    acl.update_vehicle_position(vid, fix.lat, fix.lon, fix.t)
+            except Exception as e:  # Redis away: keep what we know, try again
+                log.debug("cluster: truck positions not read (%s)", type(e).__name__)
+
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+        trucks = asyncio.create_task(follow_trucks(), name="cluster-trucks")
         await ownership.start()
         await bus.start()
         try:
@@ -125,6 +140,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
         log.info("cluster node %s up (advertised as %s)", node_id, url)
 
         async def stop() -> None:
+            trucks.cancel()
             if hasattr(events, "stop"):
                 await events.stop()
             await directory.stop()
