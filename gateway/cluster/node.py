@@ -46,6 +46,19 @@ class ClusterNode:
     bus: ControlBus
     sessions: SessionDirectory
 
+    async def served_elsewhere(self, camera_id: str) -> str | None:
+        """The base URL of another live node pulling the camera, or None (free, ours, or Redis away)."""
+        if self.ownership.owns(camera_id):
+            return None
+        try:
+            owner = await self.ownership.owner_of(camera_id)
+            if owner is None or owner == self.node_id:
+                return None
+            return (await self.ownership.live_nodes()).get(owner)
+        except Exception as e:  # no coordination: serve it here as a single node would
+            log.debug("cluster: owner of %s unknown (%s)", camera_id, type(e).__name__)
+            return None
+
     async def owners(self, camera_ids: list[str]) -> dict[str, str | None]:
         """Camera id -> owning node id (None when no node pulls it)."""
         out: dict[str, str | None] = {}

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -69,6 +70,7 @@ def _headers(res: SnapshotResult) -> dict[str, str]:
     dependencies=[require_camera("view_snapshot")],
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "A thumbnail (stale ones carry X-Snapshot-Stale)."},
+        307: {"description": "Another gateway node pulls this camera: fetch it there (cluster)."},
         304: {"description": "Unchanged since If-None-Match / If-Modified-Since."},
         422: {"description": "width is not one of snapshot.widths."},
         503: {"description": "Camera offline or failing, and no earlier thumbnail."},
@@ -79,8 +81,19 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
     ``X-Camera-Status`` whether the camera answered; a stale thumbnail carries ``X-Snapshot-Stale``."""
     _check_width(request, width)
     await _camera_exists(request, camera_id)
+    ld = request.app.state.ld
+    cluster = ld.extras.get("cluster")
+    if cluster is not None and ld.hub.latest_keyframe(camera_id) is None:
+        # Another node pulls the camera: it has the live keyframe, and a cold pull here would be a
+        # second session at the camera.
+        owner = await cluster.served_elsewhere(camera_id)
+        if owner is not None:
+            subject: Subject = request.state.subject
+            token = quote(ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id), safe="")
+            location = f"{owner}/api/cameras/{quote(camera_id, safe='')}/snapshot.jpg?width={width}&token={token}"
+            return Response(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
     try:
-        res = await request.app.state.ld.snapshots.get(camera_id, width)
+        res = await ld.snapshots.get(camera_id, width)
     except SnapshotUnavailable as e:
         raise HTTPException(
             503,

@@ -57,6 +57,14 @@ async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Clus
     assert cams.clients("h264") == 2  # one upstream session per camera, across three nodes
     st = await _status(c, 1, *CAMS)
     assert st["owners"] == {"cam1": "n1", "cam2": "n3"}
+    # A thumbnail asked of a non-owner comes from the owner's live keyframe, not a second pull.
+    opened = cams.total_connections()
+    async with httpx.AsyncClient(follow_redirects=True, timeout=10) as h:
+        r = await h.get(f"{n2.url}/api/cameras/cam1/snapshot.jpg", params={"width": 320}, headers=admin)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", r.text
+    assert r.history and str(r.url).startswith(n1.url)
+    await asyncio.to_thread(cams.sync)
+    assert cams.total_connections() == opened
     assert set(st["nodes"]) == {"n1", "n2", "n3"}
 
     # The session directory: every node lists all sessions; ending one works from any node.
