@@ -6,7 +6,9 @@ viewer's path free of a redirect and needs no rebalancing when nodes come and go
 balancer that spreads viewers spreads owners with them. Each node renews all its leases in one
 Lua call every ``renew_s`` (compare-and-extend: only a lease that still names this node is
 extended; one that vanished, as after a Redis restart, is taken again), and publishes a
-heartbeat key with its advertise URL that expires with the same period.
+heartbeat key with its advertise URL that lapses after three missed renewals. A viewer arriving
+while the lease names a node without a heartbeat (it died) waits in the request for that lease
+to run out, then this node takes the camera.
 
 Safety under partition: a lease is valid locally until ``sent + lease_s``, where ``sent`` is
 when the last successful renewal was *sent*. A node that cannot renew stops pulling the camera
@@ -94,6 +96,9 @@ class CameraOwnership:
         self.node_id = node_id
         self.advertise_url = advertise_url
         self.lease_ms = int(lease_s * 1000)
+        # The heartbeat lapses sooner than a lease, so a viewer arriving after a node died is held
+        # until the dead node's lease runs out (then served) instead of being sent to the dead node.
+        self.heartbeat_ms = min(self.lease_ms, max(int(3 * renew_s * 1000), 1000))
         self.renew_s = renew_s
         self.timeout_s = timeout_s
         self.prefix = prefix
@@ -189,7 +194,7 @@ class CameraOwnership:
         cams = list(self._owned)
         try:
             async with self.r.pipeline(transaction=False) as p:
-                p.set(self._node(self.node_id), json.dumps({"url": self.advertise_url}), px=self.lease_ms)
+                p.set(self._node(self.node_id), json.dumps({"url": self.advertise_url}), px=self.heartbeat_ms)
                 p.sadd(f"{self.prefix}nodes", self.node_id)
                 await self._call(p.execute())
             results = (
