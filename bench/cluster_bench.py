@@ -138,6 +138,21 @@ async def redirect_cost(c: Cluster, cam: str, trials: int) -> dict[str, Any]:
             async with httpx.AsyncClient(timeout=5, headers=admin) as h:
                 await h.delete(v.session_url)
             await v.close()
+    # The hop alone: the non-owner's 307 (authentication, the owner look-up in Redis, a stream token).
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    hop: list[float] = []
+    async with httpx.AsyncClient(timeout=5, headers={**admin, "Content-Type": "application/sdp"}) as h:
+        for _ in range(trials * 3):
+            t0 = time.perf_counter()
+            r307 = await h.post(f"{other.url}/api/cameras/{cam}/whep", content=offer)
+            hop.append((time.perf_counter() - t0) * 1000)
+            assert r307.status_code == 307, r307.status_code
     if keep is not None:
         await keep.close()
     d, r = _dist(times["direct"], 1), _dist(times["redirected"], 1)
@@ -148,6 +163,7 @@ async def redirect_cost(c: Cluster, cam: str, trials: int) -> dict[str, Any]:
         "post_to_answer_ms_direct": d,
         "post_to_answer_ms_redirected": r,
         "added_ms_p50": round(r["p50"] - d["p50"], 1),
+        "redirect_hop_ms": _dist(hop, 1),
     }
 
 
