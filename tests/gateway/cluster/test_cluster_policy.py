@@ -4,6 +4,7 @@ reload from the shared database), and streams that lost access end wherever they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Iterator
@@ -14,14 +15,24 @@ import pytest
 
 from fixtures.camera_server import FixtureCameraServer
 from tests.cluster_nodes import Cluster, Node, open_viewer
+from tests.postgres_server import postgres_bin, postgres_server
 from tests.redis_server import redis_server
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, FixtureCameraServer]]:
-    with FixtureCameraServer(mounts=("h264",)) as cams, redis_server(tmp_path) as url, Cluster(tmp_path, url) as c:
+@pytest.fixture(params=["sqlite-wal", "postgresql"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Cluster, FixtureCameraServer]]:
+    """Three nodes on one database: a shared SQLite file in WAL mode, or a PostgreSQL server."""
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if request.param == "postgresql":
+            if postgres_bin() is None:
+                pytest.skip("Debian's postgresql package is not installed")
+            env["LIANDONG_DATABASE__URL"] = stack.enter_context(postgres_server())
+        cams = stack.enter_context(FixtureCameraServer(mounts=("h264",)))
+        url = stack.enter_context(redis_server(tmp_path))
+        c = stack.enter_context(Cluster(tmp_path, url, env=env))
         c.prepare({"cam1": cams.url("h264") + "?cam=cam1"}, {"admin": "admin", "op": "operator"})
         c.start_all()
         yield c, cams
