@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -233,6 +233,13 @@ class ClusterSettings(_Section):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("advertise_url must start with http:// or https://")
         return v.rstrip("/") if v else None
+
+    @model_validator(mode="after")
+    def _renew_well_within_lease(self) -> ClusterSettings:
+        # A node stops pulling renew_s + redis_timeout_s before its lease ends; that must leave time.
+        if 2 * self.renew_s + self.redis_timeout_s >= self.lease_s:
+            raise ValueError("lease_s must exceed 2 * renew_s + redis_timeout_s")
+        return self
 
     @property
     def enabled(self) -> bool:
