@@ -214,10 +214,13 @@ class ClusterSettings(_Section):
         None, description="Base URL other nodes redirect viewers to (this node directly, or its route on the LB)."
     )
     lease_s: float = Field(
-        3.0, ge=1, le=60, description="Camera ownership lease; a dead node's cameras free up after it."
+        2.5, ge=1, le=60, description="Camera ownership lease; a dead node's cameras free up after it."
     )
     renew_s: float = Field(0.5, gt=0, le=20, description="How often leases and the node heartbeat are renewed.")
     redis_timeout_s: float = Field(0.4, gt=0, le=10, description="Timeout of one coordination call to Redis.")
+    outage_grace_s: float = Field(
+        15.0, ge=0, le=3600, description="Viewers wait this long for Redis to come back before they are sent elsewhere."
+    )
     events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
 
     @field_validator("redis_url")

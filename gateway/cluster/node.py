@@ -74,7 +74,15 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     node_id, url = node_identity(s)
     client = redis_client(s.cluster.redis_url)
     c = s.cluster
-    ownership = CameraOwnership(client, node_id, url, lease_s=c.lease_s, renew_s=c.renew_s, timeout_s=c.redis_timeout_s)
+    ownership = CameraOwnership(
+        client,
+        node_id,
+        url,
+        lease_s=c.lease_s,
+        renew_s=c.renew_s,
+        timeout_s=c.redis_timeout_s,
+        outage_grace_s=c.outage_grace_s,
+    )
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)
     node = ClusterNode(node_id, url, ownership, bus, directory)
@@ -90,6 +98,23 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
         await ld.hub.end_camera(camera_id, reason)
 
     ownership.on_lost = lost
+
+    # Redis unreachable: pause the pull (this node can no longer prove it owns the camera) but keep
+    # the viewers connected; when Redis confirms the lease again the pull resumes, and when another
+    # node took the camera meanwhile (a partition, not an outage) the viewers are sent there.
+    def suspend(camera_id: str, reason: str) -> None:
+        ld.hub.suspend(camera_id, reason)
+
+    async def resume(camera_id: str) -> None:
+        try:
+            if await ld.hub.resume(camera_id):
+                return
+        except Exception as e:  # e.g. the camera was deleted meanwhile
+            log.warning("camera %s: could not resume (%s)", camera_id, type(e).__name__)
+        ownership.released(camera_id)
+
+    ownership.on_suspend = suspend
+    ownership.on_resume = resume
 
     # Changes made here are stored first, then announced; other nodes reload from the database.
     async def policy_stored(what: str) -> None:

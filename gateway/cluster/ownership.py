@@ -90,6 +90,7 @@ class CameraOwnership:
         lease_s: float = 3.0,
         renew_s: float = 0.5,
         timeout_s: float = 0.4,
+        outage_grace_s: float = 15.0,
         prefix: str = "liandong:",
     ) -> None:
         self.r = client
@@ -103,7 +104,13 @@ class CameraOwnership:
         self.timeout_s = timeout_s
         self.prefix = prefix
         self.on_lost: LostHandler | None = None
+        # Without these, a lease that could not be renewed is lost (sessions end); with them the
+        # pull pauses while the readers wait, and resumes when Redis confirms the lease again.
+        self.on_suspend: Callable[[str, str], Any] | None = None
+        self.on_resume: Callable[[str], Awaitable[None]] | None = None
+        self.outage_grace_s = outage_grace_s
         self._owned: dict[str, float] = {}  # camera -> monotonic time until which the lease surely holds
+        self._suspended: dict[str, float] = {}  # camera -> when its pull was paused (Redis unreachable)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
@@ -161,6 +168,7 @@ class CameraOwnership:
 
     def released(self, camera_id: str) -> None:
         """The hub closed the camera: give the lease back so another node may take it at once."""
+        self._suspended.pop(camera_id, None)
         if self._owned.pop(camera_id, None) is None:
             return
         self._spawn(self._release_now(camera_id))
@@ -192,39 +200,64 @@ class CameraOwnership:
         """Renew the heartbeat and every lease; hand lost cameras to ``on_lost``."""
         sent = time.monotonic()
         cams = list(self._owned)
+        paused = list(self._suspended)
+        keys = [self._lease(c) for c in cams + paused]
         try:
             async with self.r.pipeline(transaction=False) as p:
                 p.set(self._node(self.node_id), json.dumps({"url": self.advertise_url}), px=self.heartbeat_ms)
                 p.sadd(f"{self.prefix}nodes", self.node_id)
                 await self._call(p.execute())
-            results = (
-                await self._call(self._renew(keys=[self._lease(c) for c in cams], args=[self.node_id, self.lease_ms]))
-                if cams
-                else []
-            )
+            results = []
+            if keys:  # vanished leases (Redis restarted) are taken again, paused ones included
+                results = await self._call(self._renew(keys=keys, args=[self.node_id, self.lease_ms]))
         except (RedisError, OSError, TimeoutError) as e:
             if self.redis_ok:
                 log.warning("cluster: cannot renew leases (%s); cameras stop before their leases end", type(e).__name__)
             self.redis_ok = False
             self._expire_unrenewed()
+            self._expire_paused()
             return
         if not self.redis_ok:
             log.info("cluster: Redis is back; leases renewed")
         self.redis_ok = True
-        for cam, ok in zip(cams, results, strict=True):
+        for cam, ok in zip(cams, results[: len(cams)], strict=True):
             if cam not in self._owned:
                 continue  # released meanwhile
             if ok:
                 self._owned[cam] = sent + self.lease_ms / 1000
             else:
                 self._lose(cam, "another node took the camera over")
+        for cam, ok in zip(paused, results[len(cams) :], strict=True):
+            if self._suspended.pop(cam, None) is None:
+                continue  # its readers left meanwhile
+            if ok and self.on_resume is not None:
+                self._owned[cam] = sent + self.lease_ms / 1000
+                log.info("camera %s: lease confirmed again; resuming the pull", cam)
+                self._spawn(self.on_resume(cam))
+            else:
+                self._lose(cam, "another node took the camera over while this one was cut off")
 
     def _expire_unrenewed(self) -> None:
         # Stop early enough that the lease in Redis is still ours when the pull has ended.
         limit = time.monotonic() + self.renew_s + self.timeout_s + 0.1
         for cam, until in list(self._owned.items()):
             if until <= limit:
-                self._lose(cam, "lost contact with Redis; stopped pulling before the lease ended")
+                reason = "lost contact with Redis; stopped pulling before the lease ended"
+                if self.on_suspend is None:
+                    self._lose(cam, reason)
+                    continue
+                self._owned.pop(cam, None)
+                self._suspended[cam] = time.monotonic()
+                log.warning("camera %s: pull paused (%s)", cam, reason)
+                self.on_suspend(cam, reason)
+
+    def _expire_paused(self) -> None:
+        # Viewers held longer than this go and find a node that can serve them.
+        for cam, since in list(self._suspended.items()):
+            if time.monotonic() - since > self.outage_grace_s:
+                self._suspended.pop(cam, None)
+                if self.on_lost is not None:
+                    self._spawn(self.on_lost(cam, f"Redis unreachable for over {self.outage_grace_s:g} s"))
 
     def _lose(self, camera_id: str, reason: str) -> None:
         self._owned.pop(camera_id, None)

@@ -274,6 +274,30 @@ class StreamHub:
         self._cancel_idle(stream)
         self._stop_stream(stream, reason)
 
+    def suspend(self, camera_id: str, reason: str) -> bool:
+        """Stop pulling the camera but keep its readers (they wait for :meth:`resume`, then start
+        again at a keyframe). Used when this node may no longer pull it for a while."""
+        stream = self._streams.get(camera_id)
+        if stream is None or stream.upstream is None:
+            return False
+        up, stream.upstream = stream.upstream, None
+        up.stop()
+        log.info("camera %s: upstream suspended (%s)", camera_id, reason)
+        stream.gop.clear()
+        stream.keyframe_event.clear()
+        for r in stream.readers:
+            r.restart()
+        self._set_state(stream, UpstreamState.reconnecting, reason)
+        return True
+
+    async def resume(self, camera_id: str) -> bool:
+        """Pull a suspended camera again (claims it first); False if nobody reads it any more."""
+        stream = self._streams.get(camera_id)
+        if stream is None:
+            return False
+        await self._ensure(camera_id)
+        return True
+
     # -- upstream callbacks (event loop) ---------------------------------------------------
     def _on_unit(self, stream: CameraStream, au: AccessUnit) -> None:
         if stream.upstream is None:

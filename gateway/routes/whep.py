@@ -102,6 +102,15 @@ async def whep_delete(request: Request, session_id: str) -> Response:
     """End a WHEP session (its owner, or an admin)."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
+    cluster = ld.extras.get("cluster")
+    if cluster is not None:  # the session URL is relative: behind a load balancer any node gets the DELETE
+        d = await cluster.sessions.get(session_id)
+        if d is None or (d["user_id"] != subject.user_id and not subject.is_admin):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+        await cluster.sessions.end(
+            session_id, "ended by viewer" if d["user_id"] == subject.user_id else "ended by admin"
+        )
+        return Response(status_code=200)
     s = ld.sessions.get(session_id)
     if s is None or (s.user_id != subject.user_id and not subject.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")

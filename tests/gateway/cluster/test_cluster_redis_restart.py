@@ -1,5 +1,6 @@
-"""Redis restarts (no persistence: every key is gone): the nodes keep their viewers playing, take
-their leases again, resubscribe, and policy messages flow again."""
+"""Redis restarts (no persistence: every key is gone): the nodes keep their viewers connected (the
+pull pauses once the lease cannot be proven, and resumes), take their leases again, resubscribe,
+and policy messages flow again."""
 
 from __future__ import annotations
 
@@ -77,11 +78,32 @@ async def test_redis_restart_keeps_viewers_and_resynchronises(tmp_path: Path) ->
         v = await open_viewer(n1.url, "cam1", admin)
         await v.frames(3)
 
+        arrivals: list[float] = []
+
+        async def consume() -> None:
+            while True:
+                await v.track.recv()
+                arrivals.append(time.monotonic())
+
+        consumer = asyncio.create_task(consume())
         redis.stop()  # SIGKILL: every lease, heartbeat and subscription is gone
-        await asyncio.sleep(1.0)
-        await v.frames(20, timeout=5)  # still playing with Redis away (the lease is still valid locally)
+        down = time.monotonic()
+        # n1 can no longer prove it owns the camera: it pauses the pull, the viewer stays connected.
+        assert await asyncio.to_thread(cams.wait_clients, "h264", 0, 5)
+        paused_after = time.monotonic() - down
+        assert 0.5 < paused_after < 2.5  # played on while the lease held, stopped before it could lapse
+        await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - down)))  # a 4 s outage, longer than a lease
+        assert arrivals and arrivals[-1] - down < 2.5  # no frames while paused
         redis.start()
-        await v.frames(25, timeout=5)  # and through the restart (1 s down, lease 3 s)
+        back = time.monotonic()
+        deadline = back + 8
+        while not (arrivals and arrivals[-1] > back) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        consumer.cancel()
+        assert arrivals[-1] > back, "the viewer did not play again"
+        resumed_after = next(t for t in arrivals if t > back) - back
+        print(f"redis restart: paused after {paused_after:.2f} s, playing {resumed_after:.2f} s after Redis was back")
+        assert resumed_after < 5.0
 
         async def settled() -> dict:
             deadline = time.monotonic() + 10
