@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from fixtures.camera_server import FixtureCameraServer
+from gateway.settings import ClusterSettings
 from tests.cluster_nodes import Cluster, Node, open_viewer
 from tests.redis_server import redis_server
 
@@ -270,7 +271,7 @@ async def failover(c: Cluster, cams: FixtureCameraServer, ids: list[str], per_ca
         "cameras_owned_by_killed": counts[victim.node_id],
         "viewers_reconnecting": len(affected),
         "playing_again_s": _dist(list(times), 2),
-        "lease_s": 3.0,
+        "lease_s": ClusterSettings().lease_s,
     }
 
 
