@@ -220,7 +220,7 @@ async def policy(c: Cluster, ids: list[str], trials: int) -> dict[str, Any]:
         "trials": trials,
         "all_nodes_enforcing_s": _dist(all_nodes),
         "per_node_s": _dist(per_node),
-        "note": "from the change request leaving the client; includes the probe's own round trip",
+        "measured_from": "the change request leaving the client; includes the probe's own round trip",
     }
 
 

@@ -6,7 +6,6 @@ import datetime as dt
 import time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -88,10 +87,9 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
         # second session at the camera.
         owner = await cluster.served_elsewhere(camera_id)
         if owner is not None:
-            subject: Subject = request.state.subject
-            token = quote(ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id), safe="")
-            location = f"{owner}/api/cameras/{quote(camera_id, safe='')}/snapshot.jpg?width={width}&token={token}"
-            return Response(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
+            from gateway.cluster.redirect import redirect_to_owner
+
+            return redirect_to_owner(request, owner, camera_id, request.state.subject)
     try:
         res = await ld.snapshots.get(camera_id, width)
     except SnapshotUnavailable as e:

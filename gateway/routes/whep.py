@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from acl.identity import Subject
 from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
+from gateway.cluster.redirect import redirect_to_owner
 from gateway.hub import StreamUnavailable
 from gateway.policy import authenticated, public, require_camera
 from gateway.webrtc.sdp import SdpError
@@ -74,7 +74,7 @@ async def whep_offer(request: Request, camera_id: str) -> Response:
             f"camera '{camera_id}' sends {e.codec}, which browsers cannot play over WebRTC without transcoding",
         ) from None
     except OwnedElsewhere as e:
-        return _redirect_to_owner(request, camera_id, subject, e)
+        return redirect_to_owner(request, e.url, camera_id, subject)
     except StreamUnavailable as e:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
     except ValueError as e:  # aiortc rejects offers it cannot parse
@@ -86,15 +86,6 @@ async def whep_offer(request: Request, camera_id: str) -> Response:
         media_type="application/sdp",
         headers={"Location": location, "ETag": f'"{answer.session_id}"', **_ice_links(request)},
     )
-
-
-def _redirect_to_owner(request: Request, camera_id: str, subject: Subject, e: OwnedElsewhere) -> Response:
-    """307 to the node that pulls the camera; the body (the offer) goes along. A stream token in the
-    URL authenticates the repeated POST, as clients drop Authorization on a redirect to another origin."""
-    ld = request.app.state.ld
-    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id)
-    location = f"{e.url}/api/cameras/{quote(camera_id, safe='')}/whep?token={quote(token, safe='')}"
-    return Response(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @router.delete("/api/whep/{session_id}", status_code=200, dependencies=[authenticated()])
