@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.cluster.bus import ControlBus
+from gateway.cluster.metrics import ClusterCollector
 from gateway.cluster.ownership import CameraOwnership
 from gateway.cluster.sessions import SessionDirectory
 from gateway.container import Liandong
@@ -45,6 +46,7 @@ class ClusterNode:
     ownership: CameraOwnership
     bus: ControlBus
     sessions: SessionDirectory
+    metrics: ClusterCollector
 
     async def served_elsewhere(self, camera_id: str) -> str | None:
         """The base URL of another live node pulling the camera, or None (free, ours, or Redis away)."""
@@ -85,7 +87,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     )
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)
-    node = ClusterNode(node_id, url, ownership, bus, directory)
+    node = ClusterNode(node_id, url, ownership, bus, directory, ClusterCollector(ownership, ld.metrics.registry))
     ld.extras["cluster"] = node
     from gateway.cluster.routes import router
 

@@ -116,7 +116,7 @@ class CameraOwnership:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.redis_ok = True
-        self.claims = 0  # leases taken (a metric for tests and the benchmark)
+        self.counts = {"taken": 0, "lost": 0, "paused": 0, "resumed": 0}
 
     # -- keys --------------------------------------------------------------------------------
     def _lease(self, camera_id: str) -> str:
@@ -129,6 +129,14 @@ class CameraOwnership:
         return await asyncio.wait_for(aw, self.timeout_s)
 
     # -- the hub's side ------------------------------------------------------------------------
+    def held(self) -> int:
+        """Leases held now."""
+        return len(self._owned)
+
+    def paused(self) -> int:
+        """Cameras whose pull is paused (Redis unreachable)."""
+        return len(self._suspended)
+
     def owns(self, camera_id: str) -> bool:
         """Whether this node holds a (locally still valid) lease."""
         return self._owned.get(camera_id, 0.0) > time.monotonic()
@@ -153,7 +161,7 @@ class CameraOwnership:
                     if not ok:  # ours already (a restart of this node, or a race with ourselves)
                         await self._call(self.r.pexpire(key, self.lease_ms))
                     self._owned[camera_id] = sent + self.lease_ms / 1000
-                    self.claims += 1
+                    self.counts["taken"] += 1
                     log.info("camera %s: lease taken by node %s", camera_id, self.node_id)
                     return
                 if owner is not None:
@@ -232,6 +240,7 @@ class CameraOwnership:
                 continue  # its readers left meanwhile
             if ok and self.on_resume is not None:
                 self._owned[cam] = sent + self.lease_ms / 1000
+                self.counts["resumed"] += 1
                 log.info("camera %s: lease confirmed again; resuming the pull", cam)
                 self._spawn(self.on_resume(cam))
             else:
@@ -248,6 +257,7 @@ class CameraOwnership:
                     continue
                 self._owned.pop(cam, None)
                 self._suspended[cam] = time.monotonic()
+                self.counts["paused"] += 1
                 log.warning("camera %s: pull paused (%s)", cam, reason)
                 self.on_suspend(cam, reason)
 
@@ -256,11 +266,13 @@ class CameraOwnership:
         for cam, since in list(self._suspended.items()):
             if time.monotonic() - since > self.outage_grace_s:
                 self._suspended.pop(cam, None)
+                self.counts["lost"] += 1
                 if self.on_lost is not None:
                     self._spawn(self.on_lost(cam, f"Redis unreachable for over {self.outage_grace_s:g} s"))
 
     def _lose(self, camera_id: str, reason: str) -> None:
         self._owned.pop(camera_id, None)
+        self.counts["lost"] += 1
         log.warning("camera %s: ownership lost (%s)", camera_id, reason)
         if self.on_lost is not None:
             self._spawn(self.on_lost(camera_id, reason))

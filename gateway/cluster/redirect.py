@@ -20,6 +20,9 @@ def redirect_to_owner(request: Request, owner_url: str, camera_id: str, subject:
     Any HTTP method keeps its body on a 307 (WHEP POST, HLS and snapshot GETs alike).
     """
     ld = request.app.state.ld
+    node = ld.extras.get("cluster")
+    if node is not None:
+        node.metrics.redirected(getattr(request.scope.get("route"), "path", "other"))
     token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id)
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"] + [("token", token)]
     location = f"{owner_url}{request.url.path}?{urlencode(query)}"

@@ -65,6 +65,11 @@ async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Clus
     assert r.history and str(r.url).startswith(n1.url)
     await asyncio.to_thread(cams.sync)
     assert cams.total_connections() == opened
+    metrics = httpx.get(n2.url + "/metrics", headers=admin, timeout=5).text
+    assert 'liandong_cluster_redirects_total{route="/api/cameras/{camera_id}/whep"} 1.0' in metrics
+    assert 'liandong_cluster_redirects_total{route="/api/cameras/{camera_id}/snapshot.jpg"} 1.0' in metrics
+    assert "liandong_cluster_leases 0.0" in metrics and "liandong_cluster_redis_up 1.0" in metrics
+    assert "liandong_cluster_leases 1.0" in httpx.get(n1.url + "/metrics", headers=admin, timeout=5).text
     assert set(st["nodes"]) == {"n1", "n2", "n3"}
 
     # The session directory: every node lists all sessions; ending one works from any node.
@@ -101,6 +106,13 @@ async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Clus
         s["id"] == first.session_url.rsplit("/", 1)[1]
         for s in httpx.get(n2.url + "/api/sessions", headers=admin, timeout=5).json()
     ):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    # The admin ends every session of a camera from a node that holds none of them.
+    r = httpx.delete(n2.url + "/api/sessions", params={"camera_id": "cam1"}, headers=admin, timeout=5)
+    assert r.status_code == 200 and r.json() == {"ended": 2}, r.text
+    deadline = time.monotonic() + 5
+    while httpx.get(n3.url + "/api/sessions", headers=admin, timeout=5).json():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
     for v in (first, *others, third):
