@@ -191,7 +191,7 @@ class RedisEventBus(LocalEventBus):
         ]
 
     async def stop(self) -> None:
-        """Flush what can be flushed (1 s), then stop."""
+        """Flush what can be flushed (1 s), then stop and close the connection."""
         if self._outbox and len(self._tasks) > 1:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), 1.0)
@@ -200,3 +200,5 @@ class RedisEventBus(LocalEventBus):
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        with contextlib.suppress(RedisError, OSError):
+            await self.r.aclose()
