@@ -232,11 +232,11 @@ class AclService:
             else:
                 self._patch(applied)
                 self.state.revision = applied.revision
+        await self._stored(what)  # other nodes first: the audit write below takes a while
         detail = f"revision {applied.revision}: {what}" + (f" ({reason})" if reason else "")
         await self.audit.record(
             "policy_change", username=author, action=what.split(" ", 1)[0], detail=detail, incident_id=incident_id
         )
-        await self._stored(what)
         await self.enforce_sessions(what)
         return applied
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class ClusterNode:
     bus: ControlBus
     sessions: SessionDirectory
     metrics: ClusterCollector
+    policy_loaded_at: float = 0.0  # wall clock of the last policy change applied here (stored or reloaded)
 
     async def served_elsewhere(self, camera_id: str) -> str | None:
         """The base URL of another live node pulling the camera, or None (free, ours, or Redis away)."""
@@ -120,10 +122,19 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
     # Changes made here are stored first, then announced; other nodes reload from the database.
     async def policy_stored(what: str) -> None:
+        node.policy_loaded_at = time.time()
         await bus.publish("policy", what=what[:200])
 
     async def policy_elsewhere(msg: dict[str, Any]) -> None:
-        await acl.reload(f"policy changed on node {msg.get('from')}")
+        started = time.perf_counter()
+        ended = await acl.reload(f"policy changed on node {msg.get('from')}")
+        node.policy_loaded_at = time.time()
+        log.info(
+            "policy reloaded in %.0f ms after a change on node %s (%d stream(s) ended)",
+            (time.perf_counter() - started) * 1000,
+            msg.get("from"),
+            ended,
+        )
 
     acl.on_stored.append(policy_stored)
     bus.handlers["policy"] = policy_elsewhere

@@ -27,6 +27,7 @@ async def cluster_status(
         "advertise_url": node.url,
         "redis_ok": own.redis_ok,
         "policy_revision": state.revision if state is not None else None,
+        "policy_loaded_at": node.policy_loaded_at,
         "nodes": await own.live_nodes(),
         "pulling": sorted(c for c in ld.hub.cameras() if own.owns(c)),
         "owners": await node.owners(list(camera or [])),

@@ -48,18 +48,18 @@ async def _allowed(client: httpx.AsyncClient, node: Node, headers: dict[str, str
 
 
 async def _until_all(c: Cluster, headers: dict[str, str], revision: int, want: bool, since: float) -> list[float]:
-    """Seconds from ``since`` until each node has loaded ``revision`` (polled every 10 ms, at most
+    """Seconds from ``since`` (wall clock, before the change was sent) until each node applied
+    ``revision`` (the node's own time stamp, so a slow probe does not count; polled for at most
     3 s); then each node must answer as the new policy says."""
     admin = c.token("admin")
 
     async def one(node: Node) -> float:
         async with httpx.AsyncClient(timeout=5) as client:
-            while time.perf_counter() - since < 3:
-                r = await client.get(f"{node.url}/api/cluster", headers=admin)
-                if r.json()["policy_revision"] >= revision:
-                    took = time.perf_counter() - since
+            while time.time() - since < 3:
+                st = (await client.get(f"{node.url}/api/cluster", headers=admin)).json()
+                if st["policy_revision"] >= revision:
                     assert await _allowed(client, node, headers) == want
-                    return took
+                    return float(st["policy_loaded_at"]) - since
                 await asyncio.sleep(0.01)
         return float("inf")
 
@@ -78,31 +78,32 @@ async def test_policy_change_on_one_node_is_enforced_by_all_within_a_second(
         assert r.status_code == 200, r.text
         users = (await a.get(f"{n1.url}/api/admin/users")).json()
         uid = next(u["id"] for u in users if u["username"] == "op")
+        t0 = time.time()
         r = await a.put(f"{n1.url}/api/admin/users/{uid}/memberships/d1", json={"role": "member"})
         assert r.status_code == 200, r.text
         # The membership changed the policy on n1; the others follow.
         rev = r.json()["revision"]
-        assert max(await _until_all(c, op, rev, False, time.perf_counter())) < 1.0
+        assert max(await _until_all(c, op, rev, False, t0)) < 1.0
 
         timings: list[float] = []
 
         async def grant() -> int:
-            t0 = time.perf_counter()
+            t0 = time.time()
             r = await a.post(
                 f"{n3.url}/api/admin/rules", json={"subject": "dept:d1", "target": "cam:cam1", "action": "view_live"}
             )
             assert r.status_code == 201, r.text
-            print(f"grant request took {time.perf_counter() - t0:.3f} s")
+            print(f"grant request took {time.time() - t0:.3f} s")
             took = await _until_all(c, op, r.json()["revision"], True, t0)
             timings.extend(took)
             assert max(took) < 1.0, took
             return int(r.json()["id"])
 
         async def revoke(rule_id: int) -> float:
-            t0 = time.perf_counter()
+            t0 = time.time()
             r = await a.delete(f"{n1.url}/api/admin/rules/{rule_id}")
             assert r.status_code == 200, r.text
-            print(f"revoke request took {time.perf_counter() - t0:.3f} s")
+            print(f"revoke request took {time.time() - t0:.3f} s")
             took = await _until_all(c, op, r.json()["revision"], False, t0)
             timings.extend(took)
             assert max(took) < 1.0, took
@@ -119,9 +120,9 @@ async def test_policy_change_on_one_node_is_enforced_by_all_within_a_second(
         assert [(s["username"], s["node"]) for s in listed] == [("op", "n2")]
         t0 = await revoke(rule)
         ended = None
-        while time.perf_counter() - t0 < 3:
+        while time.time() - t0 < 3:
             if not (await a.get(f"{n1.url}/api/sessions")).json():
-                ended = time.perf_counter() - t0
+                ended = time.time() - t0
                 break
             await asyncio.sleep(0.02)
         await v.close()
