@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -70,6 +70,12 @@ class RedisEventBus(LocalEventBus):
         self._last = "0-0"  # the newest stream id read
         self._floor = 0  # events with ids <= floor are gone from the buffer
         self._tasks: list[asyncio.Task[None]] = []
+        # An event is rendered by a policy at least as new as the one its publisher had: an alarm's
+        # incident grant is committed on one node just before its event, and a console elsewhere
+        # must not see the event with the new cameras cut out because its node reloads a moment later.
+        self.policy_revision: Callable[[], int] = lambda: 0
+        self.catch_up: Callable[[], Awaitable[Any]] | None = None
+        self.catch_up_after_s = 0.3
         self.published = 0
         self.dropped = 0
 
@@ -88,6 +94,7 @@ class RedisEventBus(LocalEventBus):
                 "cameras": json.dumps(list(cameras)),
                 "departments": json.dumps(list(departments)),
                 "ts": repr(time.time()),
+                "rev": str(self.policy_revision()),
             }
         )
         self._outbox_ready.set()
@@ -142,6 +149,22 @@ class RedisEventBus(LocalEventBus):
     def _missed(self, last_id: int) -> bool:
         return last_id < self._floor
 
+    async def _policy_at_least(self, rev: int) -> None:
+        """Hold delivery until this node's policy has the publisher's revision (bounded: 1 s)."""
+        if self.policy_revision() >= rev:
+            return
+        started = time.monotonic()
+        caught_up = False
+        while self.policy_revision() < rev and time.monotonic() - started < 1.0:
+            if not caught_up and self.catch_up is not None and time.monotonic() - started > self.catch_up_after_s:
+                caught_up = True  # the change message did not come (yet): read the policy now
+                try:
+                    await self.catch_up()
+                except Exception:  # delivery goes on with what we have
+                    log.exception("cluster events: policy catch-up failed")
+                continue
+            await asyncio.sleep(0.01)
+
     async def load(self) -> None:
         """Fill the replay buffer with the stream's newest events (at start)."""
         keep = self._buffer.maxlen or 10_000
@@ -173,6 +196,7 @@ class RedisEventBus(LocalEventBus):
             delay = 0.2
             for _key, entries in got or []:
                 for sid, f in entries:
+                    await self._policy_at_least(int(f.get(b"rev", b"0") or 0))
                     self._last = sid.decode() if isinstance(sid, bytes) else sid
                     try:
                         self._deliver(self._event(sid, f))

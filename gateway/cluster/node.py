@@ -139,6 +139,18 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     acl.on_stored.append(policy_stored)
     bus.handlers["policy"] = policy_elsewhere
 
+    events = ld.events
+    if hasattr(events, "policy_revision"):  # the Redis event stream waits for the policy of its events
+
+        def revision() -> int:
+            return int(acl.state.revision) if acl.state is not None else 0
+
+        async def catch_up() -> None:
+            await acl.reload("an event needs a newer policy")
+
+        events.policy_revision = revision
+        events.catch_up = catch_up
+
     def relay(hooks: list[Callable[..., Awaitable[None]]], op: str, arg: str | None) -> None:
         async def announce(*args: Any) -> None:
             await bus.publish(op, **({arg: args[0]} if arg else {}))

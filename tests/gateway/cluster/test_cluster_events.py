@@ -128,3 +128,39 @@ async def test_alarm_on_one_node_reaches_consoles_on_others_and_resumes_after_a_
         assert [m["event"] for m in missed] == ["incident.updated", "incident.updated"]
         assert [m["data"]["state"] for m in missed] == ["dispatched", "acknowledged"]
         assert ev["id"] < missed[0]["id"] < missed[1]["id"]
+
+
+async def test_an_event_waits_for_the_policy_its_publisher_had(tmp_path: Path) -> None:
+    import redis.asyncio
+
+    from acl.identity import Subject
+    from acl.models import Role
+    from gateway.events import Viewer
+
+    with redis_server(tmp_path) as url:
+        a = RedisEventBus(redis.asyncio.from_url(url), keep=100)
+        b = RedisEventBus(redis.asyncio.from_url(url), keep=100)
+        a.policy_revision = lambda: 7  # the grant behind the event is revision 7 at the publisher
+        seen = {"rev": 6}
+        caught_up: list[float] = []
+
+        async def catch_up() -> None:  # what the node does: reload the policy from the database
+            caught_up.append(time.monotonic())
+            seen["rev"] = 7
+
+        b.policy_revision = lambda: seen["rev"]
+        b.catch_up = catch_up
+        for bus in (a, b):
+            await bus.start()
+        got = b.stream(Viewer(Subject(1, "admin", Role.admin, frozenset()), lambda _s, _c: True))
+        await anext(got)
+        await anext(got)
+        t0 = time.monotonic()
+        a.publish("incident.opened", {"n": 1})
+        text = await asyncio.wait_for(anext(got), 5)
+        assert '"n": 1' in text
+        # Not delivered with the old policy: held until the node caught up (0.3 s without a message).
+        assert caught_up and time.monotonic() - t0 >= 0.3
+        await got.aclose()
+        for bus in (a, b):
+            await bus.stop()
