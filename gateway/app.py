@@ -24,6 +24,7 @@ from gateway.routes import (
     cameras,
     events,
     health,
+    hls,
     incidents,
     sessions,
     snapshots,
@@ -118,18 +119,26 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
 
 def _attach_media(ld: Liandong) -> None:
     """The stream hub, the session registry and WebRTC, with their hooks and shutdown."""
+    from gateway.hls.service import HlsService
     from gateway.hub import StreamHub
+    from gateway.media import MediaRouter
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
 
     ld.hub = StreamHub(ld.settings.hub, ld.store.open_url, ld.metrics)
+    ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store)
     ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
-    ld.whep = WhepService(ld.hub, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.hls = HlsService(ld.media, ld.sessions, ld.settings.hls, ld.metrics, ld.settings.webrtc.open_timeout_s)
+    assert ld.auth is not None
+    ld.auth.session_key_subject = ld.hls.subject_for
     ld.extras.setdefault("session_terminators", []).append(ld.sessions)
     ld.snapshots = _snapshot_service(ld)
 
     async def camera_removed(camera_id: str) -> None:
         await ld.sessions.end_for_camera(camera_id, "camera deleted")
+        await ld.hls.end_camera(camera_id, "camera deleted")
+        await ld.media.end_camera(camera_id, "camera deleted")
         await ld.hub.end_camera(camera_id, "camera deleted")
         await ld.snapshots.forget(camera_id)
 
@@ -141,10 +150,13 @@ def _attach_media(ld: Liandong) -> None:
 
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
         ld.snapshots.start()
+        ld.hls.start()
 
         async def stop() -> None:
             await ld.snapshots.close()
             await ld.sessions.close()
+            await ld.hls.close()
+            await ld.media.close()
             await ld.hub.close()
 
         return stop
@@ -202,6 +214,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(auth.router)
     app.include_router(cameras.router)
     app.include_router(whep.router)
+    app.include_router(hls.router)
     app.include_router(sessions.router)
     app.include_router(acl_admin.router)
     app.include_router(audit.router)

@@ -63,6 +63,8 @@ class Liandong:
     hub: Any = None
     sessions: Any = None
     whep: Any = None
+    media: Any = None
+    hls: Any = None
     snapshots: Any = None
     positions: Any = None
     events: Any = None

@@ -112,12 +112,30 @@ class WebRTCSettings(_Section):
 
 
 class HlsSettings(_Section):
-    """Low-latency HLS out."""
+    """Low-latency HLS out (fMP4 parts, blocking playlist reload)."""
 
     enabled: bool = True
-    part_duration_s: float = Field(0.5, gt=0.05, le=5)
-    segment_count: int = Field(6, ge=3, le=60)
-    idle_stop_s: float = Field(30.0, ge=1, le=3600)
+    part_duration_s: float = Field(0.2, ge=0.1, le=2, description="Target length of an LL-HLS part.")
+    segment_min_s: float = Field(1.0, ge=0.2, le=10, description="A segment ends at the first keyframe after this.")
+    segment_count: int = Field(6, ge=3, le=60, description="Complete segments kept per camera.")
+    idle_stop_s: float = Field(20.0, ge=1, le=3600, description="Stop a muxer this long after its last request.")
+    session_idle_s: float = Field(15.0, ge=2, le=600, description="A player that asked nothing for this long has left.")
+    block_timeout_s: float = Field(6.0, ge=1, le=60, description="Longest wait of a blocking playlist/part request.")
+
+
+class TranscoderSettings(_Section):
+    """Shared transcodes (one per camera and variant, never per viewer) for what browsers cannot play."""
+
+    enabled: bool = True
+    max_concurrent: int = Field(2, ge=0, le=256, description="Cap on running transcodes; beyond it viewers get 503.")
+    encoder: Literal["software", "nvenc", "vaapi", "qsv"] = Field(
+        "software", description="H.264 encoder; a hardware one that fails falls back to libx264."
+    )
+    ffmpeg_bin: str = Field("ffmpeg", description="The ffmpeg executable.")
+    keyframe_s: float = Field(1.0, gt=0, le=10, description="Keyframe interval of transcoded streams.")
+    bitrate_kbps: int = Field(2500, ge=100, le=50000, description="Bitrate of H.265 -> H.264 transcodes.")
+    low_height: int = Field(360, ge=90, le=2160, description="Picture height of the low-bitrate variant.")
+    low_bitrate_kbps: int = Field(400, ge=50, le=10000, description="Bitrate of the low-bitrate variant.")
 
 
 class SnapshotSettings(_Section):
@@ -222,6 +240,7 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
     webrtc: WebRTCSettings = WebRTCSettings()
     hls: HlsSettings = HlsSettings()
+    transcoder: TranscoderSettings = TranscoderSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()

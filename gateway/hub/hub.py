@@ -21,6 +21,8 @@ __all__ = ["CameraStream", "StreamHub", "StreamUnavailable"]
 
 log = logging.getLogger(__name__)
 UrlResolver = Callable[[str], Awaitable[str]]
+# Builds a camera's upstream: the RTSP puller by default, the transcoder for derived streams.
+UpstreamFactory = Callable[..., Any]
 
 
 class StreamUnavailable(Exception):
@@ -64,8 +66,16 @@ class StreamHub:
     ``idle_close_s`` after the last reader leaves and any pre-warm hold has passed.
     """
 
-    def __init__(self, settings: HubSettings, resolve_url: UrlResolver, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        resolve_url: UrlResolver,
+        metrics: Metrics | None = None,
+        *,
+        upstream_factory: UpstreamFactory = Upstream,
+    ) -> None:
         self.settings = settings
+        self._factory = upstream_factory
         self._resolve_url = resolve_url
         self.metrics = metrics or Metrics()
         self._streams: dict[str, CameraStream] = {}
@@ -177,12 +187,26 @@ class StreamHub:
         stream = self._streams.get(camera_id)  # another task may have started it meanwhile
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
+        created = stream is None
         if stream is None:
             stream = CameraStream(camera_id, GopCache(self.settings.max_gop_cache_packets))
             self._streams[camera_id] = stream
         loop = asyncio.get_running_loop()
         stream.started_at = time.monotonic()
-        stream.upstream = Upstream(
+        try:
+            upstream = self._new_upstream(stream, url, loop)
+            upstream.start()  # a factory may refuse here (e.g. the transcoder is at its cap)
+        except BaseException:
+            if created and not stream.readers:
+                self._streams.pop(camera_id, None)
+            raise
+        stream.upstream = upstream
+        log.info("camera %s: upstream started", camera_id)
+        return stream
+
+    def _new_upstream(self, stream: CameraStream, url: str, loop: asyncio.AbstractEventLoop) -> Any:
+        camera_id = stream.camera_id
+        return self._factory(
             camera_id,
             url,
             loop,
@@ -192,9 +216,6 @@ class StreamHub:
             on_bytes=functools.partial(self._on_bytes, stream),
             timeouts=self._timeouts,
         )
-        stream.upstream.start()
-        log.info("camera %s: upstream started", camera_id)
-        return stream
 
     def _schedule_idle(self, stream: CameraStream) -> None:
         self._cancel_idle(stream)
