@@ -199,7 +199,7 @@ async def test_traversal_and_unknown_names_are_404(gw: tuple[LiveGateway, dict[s
         "index.M3U8",
         "%C0%AE%C0%AE%2F",
     ):
-        r = await g.client.get(base + name + f"?s={key}", headers=admin)
+        r = await g.client.get(base + name + f"?s={key}", headers=admin, follow_redirects=True)
         assert r.status_code == 404, (name, r.status_code, r.text)
         assert SECRET not in r.text
     r = await g.client.get(base + "stream.m3u8?s=not-a-key", headers=admin)
