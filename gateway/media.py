@@ -98,6 +98,7 @@ class MediaRouter:
             if info.codec in BROWSER_CODECS:
                 return Feed(camera_id, reader, self.hub, info, transcoded=False)
             self.hub.detach(reader, "needs a transcode")
+            known_codec = info.codec
         return await self._transcoded(camera_id, protocol, variant, known_codec, timeout_s)
 
     async def _transcoded(

@@ -64,7 +64,8 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
         f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{p.codec_string}",RESOLUTION={p.width}x{p.height}\n'
         f"stream.m3u8?s={session.key}\n"
     )
-    return Response(body, media_type=PLAYLIST, headers=_NO_STORE)
+    # The console ends its session with DELETE /api/sessions/{id} when the tile closes.
+    return Response(body, media_type=PLAYLIST, headers={**_NO_STORE, "X-Liandong-Session": session.session_id})
 
 
 @router.get(

@@ -131,7 +131,7 @@ async def test_ffprobe_plays_with_a_stream_token_and_tokens_are_checked(
     info = await ffprobe(f"{g.base_url}/api/cameras/cam-h264_360p/hls/index.m3u8?token={tok}")
     streams = info["streams"]
     assert isinstance(streams, list)
-    video = [s for s in streams if s["codec_type"] == "video"][0]
+    video = next(s for s in streams if s["codec_type"] == "video")
     assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
     assert int(video["nb_read_packets"]) >= 50
 
@@ -170,7 +170,7 @@ async def test_revocation_and_admin_end_stop_the_player(gw: tuple[LiveGateway, d
     assert [(s["protocol"], s["camera_id"]) for s in sessions] == [("hls", "cam-h264_360p")]
     rules = (await g.client.get("/api/admin/rules", headers=admin)).json()
     items = rules["items"] if isinstance(rules, dict) else rules
-    rule = [x for x in items if x.get("target") == "cam:cam-h264_360p"][0]
+    rule = next(x for x in items if x.get("target") == "cam:cam-h264_360p")
     r = await g.client.delete(f"/api/admin/rules/{rule['id']}", headers=admin)
     assert r.status_code in (200, 204), r.text
     deadline = time.monotonic() + 3
@@ -238,7 +238,7 @@ async def test_h265_camera_plays_as_h264_over_hls_through_one_transcode(
     assert 'CODECS="avc1.' in r.text
     tok = (await g.client.post("/api/auth/stream-token/cam-h265", headers=admin)).json()["token"]
     info = await ffprobe(f"{g.base_url}/api/cameras/cam-h265/hls/index.m3u8?token={tok}")
-    video = [s for s in info["streams"] if s["codec_type"] == "video"][0]  # type: ignore[union-attr]
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")  # type: ignore[union-attr]
     assert (video["codec_name"], video["width"], video["height"]) == ("h264", 1280, 720)
     assert len(g.ld.media.running()) == 1  # two players, one transcode
     assert cams.clients("h265") == 1

@@ -1,6 +1,7 @@
 // The live wall: a 1/4/9/16 grid of tiles, each one camera over WHEP. Closing a tile ends its session.
 import { api, notifyUnauthorized } from "./api.js";
 import { t } from "./i18n.js";
+import { HlsPlayer } from "./hlsplayer.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
 // What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
@@ -106,15 +107,31 @@ class Tile {
     this.el.classList.add("flash");
   }
 
-  async start() {
+  /** WebRTC when the gateway and the browser have it, else LL-HLS. */
+  makePlayer(forceHls) {
+    const cfg = this.grid.config();
+    const webrtc = cfg.webrtc !== false && typeof window.RTCPeerConnection === "function";
+    if (forceHls || (!webrtc && cfg.hls !== false)) return new HlsPlayer(this.cameraId, this.video);
+    return new WhepPlayer(this.cameraId, this.video, cfg.ice_servers || []);
+  }
+
+  async start(forceHls = false) {
     this.setStatus("connecting");
     this.el.classList.remove("ended");
-    const player = new WhepPlayer(this.cameraId, this.video, this.grid.config().ice_servers || []);
+    const player = this.makePlayer(forceHls);
     this.player = player;
-    player.onended = () => this.onServerEnd();
+    this.el.dataset.protocol = player instanceof HlsPlayer ? "hls" : "webrtc";
+    player.onended = (state) => {
+      // WebRTC that never got going (ICE blocked by a firewall): try HLS once.
+      if (!(player instanceof HlsPlayer) && this.firstFrameMs == null && state === "failed") return this.fallBack(player);
+      return this.onServerEnd();
+    };
     try {
       await player.start();
     } catch (e) {
+      if (this.player === player && !(player instanceof HlsPlayer) && (!(e instanceof WhepError) || e.status === 0)) {
+        return this.fallBack(player);
+      }
       if (this.player !== player) return; // closed meanwhile
       this.player = null;
       const status = e instanceof WhepError ? e.status : 0;
@@ -127,6 +144,13 @@ class Tile {
     this.watchFirstFrame(player);
     this.timer = setInterval(() => this.updateInfo(), 1000);
     if (this.title.textContent === this.cameraId) this.lookUpName();
+  }
+
+  async fallBack(player) {
+    if (this.player !== player) return;
+    this.player = null;
+    await player.stop();
+    await this.start(true);
   }
 
   watchFirstFrame(player) {
@@ -148,7 +172,7 @@ class Tile {
   async updateInfo() {
     const s = this.player && (await this.player.stats());
     if (!s) return;
-    const parts = ["WebRTC"];
+    const parts = [this.player instanceof HlsPlayer ? "HLS" : "WebRTC"];
     if (this.player.codec) parts.push(this.player.codec);
     if (this.video.videoWidth) parts.push(`${this.video.videoWidth}×${this.video.videoHeight}`);
     if (s.framesPerSecond) parts.push(`${Math.round(s.framesPerSecond)} fps`);
@@ -157,6 +181,7 @@ class Tile {
       parts.push(`${Math.round(kbps)} kbit/s`);
     }
     // Receive side only (jitter buffer + half the round trip); the camera's own delay is not known here.
+    if (s.latency) parts.push(`${t("latency")} ≈${s.latency.toFixed(1)} s`);
     if (s.jitterBufferEmittedCount) {
       const ms = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000 + (s.rtt || 0) * 500;
       parts.push(`${t("latency")} ≈${Math.round(ms)} ms`);
@@ -174,7 +199,7 @@ class Tile {
   async checkSession() {
     const player = this.player;
     const id = player && player.sessionId;
-    if (!id) return;
+    if (!id || player instanceof HlsPlayer) return; // hls.js reports a revoked session itself (410/403)
     const r = await api(`/api/sessions?camera_id=${encodeURIComponent(this.cameraId)}`, { quiet401: true });
     if (this.player !== player) return;
     if (r.status === 401 || (r.ok && !(await r.json()).some((x) => x.id === id))) this.onServerEnd();
