@@ -85,11 +85,14 @@ class MediaRouter:
         known_codec: str | None = None,
         variant: Variant = Variant.auto,
         timeout_s: float = 8.0,
+        passive: bool = False,
     ) -> Feed:
-        """A reader for ``protocol``; raises StreamUnavailable, UnsupportedCodec, TranscodeCapacity, NotFound."""
+        """A reader for ``protocol``; raises StreamUnavailable, UnsupportedCodec, TranscodeCapacity, NotFound.
+
+        ``passive``: only for a camera's own stream; the reader does not keep the camera open."""
         want = needs_transcode(known_codec, variant)
         if not want:
-            reader = await self.hub.attach(camera_id, protocol)
+            reader = await self.hub.attach(camera_id, protocol, passive=passive)
             try:
                 info = self.hub.info(camera_id) or await self.hub.wait_info(camera_id, timeout_s)
             except BaseException:

@@ -121,6 +121,9 @@ class HlsSettings(_Section):
     idle_stop_s: float = Field(20.0, ge=1, le=3600, description="Stop a muxer this long after its last request.")
     session_idle_s: float = Field(15.0, ge=2, le=600, description="A player that asked nothing for this long has left.")
     block_timeout_s: float = Field(6.0, ge=1, le=60, description="Longest wait of a blocking playlist/part request.")
+    always_remux: bool = Field(
+        True, description="Mux every camera being pulled (H.264) so its first HLS viewer starts at once."
+    )
 
 
 class TranscoderSettings(_Section):

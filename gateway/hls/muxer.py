@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.hls.fmp4 import TIMESCALE, H264Params, Sample, fragment, init_segment, to_sample_data
 from gateway.hub.packets import AccessUnit
@@ -33,6 +33,7 @@ class StreamSource(Protocol):
     """What the muxer reads: a :class:`gateway.media.Feed` (the camera's stream or its transcode)."""
 
     reader: Reader
+    source: Any  # the hub the reader belongs to
 
     def detach(self, reason: str) -> None: ...
 
@@ -113,6 +114,15 @@ class HlsMuxer:
         self.closed: str | None = None
         self.started = time.monotonic()
         self.first_part_at: float | None = None
+
+    @property
+    def reader(self) -> Reader:
+        return self._reader
+
+    @property
+    def feed_source(self) -> Any:
+        """The hub this muxer reads from."""
+        return self._source.source
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

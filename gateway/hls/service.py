@@ -26,7 +26,7 @@ from gateway.media import MediaRouter
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import HlsSettings
-from transcoder.plan import Variant
+from transcoder.plan import BROWSER_CODECS, Variant
 
 __all__ = ["HlsService", "HlsSession", "SessionGone"]
 
@@ -81,6 +81,19 @@ class HlsService:
         )
 
     # -- muxers ------------------------------------------------------------------------------
+    def on_camera_live(self, camera_id: str) -> None:
+        """The hub started pulling a camera: with ``always_remux``, mux it too (a passive reader that
+        does not keep the camera open), so a first HLS viewer finds segments ready."""
+        if not (self.settings.enabled and self.settings.always_remux):
+            return
+        key = (camera_id, Variant.auto)
+        info = self.media.hub.info(camera_id)
+        if key in self.muxers or key in self._starting or info is None or info.codec not in BROWSER_CODECS:
+            return
+        task = asyncio.ensure_future(self._start_muxer(camera_id, Variant.auto, info.codec, passive=True))
+        self._starting[key] = task
+        task.add_done_callback(lambda t: (self._starting.pop(key, None), t.cancelled() or t.exception()))
+
     async def muxer(self, camera_id: str, variant: Variant, known_codec: str | None) -> HlsMuxer:
         """The camera's running muxer (started if needed, with its first keyframe in)."""
         key = (camera_id, variant)
@@ -95,9 +108,11 @@ class HlsService:
             task.add_done_callback(lambda _t: self._starting.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _start_muxer(self, camera_id: str, variant: Variant, known_codec: str | None) -> HlsMuxer:
+    async def _start_muxer(
+        self, camera_id: str, variant: Variant, known_codec: str | None, passive: bool = False
+    ) -> HlsMuxer:
         feed = await self.media.attach(
-            camera_id, "hls", known_codec=known_codec, variant=variant, timeout_s=self.open_timeout_s
+            camera_id, "hls", known_codec=known_codec, variant=variant, timeout_s=self.open_timeout_s, passive=passive
         )
         mux = HlsMuxer(camera_id, feed, self._mux, size=(feed.info.width, feed.info.height), transcoded=feed.transcoded)
         mux.start()
@@ -107,8 +122,9 @@ class HlsService:
             await mux.stop("did not start")
             raise StreamUnavailable(reason)
         old = self.muxers.get((camera_id, variant))
-        if old is not None:
-            await old.stop("replaced")
+        if old is not None and old.closed is None:  # a viewer's muxer started meanwhile: keep that one
+            await mux.stop("not needed")
+            return old
         self.muxers[(camera_id, variant)] = mux
         self.metrics.hls_muxers.set(len(self.muxers))
         log.info("camera %s: HLS muxer started (%s)", camera_id, "transcoded" if feed.transcoded else "passthrough")
@@ -120,6 +136,8 @@ class HlsService:
     ) -> tuple[HlsSession, HlsMuxer]:
         """Start (or join) the camera's muxer and register a viewer session."""
         mux = await self.muxer(camera_id, variant, known_codec)
+        if mux.reader.passive:  # an always-on muxer: a viewer now keeps the camera open
+            mux.feed_source.set_passive(mux.reader, False)
         key = secrets.token_urlsafe(18)
         holder: dict[str, HlsSession] = {}
 
@@ -201,7 +219,12 @@ class HlsService:
             await self.sessions.end(s.session_id, "player stopped asking")
         for key, mux in list(self.muxers.items()):
             users = any((s.camera_id, s.variant) == key for s in self._by_key.values())
-            if mux.closed is not None or (not users and now - mux.last_request > self.settings.idle_stop_s):
+            idle = not users and now - mux.last_request > self.settings.idle_stop_s
+            if idle and mux.closed is None and self.settings.always_remux and not mux.transcoded:
+                if not mux.reader.passive:  # keep muxing while others pull the camera, without holding it
+                    mux.feed_source.set_passive(mux.reader, True)
+                continue
+            if mux.closed is not None or idle:
                 self.muxers.pop(key, None)
                 await mux.stop(mux.closed or "no HLS client")
                 log.info("camera %s: HLS muxer stopped (%s)", key[0], mux.closed)

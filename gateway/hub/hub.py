@@ -49,6 +49,10 @@ class CameraStream:
     info_event: asyncio.Event = field(default_factory=asyncio.Event)
     keyframe_event: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def active_readers(self) -> bool:
+        """Readers that keep the upstream open (passive ones, like an always-on HLS muxer, do not)."""
+        return any(not r.passive for r in self.readers)
+
     def bitrate_bps(self) -> float:
         """Upstream bitrate over the last 5 seconds."""
         now = time.monotonic()
@@ -76,6 +80,8 @@ class StreamHub:
     ) -> None:
         self.settings = settings
         self._factory = upstream_factory
+        # Called with the camera id when an upstream goes live (e.g. HLS starts remuxing it).
+        self.on_live: list[Callable[[str], None]] = []
         self._resolve_url = resolve_url
         self.metrics = metrics or Metrics()
         self._streams: dict[str, CameraStream] = {}
@@ -88,8 +94,12 @@ class StreamHub:
         )
 
     # -- readers ---------------------------------------------------------------------------
-    async def attach(self, camera_id: str, protocol: str, *, with_backlog: bool = True) -> Reader:
-        """A new reader of ``camera_id``; it starts with the cached GOP (a keyframe) when there is one."""
+    async def attach(
+        self, camera_id: str, protocol: str, *, with_backlog: bool = True, passive: bool = False
+    ) -> Reader:
+        """A new reader of ``camera_id``; it starts with the cached GOP (a keyframe) when there is one.
+
+        A ``passive`` reader does not keep the upstream open: it is closed when the others have left."""
         if self._closed:
             raise StreamUnavailable("the stream hub is shutting down")
         stream = await self._ensure(camera_id)
@@ -105,8 +115,10 @@ class StreamHub:
             for au in backlog[: self.settings.reader_queue_packets - 1]:
                 reader.push(au)
             reader.backlog_units = min(len(backlog), self.settings.reader_queue_packets - 1)
+        reader.passive = passive
         stream.readers.add(reader)
-        self._cancel_idle(stream)
+        if not passive:
+            self._cancel_idle(stream)
         self.metrics.viewers.labels(camera_id, protocol).inc()
         return reader
 
@@ -119,6 +131,17 @@ class StreamHub:
         stream.readers.discard(reader)
         self.metrics.viewers.labels(reader.camera_id, reader.protocol).dec()
         self._schedule_idle(stream)
+
+    def set_passive(self, reader: Reader, passive: bool) -> None:
+        """Make a reader keep the upstream open (or stop doing so)."""
+        stream = self._streams.get(reader.camera_id)
+        reader.passive = passive
+        if stream is None or reader not in stream.readers:
+            return
+        if passive:
+            self._schedule_idle(stream)
+        else:
+            self._cancel_idle(stream)
 
     async def prewarm(self, camera_id: str, hold_s: float = 30.0) -> None:
         """Start pulling a camera now and keep it for at least ``hold_s`` (alarm workflow)."""
@@ -219,7 +242,7 @@ class StreamHub:
 
     def _schedule_idle(self, stream: CameraStream) -> None:
         self._cancel_idle(stream)
-        if stream.readers:
+        if stream.active_readers():
             return
         delay = max(self.settings.idle_close_s, stream.hold_until - time.monotonic())
         stream.idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check, stream)
@@ -231,7 +254,7 @@ class StreamHub:
 
     def _idle_check(self, stream: CameraStream) -> None:
         stream.idle_timer = None
-        if stream.readers:
+        if stream.active_readers():
             return
         if time.monotonic() < stream.hold_until:
             self._schedule_idle(stream)
@@ -239,6 +262,11 @@ class StreamHub:
         self._stop_stream(stream, "idle")
 
     def _stop_stream(self, stream: CameraStream, why: str) -> None:
+        for r in list(stream.readers):  # passive readers left when the others had gone
+            r.close(why)
+            stream.readers.discard(r)
+            self.metrics.viewers.labels(r.camera_id, r.protocol).dec()
+        self._cancel_idle(stream)
         up, stream.upstream = stream.upstream, None
         if up is not None:
             up.stop()
@@ -296,6 +324,9 @@ class StreamHub:
         if state is UpstreamState.live:
             stream.live_since = time.monotonic()
         self._set_state(stream, state, reason)
+        if state is UpstreamState.live:
+            for hook in self.on_live:
+                hook(stream.camera_id)
 
     def _set_state(self, stream: CameraStream, state: UpstreamState, reason: str | None) -> None:
         stream.state = state

@@ -275,3 +275,38 @@ async def test_httpx_player_loop_follows_live(gw: tuple[LiveGateway, dict[str, s
         fetched += 1
         text = (await client.get(uri, headers=admin)).text
     assert fetched >= 10  # ~5 parts per second arrive as they are made
+
+
+async def test_always_remux_has_segments_ready_without_holding_the_camera(
+    gw: tuple[LiveGateway, dict[str, str]],
+) -> None:
+    from tests.live import start_viewer
+
+    g, admin = gw
+    viewer = await start_viewer(g, "cam-h264_360p", admin)  # someone watches over WebRTC
+    try:
+        await viewer.frames(5, timeout=15)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not any(
+            m["camera_id"] == "cam-h264_360p" and m["segments"] >= 2 for m in g.ld.hls.describe()
+        ):
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        uri, text = await open_stream(g, "cam-h264_360p", admin)
+        assert time.monotonic() - started < 0.5  # no wait for a keyframe: segments were made already
+        assert text.count("#EXTINF") >= 1
+        # While HLS plays, the muxer's reader holds the camera like any viewer.
+        await viewer.close()
+        await g.client.delete(viewer.location, headers=admin)
+        await asyncio.sleep(2.5)  # longer than the hub's idle close
+        assert "cam-h264_360p" in g.ld.hub.cameras()
+        assert (await g.client.get(uri, headers=admin)).status_code == 200
+    finally:
+        await viewer.close()
+    # Once the player has gone too, nothing holds the camera.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "cam-h264_360p" in g.ld.hub.cameras():
+        await asyncio.sleep(0.2)
+    assert "cam-h264_360p" not in g.ld.hub.cameras()
+    await g.ld.hls.sweep()
+    assert not any(m["camera_id"] == "cam-h264_360p" for m in g.ld.hls.describe())
