@@ -186,6 +186,7 @@ class TranscodeUpstream:
         """One ffmpeg run; (produced any picture, why it ended)."""
         source = self.pool.source
         reader = await source.attach(self.camera_id, "transcode")
+        helpers: list[asyncio.Task[None]] = []
         try:
             info = source.info(self.camera_id) or await source.wait_info(self.camera_id, self.t.open_s)
             spec = TranscodeSpec(
@@ -209,6 +210,7 @@ class TranscodeUpstream:
             errors: deque[str] = deque(maxlen=5)
             feeder = asyncio.create_task(self._feed(reader, stamps))
             drain = asyncio.create_task(self._stderr(errors))
+            helpers += [feeder, drain]
             produced = await self._read(stamps, spec, info)
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError, ReaderClosed, Exception):
@@ -224,6 +226,9 @@ class TranscodeUpstream:
         finally:
             source.detach(reader, "transcode restarted")
             self._kill()
+            for task in helpers:  # also when this session was cancelled (stop) mid-way
+                task.cancel()
+                task.add_done_callback(_retrieve)
 
     async def _feed(self, reader: Any, stamps: deque[tuple[int, float]]) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -281,6 +286,12 @@ class TranscodeUpstream:
                 seq += 1
                 self._on_unit(AccessUnit(data, pts, keyframe, wall, seq))
             buf = buf[start:]
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a helper task's outcome as seen (it ends with ReaderClosed or a broken pipe when stopped)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_idr(data: bytes) -> bool:
