@@ -17,7 +17,7 @@ from gateway.hub.reader import Reader
 from gateway.hub.upstream import StreamInfo
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings, TranscoderSettings
-from transcoder.command import Encoder
+from transcoder.command import Decoder, Encoder
 from transcoder.plan import BROWSER_CODECS, Variant, needs_transcode
 from transcoder.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
 
@@ -58,6 +58,7 @@ class MediaRouter:
             source=hub,
             max_concurrent=settings.max_concurrent if settings.enabled else 0,
             encoder=Encoder(settings.encoder),
+            decoder=Decoder(settings.decoder),
             ffmpeg_bin=settings.ffmpeg_bin,
             keyframe_s=settings.keyframe_s,
         )

@@ -134,6 +134,9 @@ class TranscoderSettings(_Section):
     encoder: Literal["software", "nvenc", "vaapi", "qsv"] = Field(
         "software", description="H.264 encoder; a hardware one that fails falls back to libx264."
     )
+    decoder: Literal["software", "cuda", "vaapi", "qsv"] = Field(
+        "software", description="Where to decode (-hwaccel); a hardware decoder that fails falls back on its own."
+    )
     ffmpeg_bin: str = Field("ffmpeg", description="The ffmpeg executable.")
     keyframe_s: float = Field(1.0, gt=0, le=10, description="Keyframe interval of transcoded streams.")
     bitrate_kbps: int = Field(2500, ge=100, le=50000, description="Bitrate of H.265 -> H.264 transcodes.")

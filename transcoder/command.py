@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import ffmpeg
 
-__all__ = ["Encoder", "TranscodeSpec", "build_command"]
+__all__ = ["Decoder", "Encoder", "TranscodeSpec", "build_command"]
 
 
 class Encoder(enum.StrEnum):
@@ -20,6 +20,15 @@ class Encoder(enum.StrEnum):
 
     software = "software"  # libx264
     nvenc = "nvenc"
+    vaapi = "vaapi"
+    qsv = "qsv"
+
+
+class Decoder(enum.StrEnum):
+    """Where the camera's stream is decoded (``-hwaccel``)."""
+
+    software = "software"
+    cuda = "cuda"  # NVDEC
     vaapi = "vaapi"
     qsv = "qsv"
 
@@ -34,6 +43,7 @@ class TranscodeSpec:
     bitrate_kbps: int = 2500
     keyframe_s: float = 1.0
     encoder: Encoder = Encoder.software
+    decoder: Decoder = Decoder.software
     vaapi_device: str = "/dev/dri/renderD128"
 
 
@@ -56,6 +66,8 @@ def build_command(spec: TranscodeSpec, ffmpeg_bin: str = "ffmpeg") -> list[str]:
         "fflags": "+nobuffer+genpts",
         "flags": "low_delay",
     }
+    if spec.decoder is not Decoder.software:
+        in_kwargs["hwaccel"] = spec.decoder.value  # decoded frames come back to memory for the filters
     if spec.encoder is Encoder.vaapi:
         global_args += ["-vaapi_device", spec.vaapi_device]
     stream = ffmpeg.input("pipe:0", **in_kwargs).video

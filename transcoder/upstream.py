@@ -21,7 +21,7 @@ from typing import Any
 from gateway.hub.packets import AccessUnit
 from gateway.hub.reader import ReaderClosed
 from gateway.hub.upstream import StreamInfo, UpstreamState, UpstreamTimeouts
-from transcoder.command import Encoder, TranscodeSpec, build_command
+from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
 
 __all__ = ["TranscodeCapacity", "TranscodeUpstream", "TranscoderPool", "VariantSpec"]
 
@@ -50,10 +50,14 @@ class TranscoderPool:
     source: Any  # the camera StreamHub
     max_concurrent: int
     encoder: Encoder = Encoder.software
+    decoder: Decoder = Decoder.software
     ffmpeg_bin: str = "ffmpeg"
     keyframe_s: float = 1.0
     running: dict[str, TranscodeUpstream] = field(default_factory=dict)
-    hardware_failed: bool = False  # set when the configured hardware encoder could not run here
+    # Set per stage when the configured hardware could not run here (each stage falls back on its own:
+    # a box may decode on NVDEC but have no NVENC).
+    decoder_failed: bool = False
+    encoder_failed: bool = False
     restarts: int = 0
 
     def acquire(self, key: str, up: TranscodeUpstream) -> None:
@@ -68,7 +72,19 @@ class TranscoderPool:
             del self.running[key]
 
     def encoder_now(self) -> Encoder:
-        return Encoder.software if self.hardware_failed else self.encoder
+        return Encoder.software if self.encoder_failed else self.encoder
+
+    def decoder_now(self) -> Decoder:
+        return Decoder.software if self.decoder_failed else self.decoder
+
+    def fall_back(self) -> None:
+        """A process with hardware stages died at once: give up the decoder first, then the encoder."""
+        if self.decoder_now() is not Decoder.software:
+            self.decoder_failed = True
+            log.warning("transcoder: the %s decoder does not work here; decoding in software", self.decoder)
+        elif self.encoder_now() is not Encoder.software:
+            self.encoder_failed = True
+            log.warning("transcoder: the %s encoder does not work here; using libx264", self.encoder)
 
     def factory(self, variant: VariantSpec) -> Callable[..., TranscodeUpstream]:
         """An ``upstream_factory`` for a :class:`~gateway.hub.StreamHub` of this variant."""
@@ -168,7 +184,8 @@ class TranscodeUpstream:
                 wait = delay * random.uniform(0.8, 1.2)
                 log.warning("transcode %s: %s; restarting in %.1f s", self.key, reason, wait)
                 if not produced and time.monotonic() - started < _HW_FAIL_WINDOW_S:
-                    self._maybe_fall_back()
+                    self.pool.fall_back()
+                    delay = self.t.backoff_initial_s  # the next try is a different command
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.t.backoff_max_s)
         finally:
@@ -176,11 +193,6 @@ class TranscodeUpstream:
             self.pool.release(self.key, self)
             if not self._loop.is_closed():
                 self._on_state(UpstreamState.idle, None)
-
-    def _maybe_fall_back(self) -> None:
-        if self.pool.encoder is not Encoder.software and not self.pool.hardware_failed:
-            self.pool.hardware_failed = True
-            log.warning("transcoder: the %s encoder does not work here; using software (libx264)", self.pool.encoder)
 
     async def _session(self) -> tuple[bool, str]:
         """One ffmpeg run; (produced any picture, why it ended)."""
@@ -196,6 +208,7 @@ class TranscodeUpstream:
                 bitrate_kbps=self.variant.bitrate_kbps,
                 keyframe_s=self.pool.keyframe_s,
                 encoder=self.pool.encoder_now(),
+                decoder=self.pool.decoder_now(),
             )
             cmd = build_command(spec, self.pool.ffmpeg_bin)
             self.proc = await asyncio.create_subprocess_exec(
@@ -205,7 +218,10 @@ class TranscodeUpstream:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
-            log.info("transcode %s: ffmpeg pid %d (%s)", self.key, self.proc.pid, spec.encoder.value)
+            log.info(
+                "transcode %s: ffmpeg pid %d (decode %s, encode %s)",
+                self.key, self.proc.pid, spec.decoder.value, spec.encoder.value,
+            )  # fmt: skip
             stamps: deque[tuple[int, float]] = deque(maxlen=256)
             errors: deque[str] = deque(maxlen=5)
             feeder = asyncio.create_task(self._feed(reader, stamps))

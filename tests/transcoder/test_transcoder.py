@@ -15,7 +15,7 @@ from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
 from gateway.settings import load_settings
 from tests.live import LiveGateway, live_gateway, start_viewer, whep_offer
-from transcoder.command import Encoder, TranscodeSpec, build_command
+from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
 from transcoder.plan import Variant, needs_transcode
 
 pytestmark = pytest.mark.media
@@ -35,6 +35,8 @@ def test_commands_put_global_options_first_and_never_use_a_shell() -> None:
     assert "scale=-2:360" in " ".join(cmd) and "400k" in cmd and "libx264" in cmd
     nv = build_command(TranscodeSpec("hevc", 25.0, encoder=Encoder.nvenc))
     assert "h264_nvenc" in nv and "libx264" not in nv
+    cu = build_command(TranscodeSpec("hevc", 25.0, decoder=Decoder.cuda))
+    assert cu[cu.index("-hwaccel") + 1] == "cuda" and cu.index("-hwaccel") < cu.index("-i")
     va = build_command(TranscodeSpec("h264", 30.0, encoder=Encoder.vaapi))
     assert va.index("-vaapi_device") < va.index("-i") and "hwupload" in " ".join(va)
     with pytest.raises(ValueError, match="input_codec"):
@@ -156,12 +158,15 @@ async def _viewer(g: LiveGateway, cam: str, query: str):  # type: ignore[no-unty
 
 
 async def test_a_hardware_encoder_that_fails_falls_back_to_software(tmp_path: Path, cams: FixtureCameraServer) -> None:
-    async for g in _gateway(tmp_path, cams, encoder="nvenc"):  # no NVIDIA card here: h264_nvenc cannot open
+    # No GPU here: NVDEC and NVENC cannot open; each stage falls back to software on its own.
+    async for g in _gateway(tmp_path, cams, encoder="nvenc", decoder="cuda"):
         v = await start_viewer(g, "cam-265", {})
         try:
             frames = await v.frames(5, timeout=30)
             assert frames[0].width == 1280
-            assert g.ld.media.pool.hardware_failed is True
+            pool = g.ld.media.pool
+            assert (pool.decoder_failed, pool.encoder_failed) == (True, True)
+            assert pool.restarts >= 2
         finally:
             await v.close()
 
