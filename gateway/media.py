@@ -51,8 +51,16 @@ class Feed:
 class MediaRouter:
     """Hands out readers of browser-playable streams."""
 
-    def __init__(self, hub: StreamHub, hub_settings: HubSettings, settings: TranscoderSettings, store: Any) -> None:
+    def __init__(
+        self,
+        hub: StreamHub,
+        hub_settings: HubSettings,
+        settings: TranscoderSettings,
+        store: Any,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.hub = hub
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.pool = TranscoderPool(
             source=hub,
@@ -61,6 +69,8 @@ class MediaRouter:
             decoder=Decoder(settings.decoder),
             ffmpeg_bin=settings.ffmpeg_bin,
             keyframe_s=settings.keyframe_s,
+            on_change=self._count,
+            on_restart=lambda cam: self.metrics.transcode_restarts.labels(cam).inc(),
         )
 
         async def exists(camera_id: str) -> str:
@@ -77,6 +87,11 @@ class MediaRouter:
             v: StreamHub(hub_settings, exists, Metrics(), upstream_factory=self.pool.factory(spec))
             for v, spec in self._variants.items()
         }
+
+    def _count(self, pool: TranscoderPool) -> None:
+        for spec in self._variants.values():
+            n = sum(1 for key in pool.running if key.endswith("/" + spec.name))
+            self.metrics.transcodes.labels(spec.name).set(n)
 
     async def attach(
         self,

@@ -59,6 +59,17 @@ class TranscoderPool:
     decoder_failed: bool = False
     encoder_failed: bool = False
     restarts: int = 0
+    on_change: Callable[[TranscoderPool], None] | None = None  # metrics
+    on_restart: Callable[[str], None] | None = None
+
+    def restarted(self, camera_id: str) -> None:
+        self.restarts += 1
+        if self.on_restart is not None:
+            self.on_restart(camera_id)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     def acquire(self, key: str, up: TranscodeUpstream) -> None:
         if key not in self.running and len(self.running) >= self.max_concurrent:
@@ -66,10 +77,12 @@ class TranscoderPool:
                 f"all {self.max_concurrent} transcoder slots are busy (transcoder.max_concurrent); try again later"
             )
         self.running[key] = up
+        self._changed()
 
     def release(self, key: str, up: TranscodeUpstream) -> None:
         if self.running.get(key) is up:
             del self.running[key]
+            self._changed()
 
     def encoder_now(self) -> Encoder:
         return Encoder.software if self.encoder_failed else self.encoder
@@ -178,7 +191,7 @@ class TranscodeUpstream:
                 else:
                     failures += 1
                 self.last_error = reason
-                self.pool.restarts += 1
+                self.pool.restarted(self.camera_id)
                 state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
                 self._on_state(state, reason)
                 wait = delay * random.uniform(0.8, 1.2)
