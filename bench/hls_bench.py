@@ -29,17 +29,6 @@ import httpx
 from bench.gateway_proc import ROOT, BenchGateway, children, cpu_seconds, running_gateway
 from fixtures.camera_server import FixtureCameraServer
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 LATENCY_JS = """async ([url, lowLatency, seconds]) => {
   const Hls = (await import('/vendor/hls.mjs')).default;
   const video = document.createElement('video');
@@ -102,9 +91,11 @@ def warm(gw: BenchGateway, camera: str) -> None:
 async def latency(gw: BenchGateway, camera: str, seconds: float) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
+    from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+
     out: dict[str, Any] = {}
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = await browser.new_page()
             await page.goto(gw.base + "/healthz")

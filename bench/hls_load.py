@@ -20,6 +20,18 @@ from urllib.parse import urljoin
 import aiohttp
 
 
+def arrived(rec: dict[str, float], last: float, size: int, stall_s: float) -> float:
+    """Count a piece of media that arrived now; returns now."""
+    now = time.monotonic()
+    gap = now - last
+    if rec["media"]:
+        rec["max_gap_s"] = max(rec["max_gap_s"], gap)
+        rec["stalls"] += 1 if gap > stall_s else 0
+    rec["media"] += 1
+    rec["bytes"] += size
+    return now
+
+
 async def player(
     session: aiohttp.ClientSession, url: str, mode: str, until: float, stall_s: float, out: list[dict[str, float]]
 ) -> None:
@@ -49,13 +61,7 @@ async def player(
                 seen.add(n)
                 st, data = await get(urljoin(media_url, f"seg{n}.m4s" + media_url[media_url.index("?") :]))
                 if st == 200:
-                    now = time.monotonic()
-                    gap = now - last
-                    rec["max_gap_s"] = max(rec["max_gap_s"], gap) if rec["media"] else 0.0
-                    rec["stalls"] += 1 if rec["media"] and gap > stall_s else 0
-                    last = now
-                    rec["media"] += 1
-                    rec["bytes"] += len(data)
+                    last = arrived(rec, last, len(data), stall_s)
             td = re.search(r"#EXT-X-TARGETDURATION:(\d+)", text)
             await asyncio.sleep(float(td.group(1)) if td else 2.0)
             st, body = await get(media_url)
@@ -67,13 +73,7 @@ async def player(
                 return
             st, data = await get(urljoin(media_url, hint.group(1)))
             if st == 200:
-                now = time.monotonic()
-                gap = now - last
-                rec["max_gap_s"] = max(rec["max_gap_s"], gap) if rec["media"] else 0.0
-                rec["stalls"] += 1 if rec["media"] and gap > stall_s else 0
-                last = now
-                rec["media"] += 1
-                rec["bytes"] += len(data)
+                last = arrived(rec, last, len(data), stall_s)
             else:
                 rec["errors"] += 1
             msn = re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
