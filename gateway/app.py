@@ -223,7 +223,11 @@ def _mount_web(app: FastAPI) -> None:
 
 
 def _install_middleware(app: FastAPI, ld: Liandong) -> None:
-    max_body = ld.settings.server.max_body_bytes
+    from gateway.server import BodyLimit
+
+    server = ld.settings.server
+    # Inside request_context (added first = inner): its 413/408 replies are counted like any other.
+    app.add_middleware(BodyLimit, max_bytes=server.max_body_bytes, idle_timeout_s=server.body_timeout_s)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -233,13 +237,7 @@ def _install_middleware(app: FastAPI, ld: Liandong) -> None:
         token = REQUEST_ID.set(rid)
         started = time.perf_counter()
         try:
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > max_body):
-                response: Response = JSONResponse(
-                    {"detail": f"request body larger than {max_body} bytes"}, status_code=413
-                )
-            else:
-                response = await call_next(request)
+            response: Response = await call_next(request)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, redact(request.url.path))
             response = JSONResponse({"detail": "internal error", "request_id": rid}, status_code=500)

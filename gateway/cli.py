@@ -53,6 +53,7 @@ def serve(
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
+    from gateway.server import guarded_h11
 
     settings = settings_from(config)
     configure_logging(settings.log.level, settings.log.format)
@@ -65,7 +66,8 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.server.keep_alive_s,
+        http=guarded_h11(settings.server.head_timeout_s),
     )
 
 
