@@ -42,9 +42,12 @@ class BodyLimit:
                 await JSONResponse({"detail": too_large}, status_code=413)(scope, receive, send)
                 return
         seen = 0
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, body_done
+            if body_done:  # after the body only a disconnect can come: a stream may wait for it for hours
+                return await receive()
             try:
                 async with asyncio.timeout(self.idle_timeout_s):
                     message = await receive()
@@ -54,6 +57,9 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise HTTPException(413, too_large)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, limited, send)

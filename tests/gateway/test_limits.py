@@ -12,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.gateway_process import GatewayProcess
+from acl.models import Role
+from fixtures.gateway_process import GatewayProcess, add_user
 
 LIMIT = 64 * 1024
 HEAD_S = 1.0
 BODY_S = 1.0
+PASSWORD = "limits-password-1"
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
         "LIANDONG_SERVER__MAX_BODY_BYTES": str(LIMIT),
         "LIANDONG_SERVER__HEAD_TIMEOUT_S": str(HEAD_S),
         "LIANDONG_SERVER__BODY_TIMEOUT_S": str(BODY_S),
+        "LIANDONG_EVENTS__HEARTBEAT_S": "1",
     }
-    g = GatewayProcess(Path(tmp_path_factory.mktemp("limits")) / "data", env=env)
+    data = Path(tmp_path_factory.mktemp("limits")) / "data"
+    add_user(data, "admin", PASSWORD, Role.admin)
+    g = GatewayProcess(data, env=env)
     try:
         yield g.start()
     finally:
@@ -89,16 +94,29 @@ def test_slow_clients_are_cut_off_and_release_their_sockets(gw: GatewayProcess) 
             time.sleep(0.05)
         assert gw.open_fds() >= baseline + 4  # the server holds all four now
         for s in [*stalled, kept]:
-            closed, _ = _closed_within(s, HEAD_S + 2)
+            closed, _ = _closed_within(s, HEAD_S + 4)
             assert closed, "a stalled request head kept its connection"
-        closed, reply = _closed_within(slow_body, BODY_S + 3)
+        closed, reply = _closed_within(slow_body, BODY_S + 5)
         assert b" 408 " in reply.split(b"\r\n")[0], reply[:200]
         assert b"stalled" in reply
     finally:
         for s in [*stalled, kept, slow_body]:
             s.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while gw.open_fds() > baseline and time.monotonic() < deadline:
         time.sleep(0.1)
     assert gw.open_fds() <= baseline
     assert httpx.get(gw.base_url + "/healthz").status_code == 200
+
+
+def test_long_responses_outlive_the_body_timeout(gw: GatewayProcess) -> None:
+    # An event stream waits for the client's disconnect for hours: that is not a stalled body.
+    with httpx.Client(base_url=gw.base_url, headers=gw.token("admin", PASSWORD), timeout=10) as c:
+        with c.stream("GET", "/api/events") as r:
+            assert r.status_code == 200
+            t0 = time.monotonic()
+            for line in r.iter_lines():  # keep-alives every second, past the body timeout
+                if line.startswith(": keep-alive") and time.monotonic() - t0 > BODY_S + 1.5:
+                    break
+        assert c.get("/healthz").status_code == 200
+    assert "Exception in ASGI application" not in gw.log_tail(100_000)
