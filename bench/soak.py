@@ -235,9 +235,14 @@ class Soak:
                 await asyncio.sleep(1)
 
     async def sampler(self) -> None:
+        cpu0, t0 = self.gw.cpu_seconds(), time.monotonic()
         async with httpx.AsyncClient(base_url=self.gw.base_url, headers=self.admin, timeout=10) as c:
             while self.now() < self.duration:
                 s: dict[str, Any] = {"t": round(self.now(), 1), "rss_kb": self.gw.rss_kb(), "fds": self.gw.open_fds()}
+                cpu1, t1 = self.gw.cpu_seconds(), time.monotonic()
+                if t1 > t0:
+                    s["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)  # of one core, since the last sample
+                cpu0, t0 = cpu1, t1
                 with contextlib.suppress(httpx.HTTPError, ValueError):
                     s["sessions"] = len((await c.get("/api/sessions")).json())
                     s["upstream"] = (await c.get(f"/api/cameras/{CAMERA}")).json().get("stream", {}).get("state")
@@ -297,7 +302,7 @@ class Soak:
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         await self.setup()
-        before_viewers = {"rss_kb": self.gw.rss_kb(), "fds": self.gw.open_fds()}
+        before_viewers = {"rss_kb": self.gw.rss_kb(), "fds": self.gw.open_fds(), "fd_kinds": self.gw.fd_kinds()}
         self.t0 = time.monotonic()
         async with (
             httpx.AsyncClient(base_url=self.gw.base_url, headers=self.admin, timeout=30) as admin,
@@ -321,13 +326,13 @@ class Soak:
             with contextlib.suppress(asyncio.CancelledError):
                 await events
         await asyncio.sleep(15)  # longer than hub.idle_close_s: the upstream closes after its last viewer
-        after_viewers = {"rss_kb": self.gw.rss_kb(), "fds": self.gw.open_fds()}
+        after_viewers = {"rss_kb": self.gw.rss_kb(), "fds": self.gw.open_fds(), "fd_kinds": self.gw.fd_kinds()}
         self.gw.stop()
         audit = await asyncio.to_thread(verify_audit, self.gw.data_dir)
         return self.report(whep, before_viewers, after_viewers, audit, integrity_check(self.gw.db_path))
 
     def report(
-        self, whep: dict[str, Any], before: dict[str, int], after: dict[str, int], audit: Any, integrity: str
+        self, whep: dict[str, Any], before: dict[str, Any], after: dict[str, Any], audit: Any, integrity: str
     ) -> dict[str, Any]:
         steady = [s for s in self.samples if s["t"] >= self.warmup]
         first, last = steady[:3], steady[-3:]
@@ -373,7 +378,10 @@ class Soak:
                 "steady_max": max(fds) if fds else None,
                 "end": fds[-1] if fds else None,
                 "after_viewers_left": after["fds"],
+                "kinds_before_viewers": before["fd_kinds"],
+                "kinds_after_viewers_left": after["fd_kinds"],
             },
+            "cpu_pct_of_one_core": _cpu_summary([s for s in steady if "cpu_pct" in s]),
             "webrtc": {
                 k: whep.get(k)
                 for k in ("viewers", "ok", "failures", "errors", "ttff_p50_ms", "fps_per_viewer", "max_gap_ms")
@@ -407,6 +415,13 @@ class Soak:
             "max_gap_s": max(p["max_gap_s"] for p in players),
             "left_stalled": [p["id"] for p in players if (p["last_media_s"] or 0) < self.duration - 10],
         }
+
+
+def _cpu_summary(samples: list[dict[str, Any]]) -> dict[str, float] | None:
+    values = sorted(s["cpu_pct"] for s in samples)
+    if not values:
+        return None
+    return {"mean": round(statistics.mean(values), 1), "p95": values[int(0.95 * (len(values) - 1))], "max": values[-1]}
 
 
 def _errors(log: str, limit: int = 100) -> list[str]:
