@@ -47,6 +47,11 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    head_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="A client must send a whole request head this soon, or is disconnected."
+    )
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request body that stalls this long gets 408.")
+    keep_alive_s: int = Field(30, ge=1, le=3600, description="Idle kept-alive connections close after this.")
     public_url: str | None = Field(None, description="Base URL printed by the demo and used in links.")
 
 
@@ -73,6 +78,9 @@ class AuthSettings(_Section):
     stream_token_ttl_s: int = Field(300, ge=10, le=24 * 3600)
     login_max_failures: int = Field(5, ge=1, le=100, description="Failures per window before throttling.")
     login_window_s: int = Field(300, ge=1, le=86400)
+    failure_audit_per_minute: int = Field(
+        60, ge=0, le=100_000, description="Refused requests audited per client address and minute (all are counted)."
+    )
 
 
 class AclSettings(_Section):
