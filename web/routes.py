@@ -91,6 +91,7 @@ async def console_config(request: Request) -> dict[str, Any]:
         "ice_servers": list(s.webrtc.ice_servers),
         "webrtc": s.webrtc.enabled,
         "hls": s.hls.enabled,
+        "snapshot_width": max(s.snapshot.widths),
         "map": {
             "tile_url": s.console.map_tile_url,
             "attribution": s.console.map_attribution,
