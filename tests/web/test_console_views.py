@@ -99,10 +99,14 @@ async def test_map_shows_boundary_visible_cameras_and_a_moving_bus(
                 break
             await asyncio.sleep(0.1)
 
-    # Clicking a camera on the map opens it in a tile on the wall (a real click on the canvas dot).
+    # Clicking a camera on the map opens it in a tile on the wall (a real click on the canvas dot,
+    # zoomed in first as an operator would, so the bus marker nearby does not cover it).
     x, y = await page.evaluate(
-        """([lat, lon]) => {
+        """async ([lat, lon]) => {
             const v = document.getElementById('map').liandongMap;
+            v.map.setView([lat, lon], 16, { animate: false });
+            // Let the canvas redraw the dots at the new zoom before clicking one.
+            await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
             const p = v.map.latLngToContainerPoint([lat, lon]);
             const r = v.el.getBoundingClientRect();
             return [r.left + p.x, r.top + p.y];
@@ -158,8 +162,11 @@ async def test_alarm_panel_beeps_and_the_operator_dispatches_acknowledges_and_no
     await expect(page.locator(f".tile[data-camera='{bus_cam}']")).to_be_visible()  # opened by itself
     await expect(page.locator("#alarm-count")).to_have_text("1")
 
-    # Open the incident: the gateway says which steps this operator may take.
-    await item.locator(".inc-head").click()
+    # Clicking the banner opens the incident in the panel (and the banner gives way); the panel
+    # offers the steps the gateway says this operator may take.
+    await page.click("#alarm-banner")
+    await expect(page.locator("#alarm-banner")).to_be_hidden()
+    await expect(item).to_have_class(re.compile(r"\bopen\b"))
     actions = item.locator(".inc-actions button[data-action]")
     await expect(actions).to_have_text(["派遣", "上报区中心", "添加备注"])
     await item.locator("select.inc-dept").select_option("police")

@@ -192,7 +192,6 @@ export class AlarmPanel {
       dept.dataset.focusKey = `${inc.id}:dept`;
       for (const d of this.config().departments || []) dept.add(new Option(d.name || d.id, d.id));
       if (inc.dispatched_to) dept.value = inc.dispatched_to;
-      actions.append(dept);
     }
     const text = document.createElement("textarea");
     text.className = "inc-note";
@@ -207,6 +206,7 @@ export class AlarmPanel {
       b.dataset.action = action;
       b.dataset.focusKey = `${inc.id}:${action}`;
       b.addEventListener("click", () => this.act(inc, action, { text, dept, button: b }));
+      if (action === "dispatch") actions.append(dept); // the department, then the button
       actions.append(b);
     }
     box.append(actions);
@@ -309,7 +309,6 @@ export class AlarmPanel {
   }
 
   showMute() {
-    this.muteButton.textContent = this.muted ? "🔕" : "🔔";
     this.muteButton.setAttribute("aria-pressed", String(this.muted));
     this.muteButton.title = this.muted ? t("sound_off") : t("sound_on");
   }

@@ -54,7 +54,9 @@ async function boot() {
     if (state.view === "map") mapView.map && mapView.map.invalidateSize();
   });
   $("alarm-banner").addEventListener("click", () => {
+    // Seen: the banner gives way to the incident in the panel.
     const id = $("alarm-banner").dataset.incident;
+    $("alarm-banner").hidden = true;
     $("alarm-panel").hidden = false;
     $("alarm-toggle").setAttribute("aria-pressed", "true");
     if (id && panel.selected !== id) panel.select(id);

@@ -112,7 +112,7 @@ function incidentChart(key, title, groups, label) {
   for (const [name, g] of rows) {
     const row = el("div", "bar-row");
     row.dataset.key = name;
-    const bar = el("div", "bar");
+    const bar = el("div", "bar-box");
     const track = el("div", "bar-track");
     track.style.width = `${(100 * g.total) / max}%`;
     const handled = el("div", "seg handled");
@@ -150,7 +150,7 @@ function offlineChart(title, areas) {
   for (const [name, a] of rows) {
     const row = el("div", "bar-row");
     row.dataset.key = name;
-    const bar = el("div", "bar");
+    const bar = el("div", "bar-box");
     const track = el("div", "bar-track full");
     const off = el("div", "seg offline");
     off.style.flexGrow = String(a.offline);

@@ -21,6 +21,7 @@ export class MapView {
     this.boundary = null;
     this.vehicles = new Map(); // vehicle id -> {marker, data}
     this.incidents = new Map(); // incident id -> marker
+    this.lastIncidents = null;
     this.timer = null;
     this.active = false;
     this.loaded = false;
@@ -54,6 +55,7 @@ export class MapView {
     this.map = null;
     this.vehicles.clear();
     this.incidents.clear();
+    this.lastIncidents = null;
     this.loaded = false;
   }
 
@@ -77,6 +79,7 @@ export class MapView {
     this.cameraLayer = L.layerGroup().addTo(this.map);
     this.vehicleLayer = L.layerGroup().addTo(this.map);
     this.incidentLayer = L.layerGroup().addTo(this.map);
+    if (this.lastIncidents) this.showIncidents(this.lastIncidents);
   }
 
   async loadBoundary() {
@@ -185,6 +188,7 @@ export class MapView {
 
   /** Open incidents with a place: a pulsing mark; clicking it opens the incident's cameras. */
   showIncidents(incidents) {
+    this.lastIncidents = incidents; // drawn when the map is first shown
     if (!this.map) return;
     this.incidentLayer.clearLayers();
     this.incidents.clear();
