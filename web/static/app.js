@@ -4,7 +4,7 @@ import { AlarmPanel } from "./alarms.js";
 import { api, setUnauthorizedHandler } from "./api.js";
 import { CameraList } from "./camlist.js";
 import { Dashboard } from "./dashboard.js";
-import { applyTexts, t, toggleLang } from "./i18n.js";
+import { applyTexts, has, t, toggleLang } from "./i18n.js";
 import { MapView } from "./map.js";
 import { LAYOUTS, TileGrid } from "./tiles.js";
 
@@ -229,7 +229,8 @@ async function onIncident(inc, isNew) {
   if (isNew) {
     banner.hidden = false;
     banner.dataset.incident = inc.incident_id;
-    banner.textContent = `${t("alarm")} ${inc.incident_id} · ${inc.type || ""} ${inc.vehicle_id || ""} ${inc.text || ""}`;
+    const type = inc.type && has(`type_${inc.type}`) ? t(`type_${inc.type}`) : inc.type || "";
+    banner.textContent = [`${t("alarm")} ${inc.incident_id}`, type, inc.area, inc.vehicle_id, inc.text].filter(Boolean).join(" · ");
   }
   // The incident's cameras open on the wall by themselves: the operator needs no click.
   const cams = inc.cameras || [];

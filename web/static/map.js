@@ -57,6 +57,7 @@ export class MapView {
     this.incidents.clear();
     this.lastIncidents = null;
     this.loaded = false;
+    for (const key of ["boundary", "cameras", "vehicles"]) delete this.el.dataset[key];
   }
 
   build() {
