@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
 from acl.identity import Subject
@@ -143,12 +144,17 @@ async def map_cameras(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/console/dashboard", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
-async def dashboard(request: Request) -> dict[str, Any]:
+async def dashboard(
+    request: Request,
+    since: Annotated[dt.datetime | None, Query(description="incidents opened since (ISO 8601); default: all")] = None,
+) -> dict[str, Any]:
     """A supervisor's overview, over what the caller may see: incidents by sub-district and by
     department (total, open, handled %, overdue), totals, and cameras offline per sub-district."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    stats = await ld.alarms.incidents.stats(None, subject)
+    stats = await ld.alarms.incidents.stats(since, subject)
     totals = {"total": 0, "open": 0, "handled": 0, "overdue": 0}
     for b in stats["by_area"].values():
         for k in totals:

@@ -121,6 +121,12 @@ async def test_dashboard_counts_only_what_the_caller_may_see(
     everything = (await app_client.get("/api/console/dashboard", headers=admin_headers)).json()
     assert everything["incidents"]["total"] == 3
     assert everything["cameras"]["by_area"]["七宝镇"] == {"total": 2, "offline": 1}
+    # A period counts the incidents opened since then (only with a time zone).
+    later = (utcnow() + dt.timedelta(minutes=1)).isoformat()
+    d = (await app_client.get("/api/console/dashboard", params={"since": later}, headers=op)).json()
+    assert d["incidents"]["total"] == 0 and d["incidents"]["by_area"] == {} and d["cameras"]["total"] == 2
+    r = await app_client.get("/api/console/dashboard", params={"since": "2026-11-28T00:00:00"}, headers=op)
+    assert r.status_code == 422
     # The stats endpoint agrees with the dashboard.
     stats = (await app_client.get("/api/incidents/stats", headers=op)).json()
     assert stats["by_area"] == inc["by_area"]

@@ -238,7 +238,7 @@ async def test_dashboard_shows_the_numbers_of_the_api(web_gateway: tuple[LiveGat
                     onsite_deadline=now + dt.timedelta(hours=-1 if late else 2),
                     resolve_deadline=now + dt.timedelta(hours=50),
                     history=[],
-                    created_at=now,
+                    created_at=now - dt.timedelta(days=3 if area == "莘庄镇" else 0),
                     effects_applied=True,
                     overdue_announced=[],
                 )
@@ -282,8 +282,13 @@ async def test_dashboard_shows_the_numbers_of_the_api(web_gateway: tuple[LiveGat
         assert r.status_code == 200, r.text
     await expect(dash.locator("[data-kpi='handled_pct'] .kpi-value")).to_have_text("75%")
     await expect(dash.locator("[data-kpi='overdue'] .kpi-value")).to_have_text("0")
+    # Today only: 莘庄镇's incident of three days ago drops out.
+    await page.select_option("#dash-period", "today")
+    await expect(dash.locator("[data-kpi='total'] .kpi-value")).to_have_text("3")
+    await expect(dash.locator("[data-chart='by_area'] .bar-row")).to_have_count(1)
     await page.click("#lang")
     await expect(dash.locator("[data-kpi='total'] .kpi-label")).to_have_text("Incidents")
+    await expect(page.locator("#dash-period")).to_have_value("today")
 
 
 async def test_tiles_rearrange_by_drag_go_fullscreen_and_download_a_snapshot(

@@ -5,6 +5,18 @@ import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const REFRESH_MS = 30_000;
+const PERIODS = ["today", "7d", "30d", "all"];
+const PERIOD_KEY = "liandong.dashboard.period";
+
+/** The start of a period as an ISO time (local midnight for days), or null for all time. */
+function periodStart(period) {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  if (period === "today") return d.toISOString();
+  if (period === "7d") return new Date(d.getTime() - 6 * 86_400_000).toISOString();
+  if (period === "30d") return new Date(d.getTime() - 29 * 86_400_000).toISOString();
+  return null;
+}
 
 export class Dashboard {
   /** `el` is the dashboard section; `config()` gives department names. */
@@ -15,6 +27,14 @@ export class Dashboard {
     this.timer = null;
     this.active = false;
     this.gen = 0;
+    const saved = localStorage.getItem(PERIOD_KEY);
+    this.period = PERIODS.includes(saved) ? saved : "all";
+  }
+
+  setPeriod(p) {
+    this.period = p;
+    localStorage.setItem(PERIOD_KEY, p);
+    this.load();
   }
 
   async show() {
@@ -45,7 +65,8 @@ export class Dashboard {
 
   async load() {
     const gen = this.gen;
-    const r = await api("/api/console/dashboard");
+    const since = periodStart(this.period);
+    const r = await api(`/api/console/dashboard${since ? `?since=${encodeURIComponent(since)}` : ""}`);
     if (gen !== this.gen || !r.ok) return;
     this.data = await r.json();
     this.render();
@@ -74,8 +95,18 @@ export class Dashboard {
       ),
       offlineChart(t("dash_offline_by_area"), cams.by_area),
     );
-    const legend = el("p", "dash-legend");
-    legend.append(swatch("handled", t("dash_handled")), swatch("open", t("dash_open")), swatch("overdue", t("dash_overdue")));
+    const legend = el("div", "dash-legend");
+    const period = document.createElement("select");
+    period.id = "dash-period";
+    for (const p of PERIODS) period.add(new Option(t(`period_${p}`), p));
+    period.value = this.period;
+    period.addEventListener("change", () => this.setPeriod(period.value));
+    legend.append(
+      period,
+      swatch("handled", t("dash_handled")),
+      swatch("open", t("dash_open")),
+      swatch("overdue", t("dash_overdue")),
+    );
     this.el.replaceChildren(kpis, legend, panels);
   }
 }
