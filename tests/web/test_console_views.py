@@ -99,6 +99,13 @@ async def test_map_shows_boundary_visible_cameras_and_a_moving_bus(
                 break
             await asyncio.sleep(0.1)
 
+    # The layer control hides and shows the buses.
+    buses = page.locator(".leaflet-control-layers label", has_text="公交").locator("input")
+    await buses.uncheck()
+    await expect(page.locator(bus)).to_have_count(0)
+    await buses.check()
+    await expect(page.locator(bus)).to_be_visible()
+
     # Clicking a camera on the map opens it in a tile on the wall (a real click on the canvas dot,
     # zoomed in first as an operator would, so the bus marker nearby does not cover it).
     x, y = await page.evaluate(

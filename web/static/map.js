@@ -53,6 +53,7 @@ export class MapView {
     this.hide();
     if (this.map) this.map.remove();
     this.map = null;
+    this.layerControl = null;
     this.vehicles.clear();
     this.incidents.clear();
     this.lastIncidents = null;
@@ -78,9 +79,27 @@ export class MapView {
     }
     this.note.textContent = cfg.tile_url ? "" : t("map_no_tiles");
     this.cameraLayer = L.layerGroup().addTo(this.map);
-    this.vehicleLayer = L.layerGroup().addTo(this.map);
+    this.vehicleLayers = { bus: L.layerGroup().addTo(this.map), truck: L.layerGroup().addTo(this.map) };
     this.incidentLayer = L.layerGroup().addTo(this.map);
+    this.addLayerControl();
     if (this.lastIncidents) this.showIncidents(this.lastIncidents);
+  }
+
+  // What to show: fixed cameras, buses, trucks, incidents (an operator hides what is in the way).
+  addLayerControl() {
+    if (this.layerControl) this.layerControl.remove();
+    this.layerControl = L.control
+      .layers(
+        null,
+        {
+          [t("layer_cameras")]: this.cameraLayer,
+          [t("kind_bus")]: this.vehicleLayers.bus,
+          [t("kind_truck")]: this.vehicleLayers.truck,
+          [t("incidents")]: this.incidentLayer,
+        },
+        { collapsed: false, position: "topright" },
+      )
+      .addTo(this.map);
   }
 
   async loadBoundary() {
@@ -150,7 +169,8 @@ export class MapView {
       let entry = this.vehicles.get(v.id);
       if (!entry) {
         const icon = L.divIcon({ className: `vehicle ${v.kind}`, iconSize: [16, 16], html: "" });
-        const marker = L.marker(pos, { icon, keyboard: false, riseOnHover: true }).addTo(this.vehicleLayer);
+        const layer = this.vehicleLayers[v.kind] || this.vehicleLayers.bus;
+        const marker = L.marker(pos, { icon, keyboard: false, riseOnHover: true }).addTo(layer);
         marker.on("click", () => {
           const cur = this.vehicles.get(v.id);
           if (cur && cur.data.cameras.length) this.onOpen(cur.data.cameras, cur.data.cameras);
@@ -169,7 +189,7 @@ export class MapView {
         entry.marker.setLatLng(pos);
         entry.data = v;
       }
-      const el = entry.marker.getElement();
+      const el = entry.marker.getElement(); // none while its layer is switched off
       if (el) {
         el.dataset.vehicle = v.id;
         el.dataset.lat = String(v.position.lat);
@@ -204,7 +224,9 @@ export class MapView {
   }
 
   relabel() {
-    if (this.note && this.map) this.note.textContent = (this.config().map || {}).tile_url ? "" : t("map_no_tiles");
+    if (!this.map) return;
+    this.note.textContent = (this.config().map || {}).tile_url ? "" : t("map_no_tiles");
+    this.addLayerControl();
   }
 }
 
