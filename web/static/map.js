@@ -69,6 +69,8 @@ export class MapView {
       attributionControl: Boolean(cfg.tile_url),
       maxZoom: cfg.max_zoom || 19,
       minZoom: 8,
+      zoomSnap: 0.25, // the district fills the view instead of the nearest whole zoom level
+      zoomDelta: 0.5,
     });
     this.map.setView(FALLBACK_CENTRE, 12);
     if (cfg.tile_url) {
