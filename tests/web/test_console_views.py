@@ -99,6 +99,22 @@ async def test_map_shows_boundary_visible_cameras_and_a_moving_bus(
                 break
             await asyncio.sleep(0.1)
 
+    # A panic alarm on the bus: the incident is marked where the bus is, and its route is drawn
+    # and grows as the bus drives on.
+    from tests.gateway.test_alarms import signed
+
+    secret = (await g.client.post("/api/admin/alarm-sources", json={"name": "gps"}, headers=admin)).json()["secret"]
+    alarm = {"alarm_id": "M-1", "type": "panic", "vehicle_id": "bus-9"}
+    assert (await g.client.post("/api/alarms", **signed(secret, alarm, source="gps"))).status_code == 202
+    await page.click("#views button[data-view='map']")  # the alarm opened the bus camera on the wall
+    track = page.locator("#map path.incident-track")
+    await expect(track).to_have_count(1)
+    await expect(page.locator("#map .incident-mark")).to_have_count(1)
+    d0 = await track.get_attribute("d")
+    await post_fix(g, feed, "bus-9", 31.165, 121.362)
+    await expect(page.locator(bus)).to_have_attribute("data-lat", "31.165")
+    await expect(track).not_to_have_attribute("d", d0 or "")
+
     # The layer control hides and shows the buses.
     buses = page.locator(".leaflet-control-layers label", has_text="公交").locator("input")
     await buses.uncheck()
@@ -124,8 +140,11 @@ async def test_map_shows_boundary_visible_cameras_and_a_moving_bus(
     await expect(page.locator("#grid")).to_be_visible()
     result = await playing(page, "cam-qb")
     assert result["width"] == 1280 and result["frames"] >= 10, result
-    # Clicking the bus opens its camera.
+    # Clicking the bus opens its camera (the operator pans to it first).
     await page.click("#views button[data-view='map']")
+    await page.evaluate(
+        "() => document.getElementById('map').liandongMap.map.setView([31.165, 121.362], 15, { animate: false })"
+    )
     await page.click(bus)
     assert (await playing(page, bus_cam))["width"] == 640
 

@@ -8,6 +8,8 @@ import { t } from "./i18n.js";
 const STALE_S = 120; // a vehicle fix older than this is drawn faded (the tracker went quiet)
 const CAMERA_COLOURS = { online: "#2fbf71", offline: "#e5484d", error: "#e5484d", unknown: "#8a96a3" };
 const FALLBACK_CENTRE = [31.11, 121.38];
+const TRACK_S = 1800; // the last half hour of an incident vehicle's route is drawn
+const TRACK_EVERY_MS = 10_000;
 
 export class MapView {
   /** `el` holds the map; `config()` gives the console config; `onOpen(ids, names)` opens cameras in tiles. */
@@ -54,6 +56,7 @@ export class MapView {
     if (this.map) this.map.remove();
     this.map = null;
     this.layerControl = null;
+    this.tracks = new Map();
     this.vehicles.clear();
     this.incidents.clear();
     this.lastIncidents = null;
@@ -83,6 +86,9 @@ export class MapView {
     this.cameraLayer = L.layerGroup().addTo(this.map);
     this.vehicleLayers = { bus: L.layerGroup().addTo(this.map), truck: L.layerGroup().addTo(this.map) };
     this.incidentLayer = L.layerGroup().addTo(this.map);
+    this.trackLayer = L.layerGroup().addTo(this.incidentLayer);
+    this.svg = L.svg(); // tracks as SVG paths (few), the thousands of dots stay on the canvas
+    this.tracks = new Map(); // vehicle id -> {line, at}
     this.addLayerControl();
     if (this.lastIncidents) this.showIncidents(this.lastIncidents);
   }
@@ -156,6 +162,7 @@ export class MapView {
     try {
       const r = await api("/api/vehicles");
       if (r.ok && this.map) this.showVehicles(await r.json());
+      if (this.map) await this.updateTracks();
     } finally {
       this.polling = false;
     }
@@ -213,7 +220,7 @@ export class MapView {
   showIncidents(incidents) {
     this.lastIncidents = incidents; // drawn when the map is first shown
     if (!this.map) return;
-    this.incidentLayer.clearLayers();
+    for (const m of this.incidents.values()) m.remove();
     this.incidents.clear();
     for (const inc of incidents) {
       if (inc.lat == null || inc.lon == null || inc.state === "closed") continue;
@@ -222,6 +229,46 @@ export class MapView {
       m.bindTooltip(`${inc.id} · ${inc.type} · ${inc.area || ""}`);
       m.on("click", () => this.onOpen(inc.cameras, inc.cameras));
       this.incidents.set(inc.id, m);
+    }
+  }
+
+  // Vehicles of open incidents: where they came from (the route since the alarm, up to TRACK_S).
+  async updateTracks() {
+    const wanted = new Set(
+      (this.lastIncidents || []).filter((i) => i.vehicle_id && i.state !== "closed").map((i) => i.vehicle_id),
+    );
+    for (const [vid, tr] of this.tracks) {
+      if (!wanted.has(vid)) {
+        tr.line.remove();
+        this.tracks.delete(vid);
+      }
+    }
+    const now = Date.now();
+    for (const vid of wanted) {
+      const tr = this.tracks.get(vid);
+      if (tr && now - tr.at < TRACK_EVERY_MS) {
+        // Between fetches the line follows the marker: its newest fix is the vehicle's position.
+        const v = this.vehicles.get(vid);
+        const pts = tr.line.getLatLngs();
+        const last = pts[pts.length - 1];
+        if (v && v.data.position && (!last || last.lat !== v.data.position.lat || last.lng !== v.data.position.lon)) {
+          tr.line.addLatLng([v.data.position.lat, v.data.position.lon]);
+        }
+        continue;
+      }
+      const since = now / 1000 - TRACK_S;
+      const r = await api(`/api/vehicles/${encodeURIComponent(vid)}/track?since=${since}`);
+      if (!this.map) return;
+      if (!r.ok) continue; // not a vehicle this user may see
+      const points = (await r.json()).points.map((p) => [p[1], p[2]]);
+      if (tr) {
+        tr.line.setLatLngs(points);
+        tr.at = now;
+      } else {
+        const line = L.polyline(points, { renderer: this.svg, className: "incident-track", weight: 3, interactive: false });
+        line.addTo(this.trackLayer);
+        this.tracks.set(vid, { line, at: now });
+      }
     }
   }
 
