@@ -20,6 +20,7 @@ export class AlarmPanel {
     this.onOpen = onOpen;
     this.onChange = onChange;
     this.incidents = [];
+    this.lastText = null;
     this.selected = null;
     this.drafts = new Map(); // incident id -> note text being typed (kept across reloads)
     this.errors = new Map(); // incident id -> last refusal
@@ -52,6 +53,7 @@ export class AlarmPanel {
     clearTimeout(this.reloadTimer);
     this.gen += 1;
     this.incidents = [];
+    this.lastText = null;
     this.selected = null;
     this.drafts.clear();
     this.errors.clear();
@@ -78,7 +80,12 @@ export class AlarmPanel {
     if (this.filter.value) q.set("state", this.filter.value);
     const r = await api(`/api/incidents?${q}`);
     if (gen !== this.gen || !r.ok) return;
-    this.incidents = await r.json();
+    const text = await r.text();
+    if (gen !== this.gen) return;
+    // Unchanged: leave the DOM alone (an open department menu or a half-typed note stays as it is).
+    if (text === this.lastText) return;
+    this.lastText = text;
+    this.incidents = JSON.parse(text);
     this.render();
     if (this.onChange) this.onChange(this.incidents);
   }
