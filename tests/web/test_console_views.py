@@ -205,6 +205,15 @@ async def test_alarm_panel_beeps_and_the_operator_dispatches_acknowledges_and_no
     await expect(deadline).not_to_have_text(first, timeout=3000)
     await item.locator("button[data-action='acknowledge']").click()
     await expect(item).to_have_attribute("data-state", "acknowledged")
+    # A colleague acts while this operator is typing: the list reloads, the half-typed note stays.
+    note = item.locator("textarea.inc-note")
+    await note.fill("车辆位置")
+    r = await g.client.post(f"/api/incidents/{inc_id}/note", json={"text": "同事备注"}, headers=admin)
+    assert r.status_code == 200, r.text
+    await expect(item.locator(".inc-history li").first).to_contain_text("同事备注")
+    await expect(note).to_have_value("车辆位置")
+    await expect(note).to_be_focused()
+    await note.fill("")
     # A note without text is refused in the page; with text it lands in the history.
     await item.locator("button[data-action='note']").click()
     await expect(item.locator(".inc-error")).to_have_text("请先填写备注")
@@ -213,8 +222,8 @@ async def test_alarm_panel_beeps_and_the_operator_dispatches_acknowledges_and_no
     await expect(item.locator(".inc-history li").first).to_contain_text("已联系驾驶员，车辆停靠七宝站")
     await expect(item.locator("textarea.inc-note")).to_have_value("")
     server = (await g.client.get(f"/api/incidents/{inc_id}", headers=admin)).json()
-    assert [h["action"] for h in server["history"]] == ["opened", "dispatch", "acknowledge", "note"]
-    assert [h["by"] for h in server["history"][1:]] == ["op-centre"] * 3
+    assert [h["action"] for h in server["history"]] == ["opened", "dispatch", "acknowledge", "note", "note"]
+    assert [h["by"] for h in server["history"][1:]] == ["op-centre", "op-centre", "admin", "op-centre"]
     assert server["dispatched_to"] == "police"
 
     # Past the deadline: the gateway announces it and the panel highlights the incident at once.

@@ -205,7 +205,7 @@ export class AlarmPanel {
     text.rows = 2;
     text.maxLength = 4000;
     text.placeholder = t("note_placeholder");
-    text.dataset.focusKey = `${inc.id}:note`;
+    text.dataset.focusKey = `${inc.id}:text`;
     text.value = this.drafts.get(inc.id) || "";
     text.addEventListener("input", () => this.drafts.set(inc.id, text.value));
     for (const action of inc.actions || []) {
