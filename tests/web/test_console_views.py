@@ -348,7 +348,6 @@ async def test_tiles_rearrange_by_drag_go_fullscreen_and_download_a_snapshot(
     # Both keep playing after the move (the video elements moved with their streams).
     assert (await playing(page, "cam-qb"))["frames"] >= 10
     assert (await playing(page, "cam-xz"))["frames"] >= 10
-    # The wall's age order is unchanged: going to one tile keeps the newest (cam-xz).
     # Fullscreen: the tile fills the screen; the button (or Esc) leaves it.
     await page.click(".tile[data-camera='cam-qb'] .tile-full")
     await expect(page.locator(".tile[data-camera='cam-qb']")).to_have_js_property("isConnected", True)
@@ -367,8 +366,18 @@ async def test_tiles_rearrange_by_drag_go_fullscreen_and_download_a_snapshot(
     await download.save_as(path)
     data = path.read_bytes()
     assert data[:3] == b"\xff\xd8\xff" and len(data) > 10_000
+    await expect(page.locator(".tile[data-camera='cam-qb']")).to_have_attribute("data-snapshot", "saved")
+    # A camera that does not answer: the snapshot button says why instead of saving an error page.
+    await g.add_camera(_admin, "cam-dead", "rtsp://127.0.0.1:9/none", name="断线")
+    await page.evaluate("location.hash = 'camera=cam-dead'")
+    dead = page.locator(".tile[data-camera='cam-dead']")
+    await dead.locator(".tile-snap").click()
+    await expect(dead).to_have_attribute("data-snapshot", "failed", timeout=15_000)
+    await expect(dead.locator(".tile-snap")).to_have_attribute("title", "截图失败: 摄像机无法连接")
+    # One tile: the oldest close first, the newest stays.
     await page.select_option("#layout", "1")
-    assert await order() == ["cam-xz"]
+    await expect(page.locator("#grid .tile")).to_have_count(1)
+    assert await order() == ["cam-dead"]
 
 
 @pytest.mark.parametrize("gateway_overrides", [MAP_SETTINGS])

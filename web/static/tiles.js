@@ -1,5 +1,5 @@
 // The live wall: a 1/4/9/16 grid of tiles, each one camera over WHEP. Closing a tile ends its session.
-import { api, notifyUnauthorized } from "./api.js";
+import { api, errorDetail, notifyUnauthorized } from "./api.js";
 import { t } from "./i18n.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
@@ -93,10 +93,10 @@ class Tile {
     this.el.querySelector(".tile-full").addEventListener("click", () => this.toggleFullscreen());
     this.video.addEventListener("dblclick", () => this.toggleFullscreen());
     this.snap = this.el.querySelector(".tile-snap");
-    // A full-size picture from the gateway (privacy masks applied, like every snapshot), saved as a file.
-    this.snap.href = `/api/cameras/${encodeURIComponent(cameraId)}/snapshot.jpg?width=${grid.config().snapshot_width || 1280}`;
-    this.snap.addEventListener("click", () => {
-      this.snap.download = `${cameraId}-${stamp(new Date())}.jpg`;
+    this.snap.href = this.snapshotUrl();
+    this.snap.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      this.downloadSnapshot();
     });
     this.wireDrag();
     this.relabelButtons();
@@ -147,6 +147,40 @@ class Tile {
       const from = this.grid.dragged;
       if (from && from !== this) this.grid.swap(from, this);
     });
+  }
+
+  // A full-size picture from the gateway (privacy masks applied, like every snapshot), saved as a
+  // file named after the camera and the time; a refusal or an offline camera is said in the tile.
+  snapshotUrl() {
+    return `/api/cameras/${encodeURIComponent(this.cameraId)}/snapshot.jpg?width=${this.grid.config().snapshot_width || 1280}`;
+  }
+
+  async downloadSnapshot() {
+    this.snap.classList.add("busy");
+    let r;
+    try {
+      r = await api(this.snapshotUrl(), { cache: "no-store" });
+    } catch (e) {
+      r = null;
+    } finally {
+      this.snap.classList.remove("busy");
+    }
+    if (!r || !r.ok) {
+      const why = r ? (REFUSALS[r.status] ? t(REFUSALS[r.status]) : await errorDetail(r)) : t("failed");
+      this.snap.title = `${t("snapshot_failed")}: ${why}`;
+      this.el.dataset.snapshot = "failed";
+      return;
+    }
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `${this.cameraId}-${stamp(new Date())}.jpg`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    this.snap.title = t("snapshot");
+    this.el.dataset.snapshot = "saved";
   }
 
   toggleFullscreen() {
