@@ -23,6 +23,7 @@ __all__ = [
     "AclSettings",
     "AlarmSettings",
     "AuthSettings",
+    "ConsoleSettings",
     "DatabaseSettings",
     "EventSettings",
     "HlsSettings",
@@ -234,6 +235,30 @@ class EventSettings(_Section):
     queue: int = Field(1000, ge=10, le=100_000, description="Events a slow console may lag before it is cut off.")
 
 
+class ConsoleSettings(_Section):
+    """The operator console's map (a control room often has no internet: no tiles by default)."""
+
+    map_tile_url: str = Field(
+        "",
+        max_length=500,
+        pattern=r"^$|^https?://[^\s\"'<>]+$",
+        description="XYZ tile template such as https://tiles.example/{z}/{x}/{y}.png; empty = no tile layer "
+        "(the map still shows the district boundary, cameras and vehicles). Its origin is added to img-src.",
+    )
+    map_attribution: str = Field("", max_length=200, description="Credit shown under the tiles.")
+    map_max_zoom: int = Field(19, ge=1, le=24)
+    vehicle_refresh_s: float = Field(
+        2.0, ge=0.5, le=60, description="How often an open map asks for the visible vehicles' positions."
+    )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _has_xyz(cls, v: str) -> str:
+        if v and not all(k in v for k in ("{z}", "{x}", "{y}")):
+            raise ValueError("map_tile_url needs {z}, {x} and {y}")
+        return v
+
+
 class Settings(BaseSettings):
     """All of Liandong's settings."""
 
@@ -259,6 +284,7 @@ class Settings(BaseSettings):
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()
     events: EventSettings = EventSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("redis_url")
     @classmethod
