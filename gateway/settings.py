@@ -102,7 +102,13 @@ class HubSettings(_Section):
     open_timeout_s: float = Field(8.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)
     reconnect_initial_s: float = Field(0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between retries. An upstream exists only while someone watches, and viewers must"
+        " resume within ~3 s of the camera's return: this plus the camera's answer time.",
+    )
     max_gop_cache_packets: int = Field(400, ge=10, le=10000)
 
 

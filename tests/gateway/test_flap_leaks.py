@@ -129,3 +129,24 @@ async def test_flaps_resume_within_3s_and_leak_nothing(
     leaked_tasks = [t for t in asyncio.all_tasks() if not t.done()]
     assert _sockets() <= sockets0, f"sockets: {sockets0} before, {_sockets()} after"
     assert len(leaked_tasks) <= tasks0, [t.get_name() for t in leaked_tasks]
+
+
+async def test_viewer_resumes_within_3s_after_a_long_outage(
+    gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer
+) -> None:
+    # Offline for 10 s (every mount answers 404): the hub keeps retrying while its viewer waits,
+    # and does not back off so far that the camera's return goes unnoticed for long.
+    g, admin = gw
+    v = await start_viewer(g, CAMERA, admin)
+    try:
+        await v.frames(5, timeout=15)
+        await asyncio.to_thread(cams.set_offline, True)
+        await asyncio.sleep(10)
+        await asyncio.to_thread(cams.set_offline, False)
+        t0 = time.monotonic()
+        waited = await _resumed_after(v, t0, timeout=15)
+        assert waited <= RESUME_S, f"resumed {waited:.2f} s after the camera came back"
+    finally:
+        await asyncio.to_thread(cams.set_offline, False)
+        await g.client.delete(v.location, headers=admin)
+        await v.close()
