@@ -57,6 +57,8 @@ class AclService:
         self._ticker: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
+        # Told after a change is stored (other gateway nodes learn of it this way): a short reason.
+        self.on_stored: list[Callable[[str], Awaitable[None]]] = []
         self._load_polygon()
 
     # -- answers ---------------------------------------------------------------------------
@@ -239,8 +241,26 @@ class AclService:
         await self.audit.record(
             "policy_change", username=author, action=what.split(" ", 1)[0], detail=detail, incident_id=incident_id
         )
+        await self._stored(what)
         await self.enforce_sessions(what)
         return applied
+
+    async def _stored(self, what: str) -> None:
+        for cb in self.on_stored:
+            try:
+                await cb(what)
+            except Exception:  # telling others must not undo the change here
+                log.exception("policy change listener failed")
+
+    async def reload(self, reason: str, *, inventory: bool = False) -> int:
+        """Reload the policy (and the inventory if asked) from the database after a change made by
+        another node, and end streams that lost access; returns how many ended."""
+        if inventory:
+            await self._load_inventory()
+        async with self._write:
+            self.state = await self.policy.load()
+            self._compile()
+        return await self.enforce_sessions(reason)
 
     def _patch(self, applied: Applied) -> None:
         """Apply a committed change to the in-memory state and index."""
@@ -307,6 +327,7 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        await self._stored(reason)
         await self.enforce_sessions(reason)
 
     async def user_changed(self, user_id: int, role: Role, active: bool) -> None:
@@ -324,6 +345,7 @@ class AclService:
             self._user_subjects.pop(user_id, None)
         else:
             self._user_subjects[user_id] = keys
+        await self._stored("user changed")
         await self.enforce_sessions("user changed")
 
     async def add_rule(self, author: str, spec: RuleSpec, reason: str = "") -> tuple[int, int]:
@@ -417,6 +439,10 @@ class AclService:
         self._positions[vehicle_id] = (lat, lon, at)
         if vehicle_id in self._foreign_trucks:
             self._refresh_inside(vehicle_id)
+
+    def foreign_trucks(self) -> list[str]:
+        """Vehicles the location rule watches (trucks registered outside the district)."""
+        return list(self._foreign_trucks)
 
     def _refresh_inside(self, vehicle_id: str) -> bool:
         pos = self._positions.get(vehicle_id)

@@ -246,6 +246,15 @@ class RedisVehicleIndex:
                     out[vid] = fix
         return out
 
+    async def latest_fixes(self, vehicle_ids: Iterable[str]) -> dict[str, Fix]:
+        """The newest fix of each vehicle, hidden ones included (gateway nodes keep the location
+        rule in step with fixes another node took in)."""
+        ids = list(vehicle_ids)
+        if not ids:
+            return {}
+        raws = await self._call(self.client.hmget(self.keys[1], ids))
+        return {vid: _unpack(vid, raw)[0] for vid, raw in zip(ids, raws, strict=True) if raw is not None}
+
     async def nearest(
         self, lat: float, lon: float, k: int, radius_m: float | None, min_t: float
     ) -> list[tuple[Fix, float]]:

@@ -56,6 +56,10 @@ def build_container(settings: Settings) -> Liandong:
     _attach_media(ld)
     acl.attach(ld)
     _attach_positions(ld, acl)
+    if settings.cluster.enabled:
+        from gateway.cluster.node import attach_cluster
+
+        attach_cluster(ld, acl)
     return ld
 
 
@@ -69,11 +73,22 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
 
     s = ld.settings
     index: VehicleIndex = MemoryVehicleIndex()
-    if s.redis_url:
+    if s.shared_redis_url:
         import redis.asyncio
 
-        index = RedisVehicleIndex(redis.asyncio.from_url(s.redis_url))
+        index = RedisVehicleIndex(redis.asyncio.from_url(s.shared_redis_url))
     ld.events = LocalEventBus(s.events.kept, s.events.heartbeat_s, s.events.queue)
+    if s.cluster.redis_url:
+        from gateway.cluster.events import RedisEventBus
+        from gateway.cluster.node import redis_client
+
+        ld.events = RedisEventBus(
+            redis_client(s.cluster.redis_url),
+            keep=s.events.kept,
+            stream_keep=s.cluster.events_kept,
+            heartbeat_s=s.events.heartbeat_s,
+            queue=s.events.queue,
+        )
     ld.positions = PositionService(
         s.vehicles, ld.store, s.acl.home_district, acl.inside_district, index=index, on_fix=acl.update_vehicle_position
     )
@@ -170,10 +185,10 @@ def _snapshot_service(ld: Liandong) -> Any:
     from snapshot.service import SnapshotService
 
     cache: SnapshotCache = MemoryCache()
-    if ld.settings.redis_url:
+    if ld.settings.shared_redis_url:
         import redis.asyncio
 
-        cache = RedisCache(redis.asyncio.from_url(ld.settings.redis_url))
+        cache = RedisCache(redis.asyncio.from_url(ld.settings.shared_redis_url))
     return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache)
 
 

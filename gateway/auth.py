@@ -16,6 +16,9 @@ __all__ = ["CSRF_HEADER", "Authenticator"]
 log = logging.getLogger(__name__)
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Unsafe routes that also take a stream token: a WHEP offer redirected to the node pulling the camera
+# (it grants no more than HLS with the same token does).
+_STREAM_TOKEN_POSTS = frozenset({"/api/cameras/{camera_id}/whep"})
 
 DepartmentsOf = Callable[[User], Awaitable[frozenset[str]]]
 
@@ -85,7 +88,8 @@ class Authenticator:
                 return await self._subject(user, tok.id)
         stream_token = request.query_params.get("token")
         camera_id = request.path_params.get("camera_id")
-        if stream_token and camera_id and request.method in _SAFE_METHODS:
+        route = getattr(request.scope.get("route"), "path", None)
+        if stream_token and camera_id and (request.method in _SAFE_METHODS or route in _STREAM_TOKEN_POSTS):
             checked = self.stream_tokens.check(stream_token, str(camera_id))
             if checked is None:
                 return None

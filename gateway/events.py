@@ -6,8 +6,8 @@ event (``cameras``, ``nearby``) are cut down to what that user may view; events 
 reach administrators only. Ids increase by one per event, so a console that reconnects with
 ``Last-Event-ID`` gets what it missed from the buffer, or a ``reset`` event when the buffer no
 longer reaches back that far (then it reloads). A console that falls too far behind is cut off
-and resumes the same way. Several gateway nodes would put a Redis Stream behind
-:class:`EventBus` (scale-out issue).
+and resumes the same way. Several gateway nodes put a Redis Stream behind :class:`EventBus`
+(``gateway.cluster.events``).
 """
 
 from __future__ import annotations
@@ -137,6 +137,11 @@ class LocalEventBus:
             sub.queue.get_nowait()
         sub.queue.put_nowait(_CLOSE)
 
+    def _missed(self, last_id: int) -> bool:
+        """Whether events after ``last_id`` have already left the buffer (ids here increase by one)."""
+        oldest = self._buffer[0].id if self._buffer else self._next
+        return last_id < oldest - 1
+
     def streams_of(self, user_id: int) -> int:
         return sum(1 for s in self._subs if s.viewer.subject.user_id == user_id)
 
@@ -152,8 +157,7 @@ class LocalEventBus:
             yield "retry: 2000\n\n"
             sent = -1
             if last_id is not None:
-                oldest = self._buffer[0].id if self._buffer else self._next
-                if last_id < oldest - 1:
+                if self._missed(last_id):
                     yield _control("reset", reason="some events are no longer kept; reload")
                 for ev in list(self._buffer):
                     if ev.id > last_id:

@@ -126,12 +126,19 @@ class MediaRouter:
         if not self.settings.enabled:
             raise UnsupportedCodec(codec or "this codec")
         src = self.transcoded[variant]
-        reader = await src.attach(camera_id, protocol)
+        # In a cluster the camera's pull (and so its transcode) lives on the node holding its lease:
+        # claim it through the camera hub first, which raises OwnedElsewhere (a redirect) if another has it.
+        hold = await self.hub.attach(camera_id, "transcode", with_backlog=False) if self.hub.ownership else None
         try:
-            info = src.info(camera_id) or await src.wait_info(camera_id, timeout_s + 4.0)  # + ffmpeg start
-        except BaseException:
-            src.detach(reader, "setup failed")
-            raise
+            reader = await src.attach(camera_id, protocol)
+            try:
+                info = src.info(camera_id) or await src.wait_info(camera_id, timeout_s + 4.0)  # + ffmpeg start
+            except BaseException:
+                src.detach(reader, "setup failed")
+                raise
+        finally:
+            if hold is not None:
+                self.hub.detach(hold, "claimed")
         return Feed(camera_id, reader, src, info, transcoded=True)
 
     def describe(self, camera_id: str) -> dict[str, Any]:

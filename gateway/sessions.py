@@ -60,6 +60,9 @@ class SessionRegistry:
         self._audit = audit
         self._sessions: dict[str, Session] = {}
         self._on_change = on_change
+        # Observers of opened and ended sessions (the cluster's session directory).
+        self.on_open: list[Callable[[Session], None]] = []
+        self.on_end: list[Callable[[Session], None]] = []
 
     def _count(self, protocol: str) -> None:
         if self._on_change:
@@ -94,6 +97,8 @@ class SessionRegistry:
         )
         self._sessions[s.id] = s
         self._count(protocol)
+        for cb in self.on_open:
+            cb(s)
         await self._audit.record(
             "stream_start",
             user_id=user_id,
@@ -128,6 +133,8 @@ class SessionRegistry:
         s.ended = utcnow()
         s.end_reason = reason
         self._count(s.protocol)
+        for cb in self.on_end:
+            cb(s)
         if s.closer is not None:
             try:
                 await s.closer(reason)

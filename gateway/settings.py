@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ __all__ = [
     "AclSettings",
     "AlarmSettings",
     "AuthSettings",
+    "ClusterSettings",
     "ConsoleSettings",
     "DatabaseSettings",
     "EventSettings",
@@ -265,6 +266,53 @@ class ConsoleSettings(_Section):
         return v
 
 
+class ClusterSettings(_Section):
+    """Several gateway nodes sharing Redis and one database (off unless ``redis_url`` is set)."""
+
+    redis_url: str | None = Field(None, description="Redis shared by the nodes; empty = single node, no Redis.")
+    node_id: str = Field(
+        "", max_length=64, pattern=r"^[A-Za-z0-9_.-]*$", description="Unique per node; empty = the host name."
+    )
+    advertise_url: str | None = Field(
+        None, description="Base URL other nodes redirect viewers to (this node directly, or its route on the LB)."
+    )
+    lease_s: float = Field(
+        2.5, ge=1, le=60, description="Camera ownership lease; a dead node's cameras free up after it."
+    )
+    renew_s: float = Field(0.5, gt=0, le=20, description="How often leases and the node heartbeat are renewed.")
+    redis_timeout_s: float = Field(0.4, gt=0, le=10, description="Timeout of one coordination call to Redis.")
+    outage_grace_s: float = Field(
+        15.0, ge=0, le=3600, description="Viewers wait this long for Redis to come back before they are sent elsewhere."
+    )
+    events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return v or None
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("advertise_url must start with http:// or https://")
+        return v.rstrip("/") if v else None
+
+    @model_validator(mode="after")
+    def _renew_well_within_lease(self) -> ClusterSettings:
+        # A node stops pulling renew_s + redis_timeout_s before its lease ends; that must leave time.
+        if 2 * self.renew_s + self.redis_timeout_s >= self.lease_s:
+            raise ValueError("lease_s must exceed 2 * renew_s + redis_timeout_s")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this node is part of a cluster."""
+        return self.redis_url is not None
+
+
 class Settings(BaseSettings):
     """All of Liandong's settings."""
 
@@ -291,6 +339,7 @@ class Settings(BaseSettings):
     alarms: AlarmSettings = AlarmSettings()
     events: EventSettings = EventSettings()
     console: ConsoleSettings = ConsoleSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("redis_url")
     @classmethod
@@ -313,6 +362,11 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """Redis for shared caches (snapshots, vehicle positions): ``redis_url``, else the cluster's."""
+        return self.redis_url or self.cluster.redis_url
 
     @property
     def database_url(self) -> str:

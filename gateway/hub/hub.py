@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.hub.gop import GopCache
 from gateway.hub.packets import AccessUnit
@@ -17,7 +17,7 @@ from gateway.hub.upstream import StreamInfo, Upstream, UpstreamState, UpstreamTi
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings
 
-__all__ = ["CameraStream", "StreamHub", "StreamUnavailable"]
+__all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]
 
 log = logging.getLogger(__name__)
 UrlResolver = Callable[[str], Awaitable[str]]
@@ -27,6 +27,18 @@ UpstreamFactory = Callable[..., Any]
 
 class StreamUnavailable(Exception):
     """The camera's stream cannot be had (unknown camera, hub closed, no data in time)."""
+
+
+class Ownership(Protocol):
+    """Who may pull a camera when several gateway nodes share cameras (see ``gateway.cluster``)."""
+
+    async def claim(self, camera_id: str) -> None:
+        """Allow this node to pull the camera, or raise :class:`StreamUnavailable` (e.g. owned elsewhere)."""
+        ...
+
+    def released(self, camera_id: str) -> None:
+        """This node stopped pulling the camera."""
+        ...
 
 
 @dataclass
@@ -77,9 +89,11 @@ class StreamHub:
         metrics: Metrics | None = None,
         *,
         upstream_factory: UpstreamFactory = Upstream,
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
         self._factory = upstream_factory
+        self.ownership = ownership  # None: a single node pulls whatever its readers ask for
         # Called with the camera id when an upstream goes live (e.g. HLS starts remuxing it).
         self.on_live: list[Callable[[str], None]] = []
         self._resolve_url = resolve_url
@@ -207,6 +221,8 @@ class StreamHub:
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
         url = await self._resolve_url(camera_id)  # raises for unknown cameras
+        if self.ownership is not None:
+            await self.ownership.claim(camera_id)  # raises when another node pulls it
         stream = self._streams.get(camera_id)  # another task may have started it meanwhile
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
@@ -276,6 +292,8 @@ class StreamHub:
         stream.info_event = asyncio.Event()
         stream.info = None
         self._streams.pop(stream.camera_id, None)
+        if self.ownership is not None:
+            self.ownership.released(stream.camera_id)
 
     async def close(self) -> None:
         """Stop every upstream and close every reader."""
@@ -299,6 +317,30 @@ class StreamHub:
             self.detach(r, reason)
         self._cancel_idle(stream)
         self._stop_stream(stream, reason)
+
+    def suspend(self, camera_id: str, reason: str) -> bool:
+        """Stop pulling the camera but keep its readers (they wait for :meth:`resume`, then start
+        again at a keyframe). Used when this node may no longer pull it for a while."""
+        stream = self._streams.get(camera_id)
+        if stream is None or stream.upstream is None:
+            return False
+        up, stream.upstream = stream.upstream, None
+        up.stop()
+        log.info("camera %s: upstream suspended (%s)", camera_id, reason)
+        stream.gop.clear()
+        stream.keyframe_event.clear()
+        for r in stream.readers:
+            r.restart()
+        self._set_state(stream, UpstreamState.reconnecting, reason)
+        return True
+
+    async def resume(self, camera_id: str) -> bool:
+        """Pull a suspended camera again (claims it first); False if nobody reads it any more."""
+        stream = self._streams.get(camera_id)
+        if stream is None:
+            return False
+        await self._ensure(camera_id)
+        return True
 
     # -- upstream callbacks (event loop) ---------------------------------------------------
     def _on_unit(self, stream: CameraStream, au: AccessUnit) -> None:

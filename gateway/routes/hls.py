@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from acl.identity import Subject
 from camera_registry.store import NotFound
+from gateway.cluster.ownership import OwnedElsewhere
+from gateway.cluster.redirect import redirect_to_owner
 from gateway.hls.service import SessionGone
 from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
@@ -32,7 +34,11 @@ def _hls(request: Request):  # type: ignore[no-untyped-def]
 @router.get(
     "/api/cameras/{camera_id}/hls/index.m3u8",
     dependencies=[require_camera("view_live")],
-    responses={200: {"content": {PLAYLIST: {}}}, 503: {"description": "camera unreachable or transcoders busy"}},
+    responses={
+        200: {"content": {PLAYLIST: {}}},
+        307: {"description": "another gateway node pulls this camera: the player continues there (cluster)"},
+        503: {"description": "camera unreachable or transcoders busy"},
+    },
 )
 async def hls_index(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
     """Start watching: opens a viewer session and answers the multivariant playlist.
@@ -49,6 +55,8 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
         )
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
+    except OwnedElsewhere as e:  # another node pulls the camera: the player continues there
+        return redirect_to_owner(request, e.url, camera_id, subject)
     except (StreamUnavailable, TranscodeCapacity) as e:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
     except UnsupportedCodec as e:

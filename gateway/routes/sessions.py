@@ -26,6 +26,13 @@ async def list_sessions(
         if user_id not in (None, subject.user_id):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "user_id: only admins may list other users' sessions")
         user_id = subject.user_id
+    cluster = ld.extras.get("cluster")
+    if cluster is not None:  # every node's sessions; live stats for this node's own
+        rows = await cluster.sessions.list(user_id=user_id, camera_id=camera_id)
+        for d in rows:
+            if d["node"] == cluster.node_id and d["protocol"] == "webrtc":
+                d.update(ld.whep.stats(d["id"]))
+        return rows
     out = []
     for s in ld.sessions.list(user_id=user_id, camera_id=camera_id):
         d = s.public()
@@ -40,6 +47,13 @@ async def end_session(request: Request, session_id: str) -> dict[str, bool]:
     """End one session."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
+    cluster = ld.extras.get("cluster")
+    if cluster is not None:  # the session may run on another node
+        d = await cluster.sessions.get(session_id)
+        if d is None or (d["user_id"] != subject.user_id and not subject.is_admin):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+        reason = "ended by admin" if d["user_id"] != subject.user_id else "ended by viewer"
+        return {"ok": await cluster.sessions.end(session_id, reason)}
     s = ld.sessions.get(session_id)
     if s is None or (s.user_id != subject.user_id and not subject.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
@@ -56,5 +70,9 @@ async def end_sessions(
     """End every session of a user and/or a camera (one of the two is required)."""
     if user_id is None and camera_id is None:
         raise HTTPException(422, [{"field": "user_id", "message": "give user_id and/or camera_id"}])
-    n = await request.app.state.ld.sessions.end_sessions(user_id, {camera_id} if camera_id else None, "ended by admin")
+    ld = request.app.state.ld
+    cluster = ld.extras.get("cluster")
+    if cluster is not None:
+        return {"ended": await cluster.sessions.end_sessions(user_id, camera_id, "ended by admin")}
+    n = await ld.sessions.end_sessions(user_id, {camera_id} if camera_id else None, "ended by admin")
     return {"ended": n}

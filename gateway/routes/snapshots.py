@@ -69,6 +69,7 @@ def _headers(res: SnapshotResult) -> dict[str, str]:
     dependencies=[require_camera("view_snapshot")],
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "A thumbnail (stale ones carry X-Snapshot-Stale)."},
+        307: {"description": "Another gateway node pulls this camera: fetch it there (cluster)."},
         304: {"description": "Unchanged since If-None-Match / If-Modified-Since."},
         422: {"description": "width is not one of snapshot.widths."},
         503: {"description": "Camera offline or failing, and no earlier thumbnail."},
@@ -79,8 +80,18 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
     ``X-Camera-Status`` whether the camera answered; a stale thumbnail carries ``X-Snapshot-Stale``."""
     _check_width(request, width)
     await _camera_exists(request, camera_id)
+    ld = request.app.state.ld
+    cluster = ld.extras.get("cluster")
+    if cluster is not None and ld.hub.latest_keyframe(camera_id) is None:
+        # Another node pulls the camera: it has the live keyframe, and a cold pull here would be a
+        # second session at the camera.
+        owner = await cluster.served_elsewhere(camera_id)
+        if owner is not None:
+            from gateway.cluster.redirect import redirect_to_owner
+
+            return redirect_to_owner(request, owner, camera_id, request.state.subject)
     try:
-        res = await request.app.state.ld.snapshots.get(camera_id, width)
+        res = await ld.snapshots.get(camera_id, width)
     except SnapshotUnavailable as e:
         raise HTTPException(
             503,

@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from acl.identity import Subject
 from camera_registry.store import NotFound
+from gateway.cluster.ownership import OwnedElsewhere
+from gateway.cluster.redirect import redirect_to_owner
 from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import authenticated, public, require_camera
@@ -40,6 +42,7 @@ async def whep_options(camera_id: str) -> Response:
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
         415: {"description": "codec not playable in browsers and transcoding disabled, or body not application/sdp"},
+        307: {"description": "another gateway node pulls this camera: repeat the POST there (cluster)"},
         503: {"description": "camera unreachable, or every transcoder slot busy"},
     },
 )
@@ -77,6 +80,8 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         ) from None
     except TranscodeCapacity as e:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "10"}) from None
+    except OwnedElsewhere as e:
+        return redirect_to_owner(request, e.url, camera_id, subject)
     except StreamUnavailable as e:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
     except ValueError as e:  # aiortc rejects offers it cannot parse
@@ -95,6 +100,15 @@ async def whep_delete(request: Request, session_id: str) -> Response:
     """End a WHEP session (its owner, or an admin)."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
+    cluster = ld.extras.get("cluster")
+    if cluster is not None:  # the session URL is relative: behind a load balancer any node gets the DELETE
+        d = await cluster.sessions.get(session_id)
+        if d is None or (d["user_id"] != subject.user_id and not subject.is_admin):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+        await cluster.sessions.end(
+            session_id, "ended by viewer" if d["user_id"] == subject.user_id else "ended by admin"
+        )
+        return Response(status_code=200)
     s = ld.sessions.get(session_id)
     if s is None or (s.user_id != subject.user_id and not subject.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")

@@ -1,0 +1,130 @@
+"""Console events through the Redis Stream: an alarm taken by one node reaches a console on another,
+and a console that moves to a third node (its node was killed) resumes with Last-Event-ID without
+losing an event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.cluster.events import RedisEventBus, event_id, stream_id
+from tests.cluster_nodes import PASSWORD, Cluster
+from tests.gateway.test_alarms import signed
+from tests.gateway.test_events_live import read_events
+from tests.redis_server import redis_server
+
+pytestmark = [pytest.mark.timeout(240)]
+
+
+def test_event_ids_round_trip() -> None:
+    assert event_id("1700000000000-3") == 1700000000000003
+    assert stream_id(1700000000000003) == "1700000000000-3"
+    assert event_id(b"5-999") < event_id(b"6-0")
+
+
+async def test_buses_share_one_stream_and_resume_by_id(tmp_path: Path) -> None:
+    import redis.asyncio
+
+    from acl.identity import Subject
+    from acl.models import Role
+    from gateway.events import Viewer
+
+    with redis_server(tmp_path) as url:
+        ca, cb = redis.asyncio.from_url(url), redis.asyncio.from_url(url)
+        a, b = RedisEventBus(ca, keep=100), RedisEventBus(cb, keep=100)
+        await a.start()
+        await b.start()
+        admin = Subject(1, "admin", Role.admin, frozenset())
+        viewer = Viewer(admin, lambda _s, _c: True)
+        got = b.stream(viewer)
+        assert (await anext(got)).startswith("retry:")
+        assert await anext(got) == ": connected\n\n"
+        a.publish("incident.opened", {"n": 1}, cameras=["c1"])
+        first = await asyncio.wait_for(anext(got), 5)
+        assert "event: incident.opened" in first and '"n": 1' in first
+        first_id = int(first.split("\n")[0].removeprefix("id: "))
+        a.publish("incident.updated", {"n": 2})
+        a.publish("incident.updated", {"n": 3})
+        await asyncio.wait_for(anext(got), 5)
+        await got.aclose()
+        # A third node that starts now loads the stream and resumes after the first event.
+        cc = redis.asyncio.from_url(url)
+        c = RedisEventBus(cc, keep=100)
+        await c.start()
+        resumed = c.stream(viewer, first_id)
+        texts = [await asyncio.wait_for(anext(resumed), 5) for _ in range(3)]
+        assert texts[0].startswith("retry:")
+        assert '"n": 2' in texts[1] and '"n": 3' in texts[2]
+        await resumed.aclose()
+        # An id older than what the stream keeps gets a reset, not a silent gap.
+        d = RedisEventBus(redis.asyncio.from_url(url), key="liandong:events-small", keep=100, stream_keep=100)
+        await d.start()
+        for i in range(300):
+            d.publish("x", {"i": i})
+        deadline = time.monotonic() + 5
+        while d.published < 300 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await d.stop()
+        e = RedisEventBus(redis.asyncio.from_url(url), key="liandong:events-small", keep=100, stream_keep=100)
+        await e.load()
+        old = e.stream(viewer, 1)
+        assert (await anext(old)).startswith("retry:")
+        assert (await anext(old)).startswith("event: reset")
+        await old.aclose()
+        for bus in (a, b, c):
+            await bus.stop()
+        for client in (ca, cb, cc, d.r, e.r):
+            await client.aclose()
+
+
+async def test_alarm_on_one_node_reaches_consoles_on_others_and_resumes_after_a_node_dies(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url, Cluster(tmp_path, url, env={"LIANDONG_ALARMS__PREWARM_S": "0"}) as c:
+        c.prepare({}, {"admin": "admin"})
+        c.start_all()
+        n1, n2, n3 = c.nodes
+        admin = await asyncio.to_thread(c.token, "admin")
+        async with httpx.AsyncClient(timeout=10, headers=admin) as a:
+            for dept in ("district", "police"):
+                await a.put(f"{n1.url}/api/admin/departments/{dept}", json={"name": dept})
+            body = {"id": "fx-1", "name": "fx-1", "source_url": "rtsp://127.0.0.1:9/x"}
+            r = await a.post(f"{n1.url}/api/cameras", json={**body, "lat": 31.15, "lon": 121.35, "area": "七宝镇"})
+            assert r.status_code == 201, r.text
+            user = {"username": "pol", "password": PASSWORD, "role": "operator"}
+            uid = (await a.post(f"{n2.url}/api/admin/users", json=user)).json()["id"]
+            r = await a.put(f"{n3.url}/api/admin/users/{uid}/memberships/police", json={})
+            assert r.status_code == 200, r.text
+            secret = (await a.post(f"{n1.url}/api/admin/alarm-sources", json={"name": "bus-gps"})).json()["secret"]
+        pol = await asyncio.to_thread(c.token, "pol")
+        await asyncio.sleep(0.5)  # the inventory change reaches n2 and n3 (and their ACL)
+
+        async with httpx.AsyncClient(timeout=10, headers=pol) as console, httpx.AsyncClient(timeout=10) as sender:
+            async with console.stream("GET", f"{n2.url}/api/events") as s1:
+                assert s1.status_code == 200
+                await asyncio.sleep(0.2)
+                t0 = time.perf_counter()
+                r = await sender.post(
+                    f"{n1.url}/api/alarms", **signed(secret, {"alarm_id": "E-1", "lat": 31.1501, "lon": 121.3501})
+                )
+                assert r.status_code == 202, r.text
+                ev = (await read_events(s1, 1))[0]
+                took = time.perf_counter() - t0
+                assert ev["event"] == "incident.opened" and ev["data"]["cameras"] == ["fx-1"]
+                inc = ev["data"]["incident_id"]
+                print(f"alarm on n1 -> incident.opened on a console at n2: {took * 1000:.0f} ms")
+                # The console's node dies; events keep coming from the others meanwhile.
+                c.kill(n2)
+            async with httpx.AsyncClient(timeout=10, headers=admin) as a:
+                r = await a.post(f"{n1.url}/api/incidents/{inc}/dispatch", json={"department": "police"})
+                assert r.status_code == 200, r.text
+                r = await a.post(f"{n3.url}/api/incidents/{inc}/acknowledge", json={})
+                assert r.status_code == 200, r.text
+            # The console reconnects through the load balancer to n3 with its Last-Event-ID.
+            async with console.stream("GET", f"{n3.url}/api/events", headers={"Last-Event-ID": str(ev["id"])}) as s2:
+                missed = await read_events(s2, 2)
+        assert [m["event"] for m in missed] == ["incident.updated", "incident.updated"]
+        assert [m["data"]["state"] for m in missed] == ["dispatched", "acknowledged"]
+        assert ev["id"] < missed[0]["id"] < missed[1]["id"]
