@@ -5,8 +5,9 @@ child process, then for ``--minutes``:
 
 - ``--webrtc-viewers`` WebRTC viewers (operators allowed by a grant) through the shared load
   client ``../shared/bench/whep_client.py``, for the whole run;
-- ``--hls-viewers`` HLS players polling the playlist and fetching new segments/parts like a
-  player, if ``/api/cameras/{id}/hls/index.m3u8`` answers; otherwise reported as unsupported;
+- ``--hls-viewers`` HLS players: the multivariant playlist once, then the media playlist every
+  second and each new segment, like ffmpeg/VLC-style players, if ``/api/cameras/{id}/hls/index.m3u8``
+  answers; otherwise reported as unsupported;
 - a camera flap every ``--flap-every`` s (the fixture drops every RTSP session);
 - a policy change every ``--policy-every`` s (a grant added, then removed: one revision each);
 - a signed alarm every ``--alarm-every`` s, each of which must arrive on an SSE ``/api/events``
@@ -273,31 +274,42 @@ class Soak:
         self.hls["players"].append(stats)
         seen: set[str] = set()
         last_new: float | None = None
+        media_url: str | None = None
         async with httpx.AsyncClient(headers=self.viewer, timeout=10) as c:
             while self.now() < self.duration:
                 try:
-                    r = await c.get(url)
+                    if media_url is None:  # like a player: the multivariant playlist once (it opens the session)
+                        r = await c.get(url)
+                        r.raise_for_status()
+                        media_url = urljoin(url, next(ln for ln in r.text.splitlines() if ln and ln[0] != "#"))
+                    r = await c.get(media_url)
+                    if r.status_code in (404, 410):  # the session ended (e.g. a flap outlasted it): start again
+                        media_url = None
+                        stats["errors"] += 1
+                        continue
                     r.raise_for_status()
                     stats["playlists"] += 1
-                    uris = [ln for ln in r.text.splitlines() if ln and not ln.startswith("#")]
-                    uris += [p.split('URI="', 1)[1].split('"', 1)[0] for p in r.text.splitlines() if 'URI="' in p]
+                    lines = r.text.splitlines()
+                    uris = [p.split('URI="', 1)[1].split('"', 1)[0] for p in lines if p.startswith("#EXT-X-MAP")]
+                    uris += [ln for ln in lines if ln and not ln.startswith("#")]  # whole segments
                     for u in uris:
                         if u in seen:
                             continue
                         seen.add(u)
-                        m = await c.get(urljoin(url, u))
+                        m = await c.get(urljoin(media_url, u))
                         m.raise_for_status()
                         stats["media"] += 1
                         stats["bytes"] += len(m.content)
                         t = self.now()
-                        if last_new is not None and t > self.warmup:
+                        if last_new is not None and t > self.warmup and not u.startswith("init"):
                             stats["max_gap_s"] = round(max(stats["max_gap_s"], t - last_new), 2)
-                        last_new = stats["last_media_s"] = round(t, 2)
+                        if not u.startswith("init"):
+                            last_new = stats["last_media_s"] = round(t, 2)
                     if len(seen) > 2000:
                         seen = set(uris)
-                except httpx.HTTPError:
+                except (httpx.HTTPError, StopIteration):
                     stats["errors"] += 1
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(1.0)
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
