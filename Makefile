@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup setup-test demo test check unit lint fmt bench clean
+.PHONY: setup setup-test demo test check unit lint fmt bench soak soak-test clean
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -32,6 +32,16 @@ fmt: setup-test
 
 bench: setup-test
 	$(PY) -m bench.acl_bench --out bench/results/acl.json
+
+## The long run (issue #10; not part of `make test`): 20 WebRTC (+ HLS once served) viewers, flaps,
+## policy changes, alarms and positions for SOAK_MINUTES (default 30); pass/fail JSON, exit 1 on fail.
+SOAK_MINUTES ?= 30
+soak: setup-test
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) --out bench/results/soak.json
+
+## The same in one minute, as a test (~90 s; also left out of `make test`).
+soak-test: setup-test
+	LIANDONG_SOAK_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/bench/test_soak.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

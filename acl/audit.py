@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from acl.identity import Subject
-from storage.db import Base, Database, UtcDateTime, utcnow
+from storage.db import Base, Database, UtcDateTime, storage_failure, utcnow
 from storage.secretbox import SecretBox
 
 __all__ = ["AuditEntry", "AuditLog", "VerifyResult", "audit_key"]
@@ -148,13 +148,18 @@ class AuditLog:
                     await self._append(kind, values)
                     return
                 except (IntegrityError, OperationalError) as e:
-                    # Another process appended first (unique prev_hash, or SQLite's stale snapshot).
                     error = e
+                    if storage_failure(e) in ("full", "read-only", "io"):
+                        break  # retrying cannot help; the request's own write fails the same way
+                    # Another process appended first (unique prev_hash, or SQLite's stale snapshot).
                     await asyncio.sleep(0.005 * (attempt + 1))
                 except Exception as e:  # the audit must not take the request down; it is loud in the logs
                     error = e
                     break
-        log.error("audit write failed for %s", kind, exc_info=error)
+        if error is not None and storage_failure(error):
+            log.error("audit write failed for %s: %s", kind, getattr(error, "orig", error))
+        else:
+            log.error("audit write failed for %s", kind, exc_info=error)
 
     async def _append(self, kind: str, values: dict[str, Any]) -> None:
         async with self.db.session() as s:

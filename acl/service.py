@@ -225,8 +225,13 @@ class AclService:
             assert self.state is not None
             if applied.revision == 0:
                 return applied  # nothing was written
-            if applied.revision != self.state.revision + 1:
-                # Someone else (the CLI, another node) changed the policy in between: reload all.
+            st = self.state
+            stranger = any(  # a user created outside this process (``liandong users add``): not in the index yet
+                c.kind == "membership" and c.row["user_id"] not in st.user_roles and c.row["user_id"] not in st.inactive
+                for c in applied.changes
+            )
+            if applied.revision != st.revision + 1 or stranger:
+                # Someone else (the CLI, another node) changed the policy or the users in between: reload all.
                 self.state = await self.policy.load()
                 self._compile()
             else:

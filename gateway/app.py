@@ -24,6 +24,7 @@ from gateway.routes import (
     cameras,
     events,
     health,
+    hls,
     incidents,
     sessions,
     snapshots,
@@ -133,18 +134,27 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
 
 def _attach_media(ld: Liandong) -> None:
     """The stream hub, the session registry and WebRTC, with their hooks and shutdown."""
+    from gateway.hls.service import HlsService
     from gateway.hub import StreamHub
+    from gateway.media import MediaRouter
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
 
     ld.hub = StreamHub(ld.settings.hub, ld.store.open_url, ld.metrics)
+    ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
     ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
-    ld.whep = WhepService(ld.hub, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.hls = HlsService(ld.media, ld.sessions, ld.settings.hls, ld.metrics, ld.settings.webrtc.open_timeout_s)
+    assert ld.auth is not None
+    ld.auth.session_key_subject = ld.hls.subject_for
+    ld.hub.on_live.append(ld.hls.on_camera_live)
     ld.extras.setdefault("session_terminators", []).append(ld.sessions)
     ld.snapshots = _snapshot_service(ld)
 
     async def camera_removed(camera_id: str) -> None:
         await ld.sessions.end_for_camera(camera_id, "camera deleted")
+        await ld.hls.end_camera(camera_id, "camera deleted")
+        await ld.media.end_camera(camera_id, "camera deleted")
         await ld.hub.end_camera(camera_id, "camera deleted")
         await ld.snapshots.forget(camera_id)
 
@@ -156,10 +166,13 @@ def _attach_media(ld: Liandong) -> None:
 
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
         ld.snapshots.start()
+        ld.hls.start()
 
         async def stop() -> None:
             await ld.snapshots.close()
             await ld.sessions.close()
+            await ld.hls.close()
+            await ld.media.close()
             await ld.hub.close()
 
         return stop
@@ -217,6 +230,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(auth.router)
     app.include_router(cameras.router)
     app.include_router(whep.router)
+    app.include_router(hls.router)
     app.include_router(sessions.router)
     app.include_router(acl_admin.router)
     app.include_router(audit.router)
@@ -238,7 +252,11 @@ def _mount_web(app: FastAPI) -> None:
 
 
 def _install_middleware(app: FastAPI, ld: Liandong) -> None:
-    max_body = ld.settings.server.max_body_bytes
+    from gateway.server import BodyLimit
+
+    server = ld.settings.server
+    # Inside request_context (added first = inner): its 413/408 replies are counted like any other.
+    app.add_middleware(BodyLimit, max_bytes=server.max_body_bytes, idle_timeout_s=server.body_timeout_s)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -248,13 +266,7 @@ def _install_middleware(app: FastAPI, ld: Liandong) -> None:
         token = REQUEST_ID.set(rid)
         started = time.perf_counter()
         try:
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > max_body):
-                response: Response = JSONResponse(
-                    {"detail": f"request body larger than {max_body} bytes"}, status_code=413
-                )
-            else:
-                response = await call_next(request)
+            response: Response = await call_next(request)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, redact(request.url.path))
             response = JSONResponse({"detail": "internal error", "request_id": rid}, status_code=500)
@@ -270,6 +282,14 @@ def _install_middleware(app: FastAPI, ld: Liandong) -> None:
         return response
 
 
+_STORAGE_REPLIES = {
+    "full": (507, "storage full: no space left for the gateway's database; nothing was written"),
+    "read-only": (503, "storage read-only: the gateway's data dir cannot be written; nothing was written"),
+    "io": (503, "storage error: the gateway's database could not be written (I/O error); nothing was written"),
+    "busy": (503, "database busy: try again"),
+}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -279,6 +299,29 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
             errors.append({"field": ".".join(loc) or "body", "message": redact(str(err.get("msg", "invalid")))})
         return JSONResponse({"detail": errors}, status_code=422)
+
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import storage_failure
+
+    logged: dict[str, float] = {}  # kind -> when last logged: a full disk fails every write, once a minute is enough
+
+    @app.exception_handler(OperationalError)
+    async def storage_error(request: Request, exc: OperationalError) -> JSONResponse:
+        # A full disk or a read-only data dir is an operator's problem, not a bug: say so (in the
+        # log once a minute) and keep serving reads. The session rolled the transaction back.
+        kind = storage_failure(exc)
+        if kind is None:
+            log.error("database error on %s %s", request.method, redact(request.url.path), exc_info=exc)
+            return JSONResponse({"detail": "internal error", "request_id": REQUEST_ID.get()}, status_code=500)
+        status, detail = _STORAGE_REPLIES[kind]
+        now = time.monotonic()
+        if now - logged.get(kind, -3600.0) >= 60:
+            logged[kind] = now
+            log.error("storage %s: %s (writes fail until it is fixed)", kind, getattr(exc, "orig", exc))
+        return JSONResponse(
+            {"detail": detail}, status_code=status, headers={"Retry-After": "5"} if status == 503 else {}
+        )
 
     from camera_registry.vehicle_index import IndexUnavailable
 

@@ -43,6 +43,8 @@ class Authenticator:
         self.stream_tokens = stream_tokens
         self.cookie_name = cookie_name
         self.departments_of = departments_of
+        # Resolves an HLS session key (``?s=``) to the subject that opened it (set by the HLS service).
+        self.session_key_subject: Callable[[str, str], Subject | None] | None = None
 
     async def _subject(self, user: User, token_id: int | None) -> Subject:
         return Subject(
@@ -55,7 +57,7 @@ class Authenticator:
 
     async def authenticate(self, request: Request) -> Subject | None:
         """Bearer header first, then the session cookie (CSRF-checked on unsafe methods), then a
-        stream token (``?token=``) on routes with a ``camera_id`` path parameter."""
+        stream token (``?token=``) or an HLS session key (``?s=``) on routes with a ``camera_id``."""
         cached = getattr(request.state, "subject", None)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
@@ -102,4 +104,9 @@ class Authenticator:
                     if login_row is None or login_row.revoked_at is not None:
                         return None
                 return await self._subject(owner, parent)
+        key = request.query_params.get("s")
+        if key and camera_id and request.method in _SAFE_METHODS and self.session_key_subject is not None:
+            # A native player's later requests: the key of a session opened with a valid credential.
+            # The route still asks the ACL on every request; logout or revocation ends the session.
+            return self.session_key_subject(key, str(camera_id))
         return None

@@ -53,9 +53,11 @@ def serve(
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
+    from gateway.server import guarded_h11
 
     settings = settings_from(config)
     configure_logging(settings.log.level, settings.log.format)
+    _check_data_dir(settings.data_dir)
     app_ = create_app(settings)
     uvicorn.run(
         app_,
@@ -64,8 +66,26 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.server.keep_alive_s,
+        http=guarded_h11(settings.server.head_timeout_s),
     )
+
+
+def _check_data_dir(path: Path) -> None:
+    """Exit with a readable error when the data dir cannot be written (read-only, no permission)."""
+    import errno
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        why = "is read-only" if e.errno == errno.EROFS else f"cannot be written ({e.strerror})"
+        if e.errno == errno.ENOSPC:
+            why = "has no space left"
+        typer.echo(f"error: data dir {path.resolve()} {why}; the gateway needs to write its database there", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("migrate")

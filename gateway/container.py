@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,6 +64,8 @@ class Liandong:
     hub: Any = None
     sessions: Any = None
     whep: Any = None
+    media: Any = None
+    hls: Any = None
     snapshots: Any = None
     positions: Any = None
     events: Any = None
@@ -72,6 +75,7 @@ class Liandong:
     on_camera_removed: list[Hook] = field(default_factory=list)
     on_token_revoked: list[Hook] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    _auth_failures: dict[str, list[float]] = field(default_factory=dict, repr=False)  # address -> [start, count]
 
     def __post_init__(self) -> None:
         a = self.settings.auth
@@ -97,6 +101,34 @@ class Liandong:
         for hook in self.on_token_revoked:
             await hook(token_id)
 
+    async def audit_unauthenticated(self, request: Request) -> None:
+        """Audit and count a request refused for lack of valid credentials.
+
+        Entries are capped per client address (``auth.failure_audit_per_minute``) so that a
+        scanner cannot fill the audit log; the metric counts every one."""
+        self.metrics.denials.labels("unauthenticated").inc()
+        address = request.client.host if request.client else "-"
+        now = time.monotonic()
+        window = self._auth_failures.get(address)
+        if window is None or now - window[0] >= 60:
+            if len(self._auth_failures) >= 10_000:  # bounded: forget every other address's window
+                self._auth_failures.clear()
+            window = self._auth_failures[address] = [now, 0]
+        window[1] += 1
+        limit = self.settings.auth.failure_audit_per_minute
+        if window[1] > limit:
+            if window[1] == limit + 1:
+                log.warning("over %d refused requests a minute from %s: audit entries capped", limit, address)
+            return
+        await self.audit.record(
+            "unauthenticated",
+            camera_id=request.path_params.get("camera_id"),
+            address=address,
+            detail=_credential_problem(request),
+            path=request.url.path,
+            method=request.method,
+        )
+
     async def audit_denied(self, request: Request, subject: Subject, action: str, camera_id: str | None) -> None:
         """Audit and count an authorization denial."""
         self.metrics.denials.labels(action.split(":", 1)[0]).inc()
@@ -108,3 +140,17 @@ class Liandong:
             address=request.client.host if request.client else None,
             path=request.url.path,
         )
+
+
+def _credential_problem(request: Request) -> str:
+    """What the refused request presented (never the credential itself)."""
+    header = request.headers.get("authorization", "")
+    if header:
+        if header.partition(" ")[0].lower() != "bearer":
+            return "Authorization header is not a bearer token"
+        return "bearer token unknown, expired or revoked"
+    if request.cookies:
+        return "session cookie unknown, expired or revoked (or no session cookie)"
+    if request.query_params.get("token"):
+        return "stream token invalid, expired, revoked, for another camera or not accepted on this route"
+    return "no credentials"

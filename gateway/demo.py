@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = ROOT / "fixtures" / "inventory"
@@ -101,6 +104,61 @@ async def seed(settings: object, camera_port: int) -> None:
         await db.close()
 
 
+GPS = ROOT / "fixtures" / "gps"
+REPLAY_EVERY_S = 2.0  # one recorded fix (15 s apart) every 2 s: vehicles visibly move on the map
+
+
+def replay_plan(vehicles: list[dict[str, object]]) -> dict[str, list[tuple[float, float]]]:
+    """A route per sample vehicle: the recorded bus and truck traces, shifted a little for each
+    vehicle (bus-01 and truck-05 drive exactly as recorded; truck-05 crosses the district border)."""
+    traces = {}
+    for kind, name in (("bus", "bus_trace.ndjson"), ("truck", "truck_crossing.ndjson")):
+        lines = (GPS / name).read_text(encoding="utf-8").splitlines()
+        traces[kind] = [(float(d["lat"]), float(d["lon"])) for d in map(json.loads, lines) if d]
+    plan = {}
+    for i, v in enumerate(vehicles):
+        route = traces["truck" if v["kind"] == "truck" else "bus"]
+        exact = v["id"] in ("bus-01", "truck-05")
+        dlat, dlon = (0.0, 0.0) if exact else (((i * 37) % 9 - 4) * 0.012, ((i * 53) % 9 - 4) * 0.012)
+        start = 0 if exact else (i * 17) % len(route)
+        plan[str(v["id"])] = [(lat + dlat, lon + dlon) for lat, lon in route[start:] + route[:start]]
+    return plan
+
+
+def gps_replay(ld: Any) -> Any:
+    """A startup for the app: feed the replayed positions as a tracking system would, until shutdown."""
+
+    async def start(_ld: Any) -> Any:
+        vehicles = json.loads((INVENTORY / "sample_vehicles.json").read_text(encoding="utf-8"))
+        plan = replay_plan(vehicles)
+
+        async def run() -> None:
+            step = 0
+            while True:
+                now = time.time()
+                fixes = [
+                    {"vehicle_id": vid, "lat": r[step % len(r)][0], "lon": r[step % len(r)][1], "time": now}
+                    for vid, r in plan.items()
+                ]
+                try:
+                    await ld.positions.ingest(fixes)
+                except Exception:  # the demo keeps driving
+                    logging.getLogger(__name__).exception("demo GPS replay failed")
+                step += 1
+                await asyncio.sleep(REPLAY_EVERY_S)
+
+        task = asyncio.create_task(run(), name="demo-gps-replay")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        return stop
+
+    return start
+
+
 def main() -> None:
     """Run the demo in the foreground."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -134,9 +192,11 @@ def main() -> None:
         print("  Demo logins (username / password):")
         for name, pw, role, _, sees in DEMO_USERS:
             print(f"    {name:<10} / {pw:<20} {role:<15} {sees}")
+        print("  Buses and trucks replay recorded GPS traces (fixtures/gps) on the map.")
         print("  Ctrl-C stops the gateway and the fixture cameras.")
         print("=" * 72 + "\n", flush=True)
         app = create_app(settings)
+        app.state.ld.extras.setdefault("startups", []).append(gps_replay(app.state.ld))
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into an exception so the
         # fixture camera server is stopped by the ``with`` block instead of being orphaned.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -48,6 +48,11 @@ class Metrics:
             ["camera", "reader"],
             registry=r,
         )
+        self.transcodes = Gauge("liandong_transcodes", "Running shared transcodes", ["variant"], registry=r)
+        self.transcode_restarts = Counter(
+            "liandong_transcode_restarts_total", "Transcoder processes restarted", ["camera"], registry=r
+        )
+        self.hls_muxers = Gauge("liandong_hls_muxers", "Cameras being muxed to HLS", registry=r)
         self.sessions = Gauge("liandong_sessions", "Open viewer sessions", ["protocol"], registry=r)
         self.ttff = Histogram(
             "liandong_time_to_first_frame_seconds",

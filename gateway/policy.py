@@ -44,9 +44,10 @@ def _mark(fn: Callable[..., Any], description: str) -> Callable[..., Any]:
 
 
 async def current_subject(request: Request) -> Subject:
-    """The authenticated subject of the request, or 401 (see :mod:`gateway.auth`)."""
+    """The authenticated subject of the request, or 401, audited (see :mod:`gateway.auth`)."""
     subject = await request.app.state.ld.auth.authenticate(request)
     if subject is None:
+        await request.app.state.ld.audit_unauthenticated(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "authentication required",

@@ -24,6 +24,7 @@ __all__ = [
     "AlarmSettings",
     "AuthSettings",
     "ClusterSettings",
+    "ConsoleSettings",
     "DatabaseSettings",
     "EventSettings",
     "HlsSettings",
@@ -48,6 +49,11 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    head_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="A client must send a whole request head this soon, or is disconnected."
+    )
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request body that stalls this long gets 408.")
+    keep_alive_s: int = Field(30, ge=1, le=3600, description="Idle kept-alive connections close after this.")
     public_url: str | None = Field(None, description="Base URL printed by the demo and used in links.")
 
 
@@ -74,6 +80,9 @@ class AuthSettings(_Section):
     stream_token_ttl_s: int = Field(300, ge=10, le=24 * 3600)
     login_max_failures: int = Field(5, ge=1, le=100, description="Failures per window before throttling.")
     login_window_s: int = Field(300, ge=1, le=86400)
+    failure_audit_per_minute: int = Field(
+        60, ge=0, le=100_000, description="Refused requests audited per client address and minute (all are counted)."
+    )
 
 
 class AclSettings(_Section):
@@ -94,7 +103,13 @@ class HubSettings(_Section):
     open_timeout_s: float = Field(8.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)
     reconnect_initial_s: float = Field(0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between retries. An upstream exists only while someone watches, and viewers must"
+        " resume within ~3 s of the camera's return: this plus the camera's answer time.",
+    )
     max_gop_cache_packets: int = Field(400, ge=10, le=10000)
 
 
@@ -113,12 +128,36 @@ class WebRTCSettings(_Section):
 
 
 class HlsSettings(_Section):
-    """Low-latency HLS out."""
+    """Low-latency HLS out (fMP4 parts, blocking playlist reload)."""
 
     enabled: bool = True
-    part_duration_s: float = Field(0.5, gt=0.05, le=5)
-    segment_count: int = Field(6, ge=3, le=60)
-    idle_stop_s: float = Field(30.0, ge=1, le=3600)
+    part_duration_s: float = Field(0.2, ge=0.1, le=2, description="Target length of an LL-HLS part.")
+    segment_min_s: float = Field(1.0, ge=0.2, le=10, description="A segment ends at the first keyframe after this.")
+    segment_count: int = Field(6, ge=3, le=60, description="Complete segments kept per camera.")
+    idle_stop_s: float = Field(20.0, ge=1, le=3600, description="Stop a muxer this long after its last request.")
+    session_idle_s: float = Field(15.0, ge=2, le=600, description="A player that asked nothing for this long has left.")
+    block_timeout_s: float = Field(6.0, ge=1, le=60, description="Longest wait of a blocking playlist/part request.")
+    always_remux: bool = Field(
+        True, description="Mux every camera being pulled (H.264) so its first HLS viewer starts at once."
+    )
+
+
+class TranscoderSettings(_Section):
+    """Shared transcodes (one per camera and variant, never per viewer) for what browsers cannot play."""
+
+    enabled: bool = True
+    max_concurrent: int = Field(2, ge=0, le=256, description="Cap on running transcodes; beyond it viewers get 503.")
+    encoder: Literal["software", "nvenc", "vaapi", "qsv"] = Field(
+        "software", description="H.264 encoder; a hardware one that fails falls back to libx264."
+    )
+    decoder: Literal["software", "cuda", "vaapi", "qsv"] = Field(
+        "software", description="Where to decode (-hwaccel); a hardware decoder that fails falls back on its own."
+    )
+    ffmpeg_bin: str = Field("ffmpeg", description="The ffmpeg executable.")
+    keyframe_s: float = Field(1.0, gt=0, le=10, description="Keyframe interval of transcoded streams.")
+    bitrate_kbps: int = Field(2500, ge=100, le=50000, description="Bitrate of H.265 -> H.264 transcodes.")
+    low_height: int = Field(360, ge=90, le=2160, description="Picture height of the low-bitrate variant.")
+    low_bitrate_kbps: int = Field(400, ge=50, le=10000, description="Bitrate of the low-bitrate variant.")
 
 
 class SnapshotSettings(_Section):
@@ -203,6 +242,30 @@ class EventSettings(_Section):
     queue: int = Field(1000, ge=10, le=100_000, description="Events a slow console may lag before it is cut off.")
 
 
+class ConsoleSettings(_Section):
+    """The operator console's map (a control room often has no internet: no tiles by default)."""
+
+    map_tile_url: str = Field(
+        "",
+        max_length=500,
+        pattern=r"^$|^https?://[^\s\"'<>]+$",
+        description="XYZ tile template such as https://tiles.example/{z}/{x}/{y}.png; empty = no tile layer "
+        "(the map still shows the district boundary, cameras and vehicles). Its origin is added to img-src.",
+    )
+    map_attribution: str = Field("", max_length=200, description="Credit shown under the tiles.")
+    map_max_zoom: int = Field(19, ge=1, le=24)
+    vehicle_refresh_s: float = Field(
+        2.0, ge=0.5, le=60, description="How often an open map asks for the visible vehicles' positions."
+    )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _has_xyz(cls, v: str) -> str:
+        if v and not all(k in v for k in ("{z}", "{x}", "{y}")):
+            raise ValueError("map_tile_url needs {z}, {x} and {y}")
+        return v
+
+
 class ClusterSettings(_Section):
     """Several gateway nodes sharing Redis and one database (off unless ``redis_url`` is set)."""
 
@@ -270,10 +333,12 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
     webrtc: WebRTCSettings = WebRTCSettings()
     hls: HlsSettings = HlsSettings()
+    transcoder: TranscoderSettings = TranscoderSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()
     events: EventSettings = EventSettings()
+    console: ConsoleSettings = ConsoleSettings()
     cluster: ClusterSettings = ClusterSettings()
 
     @field_validator("redis_url")

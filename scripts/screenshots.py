@@ -1,62 +1,170 @@
 """Take the console screenshots in docs/ (run: python scripts/screenshots.py).
 
-Starts the fixture cameras and an in-process gateway with a few sample cameras, logs in with
-Debian's Chromium, opens four live tiles and saves ``docs/console.png``.
+Starts the fixture cameras and an in-process gateway with the sample district (cameras, buses and
+trucks, the district boundary), feeds vehicle positions, raises a panic alarm and adds a few older
+incidents, then logs in with Debian's Chromium and saves:
+
+- ``docs/console.png``: the camera wall (the alarm's cameras opened by themselves) and the alarm panel;
+- ``docs/map.png``: the map with the boundary, cameras, vehicles and the incident, without tiles;
+- ``docs/alarms.png``: an incident opened in the alarm panel, with its deadline and history;
+- ``docs/dashboard.png``: the dashboard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from acl.models import Role  # noqa: E402
+from camera_registry.inventory import import_cameras, import_vehicles  # noqa: E402
 from fixtures.camera_server import FixtureCameraServer  # noqa: E402
+from gateway.alarms.models import Incident  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
-from tests.live import PASSWORD, live_gateway  # noqa: E402
+from storage.db import utcnow  # noqa: E402
+from tests.gateway.test_alarms import signed  # noqa: E402
+from tests.live import PASSWORD, LiveGateway, live_gateway  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+INVENTORY = ROOT / "fixtures" / "inventory"
+DOCS = ROOT / "docs"
+
+
+async def seed(g: LiveGateway, admin: dict[str, str], camera_port: int) -> str:
+    """The sample district, positions, departments, incidents; returns the live incident's id."""
+    ld = g.ld
+    vehicles = json.loads((INVENTORY / "sample_vehicles.json").read_text(encoding="utf-8"))
+    cameras = json.loads((INVENTORY / "sample_cameras.json").read_text(encoding="utf-8"))
+    await import_vehicles(ld.store, vehicles)
+    await import_cameras(ld.store, cameras, substitutions={"port": str(camera_port)})
+    ld.store.invalidate()
+    await ld.inventory_changed()
+    fixed = [c for c in cameras if c.get("lat") is not None]
+    for c in fixed[5::9]:
+        await ld.store.set_status(c["id"], "offline")
+    for c in fixed[::2]:
+        await ld.store.set_status(c["id"], "online")
+    # Vehicles near fixed cameras, bus-01 where its recorded trace starts.
+    feed = await g.add_user("feed", Role.integration)
+    now = time.time()
+    fixes = []
+    for i, v in enumerate(vehicles):
+        anchor = fixed[(i * 7) % len(fixed)]
+        fixes.append({"vehicle_id": v["id"], "lat": anchor["lat"] + 0.004, "lon": anchor["lon"] - 0.005, "time": now})
+    trace = [json.loads(line) for line in (ROOT / "fixtures" / "gps" / "bus_trace.ndjson").read_text().splitlines()]
+    first = trace[0]
+    fixes.append({"vehicle_id": "bus-01", "lat": first["lat"], "lon": first["lon"], "time": now + 1})
+    r = await g.client.post("/api/vehicles/positions", json=fixes, headers=feed)
+    r.raise_for_status()
+    for dept, body in {
+        "district": {"name": "区联动中心", "level": "district"},
+        "police": {"name": "公安分局"},
+        "transport": {"name": "交通委"},
+        "city": {"name": "城管局"},
+    }.items():
+        (await g.client.put(f"/api/admin/departments/{dept}", json=body, headers=admin)).raise_for_status()
+    # Older incidents for the panel and the dashboard.
+    areas = ["七宝镇", "莘庄镇", "梅陇镇", "虹桥镇", "浦江镇", "颛桥镇"]
+    states = ["closed", "closed", "resolved", "on_site", "acknowledged", "dispatched", "closed", "dispatched"]
+    depts = ["police", "transport", "city", "police"]
+    t0 = utcnow()
+    async with ld.db.session() as s:
+        for i in range(22):
+            state = states[i % len(states)]
+            created = t0 - dt.timedelta(hours=2 + i * 3)
+            s.add(
+                Incident(
+                    id=f"INC-{created:%Y%m%d}-{0xA100 + i:X}",
+                    type="panic",
+                    state=state,
+                    area=areas[i % len(areas)],
+                    departments=["police"],
+                    dispatched_to=depts[i % len(depts)],
+                    onsite_deadline=created + dt.timedelta(hours=3),
+                    resolve_deadline=created + dt.timedelta(hours=168),
+                    history=[{"at": created.isoformat(), "by": "source:bus-gps", "action": "opened"}],
+                    text="乘客求助" if i % 3 else "",
+                    created_at=created,
+                    effects_applied=True,
+                    overdue_announced=[],
+                )
+            )
+    secret = (await g.client.post("/api/admin/alarm-sources", json={"name": "bus-gps"}, headers=admin)).json()
+    return str(secret["secret"])
+
+
+async def shoot(g: LiveGateway, secret: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        ctx = await p.chromium.launch_persistent_context(
+            str(Path(tempfile.mkdtemp()) / "profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1600, "height": 900},
+        )
+        page = await ctx.new_page()
+        await page.goto(g.base_url + "/")
+        await page.fill("#username", "admin")
+        await page.fill("#password", PASSWORD)
+        await page.click("#login-form button[type=submit]")
+        await page.wait_for_selector("#camera-list li[data-camera]")
+        await page.wait_for_timeout(500)
+        alarm = {"alarm_id": "DEMO-1", "type": "panic", "vehicle_id": "bus-01", "text": "驾驶员按下一键报警"}
+        r = await g.client.post("/api/alarms", **signed(secret, alarm))
+        r.raise_for_status()
+        inc_id = r.json()["incident_id"]
+        await page.wait_for_selector(f"#incident-list .inc[data-incident='{inc_id}']")
+        await page.click("#camera-list li[data-camera='fx-00-01']")
+        await page.wait_for_timeout(6000)
+        await save(page, "console.png")
+
+        item = page.locator(f"#incident-list .inc[data-incident='{inc_id}']")
+        await item.locator(".inc-head").click()
+        await item.locator("select.inc-dept").select_option("police")
+        await item.locator("button[data-action='dispatch']").click()
+        await page.wait_for_selector(f"#incident-list .inc[data-incident='{inc_id}'][data-state='dispatched']")
+        await item.locator("textarea.inc-note").fill("已电话联系驾驶员，车辆停靠七宝站等待民警")
+        await item.locator("button[data-action='note']").click()
+        await page.wait_for_timeout(800)
+        await save(page, "alarms.png")
+
+        await page.click("#views button[data-view='map']")
+        await page.wait_for_selector("#map[data-vehicles]")
+        await page.wait_for_timeout(1500)
+        await save(page, "map.png")
+
+        await page.click("#views button[data-view='dashboard']")
+        await page.wait_for_selector("#dashboard .kpi")
+        await page.wait_for_timeout(500)
+        await save(page, "dashboard.png")
+        await ctx.close()
+
+
+async def save(page: Any, name: str) -> None:
+    out = DOCS / name
+    await page.screenshot(path=str(out))
+    print(f"wrote {out}")
 
 
 async def main() -> None:
-    from playwright.async_api import async_playwright
-
-    with tempfile.TemporaryDirectory() as tmp, FixtureCameraServer(mounts=("h264", "h264_360p")) as cams:
-        async with live_gateway(load_settings(None, data_dir=Path(tmp) / "d")) as g:
+    with tempfile.TemporaryDirectory() as tmp, FixtureCameraServer(mounts=("h264", "h264_360p", "h264_slices")) as cams:
+        settings = load_settings(
+            None, data_dir=Path(tmp) / "d", acl={"district_geojson": ROOT / "fixtures" / "district.geojson"}
+        )
+        async with live_gateway(settings) as g:
             admin = await g.add_user("admin", Role.admin)
-            names = [
-                ("qb-1", "七宝老街东口", "七宝镇"),
-                ("qb-2", "七宝地铁站", "七宝镇"),
-                ("xz-1", "莘庄广场", "莘庄镇"),
-                ("ml-1", "梅陇路口", "梅陇镇"),
-                ("hq-1", "虹桥镇中心", "虹桥镇"),
-            ]
-            for i, (cid, name, area) in enumerate(names):
-                await g.add_camera(admin, cid, cams.url("h264" if i % 2 == 0 else "h264_360p"), name=name, area=area)
-            async with async_playwright() as p:
-                ctx = await p.chromium.launch_persistent_context(
-                    str(Path(tmp) / "profile"),
-                    executable_path=CHROMIUM,
-                    args=CHROMIUM_ARGS,
-                    headless=True,
-                    viewport={"width": 1400, "height": 820},
-                )
-                page = await ctx.new_page()
-                await page.goto(g.base_url + "/")
-                await page.fill("#username", "admin")
-                await page.fill("#password", PASSWORD)
-                await page.click("#login-form button[type=submit]")
-                await page.wait_for_selector("#camera-list li")
-                for cid, *_ in names[:4]:
-                    await page.click(f"#camera-list li[data-camera='{cid}']")
-                await page.wait_for_timeout(5000)
-                out = ROOT / "docs" / "console.png"
-                await page.screenshot(path=str(out))
-                await ctx.close()
-                print(f"wrote {out}")
+            secret = await seed(g, admin, cams.port)
+            await shoot(g, secret)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Every package that keeps state declares its tables on :class:`storage.db.Base`; 
 history (``storage/migrations``) migrates them all.
 """
 
-from storage.db import Base, Database, utcnow
+from storage.db import Base, Database, storage_failure, utcnow
 from storage.secretbox import SecretBox
 
-__all__ = ["Base", "Database", "SecretBox", "utcnow"]
+__all__ = ["Base", "Database", "SecretBox", "storage_failure", "utcnow"]

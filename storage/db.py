@@ -90,6 +90,24 @@ def sync_url(url: str) -> str:
 
 T = TypeVar("T")
 
+# What SQLite and PostgreSQL say when the storage, not the request, is at fault.
+_FAILURES = (
+    ("full", ("database or disk is full", "no space left", "could not extend file", "disk quota exceeded")),
+    ("read-only", ("readonly database", "read-only file system", "read-only transaction")),
+    ("io", ("disk i/o error", "unable to open database file")),
+    ("busy", ("database is locked", "database table is locked")),
+)
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """``"full"``, ``"read-only"``, ``"io"`` or ``"busy"`` when a database error is the storage's
+    fault (a full disk, a read-only data dir...), None for any other error."""
+    msg = str(getattr(exc, "orig", None) or exc).lower()
+    for kind, needles in _FAILURES:
+        if any(n in msg for n in needles):
+            return kind
+    return None
+
 
 def run_with_database(url: str, job: Callable[[Database], Awaitable[T]]) -> T:
     """For command-line tools: open the database, bring the schema up to date, run ``job``, close."""

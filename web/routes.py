@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
 from acl.identity import Subject
 from camera_registry.store import CameraFilter
 from gateway.policy import authenticated, public
+from gateway.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
@@ -29,18 +34,29 @@ VENDOR = {
 }
 router = APIRouter(include_in_schema=False)
 
-# Pages load only our own scripts and styles; media and API calls stay on this origin.
+# Pages load only our own scripts and styles; media and API calls stay on this origin. The one
+# exception is the map's tile server (settings.console.map_tile_url): its origin may serve images.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:{tiles}; "
     "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "X-Frame-Options": "DENY"}
+HEADERS = {"Content-Security-Policy": CSP.format(tiles=""), "Cache-Control": "no-cache", "X-Frame-Options": "DENY"}
+
+
+def page_headers(settings: Settings) -> dict[str, str]:
+    """Headers of a console page: the strict CSP, widened only by the configured tile server's origin."""
+    url = settings.console.map_tile_url
+    if not url:
+        return HEADERS
+    u = urlsplit(url)
+    origin = f"{u.scheme}://{u.netloc.replace('{s}', '*')}"  # {s}: Leaflet's subdomains a, b, c
+    return {**HEADERS, "Content-Security-Policy": CSP.format(tiles=f" {origin}")}
 
 
 @router.get("/", dependencies=[public()])
-async def index() -> FileResponse:
+async def index(request: Request) -> FileResponse:
     """The operator console (it asks for a login itself)."""
-    return FileResponse(STATIC_DIR / "index.html", headers=HEADERS)
+    return FileResponse(STATIC_DIR / "index.html", headers=page_headers(request.app.state.ld.settings))
 
 
 @router.get("/static/{name:path}", dependencies=[public()])
@@ -66,9 +82,102 @@ async def vendor(name: str) -> FileResponse:
 
 @router.get("/api/config", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
 async def console_config(request: Request) -> dict[str, Any]:
-    """What the console needs to know: ICE servers for WebRTC, enabled protocols."""
-    s = request.app.state.ld.settings
-    return {"ice_servers": list(s.webrtc.ice_servers), "webrtc": s.webrtc.enabled, "hls": s.hls.enabled}
+    """What the console needs to know: ICE servers for WebRTC, enabled protocols, the map's tile
+    server, and the departments an incident can be dispatched to (id, name, level)."""
+    ld = request.app.state.ld
+    s = ld.settings
+    state = getattr(ld.authorizer, "state", None)
+    depts = [] if state is None else sorted(state.departments.values(), key=lambda d: d.id)
+    return {
+        "ice_servers": list(s.webrtc.ice_servers),
+        "webrtc": s.webrtc.enabled,
+        "hls": s.hls.enabled,
+        "snapshot_width": max(s.snapshot.widths),
+        "map": {
+            "tile_url": s.console.map_tile_url,
+            "attribution": s.console.map_attribution,
+            "max_zoom": s.console.map_max_zoom,
+            "vehicle_refresh_s": s.console.vehicle_refresh_s,
+        },
+        "departments": [{"id": d.id, "name": d.name, "level": getattr(d.level, "value", str(d.level))} for d in depts],
+    }
+
+
+def _visible(request: Request) -> set[str] | None:
+    """The cameras the caller may view (at least a snapshot); None = all (administrators)."""
+    subject: Subject = request.state.subject
+    if subject.is_admin:
+        return None
+    return set(request.app.state.ld.authorizer.visible_cameras(subject, "view_snapshot"))
+
+
+@router.get("/api/console/district", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
+async def district_boundary(request: Request) -> dict[str, Any]:
+    """The district boundary for the map (the GeoJSON of ``acl.district_geojson``); an empty
+    FeatureCollection when none is configured."""
+    ld = request.app.state.ld
+    path = ld.settings.acl.district_geojson
+    if path is None:
+        return {"type": "FeatureCollection", "features": []}
+    cached = ld.extras.get("console_district")
+    if cached is None or cached[0] != path:
+        try:
+            doc = await asyncio.to_thread(lambda: json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            raise HTTPException(503, "the district boundary file cannot be read") from None
+        cached = ld.extras["console_district"] = (path, doc)
+    return dict(cached[1])
+
+
+@router.get("/api/console/map/cameras", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
+async def map_cameras(request: Request) -> dict[str, Any]:
+    """Fixed cameras with a position that the caller may view, compact for a map of 20,000:
+    ``[id, name, lat, lon, status, area]`` rows. Cameras on vehicles move with them (``/api/vehicles``)."""
+    ld = request.app.state.ld
+    cams, _ = await ld.store.search(CameraFilter(), only_ids=_visible(request), limit=1 << 30)
+    rows = [
+        [c.id, c.name, c.lat, c.lon, c.status.value, c.area]
+        for c in cams
+        if c.lat is not None and c.lon is not None and not c.vehicle_id
+    ]
+    return {"fields": ["id", "name", "lat", "lon", "status", "area"], "cameras": rows}
+
+
+@router.get("/api/console/dashboard", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
+async def dashboard(
+    request: Request,
+    since: Annotated[dt.datetime | None, Query(description="incidents opened since (ISO 8601); default: all")] = None,
+) -> dict[str, Any]:
+    """A supervisor's overview, over what the caller may see: incidents by sub-district and by
+    department (total, open, handled %, overdue), totals, and cameras offline per sub-district."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
+    ld = request.app.state.ld
+    subject: Subject = request.state.subject
+    stats = await ld.alarms.incidents.stats(since, subject)
+    totals = {"total": 0, "open": 0, "handled": 0, "overdue": 0}
+    for b in stats["by_area"].values():
+        for k in totals:
+            totals[k] += int(b[k])
+    cams, _ = await ld.store.search(CameraFilter(), only_ids=_visible(request), limit=1 << 30)
+    by_area: dict[str, dict[str, int]] = {}
+    for c in cams:
+        b = by_area.setdefault(c.area or "-", {"total": 0, "offline": 0})
+        b["total"] += 1
+        b["offline"] += c.status.value in ("offline", "error")
+    return {
+        "incidents": {
+            **totals,
+            "handled_pct": round(100 * totals["handled"] / totals["total"], 1) if totals["total"] else 0.0,
+            "by_area": stats["by_area"],
+            "by_department": stats["by_department"],
+        },
+        "cameras": {
+            "total": len(cams),
+            "offline": sum(b["offline"] for b in by_area.values()),
+            "by_area": dict(sorted(by_area.items())),
+        },
+    }
 
 
 @router.get("/api/console/facets", dependencies=[authenticated()], include_in_schema=True, tags=["web"])

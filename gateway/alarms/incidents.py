@@ -148,6 +148,14 @@ class IncidentWorkflow:
             return inc.dispatched_to is not None and inc.dispatched_to in subject.departments
         return False
 
+    def next_actions(self, subject: Subject, inc: Incident) -> list[str]:
+        """The steps the subject may take on the incident now (what a console offers as buttons)."""
+        steps = list(TRANSITIONS.get(inc.state, {}))
+        if inc.state != "closed" and inc.level != "district":
+            steps.append("escalate")
+        steps.append("note")
+        return [a for a in steps if self.may_act(subject, a, inc)]
+
     # -- reading ---------------------------------------------------------------------------
     async def get(self, inc_id: str) -> Incident | None:
         """One incident."""
@@ -175,13 +183,16 @@ class IncidentWorkflow:
         async with self.db.session() as s:
             return list((await s.execute(q)).scalars())
 
-    async def stats(self, since: dt.datetime | None = None) -> dict[str, Any]:
-        """Per sub-district and per department: total, open, handled (resolved or closed) %, overdue."""
+    async def stats(self, since: dt.datetime | None = None, subject: Subject | None = None) -> dict[str, Any]:
+        """Per sub-district and per department: total, open, handled (resolved or closed) %, overdue.
+        With ``subject``, only the incidents that subject may see are counted."""
         q = select(Incident)
         if since is not None:
             q = q.where(Incident.created_at >= since)
         async with self.db.session() as s:
             rows = list((await s.execute(q)).scalars())
+        if subject is not None:
+            rows = [i for i in rows if self.may_see(subject, i)]
         now = utcnow()
         out: dict[str, dict[str, dict[str, float]]] = {"by_area": {}, "by_department": {}}
         for inc in rows:

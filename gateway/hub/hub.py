@@ -21,6 +21,8 @@ __all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]
 
 log = logging.getLogger(__name__)
 UrlResolver = Callable[[str], Awaitable[str]]
+# Builds a camera's upstream: the RTSP puller by default, the transcoder for derived streams.
+UpstreamFactory = Callable[..., Any]
 
 
 class StreamUnavailable(Exception):
@@ -59,6 +61,10 @@ class CameraStream:
     info_event: asyncio.Event = field(default_factory=asyncio.Event)
     keyframe_event: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def active_readers(self) -> bool:
+        """Readers that keep the upstream open (passive ones, like an always-on HLS muxer, do not)."""
+        return any(not r.passive for r in self.readers)
+
     def bitrate_bps(self) -> float:
         """Upstream bitrate over the last 5 seconds."""
         now = time.monotonic()
@@ -81,10 +87,15 @@ class StreamHub:
         settings: HubSettings,
         resolve_url: UrlResolver,
         metrics: Metrics | None = None,
+        *,
+        upstream_factory: UpstreamFactory = Upstream,
         ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
+        self._factory = upstream_factory
         self.ownership = ownership  # None: a single node pulls whatever its readers ask for
+        # Called with the camera id when an upstream goes live (e.g. HLS starts remuxing it).
+        self.on_live: list[Callable[[str], None]] = []
         self._resolve_url = resolve_url
         self.metrics = metrics or Metrics()
         self._streams: dict[str, CameraStream] = {}
@@ -97,8 +108,12 @@ class StreamHub:
         )
 
     # -- readers ---------------------------------------------------------------------------
-    async def attach(self, camera_id: str, protocol: str, *, with_backlog: bool = True) -> Reader:
-        """A new reader of ``camera_id``; it starts with the cached GOP (a keyframe) when there is one."""
+    async def attach(
+        self, camera_id: str, protocol: str, *, with_backlog: bool = True, passive: bool = False
+    ) -> Reader:
+        """A new reader of ``camera_id``; it starts with the cached GOP (a keyframe) when there is one.
+
+        A ``passive`` reader does not keep the upstream open: it is closed when the others have left."""
         if self._closed:
             raise StreamUnavailable("the stream hub is shutting down")
         stream = await self._ensure(camera_id)
@@ -114,8 +129,10 @@ class StreamHub:
             for au in backlog[: self.settings.reader_queue_packets - 1]:
                 reader.push(au)
             reader.backlog_units = min(len(backlog), self.settings.reader_queue_packets - 1)
+        reader.passive = passive
         stream.readers.add(reader)
-        self._cancel_idle(stream)
+        if not passive:
+            self._cancel_idle(stream)
         self.metrics.viewers.labels(camera_id, protocol).inc()
         return reader
 
@@ -128,6 +145,17 @@ class StreamHub:
         stream.readers.discard(reader)
         self.metrics.viewers.labels(reader.camera_id, reader.protocol).dec()
         self._schedule_idle(stream)
+
+    def set_passive(self, reader: Reader, passive: bool) -> None:
+        """Make a reader keep the upstream open (or stop doing so)."""
+        stream = self._streams.get(reader.camera_id)
+        reader.passive = passive
+        if stream is None or reader not in stream.readers:
+            return
+        if passive:
+            self._schedule_idle(stream)
+        else:
+            self._cancel_idle(stream)
 
     async def prewarm(self, camera_id: str, hold_s: float = 30.0) -> None:
         """Start pulling a camera now and keep it for at least ``hold_s`` (alarm workflow)."""
@@ -198,12 +226,26 @@ class StreamHub:
         stream = self._streams.get(camera_id)  # another task may have started it meanwhile
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
+        created = stream is None
         if stream is None:
             stream = CameraStream(camera_id, GopCache(self.settings.max_gop_cache_packets))
             self._streams[camera_id] = stream
         loop = asyncio.get_running_loop()
         stream.started_at = time.monotonic()
-        stream.upstream = Upstream(
+        try:
+            upstream = self._new_upstream(stream, url, loop)
+            upstream.start()  # a factory may refuse here (e.g. the transcoder is at its cap)
+        except BaseException:
+            if created and not stream.readers:
+                self._streams.pop(camera_id, None)
+            raise
+        stream.upstream = upstream
+        log.info("camera %s: upstream started", camera_id)
+        return stream
+
+    def _new_upstream(self, stream: CameraStream, url: str, loop: asyncio.AbstractEventLoop) -> Any:
+        camera_id = stream.camera_id
+        return self._factory(
             camera_id,
             url,
             loop,
@@ -213,13 +255,10 @@ class StreamHub:
             on_bytes=functools.partial(self._on_bytes, stream),
             timeouts=self._timeouts,
         )
-        stream.upstream.start()
-        log.info("camera %s: upstream started", camera_id)
-        return stream
 
     def _schedule_idle(self, stream: CameraStream) -> None:
         self._cancel_idle(stream)
-        if stream.readers:
+        if stream.active_readers():
             return
         delay = max(self.settings.idle_close_s, stream.hold_until - time.monotonic())
         stream.idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check, stream)
@@ -231,7 +270,7 @@ class StreamHub:
 
     def _idle_check(self, stream: CameraStream) -> None:
         stream.idle_timer = None
-        if stream.readers:
+        if stream.active_readers():
             return
         if time.monotonic() < stream.hold_until:
             self._schedule_idle(stream)
@@ -239,6 +278,11 @@ class StreamHub:
         self._stop_stream(stream, "idle")
 
     def _stop_stream(self, stream: CameraStream, why: str) -> None:
+        for r in list(stream.readers):  # passive readers left when the others had gone
+            r.close(why)
+            stream.readers.discard(r)
+            self.metrics.viewers.labels(r.camera_id, r.protocol).dec()
+        self._cancel_idle(stream)
         up, stream.upstream = stream.upstream, None
         if up is not None:
             up.stop()
@@ -322,6 +366,9 @@ class StreamHub:
         if state is UpstreamState.live:
             stream.live_since = time.monotonic()
         self._set_state(stream, state, reason)
+        if state is UpstreamState.live:
+            for hook in self.on_live:
+                hook(stream.camera_id)
 
     def _set_state(self, stream: CameraStream, state: UpstreamState, reason: str | None) -> None:
         stream.state = state

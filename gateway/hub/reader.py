@@ -45,6 +45,7 @@ class Reader:
         self.dropped_units = 0
         self.backlog_units = 0  # units that came from the GOP cache at attach time
         self.generation = 0  # bumped when the upstream restarts (timestamps start again)
+        self.passive = False  # True: does not keep the upstream open (see StreamHub.attach)
         self._q: deque[AccessUnit] = deque()
         self._wake = asyncio.Event()
         self._skip_to_key = True  # a reader always starts on a keyframe

@@ -30,7 +30,7 @@ async def list_incidents(
     flow = request.app.state.ld.alarms.incidents
     subject: Subject = request.state.subject
     rows = await flow.list(state=state, area=area, department=department, limit=limit)
-    out = [incident_dict(i) for i in rows if flow.may_see(subject, i)]
+    out = [{**incident_dict(i), "actions": flow.next_actions(subject, i)} for i in rows if flow.may_see(subject, i)]
     return [i for i in out if overdue is None or i["overdue"] == overdue]
 
 
@@ -38,16 +38,19 @@ async def list_incidents(
 async def incident_stats(
     request: Request, since: Annotated[dt.datetime | None, Query(description="ISO 8601; default: all")] = None
 ) -> dict[str, Any]:
-    """Per sub-district and per department: total, open, handled %, overdue (counts only)."""
+    """Per sub-district and per department: total, open, handled %, overdue (counts only), over the
+    incidents the caller may see."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
-    return dict(await request.app.state.ld.alarms.incidents.stats(since))
+    return dict(await request.app.state.ld.alarms.incidents.stats(since, request.state.subject))
 
 
 @router.get("/{incident_id}", dependencies=[require_incident()])
 async def get_incident(request: Request, incident_id: str) -> dict[str, Any]:
-    """One incident with its history."""
-    return incident_dict(request.state.incident)
+    """One incident with its history, and the steps the caller may take now."""
+    inc = request.state.incident
+    actions = request.app.state.ld.alarms.incidents.next_actions(request.state.subject, inc)
+    return {**incident_dict(inc), "actions": actions}
 
 
 class StepBody(BaseModel):

@@ -11,9 +11,10 @@ from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
 from gateway.cluster.redirect import redirect_to_owner
 from gateway.hub import StreamUnavailable
+from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import authenticated, public, require_camera
 from gateway.webrtc.sdp import SdpError
-from gateway.webrtc.whep import UnsupportedCodec
+from transcoder.plan import Variant
 
 router = APIRouter(tags=["webrtc"])
 log = logging.getLogger(__name__)
@@ -40,13 +41,16 @@ async def whep_options(camera_id: str) -> Response:
     responses={
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
-        415: {"description": "codec not playable in browsers (e.g. H.265) or body not application/sdp"},
+        415: {"description": "codec not playable in browsers and transcoding disabled, or body not application/sdp"},
         307: {"description": "another gateway node pulls this camera: repeat the POST there (cluster)"},
-        503: {"description": "camera unreachable"},
+        503: {"description": "camera unreachable, or every transcoder slot busy"},
     },
 )
-async def whep_offer(request: Request, camera_id: str) -> Response:
-    """Create a viewer session from an SDP offer; answers 201 with the SDP answer."""
+async def whep_offer(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
+    """Create a viewer session from an SDP offer; answers 201 with the SDP answer.
+
+    ``variant=low`` asks for the camera's low-bitrate rendition (a shared transcode); cameras whose
+    codec browsers cannot play (H.265) are transcoded to H.264 automatically."""
     ld = request.app.state.ld
     if not ld.settings.webrtc.enabled:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "WebRTC is disabled on this gateway; use HLS")
@@ -63,6 +67,7 @@ async def whep_offer(request: Request, camera_id: str) -> Response:
             subject,
             request.client.host if request.client else None,
             known_codec=cam.codec,
+            variant=variant,
         )
     except SdpError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
@@ -71,8 +76,10 @@ async def whep_offer(request: Request, camera_id: str) -> Response:
     except UnsupportedCodec as e:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play over WebRTC without transcoding",
+            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
         ) from None
+    except TranscodeCapacity as e:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "10"}) from None
     except OwnedElsewhere as e:
         return redirect_to_owner(request, e.url, camera_id, subject)
     except StreamUnavailable as e:

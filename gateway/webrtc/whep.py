@@ -11,25 +11,18 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from acl.identity import Subject
-from gateway.hub import StreamHub
+from gateway.media import MediaRouter, UnsupportedCodec
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
 from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
 from gateway.webrtc.sdp import SdpError, check_offer
 from gateway.webrtc.track import PassthroughTrack
+from transcoder.plan import Variant
 
 __all__ = ["UnsupportedCodec", "WhepAnswer", "WhepService"]
 
 log = logging.getLogger(__name__)
-
-
-class UnsupportedCodec(Exception):
-    """The camera's codec cannot be passed through to a browser (e.g. H.265)."""
-
-    def __init__(self, codec: str) -> None:
-        super().__init__(codec)
-        self.codec = codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +36,10 @@ class WhepAnswer:
 class WhepService:
     """Creates and ends WebRTC viewer sessions."""
 
-    def __init__(self, hub: StreamHub, sessions: SessionRegistry, settings: WebRTCSettings, metrics: Metrics) -> None:
-        self.hub = hub
+    def __init__(
+        self, media: MediaRouter, sessions: SessionRegistry, settings: WebRTCSettings, metrics: Metrics
+    ) -> None:
+        self.media = media
         self.sessions = sessions
         self.settings = settings
         self.metrics = metrics
@@ -63,18 +58,17 @@ class WhepService:
         *,
         known_codec: str | None = None,
         incident_id: str | None = None,
+        variant: Variant = Variant.auto,
     ) -> WhepAnswer:
         """Answer a viewer's offer. Raises SdpError, UnsupportedCodec, StreamUnavailable, LookupError."""
         sdp = check_offer(offer, self.settings.max_sdp_bytes)
-        if known_codec and known_codec not in ("h264",):
-            raise UnsupportedCodec(known_codec)
         started = time.monotonic()
-        reader = await self.hub.attach(camera_id, "webrtc")
+        feed = await self.media.attach(
+            camera_id, "webrtc", known_codec=known_codec, variant=variant, timeout_s=self.settings.open_timeout_s
+        )
+        reader = feed.reader
         pc: RTCPeerConnection | None = None
         try:
-            info = self.hub.info(camera_id) or await self.hub.wait_info(camera_id, self.settings.open_timeout_s)
-            if info.codec != "h264":
-                raise UnsupportedCodec(info.codec)
             track = PassthroughTrack(reader)
             pc = RTCPeerConnection(ice_configuration(self.settings.ice_servers))
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -91,7 +85,7 @@ class WhepService:
             if "H264" not in pc.localDescription.sdp:
                 raise UnsupportedCodec("h264 (the browser refused H.264)")
         except BaseException:
-            self.hub.detach(reader, "setup failed")
+            feed.detach("setup failed")
             if pc is not None:
                 await _close_quietly(pc, camera_id)
             raise
@@ -100,7 +94,7 @@ class WhepService:
 
         async def closer(reason: str) -> None:
             track.stop()
-            self.hub.detach(reader, reason)
+            feed.detach(reason)
             self._pcs.pop(session.id, None)
             self._tracks.pop(session.id, None)
             deadline = self._deadlines.pop(session.id, None)
@@ -122,11 +116,12 @@ class WhepService:
             )
         except BaseException:  # e.g. the audit write failed, or the client went away meanwhile
             track.stop()
-            self.hub.detach(reader, "setup failed")
+            feed.detach("setup failed")
             await _close_quietly(pc, camera_id)
             raise
         self._pcs[session.id] = pc
         self._tracks[session.id] = track
+        session.stats["transcoded"] = feed.transcoded
         session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
 
         @pc.on("connectionstatechange")

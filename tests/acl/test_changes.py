@@ -248,3 +248,27 @@ async def test_cli_changes_reach_a_running_gateway(world: World, monkeypatch: An
     assert entries[0].username.startswith("cli") and f"rule {rule_id} removed" in (entries[0].detail or "")
     r = await asyncio.to_thread(CliRunner().invoke, app, ["policy", "grant", "dept:nope", "cam:xz-1"])
     assert r.exit_code == 2 and "subject" in r.output
+
+
+async def test_user_created_by_the_cli_gets_memberships_made_through_the_api(world: World, monkeypatch: Any) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+    from tests.conftest import PASSWORD
+
+    w = world
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(w.app.state.ld.settings.data_dir))
+    res = await asyncio.to_thread(
+        CliRunner().invoke, app, ["users", "add", "op-late", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert res.exit_code == 0, res.output
+    await rule(w, "dept:police", "cam:qb-1")
+    api_made = await w.user("op-api")
+    await member(w, "op-api", "police")
+    users = {u["username"]: u["id"] for u in await w.ok("GET", "/api/admin/users")}
+    w.ids["op-late"] = users["op-late"]
+    await member(w, "op-late", "police")  # the running gateway never saw this user being created
+    late = (await w.client.post("/api/auth/token", data={"username": "op-late", "password": PASSWORD})).json()
+    expected = await w.visible(api_made)
+    assert expected and await w.visible({"Authorization": f"Bearer {late['access_token']}"}) == expected
+    await assert_consistent(w, "membership of a user created elsewhere")

@@ -182,3 +182,30 @@ async def test_interrupted_intake_is_completed_on_start(world: World) -> None:
     stop = await ld.alarms.start()  # nothing left to do the second time
     await stop()
     assert len(ld.events._buffer) == before + 1
+
+
+async def test_stats_and_offered_steps_follow_what_the_caller_may_see_and_do(world: World) -> None:
+    w = world
+    secret = await setup(w)
+    inc_id = await open_incident(w, secret)
+    qb = await member(w, "qb-op", "qibao")  # the sub-district centre in charge
+    pol = await member(w, "pol-op", "police")  # routed, not yet dispatched
+    tr = await member(w, "tr-op", "transport")  # not involved
+    # An uninvolved department counts nothing: the stats do not reveal other departments' incidents.
+    assert (await w.client.get("/api/incidents/stats", headers=tr)).json() == {"by_area": {}, "by_department": {}}
+    assert (await w.client.get("/api/incidents/stats", headers=qb)).json()["by_area"]["七宝镇"]["total"] == 1
+
+    async def offered(who: dict[str, str]) -> list[str]:
+        listed = (await w.client.get("/api/incidents?state=open", headers=who)).json()
+        one = (await w.client.get(f"/api/incidents/{inc_id}", headers=who)).json()
+        assert [i["actions"] for i in listed] == [one["actions"]]
+        return list(one["actions"])
+
+    assert await offered(qb) == ["dispatch", "escalate", "note"]
+    assert await offered(pol) == ["note"]  # only the centre dispatches
+    await w.client.post(f"/api/incidents/{inc_id}/dispatch", json={"department": "police"}, headers=qb)
+    assert await offered(pol) == ["acknowledge", "note"]
+    # Every offered step is one the server then accepts.
+    r = await w.client.post(f"/api/incidents/{inc_id}/acknowledge", json={}, headers=pol)
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    assert await offered(pol) == ["onsite", "note"]

@@ -79,16 +79,47 @@ async def test_refusals_are_clear_in_both_languages(web_gateway: tuple[LiveGatew
     assert await tile.locator(".tile-title").inner_text() == "cam-xz"
 
 
-async def test_h265_and_unknown_cameras_say_why(web_gateway: tuple[LiveGateway, Any], console_page: Any) -> None:
+async def test_h265_plays_through_the_transcoder_and_unknown_cameras_say_why(
+    web_gateway: tuple[LiveGateway, Any], console_page: Any
+) -> None:
     g, _admin = web_gateway
     page = console_page
     await login(page, g, "admin")
     await page.evaluate("location.hash = 'camera=cam-265,no-such-cam'")
-    h265 = page.locator(".tile[data-camera='cam-265']")
-    await expect(h265).to_have_attribute("data-state", "codec")
-    assert "H.265" in await h265.locator(".tile-msg").inner_text()
     await expect(page.locator(".tile[data-camera='no-such-cam']")).to_have_attribute("data-state", "not_found")
     await expect(page.locator(".tile[data-camera='no-such-cam'] .tile-msg")).to_have_text("摄像机不存在")
+    # Chromium has no H.265: the gateway's shared transcode sends it H.264 over WebRTC.
+    got = await playing(page, "cam-265")
+    assert (got["width"], got["height"]) == (1280, 720) and got["frames"] >= 20
+    assert await page.get_attribute(".tile[data-camera='cam-265']", "data-protocol") == "webrtc"
+    assert len(g.ld.media.running()) == 1
+
+
+async def test_without_webrtc_the_tile_falls_back_to_hls_and_plays(
+    web_gateway: tuple[LiveGateway, Any], chromium: Any
+) -> None:
+    g, admin = web_gateway
+    page = await chromium.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    # A browser (or network policy) without WebRTC: the console must still show video.
+    await page.add_init_script("delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;")
+    try:
+        await login(page, g, "admin")
+        await page.evaluate("location.hash = 'camera=cam-265'")
+        got = await playing(page, "cam-265", frames=30)
+        assert (got["width"], got["height"]) == (1280, 720)
+        tile = page.locator(".tile[data-camera='cam-265']")
+        await expect(tile).to_have_attribute("data-protocol", "hls")
+        await expect(tile.locator(".tile-info")).to_contain_text("HLS")
+        sessions = (await g.client.get("/api/sessions", headers=admin)).json()
+        assert [(s["protocol"], s["camera_id"]) for s in sessions] == [("hls", "cam-265")]
+        await tile.locator(".tile-close").click()
+        await wait_sessions(g, admin, [])  # closing the tile ended the HLS session
+    finally:
+        await page.close()
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("gateway_overrides", [{"webrtc": {"open_timeout_s": 2.0}}])

@@ -1,18 +1,37 @@
-// The operator console: login, the cameras you may view, live tiles over WebRTC (WHEP), alarms.
+// The operator console: login, the cameras you may view, live tiles over WebRTC (WHEP), the map,
+// the alarm panel and the dashboard.
+import { AlarmPanel } from "./alarms.js";
 import { api, setUnauthorizedHandler } from "./api.js";
 import { CameraList } from "./camlist.js";
-import { applyTexts, t, toggleLang } from "./i18n.js";
+import { Dashboard } from "./dashboard.js";
+import { applyTexts, has, t, toggleLang } from "./i18n.js";
+import { MapView } from "./map.js";
 import { LAYOUTS, TileGrid } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
 const FILTERS = { "f-text": "text", "f-area": "area", "f-kind": "kind", "f-status": "status", "f-dept": "department" };
-const state = { me: null, config: { ice_servers: [] }, events: null, visible: null };
+const state = { me: null, config: { ice_servers: [] }, events: null, visible: null, view: "wall" };
+const VIEWS = { wall: "grid", map: "map-view", dashboard: "dashboard" };
 
 const grid = new TileGrid($("grid"), $("tile-template"), () => state.config);
 const list = new CameraList($("camera-scroll"), $("camera-list"), {
   onOpen: (cam, t0) => grid.open(cam.id, cam.name, t0),
   onLoaded: () => showCount(),
 });
+const mapView = new MapView($("map"), $("map-note"), {
+  config: () => state.config,
+  onOpen: (ids, names) => openCameras(ids, names),
+});
+const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"), {
+  config: () => state.config,
+  onOpen: (ids) => openCameras(ids),
+  onChange: (incidents) => {
+    $("alarm-count").textContent = String(panel.openCount);
+    $("alarm-count").classList.toggle("hot", incidents.some((i) => i.overdue || i.state === "new"));
+    mapView.showIncidents(incidents);
+  },
+});
+const dashboard = new Dashboard($("dashboard"), { config: () => state.config });
 
 async function boot() {
   applyTexts();
@@ -20,7 +39,27 @@ async function boot() {
     toggleLang();
     list.relabel();
     grid.relabel();
+    panel.relabel();
+    dashboard.relabel();
+    mapView.relabel();
     showCount();
+  });
+  for (const b of $("views").querySelectorAll("button[data-view]")) {
+    b.addEventListener("click", () => setView(b.dataset.view));
+  }
+  $("alarm-toggle").addEventListener("click", () => {
+    const shown = $("alarm-panel").hidden;
+    $("alarm-panel").hidden = !shown;
+    $("alarm-toggle").setAttribute("aria-pressed", String(shown));
+    if (state.view === "map") mapView.map && mapView.map.invalidateSize();
+  });
+  $("alarm-banner").addEventListener("click", () => {
+    // Seen: the banner gives way to the incident in the panel.
+    const id = $("alarm-banner").dataset.incident;
+    $("alarm-banner").hidden = true;
+    $("alarm-panel").hidden = false;
+    $("alarm-toggle").setAttribute("aria-pressed", "true");
+    if (id && panel.selected !== id) panel.select(id);
   });
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
@@ -41,6 +80,8 @@ function showLogin(message = "") {
   $("login-view").hidden = false;
   $("console").hidden = true;
   $("logout").hidden = true;
+  $("views").hidden = true;
+  $("alarm-toggle").hidden = true;
   $("who").textContent = "";
   $("login-error").textContent = message;
 }
@@ -75,6 +116,10 @@ async function leave(message) {
   state.events = null;
   await grid.closeAll();
   list.stop();
+  panel.stop();
+  mapView.reset();
+  dashboard.reset();
+  setView("wall");
   $("alarm-banner").hidden = true;
   showLogin(message);
 }
@@ -84,6 +129,8 @@ async function enter(me) {
   $("login-view").hidden = true;
   $("console").hidden = false;
   $("logout").hidden = false;
+  $("views").hidden = false;
+  $("alarm-toggle").hidden = false;
   $("who").textContent = `${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`;
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();
@@ -91,6 +138,32 @@ async function enter(me) {
   await reloadList();
   openFromHash();
   startEvents();
+  await panel.start();
+}
+
+/** Show the wall, the map or the dashboard (the camera list and the alarm panel stay). */
+function setView(view) {
+  state.view = view;
+  for (const [name, id] of Object.entries(VIEWS)) $(id).hidden = name !== view;
+  for (const b of $("views").querySelectorAll("button[data-view]")) b.setAttribute("aria-pressed", String(b.dataset.view === view));
+  $("layout").closest("label").hidden = view !== "wall";
+  if (view === "map") mapView.show();
+  else mapView.hide();
+  if (view === "dashboard") dashboard.show();
+  else dashboard.hide();
+}
+
+/** Open cameras on the wall (from the map, an incident): a layout big enough, the wall in view. */
+async function openCameras(ids, names = []) {
+  if (state.view !== "wall") setView("wall");
+  const todo = ids.filter((id) => !grid.tiles.has(id)).slice(0, 16);
+  const needed = grid.tiles.size + todo.length;
+  const layout = LAYOUTS.find((n) => n >= needed) || 16;
+  if (grid.layout < layout) {
+    $("layout").value = String(layout);
+    await grid.setLayout(layout);
+  }
+  await Promise.all(ids.slice(0, 16).map((id, i) => grid.open(id, names[i] || nameOf(id))));
 }
 
 // The filter menus list only values the user's own cameras have (with counts).
@@ -130,11 +203,25 @@ function startEvents() {
   if (state.events) state.events.close();
   const es = new EventSource("/api/events");
   state.events = es;
-  es.addEventListener("incident.opened", (ev) => onIncident(JSON.parse(ev.data), true));
+  es.addEventListener("incident.opened", (ev) => {
+    const inc = JSON.parse(ev.data);
+    panel.alarm(inc.incident_id);
+    dashboard.changed();
+    onIncident(inc, true);
+  });
   es.addEventListener("incident.cameras", (ev) => {
     const d = JSON.parse(ev.data);
+    panel.changed();
     onIncident({ ...d, cameras: d.cameras || d.added }, false);
   });
+  for (const type of ["incident.updated", "incident.overdue"]) {
+    es.addEventListener(type, () => {
+      panel.changed();
+      dashboard.changed();
+    });
+  }
+  // The buffer no longer reaches back to what we last saw: reload what the events would have told.
+  es.addEventListener("reset", () => panel.changed());
 }
 
 async function onIncident(inc, isNew) {
@@ -142,16 +229,12 @@ async function onIncident(inc, isNew) {
   if (isNew) {
     banner.hidden = false;
     banner.dataset.incident = inc.incident_id;
-    banner.textContent = `${t("alarm")} ${inc.incident_id} · ${inc.type || ""} ${inc.vehicle_id || ""} ${inc.text || ""}`;
+    const type = inc.type && has(`type_${inc.type}`) ? t(`type_${inc.type}`) : inc.type || "";
+    banner.textContent = [`${t("alarm")} ${inc.incident_id}`, type, inc.area, inc.vehicle_id, inc.text].filter(Boolean).join(" · ");
   }
+  // The incident's cameras open on the wall by themselves: the operator needs no click.
   const cams = inc.cameras || [];
-  const needed = grid.tiles.size + cams.length;
-  const layout = LAYOUTS.find((n) => n >= needed) || 16;
-  if (grid.layout < layout) {
-    $("layout").value = String(layout);
-    await grid.setLayout(layout);
-  }
-  for (const id of cams) await grid.open(id, nameOf(id));
+  if (cams.length) await openCameras(cams);
 }
 
 function nameOf(id) {

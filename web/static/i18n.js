@@ -18,6 +18,21 @@ const TEXT = {
     alarm: "报警", status_online: "在线", status_offline: "离线", status_error: "故障", status_unknown: "未检测",
     stream_live: "直播中", stream_connecting: "连接中", stream_reconnecting: "重连中", stream_failed: "故障",
     thumb_stale: "快照已过期：摄像机未响应", latency: "延迟", first_frame: "首帧",
+    view_wall: "视频墙", view_map: "地图", view_dashboard: "统计", incidents: "警情", layer_cameras: "固定摄像机",
+    snapshot: "截图下载", snapshot_failed: "截图失败", fullscreen: "全屏", map_no_tiles: "未配置底图服务：仅显示区界、摄像机和车辆",
+    inc_open: "未结警情", inc_all: "全部警情", inc_none: "暂无警情", sound: "提示音", sound_on: "提示音：开（点击静音）",
+    sound_off: "提示音：关（点击开启）", no_area: "未知街镇", not_dispatched: "未派遣",
+    state_new: "新警情", state_dispatched: "已派遣", state_acknowledged: "已签收", state_on_site: "已到场",
+    state_resolved: "已处置", state_closed: "已办结", type_panic: "一键报警",
+    deadline_onsite: "到场时限", deadline_resolve: "处置时限", overdue: "已超时",
+    open_cameras: "打开摄像机", note_placeholder: "备注 / 办结说明", act_failed: "操作失败",
+    act_opened: "报警", act_dispatch: "派遣", act_acknowledge: "签收", act_onsite: "到场", act_resolve: "处置完毕",
+    act_close: "办结", act_reopen: "重新打开", act_escalate: "上报区中心", act_note: "添加备注", act_cameras: "追加摄像机",
+    note_needs_text: "请先填写备注", close_needs_text: "办结需说明如何与报警人确认",
+    dash_total: "警情总数", dash_open: "未结", dash_handled: "已处置", dash_handled_pct: "处置率", dash_overdue: "超时",
+    dash_cameras_offline: "离线摄像机", dash_by_area: "各街镇警情", dash_by_department: "各部门警情",
+    dash_offline_by_area: "各街镇离线摄像机", period_today: "今日", period_7d: "近 7 天", period_30d: "近 30 天",
+    period_all: "全部时间", dash_none: "暂无数据", dash_handled_short: "已处置", dash_overdue_short: "超时",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -36,6 +51,25 @@ const TEXT = {
     alarm: "ALARM", status_online: "online", status_offline: "offline", status_error: "error", status_unknown: "unchecked",
     stream_live: "live", stream_connecting: "connecting", stream_reconnecting: "reconnecting", stream_failed: "failed",
     thumb_stale: "Old snapshot: the camera is not answering", latency: "latency", first_frame: "first frame",
+    view_wall: "Wall", view_map: "Map", view_dashboard: "Dashboard", incidents: "Incidents", layer_cameras: "Fixed cameras",
+    snapshot: "Download snapshot", snapshot_failed: "Snapshot failed", fullscreen: "Full screen",
+    map_no_tiles: "No tile server configured: boundary, cameras and vehicles only",
+    inc_open: "Open incidents", inc_all: "All incidents", inc_none: "No incidents", sound: "Alarm sound",
+    sound_on: "Sound on (click to mute)", sound_off: "Sound off (click to unmute)", no_area: "unknown area",
+    not_dispatched: "not dispatched",
+    state_new: "new", state_dispatched: "dispatched", state_acknowledged: "acknowledged", state_on_site: "on site",
+    state_resolved: "resolved", state_closed: "closed", type_panic: "panic alarm",
+    deadline_onsite: "on site in", deadline_resolve: "resolve in", overdue: "overdue by",
+    open_cameras: "Open cameras", note_placeholder: "Note / how the reporter confirmed", act_failed: "Failed",
+    act_opened: "alarm", act_dispatch: "Dispatch", act_acknowledge: "Acknowledge", act_onsite: "On site",
+    act_resolve: "Resolved", act_close: "Close", act_reopen: "Reopen", act_escalate: "Escalate to district",
+    act_note: "Add note", act_cameras: "cameras added",
+    note_needs_text: "Write the note first", close_needs_text: "Say how the reporter confirmed before closing",
+    dash_total: "Incidents", dash_open: "Open", dash_handled: "Handled", dash_handled_pct: "Handled", dash_overdue: "Overdue",
+    dash_cameras_offline: "Cameras offline", dash_by_area: "Incidents by sub-district",
+    dash_by_department: "Incidents by department", dash_offline_by_area: "Cameras offline by sub-district",
+    period_today: "Today", period_7d: "Last 7 days", period_30d: "Last 30 days", period_all: "All time",
+    dash_none: "Nothing yet", dash_handled_short: "handled", dash_overdue_short: "overdue",
   },
 };
 
@@ -45,6 +79,11 @@ let lang = localStorage.getItem("liandong.lang") === "en" ? "en" : "zh";
 export function t(key, ...args) {
   const v = TEXT[lang][key] ?? TEXT.zh[key] ?? key;
   return typeof v === "function" ? v(...args) : v;
+}
+
+/** Whether `key` has a text (to fall back to a raw value, e.g. an alarm type nobody translated). */
+export function has(key) {
+  return key in TEXT[lang] || key in TEXT.zh;
 }
 
 export function currentLang() {

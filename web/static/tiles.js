@@ -1,6 +1,7 @@
 // The live wall: a 1/4/9/16 grid of tiles, each one camera over WHEP. Closing a tile ends its session.
-import { api, notifyUnauthorized } from "./api.js";
+import { api, errorDetail, notifyUnauthorized } from "./api.js";
 import { t } from "./i18n.js";
+import { HlsPlayer } from "./hlsplayer.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
 // What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
@@ -16,6 +17,21 @@ export class TileGrid {
     this.template = template;
     this.config = config;
     this.tiles = new Map(); // camera id -> Tile, oldest first
+    this.dragged = null;
+  }
+
+  /** The tiles in screen order (drag and drop rearranges the screen, not their age). */
+  order() {
+    return [...this.grid.querySelectorAll(".tile")].map((el) => el.dataset.camera);
+  }
+
+  // Drag a tile by its title bar onto another: the two swap places.
+  swap(a, b) {
+    if (a === b) return;
+    const marker = document.createComment("");
+    a.el.replaceWith(marker);
+    b.el.replaceWith(a.el);
+    marker.replaceWith(b.el);
   }
 
   get layout() {
@@ -73,9 +89,18 @@ class Tile {
     this.title.textContent = name;
     this.title.title = cameraId;
     const closeButton = this.el.querySelector(".tile-close");
-    closeButton.title = t("close");
     closeButton.addEventListener("click", () => this.close());
     this.retryButton.addEventListener("click", () => this.retry());
+    this.el.querySelector(".tile-full").addEventListener("click", () => this.toggleFullscreen());
+    this.video.addEventListener("dblclick", () => this.toggleFullscreen());
+    this.snap = this.el.querySelector(".tile-snap");
+    this.snap.href = this.snapshotUrl();
+    this.snap.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      this.downloadSnapshot();
+    });
+    this.wireDrag();
+    this.relabelButtons();
     this.player = null;
     this.timer = null;
     this.statusKey = null;
@@ -88,7 +113,80 @@ class Tile {
   relabel() {
     if (this.statusKey) this.setStatus(this.statusKey, this.detail);
     this.retryButton.textContent = t("retry");
+    this.relabelButtons();
+  }
+
+  relabelButtons() {
     this.el.querySelector(".tile-close").title = t("close");
+    this.el.querySelector(".tile-full").title = t("fullscreen");
+    this.snap.title = t("snapshot");
+  }
+
+  wireDrag() {
+    const head = this.el.querySelector(".tile-head");
+    head.addEventListener("dragstart", (ev) => {
+      this.grid.dragged = this;
+      ev.dataTransfer.effectAllowed = "move";
+      ev.dataTransfer.setData("text/plain", this.cameraId);
+      this.el.classList.add("dragging");
+    });
+    head.addEventListener("dragend", () => {
+      this.grid.dragged = null;
+      this.el.classList.remove("dragging");
+      for (const el of this.grid.grid.querySelectorAll(".drop-target")) el.classList.remove("drop-target");
+    });
+    this.el.addEventListener("dragover", (ev) => {
+      if (!this.grid.dragged || this.grid.dragged === this) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "move";
+      this.el.classList.add("drop-target");
+    });
+    this.el.addEventListener("dragleave", () => this.el.classList.remove("drop-target"));
+    this.el.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      this.el.classList.remove("drop-target");
+      const from = this.grid.dragged;
+      if (from && from !== this) this.grid.swap(from, this);
+    });
+  }
+
+  // A full-size picture from the gateway (privacy masks applied, like every snapshot), saved as a
+  // file named after the camera and the time; a refusal or an offline camera is said in the tile.
+  snapshotUrl() {
+    return `/api/cameras/${encodeURIComponent(this.cameraId)}/snapshot.jpg?width=${this.grid.config().snapshot_width || 1280}`;
+  }
+
+  async downloadSnapshot() {
+    this.snap.classList.add("busy");
+    let r;
+    try {
+      r = await api(this.snapshotUrl(), { cache: "no-store" });
+    } catch (e) {
+      r = null;
+    } finally {
+      this.snap.classList.remove("busy");
+    }
+    if (!r || !r.ok) {
+      const why = r ? (REFUSALS[r.status] ? t(REFUSALS[r.status]) : await errorDetail(r)) : t("failed");
+      this.snap.title = `${t("snapshot_failed")}: ${why}`;
+      this.el.dataset.snapshot = "failed";
+      return;
+    }
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `${this.cameraId}-${stamp(new Date())}.jpg`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    this.snap.title = t("snapshot");
+    this.el.dataset.snapshot = "saved";
+  }
+
+  toggleFullscreen() {
+    if (document.fullscreenElement === this.el) document.exitFullscreen();
+    else this.el.requestFullscreen().catch(() => {});
   }
 
   setStatus(key, detail) {
@@ -106,27 +204,60 @@ class Tile {
     this.el.classList.add("flash");
   }
 
-  async start() {
+  /** WebRTC when the gateway and the browser have it, else LL-HLS. */
+  makePlayer(forceHls) {
+    const cfg = this.grid.config();
+    const webrtc = cfg.webrtc !== false && typeof window.RTCPeerConnection === "function";
+    if (forceHls || (!webrtc && cfg.hls !== false)) return new HlsPlayer(this.cameraId, this.video);
+    return new WhepPlayer(this.cameraId, this.video, cfg.ice_servers || []);
+  }
+
+  async start(forceHls = false) {
     this.setStatus("connecting");
     this.el.classList.remove("ended");
-    const player = new WhepPlayer(this.cameraId, this.video, this.grid.config().ice_servers || []);
+    const player = await this.startPlayer(forceHls);
+    if (!player || this.player !== player) return;
+    this.watchFirstFrame(player);
+    this.timer = setInterval(() => this.updateInfo(), 1000);
+    if (this.title.textContent === this.cameraId) this.lookUpName();
+  }
+
+  /** The one place a tile's player is made and started: WebRTC (WHEP) when the gateway and the browser
+   * have it, else LL-HLS; a WebRTC start that fails on the network falls back to HLS once. Returns the
+   * started player, or null after showing why it could not start (or when the fallback took over).
+   * A player has start(), stop(), stats(), codec, protocol, sessionId and calls onended() when the server ends it. */
+  async startPlayer(forceHls) {
+    const player = this.makePlayer(forceHls);
     this.player = player;
-    player.onended = () => this.onServerEnd();
+    this.el.dataset.protocol = player instanceof HlsPlayer ? "hls" : "webrtc";
+    player.onended = (state) => {
+      // WebRTC that never got going (ICE blocked by a firewall): try HLS once.
+      if (!(player instanceof HlsPlayer) && this.firstFrameMs == null && state === "failed") return this.fallBack(player);
+      return this.onServerEnd();
+    };
     try {
       await player.start();
     } catch (e) {
-      if (this.player !== player) return; // closed meanwhile
+      if (this.player === player && !(player instanceof HlsPlayer) && (!(e instanceof WhepError) || e.status === 0)) {
+        await this.fallBack(player);
+        return null;
+      }
+      if (this.player !== player) return null; // closed meanwhile
       this.player = null;
       const status = e instanceof WhepError ? e.status : 0;
       const key = REFUSALS[status] || "failed";
       this.setStatus(key, key === "failed" ? e.message : undefined);
       if (status === 401) notifyUnauthorized();
-      return;
+      return null;
     }
+    return player;
+  }
+
+  async fallBack(player) {
     if (this.player !== player) return;
-    this.watchFirstFrame(player);
-    this.timer = setInterval(() => this.updateInfo(), 1000);
-    if (this.title.textContent === this.cameraId) this.lookUpName();
+    this.player = null;
+    await player.stop();
+    await this.start(true);
   }
 
   watchFirstFrame(player) {
@@ -148,7 +279,7 @@ class Tile {
   async updateInfo() {
     const s = this.player && (await this.player.stats());
     if (!s) return;
-    const parts = ["WebRTC"];
+    const parts = [this.player.protocol || "WebRTC"];
     if (this.player.codec) parts.push(this.player.codec);
     if (this.video.videoWidth) parts.push(`${this.video.videoWidth}×${this.video.videoHeight}`);
     if (s.framesPerSecond) parts.push(`${Math.round(s.framesPerSecond)} fps`);
@@ -157,6 +288,7 @@ class Tile {
       parts.push(`${Math.round(kbps)} kbit/s`);
     }
     // Receive side only (jitter buffer + half the round trip); the camera's own delay is not known here.
+    if (s.latency) parts.push(`${t("latency")} ≈${s.latency.toFixed(1)} s`);
     if (s.jitterBufferEmittedCount) {
       const ms = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000 + (s.rtt || 0) * 500;
       parts.push(`${t("latency")} ≈${Math.round(ms)} ms`);
@@ -174,7 +306,7 @@ class Tile {
   async checkSession() {
     const player = this.player;
     const id = player && player.sessionId;
-    if (!id) return;
+    if (!id || player instanceof HlsPlayer) return; // hls.js reports a revoked session itself (410/403)
     const r = await api(`/api/sessions?camera_id=${encodeURIComponent(this.cameraId)}`, { quiet401: true });
     if (this.player !== player) return;
     if (r.status === 401 || (r.ok && !(await r.json()).some((x) => x.id === id))) this.onServerEnd();
@@ -206,10 +338,17 @@ class Tile {
 
   async close() {
     clearInterval(this.timer);
+    if (document.fullscreenElement === this.el) document.exitFullscreen().catch(() => {});
     if (this.grid.tiles.get(this.cameraId) === this) this.grid.tiles.delete(this.cameraId);
     this.el.remove();
     const player = this.player;
     this.player = null;
     if (player) await player.stop();
   }
+}
+
+/** 20261128-101500: a file name part that sorts by time. */
+function stamp(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }

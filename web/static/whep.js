@@ -35,6 +35,7 @@ export class WhepPlayer {
     this.pc = null;
     this.onended = null;
     this.codec = null;
+    this.protocol = "WebRTC";
     this.stopped = false;
   }
 

@@ -65,20 +65,31 @@ async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Clus
     assert r.history and str(r.url).startswith(n1.url)
     await asyncio.to_thread(cams.sync)
     assert cams.total_connections() == opened
+    # An HLS player that asks a non-owner follows the 307 to the owner and plays there with its key.
+    async with httpx.AsyncClient(follow_redirects=True, timeout=15) as h:
+        r = await h.get(f"{n2.url}/api/cameras/cam1/hls/index.m3u8", headers=admin)
+        assert r.status_code == 200 and r.history and str(r.url).startswith(n1.url), r.text
+        media = str(r.url).split("index.m3u8")[0] + next(ln for ln in r.text.splitlines() if ln and ln[0] != "#")
+        p = await h.get(media)  # the session key alone, as a native player would
+        assert p.status_code == 200 and "#EXT-X-PART:" in p.text, p.text
+    await asyncio.to_thread(cams.sync)
+    assert cams.total_connections() == opened
     metrics = httpx.get(n2.url + "/metrics", headers=admin, timeout=5).text
     assert 'liandong_cluster_redirects_total{route="/api/cameras/{camera_id}/whep"} 1.0' in metrics
     assert 'liandong_cluster_redirects_total{route="/api/cameras/{camera_id}/snapshot.jpg"} 1.0' in metrics
+    assert 'liandong_cluster_redirects_total{route="/api/cameras/{camera_id}/hls/index.m3u8"} 1.0' in metrics
     assert "liandong_cluster_leases 0.0" in metrics and "liandong_cluster_redis_up 1.0" in metrics
     assert "liandong_cluster_leases 1.0" in httpx.get(n1.url + "/metrics", headers=admin, timeout=5).text
     assert set(st["nodes"]) == {"n1", "n2", "n3"}
 
     # The session directory: every node lists all sessions; ending one works from any node.
     listed = httpx.get(n2.url + "/api/sessions", headers=admin, timeout=5).json()
-    assert sorted((s["camera_id"], s["node"]) for s in listed) == [
-        ("cam1", "n1"),
-        ("cam1", "n1"),
-        ("cam1", "n1"),
-        ("cam2", "n3"),
+    assert sorted((s["camera_id"], s["node"], s["protocol"]) for s in listed) == [
+        ("cam1", "n1", "hls"),
+        ("cam1", "n1", "webrtc"),
+        ("cam1", "n1", "webrtc"),
+        ("cam1", "n1", "webrtc"),
+        ("cam2", "n3", "webrtc"),
     ]
     victim = next(s for s in listed if s["camera_id"] == "cam2")
     r = httpx.delete(f"{n2.url}/api/sessions/{victim['id']}", headers=admin, timeout=5)
@@ -110,7 +121,7 @@ async def test_one_pull_per_camera_viewers_redirected_to_the_owner(cluster: Clus
         await asyncio.sleep(0.1)
     # The admin ends every session of a camera from a node that holds none of them.
     r = httpx.delete(n2.url + "/api/sessions", params={"camera_id": "cam1"}, headers=admin, timeout=5)
-    assert r.status_code == 200 and r.json() == {"ended": 2}, r.text
+    assert r.status_code == 200 and r.json() == {"ended": 3}, r.text
     deadline = time.monotonic() + 5
     while httpx.get(n3.url + "/api/sessions", headers=admin, timeout=5).json():
         assert time.monotonic() < deadline
