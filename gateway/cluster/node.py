@@ -175,6 +175,51 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
     bus.on_reconnect.append(resync)
 
+    # Track history: each node keeps tracks in memory from the fixes it takes in; the others hear
+    # them in batches (ids and coordinates only) so a track asked of any node is whole.
+    outgoing: list[list[Any]] = []
+    positions = ld.positions
+    heard_fix = positions.on_fix
+
+    def fix_taken(vehicle_id: str, lat: float, lon: float, t: float) -> None:
+        if heard_fix is not None:
+            heard_fix(vehicle_id, lat, lon, t)
+        if len(outgoing) < 50_000:
+            outgoing.append([vehicle_id, lat, lon, t])
+
+    positions.on_fix = fix_taken
+
+    async def relay_fixes() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if outgoing:
+                batch = outgoing[:]
+                outgoing.clear()
+                await bus.publish("fixes", fixes=batch)
+
+    async def fixes_elsewhere(msg: dict[str, Any]) -> None:
+        from camera_registry.positions import Track
+        from camera_registry.vehicle_index import Fix
+
+        cutoff = time.time() - positions.settings.track_retention_s
+        for item in msg.get("fixes", [])[:50_000]:
+            try:
+                vid, lat, lon, t = str(item[0]), float(item[1]), float(item[2]), float(item[3])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if vid not in positions.vehicles or t < cutoff:
+                continue
+            if heard_fix is not None:
+                heard_fix(vid, lat, lon, t)  # the location rule sees it at once, not at the next poll
+            if positions._foreign_truck(vid) and not positions.inside_district(lat, lon):
+                continue  # not tracked outside the district, as on the node that took it in
+            track = positions.tracks.get(vid)
+            if track is None:
+                track = positions.tracks[vid] = Track(positions.settings.track_max_points)
+            track.add(Fix(vid, lat, lon, t))
+
+    bus.handlers["fixes"] = fixes_elsewhere
+
     async def follow_trucks() -> None:
         # Fixes are taken in by whichever node the GPS feed reaches; the location rule on every node
         # reads the watched trucks' newest fixes from the shared index once a second.
@@ -191,6 +236,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
         trucks = asyncio.create_task(follow_trucks(), name="cluster-trucks")
+        relay = asyncio.create_task(relay_fixes(), name="cluster-fixes")
         await ownership.start()
         await bus.start()
         try:
@@ -204,6 +250,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
         async def stop() -> None:
             trucks.cancel()
+            relay.cancel()
             if hasattr(events, "stop"):
                 await events.stop()
             await directory.stop()

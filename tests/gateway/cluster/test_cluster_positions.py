@@ -58,6 +58,17 @@ async def test_positions_and_location_rule_shared_by_nodes(tmp_path: Path) -> No
             )
             assert r.status_code == 200, r.text
             assert [x["camera_id"] for x in r.json()["items"]][:1] == ["bus-01-front"]
+            # The track history, kept in memory by each node, is whole on the others too.
+            await post_fix("bus-01", (31.1510, 121.3510))
+            t0 = time.monotonic()
+            while True:
+                r = await h.get(f"{n3.url}/api/vehicles/bus-01/track", headers=admin)
+                assert r.status_code == 200, r.text
+                if len(r.json()["points"]) == 2:
+                    break
+                assert time.monotonic() - t0 < 3, r.json()
+                await asyncio.sleep(0.1)
+            assert [p[1:3] for p in r.json()["points"]] == [[31.1505, 121.3505], [31.151, 121.351]]
 
             async def op_sees_truck_on(node_url: str, want: bool) -> float:
                 t0 = time.perf_counter()
