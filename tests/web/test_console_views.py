@@ -438,3 +438,22 @@ async def test_map_draws_twenty_thousand_cameras(web_gateway: tuple[LiveGateway,
     )
     print(f"map of 20,000 cameras: shown in {drawn:.2f} s; a zoom step redraws in {ms:.0f} ms")
     assert drawn < 10 and ms < 1500, (drawn, ms)
+
+
+async def test_a_login_ended_elsewhere_takes_the_console_back_to_the_login_form(
+    web_gateway: tuple[LiveGateway, Any], console_page: Any, chromium: Any
+) -> None:
+    g, _admin = web_gateway
+    page = console_page
+    await login(page, g, "admin")
+    await page.click("#views button[data-view='dashboard']")  # no tile whose session would notice
+    await expect(page.locator("#dashboard .kpi").first).to_be_visible()
+    # The same login logs out in another tab: the event stream ends and the console follows at
+    # once, not at its next list refresh (10 s) or incident reload (30 s).
+    other = await chromium.new_page()
+    await other.goto(g.base_url + "/")
+    await other.click("#logout")
+    await expect(other.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#login-view")).to_be_visible(timeout=3000)
+    await expect(page.locator("#login-error")).to_have_text("登录已失效，请重新登录")
+    await other.close()

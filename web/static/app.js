@@ -225,6 +225,15 @@ function startEvents() {
   }
   // The buffer no longer reaches back to what we last saw: reload what the events would have told.
   es.addEventListener("reset", () => panel.changed());
+  // The gateway ended the stream: the login ended (logout elsewhere, revoked) or we fell behind.
+  // Ask once: a 401 takes the console back to the login form at once; otherwise reconnect.
+  es.addEventListener("end", async () => {
+    es.close();
+    if (state.events !== es) return;
+    state.events = null;
+    const r = await api("/api/auth/me");
+    if (r.ok && state.me) startEvents();
+  });
 }
 
 async function onIncident(inc, isNew) {
