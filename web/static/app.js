@@ -51,7 +51,7 @@ async function boot() {
     const shown = $("alarm-panel").hidden;
     $("alarm-panel").hidden = !shown;
     $("alarm-toggle").setAttribute("aria-pressed", String(shown));
-    if (state.view === "map") mapView.map && mapView.map.invalidateSize();
+    if (state.view === "map" && mapView.map) mapView.map.invalidateSize();
   });
   $("alarm-banner").addEventListener("click", () => {
     // Seen: the banner gives way to the incident in the panel.
