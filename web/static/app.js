@@ -51,7 +51,7 @@ async function boot() {
     const shown = $("alarm-panel").hidden;
     $("alarm-panel").hidden = !shown;
     $("alarm-toggle").setAttribute("aria-pressed", String(shown));
-    if (state.view === "map") mapView.map && mapView.map.invalidateSize();
+    if (state.view === "map" && mapView.map) mapView.map.invalidateSize();
   });
   $("alarm-banner").addEventListener("click", () => {
     // Seen: the banner gives way to the incident in the panel.
@@ -154,7 +154,7 @@ function setView(view) {
 }
 
 /** Open cameras on the wall (from the map, an incident): a layout big enough, the wall in view. */
-async function openCameras(ids, names = []) {
+async function openCameras(ids, names = [], incidentId = null) {
   if (state.view !== "wall") setView("wall");
   const todo = ids.filter((id) => !grid.tiles.has(id)).slice(0, 16);
   const needed = grid.tiles.size + todo.length;
@@ -163,7 +163,10 @@ async function openCameras(ids, names = []) {
     $("layout").value = String(layout);
     await grid.setLayout(layout);
   }
-  await Promise.all(ids.slice(0, 16).map((id, i) => grid.open(id, names[i] || nameOf(id))));
+  const opening = ids.slice(0, 16).map((id, i) => grid.open(id, names[i] || nameOf(id)));
+  // An incident's cameras take the first places of the wall, marked, ahead of what was open.
+  if (incidentId) grid.toFront(ids.slice(0, 16), incidentId);
+  await Promise.all(opening);
 }
 
 // The filter menus list only values the user's own cameras have (with counts).
@@ -222,6 +225,15 @@ function startEvents() {
   }
   // The buffer no longer reaches back to what we last saw: reload what the events would have told.
   es.addEventListener("reset", () => panel.changed());
+  // The gateway ended the stream: the login ended (logout elsewhere, revoked) or we fell behind.
+  // Ask once: a 401 takes the console back to the login form at once; otherwise reconnect.
+  es.addEventListener("end", async () => {
+    es.close();
+    if (state.events !== es) return;
+    state.events = null;
+    const r = await api("/api/auth/me");
+    if (r.ok && state.me) startEvents();
+  });
 }
 
 async function onIncident(inc, isNew) {
@@ -234,7 +246,7 @@ async function onIncident(inc, isNew) {
   }
   // The incident's cameras open on the wall by themselves: the operator needs no click.
   const cams = inc.cameras || [];
-  if (cams.length) await openCameras(cams);
+  if (cams.length) await openCameras(cams, [], inc.incident_id);
 }
 
 function nameOf(id) {
