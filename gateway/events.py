@@ -38,6 +38,7 @@ class Event:
     cameras: tuple[str, ...] = ()
     departments: tuple[str, ...] = ()
     ts: float = field(default_factory=time.time)
+    everyone: bool = False  # a signal with no private data for every console (e.g. policy.changed)
 
     def sse(self, data: dict[str, Any] | None = None) -> str:
         """The event in Server-Sent Events framing."""
@@ -61,7 +62,7 @@ class Viewer:
     def render(self, ev: Event) -> str | None:
         """The event as this viewer may see it, or None."""
         s = self.subject
-        if s.is_admin:
+        if s.is_admin or ev.everyone:
             return ev.sse()
         cams = [c for c in ev.cameras if self.may_view(s, c)]
         if not cams and not (s.departments & set(ev.departments)):
@@ -77,9 +78,15 @@ class EventBus(Protocol):
     """Publish events; stream them to viewers."""
 
     def publish(
-        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        cameras: Sequence[str] = (),
+        departments: Sequence[str] = (),
+        everyone: bool = False,
     ) -> Event:
-        """Send an event to every viewer in its audience (and keep it for resumes)."""
+        """Send an event to every viewer in its audience, or to all with ``everyone`` (and keep it for resumes)."""
         ...
 
     def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
@@ -117,9 +124,15 @@ class LocalEventBus:
         self._subs: set[_Sub] = set()
 
     def publish(
-        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        cameras: Sequence[str] = (),
+        departments: Sequence[str] = (),
+        everyone: bool = False,
     ) -> Event:
-        ev = Event(self._next, type_, data, tuple(cameras), tuple(departments))
+        ev = Event(self._next, type_, data, tuple(cameras), tuple(departments), everyone=everyone)
         self._next = next(self._ids)
         self._buffer.append(ev)
         for sub in list(self._subs):
