@@ -41,6 +41,7 @@ function showLogin(message = "") {
   $("login-view").hidden = false;
   $("console").hidden = true;
   $("logout").hidden = true;
+  $("admin-link").hidden = true;
   $("who").textContent = "";
   $("login-error").textContent = message;
 }
@@ -85,6 +86,7 @@ async function enter(me) {
   $("console").hidden = false;
   $("logout").hidden = false;
   $("who").textContent = `${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`;
+  $("admin-link").hidden = !["admin", "security_admin", "auditor"].includes(me.role);
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();
   if (facets.ok) fillFacets(await facets.json());
@@ -131,10 +133,19 @@ function startEvents() {
   const es = new EventSource("/api/events");
   state.events = es;
   es.addEventListener("incident.opened", (ev) => onIncident(JSON.parse(ev.data), true));
+  // A security admin changed the policy: what this user may see may have changed, without a reload.
+  es.addEventListener("policy.changed", () => refreshVisible());
   es.addEventListener("incident.cameras", (ev) => {
     const d = JSON.parse(ev.data);
     onIncident({ ...d, cameras: d.cameras || d.added }, false);
   });
+}
+
+async function refreshVisible() {
+  if (!state.me) return;
+  const facets = await api("/api/console/facets");
+  if (facets.ok) fillFacets(await facets.json());
+  await reloadList();
 }
 
 async function onIncident(inc, isNew) {

@@ -18,6 +18,7 @@ const TEXT = {
     alarm: "报警", status_online: "在线", status_offline: "离线", status_error: "故障", status_unknown: "未检测",
     stream_live: "直播中", stream_connecting: "连接中", stream_reconnecting: "重连中", stream_failed: "故障",
     thumb_stale: "快照已过期：摄像机未响应", latency: "延迟", first_frame: "首帧",
+    admin_console: "安全管理",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -36,6 +37,7 @@ const TEXT = {
     alarm: "ALARM", status_online: "online", status_offline: "offline", status_error: "error", status_unknown: "unchecked",
     stream_live: "live", stream_connecting: "connecting", stream_reconnecting: "reconnecting", stream_failed: "failed",
     thumb_stale: "Old snapshot: the camera is not answering", latency: "latency", first_frame: "first frame",
+    admin_console: "Security admin",
   },
 };
 
