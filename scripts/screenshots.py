@@ -1,7 +1,8 @@
 """Take the console screenshots in docs/ (run: python scripts/screenshots.py).
 
 Starts the fixture cameras and an in-process gateway with a few sample cameras, logs in with
-Debian's Chromium, opens four live tiles and saves ``docs/console.png``.
+Debian's Chromium, opens four live tiles and saves ``docs/console.png``; then sets up a small
+organisation and saves the security-admin console previewing a grant as ``docs/admin.png``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,8 +57,53 @@ async def main() -> None:
                 await page.wait_for_timeout(5000)
                 out = ROOT / "docs" / "console.png"
                 await page.screenshot(path=str(out))
-                await ctx.close()
                 print(f"wrote {out}")
+                await admin_screenshot(g, admin, ctx)
+                await ctx.close()
+
+
+async def admin_screenshot(g: Any, admin: dict[str, str], ctx: Any) -> None:
+    """The rules page of the admin console with the preview of a grant open."""
+    for dept, name, level, area in [
+        ("district", "区联动中心", "district", None),
+        ("qibao", "七宝镇分中心", "subdistrict", "七宝镇"),
+        ("city", "城管", "department", None),
+        ("police", "公安", "department", None),
+    ]:
+        body = {"name": name, "level": level, "area": area, "reason": "组织架构初始化"}
+        await g.client.put(f"/api/admin/departments/{dept}", json=body, headers=admin)
+    for i, dept in enumerate(["city", "city", "city", "police", "qibao"]):
+        r = await g.client.post(
+            "/api/admin/users", json={"username": f"op-{dept}-{i}", "password": PASSWORD}, headers=admin
+        )
+        await g.client.put(f"/api/admin/users/{r.json()['id']}/memberships/{dept}", json={}, headers=admin)
+    await g.client.put(
+        "/api/admin/groups/qibao-all", json={"name": "七宝镇全部", "filter": {"area": ["七宝镇"]}}, headers=admin
+    )
+    for sub, target, action in [
+        ("dept:police", "group:qibao-all", "view_live"),
+        ("dept:qibao", "group:qibao-all", "view_live"),
+        ("dept:city", "cam:xz-1", "view_snapshot"),
+    ]:
+        body = {"subject": sub, "target": target, "action": action, "reason": "值班需要"}
+        await g.client.post("/api/admin/rules", json=body, headers=admin)
+    await g.add_user("sec", Role.security_admin)
+    await ctx.clear_cookies()  # log in afresh as the security admin
+    page = await ctx.new_page()
+    await page.goto(g.base_url + "/admin")
+    await page.fill("#username", "sec")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-loaded='1']")
+    await page.click("#tabs button[data-tab='rules']")
+    await page.fill("#rule-form [name=subject]", "dept:city")
+    await page.fill("#rule-form [name=target]", "group:qibao-all")
+    await page.fill("#rule-form [name=reason]", "城管夜间巡查七宝镇")
+    await page.click("#rule-form button[type=submit]")
+    await page.wait_for_selector("#preview:not([hidden])")
+    out = ROOT / "docs" / "admin.png"
+    await page.screenshot(path=str(out))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
