@@ -224,7 +224,7 @@ class VisibilityIndex:
         twin._group_bits = dict(self._group_bits)
         twin._by_subject = {k: list(v) for k, v in self._by_subject.items()}
         twin.computed_groups = {k: set(v) for k, v in self.computed_groups.items()}
-        twin._cache = {}
+        twin._cache = dict(self._cache)  # entries carry the version they hold for; a patch drops them
         return twin
 
     # -- patching --------------------------------------------------------------------------

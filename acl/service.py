@@ -17,7 +17,7 @@ from acl.index import FOREIGN_TRUCKS_OUTSIDE, CameraAttrs, Rule, VisibilityIndex
 from acl.models import Role, User
 from acl.policy import Applied, Change, PolicyState, PolicyStore, RuleSpec, rule_from_row
 from acl.policy_models import CameraGroup, Department, OrgLevel
-from acl.preview import ActionEffect, visibility_effect
+from acl.preview import ActionEffect, EffectBuilder, affected_users
 
 if TYPE_CHECKING:
     from camera_registry.store import CameraStore
@@ -256,18 +256,27 @@ class AclService:
             st = self.state
             assert st is not None
             changes = await self.policy.dry_run(op)
-            scratch_state, scratch_index = st.copy(), self.index.fork()
-            scratch_subjects = dict(self._user_subjects)
-            apply_changes(scratch_state, scratch_index, scratch_subjects, changes)
+            after_state, after_index = st.copy(), self.index.fork()
+            after_keys = dict(self._user_subjects)
+            apply_changes(after_state, after_index, after_keys, changes)
+            # Private copies: the comparison runs in slices while this index keeps serving and changing.
+            before_index, before_keys = self.index.fork(), dict(self._user_subjects)
             admins = frozenset(u for u, r in st.user_roles.items() if r == Role.admin.value)
-            now = time.time()
-            effects = [
-                visibility_effect(
-                    self.index, self._user_subjects, scratch_index, scratch_subjects, a, now, unrestricted=admins
-                )
-                for a in actions
-            ]
-        return changes, effects
+            rules = [*st.rules, *after_state.rules]
+        now = time.time()
+        only = affected_users(changes, rules, before_keys, after_keys)
+        builders = [
+            EffectBuilder(before_index, before_keys, after_index, after_keys, a, now, unrestricted=admins, only=only)
+            for a in actions
+        ]
+        # A change for everyone (a "*" rule) compares every subject set: seconds at district scale.
+        # Slices of a few milliseconds keep the event loop (which relays video) responsive.
+        for b in builders:
+            finished = False
+            while not finished:
+                finished = b.step(0.005)
+                await asyncio.sleep(0)  # let the loop run between slices
+        return changes, [b.effect for b in builders]
 
     async def policy_changed(self, reason: str = "policy changed", author: str | None = None) -> None:
         """Reload the whole policy (after changes made outside :meth:`change`), end lost streams."""

@@ -167,3 +167,38 @@ async def test_the_csv_export_follows_the_viewer_filters(world: World) -> None:
     assert sorted(int(x["id"]) for x in rows) == sorted(x["id"] for x in listed)
     r = await w.client.get("/api/audit/export.csv?kind=login_failed&until=2000-01-01T00:00:00Z", headers=aud)
     assert list(csv.DictReader(io.StringIO(r.text))) == []
+
+
+async def test_comparing_only_the_users_a_change_can_reach_gives_the_full_answer(
+    world: World, monkeypatch: Any
+) -> None:
+    import acl.service
+
+    w = world
+    for name, dept in [("op-a", "police"), ("op-b", "transport"), ("op-c", "qibao"), ("op-d", None)]:
+        await w.user(name)
+        if dept:
+            await member(w, name, dept)
+    await w.ok("PUT", "/api/admin/groups/qb", json={"name": "qb", "filter": {"area": ["七宝镇"]}})
+    await w.ok("PUT", "/api/admin/groups/st", json={"name": "st", "cameras": ["qb-1", "xz-1"]})
+    await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "group:qb", "action": "view_live"})
+    await w.ok(
+        "POST", "/api/admin/rules", json={"subject": "role:operator", "target": "group:st", "action": "view_snapshot"}
+    )
+    rev = await w.app.state.ld.authorizer.policy.latest_revision()
+    await w.ok("POST", "/api/admin/rules", json={"subject": "dept:qibao", "target": "group:st", "action": "view_live"})
+    proposals = [
+        {"op": "add_rule", "rule": {"subject": "dept:transport", "target": "group:qb", "action": "view_live"}},
+        {"op": "add_rule", "rule": {"subject": "*", "target": "cam:xz-1", "action": "view_live", "effect": "deny"}},
+        {"op": "put_group", "group_id": "st", "group": {"name": "st", "cameras": ["qb-2"]}},
+        {"op": "put_group", "group_id": "qb", "group": {"name": "qb", "filter": {"area": ["莘庄镇"]}}},
+        {"op": "delete_group", "group_id": "qb"},
+        {"op": "set_membership", "user_id": w.ids["op-d"], "department_id": "police"},
+        {"op": "delete_department", "department_id": "qibao"},
+        {"op": "rollback", "revision_id": rev},
+    ]
+    narrowed = [await preview(w, p) for p in proposals]
+    monkeypatch.setattr(acl.service, "affected_users", lambda *a: None)  # compare every user instead
+    full = [await preview(w, p) for p in proposals]
+    assert narrowed == full
+    assert any(e["users_total"] for p in full for e in p["effects"])  # the proposals do change things
