@@ -263,3 +263,89 @@ async def test_an_auditor_reads_filters_and_exports_but_cannot_change_anything(
         "/api/admin/rules", json={"subject": "dept:city", "target": "cam:cam-xz", "action": "view_live"}, headers=aud
     )
     assert r.status_code == 403
+
+
+async def test_groups_memberships_routing_and_users_through_the_console(
+    web_gateway: tuple[LiveGateway, Any], console_page: Any
+) -> None:
+    g, admin = web_gateway
+    await setup_city(g, admin, "op-city")
+    await add_operator(g, admin, "op-police")
+    page = console_page
+    await admin_login(page, g, "sec")
+    preview = page.locator("#preview")
+
+    # A dynamic group (by sub-district) and a grant on it; then a static group with a camera that is not there.
+    await page.click("#tabs button[data-tab='groups']")
+    await page.fill("#group-form [name=id]", "qibao-all")
+    await page.fill("#group-form [name=name]", "七宝全部")
+    await page.select_option("#group-form [name=type]", "dynamic")
+    await expect(page.locator("#group-form [data-field='cameras']")).to_be_hidden()
+    await page.fill("#group-form [name=f_area]", "七宝镇")
+    await page.fill("#group-form [name=f_kind]", "fixed, bus")
+    await page.click("#group-form button[type=submit]")
+    await expect(preview.locator(".effect-none")).to_be_visible()  # nobody has a rule on it yet
+    await expect(preview.locator(".diff-add")).to_contain_text(
+        'group:qibao-all 七宝全部 {"area":["七宝镇"],"kind":["fixed","bus"]}'
+    )
+    await page.click("#preview-confirm")
+    await expect(page.locator("#group-table tr[data-group='qibao-all']")).to_contain_text("2")  # cam-qb, cam-265
+    await page.click("#group-table tr[data-group='qibao-all'] button:has-text('查看成员')")
+    await expect(page.locator("#group-members")).to_have_text("七宝全部 (2): cam-265, cam-qb")
+    await page.fill("#group-form [name=id]", "bad-group")
+    await page.fill("#group-form [name=name]", "坏分组")
+    await page.select_option("#group-form [name=type]", "dynamic")
+    await page.click("#group-form button[type=submit]")  # a dynamic group with no attribute at all
+    await expect(page.locator("#group-form [data-field-error]")).to_contain_text("filter")
+    await page.click("#group-form button[type=reset]")
+
+    # op-police joins 城管 through the console: the preview names what the membership brings.
+    r = await g.client.post(
+        "/api/admin/rules",
+        json={"subject": "dept:city", "target": "group:qibao-all", "action": "view_live"},
+        headers=admin,
+    )
+    assert r.status_code == 201
+    await expect(page.locator("#flash")).to_have_text("策略已被他人修改，列表已刷新")  # another admin's change arrived
+    await page.click("#tabs button[data-tab='users']")
+    pid = await user_id(g, admin, "op-police")
+    await page.click(f"#user-table tr[data-user='{pid}'] button")
+    await page.select_option("#membership-form [name=department_id]", "city")
+    await page.click("#membership-form button[type=submit]")
+    line = preview.locator(".effect-action[data-action='view_live'] .effect-gain")
+    await expect(line).to_have_text("【看实时视频】此变更使 城管 的 1 名用户多看到 2 路摄像机")
+    await page.click("#preview-confirm")
+    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("城管 (member)")
+    await expect(page.locator("#membership-list li[data-dept='city']")).to_be_visible()
+    r = await g.client.get("/api/cameras", headers=await login_headers(g, "op-police"))
+    assert sorted(c["id"] for c in r.json()["items"]) == ["cam-265", "cam-qb"]
+
+    # Deactivating a user from the console.
+    await page.uncheck("#user-patch-form [name=active]")
+    await page.fill("#user-patch-form [name=reason]", "离职")
+    await page.click("#user-patch-form button[type=submit]")
+    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("已停用")
+    r = await g.client.post("/api/auth/token", data={"username": "op-police", "password": PASSWORD})
+    assert r.status_code == 401
+
+    # Alarm routing: a malformed duty window is refused next to its field; a good route is listed.
+    await page.click("#tabs button[data-tab='routes']")
+    await expect(page.locator("#route-table tr[data-route='settings']").first).to_be_visible()
+    await page.fill("#route-form [name=area]", "七宝镇")
+    await page.fill("#route-form [name=type]", "panic")
+    await page.fill("#route-form [name=departments]", "city")
+    await page.fill("#route-form [name=hours]", "25:00-08:00")
+    await page.click("#route-form button[type=submit]")
+    await expect(page.locator("#route-form [data-field='hours'] .field-error")).to_be_visible()
+    await page.fill("#route-form [name=hours]", "20:00-08:00")
+    await page.click("#route-form button[type=submit]")
+    await expect(page.locator("#route-table tr", has_text="20:00-08:00")).to_contain_text("城管")
+    await page.fill("#route-form [name=departments]", "nowhere")
+    await page.click("#route-form button[type=submit]")
+    await expect(page.locator("#route-form [data-field='departments'] .field-error")).to_contain_text("nowhere")
+
+
+async def login_headers(g: LiveGateway, user: str) -> dict[str, str]:
+    r = await g.client.post("/api/auth/token", data={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

@@ -13,7 +13,29 @@ export const state = {
   groups: [],
   rules: [],
   reload: async () => {}, // set by admin.js: reload every list after a change
+  // What this console changed itself, so that its own policy.changed events are not news.
+  ownRevisions: new Set(),
+  ownChangeAt: 0, // user changes make no revision: the event right after one is this console's
+  knownRevision: 0,
 };
+
+/** Note that this console just changed the policy (`revision` when the change made one). */
+export function markOwnChange(revision) {
+  if (revision) {
+    state.ownRevisions.add(revision);
+    state.knownRevision = Math.max(state.knownRevision, revision);
+  } else {
+    state.ownChangeAt = Date.now();
+  }
+}
+
+/** Whether a policy.changed event (its revision) reports someone else's change. */
+export function changedElsewhere(revision) {
+  const fresh = revision > state.knownRevision;
+  state.knownRevision = Math.max(state.knownRevision, revision);
+  if (state.ownRevisions.has(revision)) return false;
+  return fresh || Date.now() - state.ownChangeAt > 3000;
+}
 
 /** An element with attributes and children (strings become text: nothing is parsed as HTML). */
 export function el(tag, attrs = {}, ...children) {
@@ -190,13 +212,26 @@ let pending = null;
  * that runs `commit()` (a call() promise). Errors go next to the fields of `form`. */
 export async function previewThen(form, proposal, commit, confirmKey = "confirm_save") {
   if (form) clearErrors(form);
-  const res = await call("/api/acl/preview", "POST", proposal);
+  hidePreview();
+  // A change for everyone is compared for every user: it can take a few seconds at district scale.
+  const button = form && form.querySelector("button[type=submit]");
+  if (button) button.disabled = true;
+  flash(t("computing"));
+  let res;
+  try {
+    res = await call("/api/acl/preview", "POST", proposal);
+  } finally {
+    if (button) button.disabled = false;
+    flash("");
+  }
   if (!res.ok) {
     if (form) showErrors(form, res);
     else flash(showErrorsText(res), true);
     return false;
   }
   pending = { form, commit };
+  // What is confirmed is what was previewed: editing the form afterwards drops the preview.
+  if (form) form.addEventListener("input", hidePreview, { once: true });
   $("preview-body").replaceChildren(renderEffect(res.data));
   $("preview-error").textContent = "";
   $("preview-confirm").textContent = t(confirmKey);
@@ -226,6 +261,7 @@ export async function confirmPreview() {
       $("preview-error").textContent = text;
       return;
     }
+    markOwnChange(res.data && res.data.revision);
     hidePreview();
     if (form) form.reset();
     flash(res.data && res.data.revision ? t("saved", res.data.revision) : t("done"));

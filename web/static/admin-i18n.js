@@ -44,7 +44,8 @@ const TEXT = {
     effect_lose_all: (users, cams) => `共 ${num(users)} 名用户少看到 ${num(cams)} 路摄像机`,
     no_department: "无部门", for_action: (a) => `【${a}】`, writes: (n) => `将写入 ${num(n)} 项变更：`,
     users_detail: "受影响用户", gained: "新增", lost: "失去", confirm_delete: "确认删除", confirm_rollback: "确认回滚",
-    error: "出错了", forbidden: "您的角色不能执行此操作", not_found: "不存在",
+    error: "出错了", forbidden: "您的角色不能执行此操作", not_found: "不存在", computing: "正在计算影响…",
+    changed_elsewhere: "策略已被他人修改，列表已刷新",
   },
   en: {
     title: "Security admin", operator_console: "Operator console", logout: "Log out", lang_button: "中文",
@@ -95,7 +96,8 @@ const TEXT = {
     no_department: "no department", for_action: (a) => `[${a}] `, writes: (n) => `It writes ${num(n)} change(s):`,
     users_detail: "Users affected", gained: "gains", lost: "loses", confirm_delete: "Confirm delete",
     confirm_rollback: "Confirm rollback", error: "Something went wrong", forbidden: "Your role may not do this",
-    not_found: "Not found",
+    not_found: "Not found", computing: "Computing the effect…",
+    changed_elsewhere: "The policy was changed elsewhere; the lists were refreshed",
   },
 };
 

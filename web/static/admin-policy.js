@@ -11,6 +11,7 @@ import {
   flash,
   isoFromLocal,
   localFromIso,
+  markOwnChange,
   previewThen,
   showErrors,
   state,
@@ -86,6 +87,7 @@ async function saveDepartment(ev) {
   };
   const res = await call(`/api/admin/departments/${enc(id)}`, "PUT", body);
   if (!res.ok) return showErrors(f, res);
+  markOwnChange(res.data.revision);
   f.reset();
   flash(t("saved", res.data.revision));
   await state.reload();
@@ -150,7 +152,9 @@ function showUser(id) {
     ),
   );
   const patch = $("user-patch-form"); // absent for read-only roles
-  if (patch) {
+  // Filled when another user is picked, not on every refresh: an edit in progress stays.
+  if (patch && patch.dataset.user !== String(id)) {
+    patch.dataset.user = String(id);
     const p = patch.elements;
     p.display_name.value = u.display_name || "";
     p.role.value = u.role;
@@ -175,6 +179,7 @@ async function createUser(ev) {
   };
   const res = await call("/api/admin/users", "POST", body);
   if (!res.ok) return showErrors(f, res);
+  markOwnChange();
   f.reset();
   flash(`${t("done")}: ${res.data.username}`);
   selectedUser = res.data.id;
@@ -194,6 +199,7 @@ async function patchUser(ev) {
   if (v.password.value) body.password = v.password.value;
   const res = await call(`/api/admin/users/${u.id}`, "PATCH", body);
   if (!res.ok) return showErrors(f, res);
+  markOwnChange();
   v.password.value = "";
   v.reason.value = "";
   clearErrors(f);
@@ -316,8 +322,8 @@ export function renderRules() {
     [
       ["id", (r) => String(r.id)],
       ["effect", (r) => el("span", { class: `effect-${r.effect}` }, t(r.effect))],
-      ["subject", (r) => r.subject],
-      ["target", (r) => r.target],
+      ["subject", (r) => named(r.subject)],
+      ["target", (r) => named(r.target)],
       ["action", (r) => t("act_" + r.action)],
       ["window", (r) => (r.not_before || r.not_after ? `${when(r.not_before)} – ${when(r.not_after)}` : "")],
       ["tag", (r) => r.tag || ""],
@@ -338,6 +344,14 @@ export function renderRules() {
     ...["operator", "security_admin", "auditor", "member", "lead"].map((r) => el("option", { value: `role:${r}` })),
   );
   $("target-options").replaceChildren(...state.groups.map((g) => el("option", { value: `group:${g.id}` }, g.name)));
+}
+
+// "dept:city" with the department's name beside it, "group:x" with the group's.
+function named(ref) {
+  const [kind, id] = ref.split(/:(.*)/s);
+  const name =
+    kind === "dept" ? state.departments.find((d) => d.id === id)?.name : kind === "group" ? state.groups.find((g) => g.id === id)?.name : null;
+  return name ? [ref, el("span", { class: "dim" }, ` ${name}`)] : ref;
 }
 
 function when(iso) {

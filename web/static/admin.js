@@ -3,7 +3,10 @@
 // caller's role may do; the server enforces every call regardless.
 import { api, setUnauthorizedHandler } from "./api.js";
 import { applyTexts, t, toggleLang } from "./admin-i18n.js";
-import { $, call, confirmPreview, flash, hidePreview, state } from "./admin-common.js";
+import { $, call, changedElsewhere, confirmPreview, flash, hidePreview, state } from "./admin-common.js";
+
+let events = null;
+let refreshTimer = null;
 import { initPolicy, loadRoutes, renderDepartments, renderGroups, renderRules, renderUsers } from "./admin-policy.js";
 import { initReview, loadAudit, loadHistory } from "./admin-review.js";
 
@@ -70,6 +73,8 @@ async function onLogout() {
 
 function leave(message) {
   state.me = null;
+  if (events) events.close();
+  events = null;
   state.users = state.departments = state.groups = state.rules = [];
   hidePreview();
   flash("");
@@ -97,8 +102,26 @@ async function enter(me) {
     if (!state.can[need] && e.tagName !== "BUTTON") e.remove();
   }
   await reloadPolicy();
+  watchPolicy();
   const first = [...$("tabs").querySelectorAll("button[data-tab]")].find((b) => !b.hidden);
   showTab(location.hash.slice(1) || first.dataset.tab);
+}
+
+// Another admin (or the CLI, or an incident) changed the policy: refresh the lists, and say so.
+function watchPolicy() {
+  if (events) events.close();
+  events = new EventSource("/api/events");
+  let news = false;
+  events.addEventListener("policy.changed", (ev) => {
+    news = changedElsewhere(JSON.parse(ev.data).revision) || news;
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(async () => {
+      const say = news;
+      news = false;
+      await reloadPolicy();
+      if (say) flash(t("changed_elsewhere"));
+    }, 300);
+  });
 }
 
 function showTab(name) {
@@ -115,12 +138,14 @@ function showTab(name) {
 
 /** Load the policy lists again (after every change) and redraw. */
 async function reloadPolicy() {
-  const [depts, users, groups, rules] = await Promise.all([
+  const [depts, users, groups, rules, newest] = await Promise.all([
     call("/api/admin/departments"),
     call("/api/admin/users"),
     call("/api/admin/groups"),
     call("/api/admin/rules"),
+    call("/api/admin/revisions?limit=1"),
   ]);
+  if (newest.ok && newest.data.length) state.knownRevision = Math.max(state.knownRevision, newest.data[0].id);
   if (depts.ok) state.departments = depts.data;
   if (users.ok) state.users = users.data;
   if (groups.ok) state.groups = groups.data;
