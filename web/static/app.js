@@ -134,12 +134,14 @@ function startEvents() {
   state.events = es;
   es.addEventListener("incident.opened", (ev) => onIncident(JSON.parse(ev.data), true));
   // A security admin changed the policy: what this user may see may have changed, without a reload.
-  es.addEventListener("policy.changed", () => refreshVisible());
+  es.addEventListener("policy.changed", refreshSoon);
   es.addEventListener("incident.cameras", (ev) => {
     const d = JSON.parse(ev.data);
     onIncident({ ...d, cameras: d.cameras || d.added }, false);
   });
 }
+
+const refreshSoon = debounce(refreshVisible, 300); // a burst of changes reloads once
 
 async function refreshVisible() {
   if (!state.me) return;
