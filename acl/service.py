@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Set
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import TYPE_CHECKING, Any
 
 from acl.audit import AuditLog, audit_key
@@ -247,24 +247,42 @@ class AclService:
         apply_changes(self.state, self.index, self._user_subjects, applied.changes)
 
     async def preview(
-        self, op: Callable[[PolicyStore], Awaitable[Applied]], actions: Iterable[str] = ("view_snapshot", "view_live")
+        self,
+        op: Callable[[PolicyStore], Awaitable[Applied]] | None,
+        actions: Iterable[str] = ("view_snapshot", "view_live"),
+        *,
+        user_roles: Mapping[int, str | None] | None = None,
     ) -> tuple[tuple[Change, ...], list[ActionEffect]]:
         """What a change (``op``, a :class:`PolicyStore` method call on the store it is given) would
         write and what it would do to every user's visible cameras, without storing anything.
-        Raises :class:`~acl.policy.PolicyError` exactly as the change itself would."""
+        ``user_roles`` previews users' new system roles (None: deactivated) instead of, or with, a
+        stored change. Raises :class:`~acl.policy.PolicyError` exactly as the change itself would."""
         async with self._write:  # the dry run and the state it is compared with are one moment
             st = self.state
             assert st is not None
-            changes = await self.policy.dry_run(op)
+            changes = await self.policy.dry_run(op) if op is not None else ()
             after_state, after_index = st.copy(), self.index.fork()
             after_keys = dict(self._user_subjects)
             apply_changes(after_state, after_index, after_keys, changes)
+            for uid, role in (user_roles or {}).items():
+                if role is None:
+                    after_state.user_roles.pop(uid, None)
+                else:
+                    after_state.user_roles[uid] = role
+                keys = user_keys(after_state, uid)
+                if keys is None:
+                    after_keys.pop(uid, None)
+                else:
+                    after_keys[uid] = keys
             # Private copies: the comparison runs in slices while this index keeps serving and changing.
             before_index, before_keys = self.index.fork(), dict(self._user_subjects)
-            admins = frozenset(u for u, r in st.user_roles.items() if r == Role.admin.value)
+            # System admins see everything either way; one made or unmade admin is left out too.
+            admins = frozenset(u for s_ in (st, after_state) for u, r in s_.user_roles.items() if r == Role.admin.value)
             rules = [*st.rules, *after_state.rules]
         now = time.time()
         only = affected_users(changes, rules, before_keys, after_keys)
+        if only is not None and user_roles:
+            only |= set(user_roles)
         builders = [
             EffectBuilder(before_index, before_keys, after_index, after_keys, a, now, unrestricted=admins, only=only)
             for a in actions

@@ -31,6 +31,7 @@ Op = Literal[
     "delete_group",
     "delete_department",
     "rollback",
+    "patch_user",
 ]
 
 
@@ -47,12 +48,26 @@ class PreviewBody(BaseModel):
     group_id: str | None = Field(None, max_length=64, description="put_group, delete_group")
     group: GroupBody | None = Field(None, description="put_group")
     revision_id: int | None = Field(None, ge=0, description="rollback")
+    system_role: Role | None = Field(None, description="patch_user: the new system role")
+    active: bool | None = Field(None, description="patch_user: deactivate (false) or reactivate")
 
 
 def _need(value: Any, name: str, op: str) -> Any:
     if value is None:
         raise HTTPException(422, [{"field": name, "message": f"required for {op}"}])
     return value
+
+
+async def _user_roles(request: Request, body: PreviewBody) -> dict[int, str | None]:
+    """patch_user: the user's system role after the change (None when deactivated)."""
+    uid = _need(body.user_id, "user_id", body.op)
+    async with request.app.state.ld.db.session() as s:
+        user = await s.get(User, uid)
+    if user is None:
+        raise HTTPException(422, [{"field": "user_id", "message": f"no user {uid}"}])
+    active = user.active if body.active is None else body.active
+    role = user.role if body.system_role is None else body.system_role
+    return {uid: role.value if active else None}
 
 
 def _operation(body: PreviewBody, author: str) -> Callable[[PolicyStore], Awaitable[Applied]]:
@@ -119,12 +134,15 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
     """What a change would write and whose visible cameras it would widen or narrow (for
     ``view_snapshot`` and ``view_live``), computed on a scratch copy of the policy: nothing is
     stored and nothing is audited. Errors are the ones the change itself would give (422 naming the
-    field). System admins see everything either way and are not counted."""
+    field). System admins see everything either way and are not counted. ``patch_user`` previews a
+    user's new system role or deactivation (``PATCH /api/admin/users/{id}``), which writes no revision."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    op = _operation(body, subject.username)
     try:
-        changes, effects = await ld.authorizer.preview(op)
+        if body.op == "patch_user":
+            changes, effects = await ld.authorizer.preview(None, user_roles=await _user_roles(request, body))
+        else:
+            changes, effects = await ld.authorizer.preview(_operation(body, subject.username))
     except PolicyError as e:
         err = _fail(e)
         err.status_code = 422  # the ids are in the body here, not in the path

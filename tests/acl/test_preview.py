@@ -202,3 +202,26 @@ async def test_comparing_only_the_users_a_change_can_reach_gives_the_full_answer
     full = [await preview(w, p) for p in proposals]
     assert narrowed == full
     assert any(e["users_total"] for p in full for e in p["effects"])  # the proposals do change things
+
+
+async def test_a_role_change_or_deactivation_is_previewed_for_that_user_only(world: World) -> None:
+    w = world
+    await w.user("op-a")
+    await w.user("op-b")
+    await member(w, "op-a", "police")
+    await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:qb-1", "action": "view_live"})
+    await w.ok(
+        "POST", "/api/admin/rules", json={"subject": "role:operator", "target": "cam:xz-1", "action": "view_live"}
+    )
+    before = await stored(w)
+    p = await preview(w, {"op": "patch_user", "user_id": w.ids["op-a"], "active": False})
+    live = effect(p)
+    assert (live["users_losing"], live["cameras_lost"], live["users_gaining"]) == (1, 2, 0)
+    assert live["users"][0]["username"] == "op-a" and p["changes"] == []
+    p = await preview(w, {"op": "patch_user", "user_id": w.ids["op-b"], "system_role": "auditor"})
+    assert [(u["username"], u["lost_sample"]) for u in effect(p)["users"]] == [("op-b", ["xz-1"])]
+    p = await preview(w, {"op": "patch_user", "user_id": w.ids["op-b"], "system_role": "admin"})
+    assert effect(p)["users"] == []  # an admin sees everything by role: not counted
+    assert await stored(w) == before
+    err = await preview(w, {"op": "patch_user", "user_id": 99999, "active": False}, 422)
+    assert err["detail"] == [{"field": "user_id", "message": "no user 99999"}]
