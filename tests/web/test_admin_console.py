@@ -109,6 +109,30 @@ async def test_a_security_admin_edits_with_field_errors_and_sees_only_their_tabs
     await expect(page.locator("#rule-form [data-field='target'] .field-error")).to_have_count(0)
     rules = (await g.client.get("/api/admin/rules", headers=admin)).json()
     assert [r for r in rules if r["subject"] == "dept:city"] == []
+    # Fixed, previewed and saved; then narrowed to snapshots (the preview shows the loss); then deleted.
+    await page.fill("#rule-form [name=not_before]", "")
+    await page.fill("#rule-form [name=not_after]", "")
+    await page.click("#rule-form button[type=submit]")
+    preview = page.locator("#preview")
+    await expect(preview.locator(".effect-gain").first).to_contain_text("城管 的 1 名用户多看到 1 路摄像机")
+    await page.click("#preview-confirm")
+    row = page.locator("#rule-table tr", has_text="dept:city")
+    await expect(row).to_contain_text("看实时视频")
+    await row.locator("button:has-text('编辑')").click()
+    await expect(page.locator("#rule-form-title")).to_contain_text("修改规则")
+    await page.select_option("#rule-form [name=action]", "view_snapshot")
+    await page.click("#rule-form button[type=submit]")
+    await expect(preview.locator(".effect-action[data-action='view_live'] .effect-lose")).to_contain_text("少看到 1 路")
+    await expect(preview.locator(".effect-action[data-action='view_snapshot'] .effect-lose")).to_have_count(0)
+    await page.click("#preview-confirm")
+    await expect(row).to_contain_text("看快照")
+    await expect(page.locator("#rule-form-title")).to_have_text("新建规则")
+    await row.locator("button:has-text('删除')").click()
+    await expect(preview.locator(".effect-action[data-action='view_snapshot'] .effect-lose")).to_contain_text(
+        "少看到 1 路"
+    )
+    await page.click("#preview-confirm")
+    await expect(row).to_have_count(0)
 
     # Departments: a parent that would make a cycle is refused next to the parent field.
     await page.click("#tabs button[data-tab='departments']")
@@ -121,6 +145,12 @@ async def test_a_security_admin_edits_with_field_errors_and_sees_only_their_tabs
     await page.select_option("#dept-form [name=parent_id]", "city-east")
     await page.click("#dept-form button[type=submit]")
     await expect(page.locator("#dept-form [data-field='parent_id'] .field-error")).to_have_text("would make a cycle")
+    await page.click("#dept-form button[type=reset]")
+    await page.click("#dept-table tr[data-dept='city-east'] button:has-text('删除')")
+    await expect(page.locator("#preview .effect-none")).to_be_visible()
+    await expect(page.locator("#preview .diff-remove")).to_contain_text("dept:city-east 城管东片")
+    await page.click("#preview-confirm")
+    await expect(page.locator("#dept-table tr[data-dept='city-east']")).to_have_count(0)
 
 
 async def test_preview_then_a_grant_reaches_the_operator_without_reload_and_rollback_takes_it_back(
@@ -324,6 +354,9 @@ async def test_groups_memberships_routing_and_users_through_the_console(
     await page.uncheck("#user-patch-form [name=active]")
     await page.fill("#user-patch-form [name=reason]", "离职")
     await page.click("#user-patch-form button[type=submit]")
+    lose = preview.locator(".effect-action[data-action='view_live'] .effect-lose")
+    await expect(lose).to_have_text("【看实时视频】此变更使 城管 的 1 名用户少看到 2 路摄像机")
+    await page.click("#preview-confirm")
     await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("已停用")
     r = await g.client.post("/api/auth/token", data={"username": "op-police", "password": PASSWORD})
     assert r.status_code == 401

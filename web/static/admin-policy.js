@@ -197,7 +197,18 @@ async function patchUser(ev) {
   if (v.role.value !== u.role) body.role = v.role.value;
   if (v.active.checked !== u.active) body.active = v.active.checked;
   if (v.password.value) body.password = v.password.value;
-  const res = await call(`/api/admin/users/${u.id}`, "PATCH", body);
+  const save = () => call(`/api/admin/users/${u.id}`, "PATCH", body);
+  if ("role" in body || "active" in body) {
+    // A new system role or a deactivation changes what the user sees: preview it first.
+    const proposal = { op: "patch_user", user_id: u.id, system_role: body.role ?? null, active: body.active ?? null };
+    await previewThen(f, proposal, async () => {
+      const res = await save();
+      if (res.ok) markOwnChange();
+      return res;
+    });
+    return;
+  }
+  const res = await save();
   if (!res.ok) return showErrors(f, res);
   markOwnChange();
   v.password.value = "";
@@ -330,7 +341,8 @@ export function renderRules() {
       [
         state.can.edit ? "actions" : "",
         (r) => [
-          editButton("edit", () => editRule(r)),
+          // Tagged rules belong to an incident or to the location rule: they are ended, not rewritten.
+          r.tag ? "" : editButton("edit", () => editRule(r)),
           editButton("delete", () => deleteRule(r), { class: "small danger" }),
         ],
       ],
@@ -446,6 +458,10 @@ export function initPolicy() {
   $("user-form").addEventListener("submit", createUser);
   $("user-form").addEventListener("reset", (ev) => clearErrors(ev.target));
   $("user-patch-form").addEventListener("submit", patchUser);
+  $("user-patch-form").addEventListener("reset", (ev) => {
+    clearErrors(ev.target);
+    delete ev.target.dataset.user; // refilled from the saved user on the next refresh
+  });
   $("membership-form").addEventListener("submit", addMembership);
   $("group-form").addEventListener("submit", saveGroup);
   $("group-form").addEventListener("reset", (ev) => {
