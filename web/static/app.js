@@ -147,7 +147,9 @@ async function refreshVisible() {
   if (!state.me) return;
   const facets = await api("/api/console/facets");
   if (facets.ok) fillFacets(await facets.json());
+  const top = $("camera-scroll").scrollTop; // an operator deep in a long list stays where they were
   await reloadList();
+  $("camera-scroll").scrollTop = top;
 }
 
 async function onIncident(inc, isNew) {
