@@ -265,6 +265,17 @@ async def test_an_auditor_reads_filters_and_exports_but_cannot_change_anything(
     await expect(page.locator("#revision-list > li").first).to_contain_text("dept:city → cam:cam-qb")
     await expect(page.locator("#revision-list button")).to_have_count(0)  # no rollback
 
+    # Explain, read-only: a deny rule blocks op-city from cam-qb, and the page says which rules.
+    deny = {"subject": "*", "target": "cam:cam-qb", "action": "view_live", "effect": "deny"}
+    assert (await g.client.post("/api/admin/rules", json=deny, headers=sec)).status_code == 201
+    await page.click("#tabs button[data-tab='explain']")
+    await page.fill("#explain-camera-form [name=camera_id]", "cam-qb")
+    await page.click("#explain-camera-form button[type=submit]")
+    blocked = page.locator("#explain-camera-result .blocked li", has_text="op-city")
+    await expect(blocked).to_contain_text("被禁止规则覆盖")
+    await expect(blocked).to_contain_text("禁止 * → cam:cam-qb")
+    await expect(page.locator("#explain-camera-result .who-can li", has_text="op-city")).to_have_count(0)
+
     # The audit log: filter by kind, a bad filter named next to its field, the CSV of what is shown.
     await page.click("#tabs button[data-tab='audit']")
     await expect(page.locator("#audit-table tbody tr").first).to_be_visible()

@@ -34,12 +34,23 @@ async function explainCamera(ev) {
   if (!res.ok) return showErrors(f, { ...res, data: notFoundAs(res, "camera_id") });
   const d = res.data;
   const who = (u) =>
-    el("li", { dataset: { user: String(u.user_id) } }, el("b", {}, u.username), " — ", u.because || u.rules.map(ruleText).join("; "));
+    el("li", { dataset: { user: String(u.user_id) } }, el("b", {}, u.username), " — ", [because(u.because), u.rules.map(ruleText).join("; ")].filter(Boolean).join(": "));
   out.append(
     el("h3", {}, `${cam} · ${t("act_" + d.action)}`),
     d.users.length ? el("ul", { class: "plain who-can" }, d.users.map(who)) : el("p", { class: "note" }, t("nobody")),
   );
   if (d.blocked.length) out.append(el("h3", {}, t("blocked")), el("ul", { class: "plain blocked" }, d.blocked.map(who)));
+}
+
+// The server's reasons, in the console's language.
+function because(text) {
+  const known = {
+    "system role admin": "system_admin",
+    "the account is deactivated": "deactivated",
+    "a deny rule overrides": "deny_overrides",
+    "no rule allows it": "no_rule",
+  };
+  return text ? t(known[text] || text) : "";
 }
 
 // A 404 names the thing the form asked about (a plain string from the server).
@@ -67,8 +78,8 @@ async function explainUser(ev) {
     el(
       "p",
       { class: "total" },
-      d.because === "the account is deactivated" ? t("deactivated") : t("total_visible", d.total),
-      d.because === "system role admin" ? ` · ${t("system_admin")}` : "",
+      d.because === "the account is deactivated" ? because(d.because) : t("total_visible", d.total),
+      d.because === "system role admin" ? ` · ${because(d.because)}` : "",
       d.total > d.cameras.length ? t("shown_first", d.cameras.length) : "",
     ),
   );

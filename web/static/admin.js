@@ -111,16 +111,17 @@ async function enter(me) {
 function watchPolicy() {
   if (events) events.close();
   events = new EventSource("/api/events");
-  let news = false;
+  let seen = [];
   events.addEventListener("policy.changed", (ev) => {
-    news = changedElsewhere(JSON.parse(ev.data).revision) || news;
+    seen.push(JSON.parse(ev.data).revision);
     clearTimeout(refreshTimer);
+    // Decided a moment later: the event of this console's own save can arrive before its reply.
     refreshTimer = setTimeout(async () => {
-      const say = news;
-      news = false;
+      const say = seen.map(changedElsewhere).some(Boolean);
+      seen = [];
       await reloadPolicy();
       if (say) flash(t("changed_elsewhere"));
-    }, 300);
+    }, 400);
   });
 }
 
