@@ -1,6 +1,6 @@
 // Shared pieces of the admin console: state, DOM helpers, field errors, the preview panel, diff lines.
 import { api } from "./api.js";
-import { t } from "./admin-i18n.js";
+import { serverText, t } from "./admin-i18n.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -108,10 +108,11 @@ export function showErrors(form, res) {
   const list = Array.isArray(d) ? d : [{ field: "", message: statusText(res, d) }];
   const loose = [];
   for (const e of list) {
-    const message = e.message || e.msg || JSON.stringify(e);
+    const original = e.message || e.msg || JSON.stringify(e);
+    const message = serverText(original);
     const label = labelFor(form, e.field);
     if (label) {
-      label.append(el("span", { class: "field-error", role: "alert" }, message));
+      label.append(el("span", { class: "field-error", role: "alert", title: original }, message));
       const input = label.querySelector("input, select, textarea");
       if (input) input.setAttribute("aria-invalid", "true");
     } else {
@@ -120,13 +121,13 @@ export function showErrors(form, res) {
   }
   const top = form.querySelector("[data-field-error]");
   if (top) top.textContent = loose.join("; ");
-  return list.map((e) => e.message || e.msg).join("; ");
+  return list.map((e) => serverText(e.message || e.msg)).join("; ");
 }
 
 function statusText(res, detail) {
   if (res.status === 403) return t("forbidden");
-  if (res.status === 404) return typeof detail === "string" ? detail : t("not_found");
-  return typeof detail === "string" ? detail : t("error");
+  if (res.status === 404) return typeof detail === "string" ? serverText(detail) : t("not_found");
+  return typeof detail === "string" ? serverText(detail) : t("error");
 }
 
 /** A short message at the top of the panes. */
@@ -241,8 +242,8 @@ export async function previewThen(form, proposal, commit, confirmKey = "confirm_
 
 function showErrorsText(res) {
   const d = res.data && res.data.detail;
-  if (Array.isArray(d)) return d.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join("; ");
-  return statusText(res, d);
+  if (Array.isArray(d)) return d.map((e) => (e.field ? `${e.field}: ${serverText(e.message)}` : serverText(e.message))).join("; ");
+  return serverText(statusText(res, d));
 }
 
 export function hidePreview() {
