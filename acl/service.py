@@ -55,8 +55,9 @@ class AclService:
         self._inside: dict[str, bool] = {}
         self._polygon: Any = None
         self._terminators: Callable[[], list[Any]] = list
-        # Told the new revision after every policy change (the gateway tells the consoles).
-        self.on_policy_changed: list[Callable[[int], None]] = []
+        # Told the new revision and the users whose view it can change (None: anyone) after every
+        # policy change (the gateway tells those consoles).
+        self.on_policy_changed: list[Callable[[int, frozenset[int] | None], None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
@@ -218,26 +219,32 @@ class AclService:
             assert self.state is not None
             if applied.revision == 0:
                 return applied  # nothing was written
+            reached: frozenset[int] | None = None
             if applied.revision != self.state.revision + 1:
                 # Someone else (the CLI, another node) changed the policy in between: reload all.
                 self.state = await self.policy.load()
                 self._compile()
             else:
+                before_rules, before_keys = list(self.state.rules), dict(self._user_subjects)
                 self._patch(applied)
                 self.state.revision = applied.revision
+                users = affected_users(
+                    applied.changes, [*before_rules, *self.state.rules], before_keys, self._user_subjects
+                )
+                reached = None if users is None else frozenset(users)
         detail = f"revision {applied.revision}: {what}" + (f" ({reason})" if reason else "")
         await self.audit.record(
             "policy_change", username=author, action=what.split(" ", 1)[0], detail=detail, incident_id=incident_id
         )
-        self._announce()
+        self._announce(reached)
         await self.enforce_sessions(what)
         return applied
 
-    def _announce(self) -> None:
+    def _announce(self, users: frozenset[int] | None = None) -> None:
         rev = self.state.revision if self.state is not None else 0
         for listener in self.on_policy_changed:
             try:
-                listener(rev)
+                listener(rev, users)
             except Exception:  # a listener must not undo a committed change
                 log.exception("policy-change listener failed")
 
@@ -321,7 +328,7 @@ class AclService:
             self._user_subjects.pop(user_id, None)
         else:
             self._user_subjects[user_id] = keys
-        self._announce()
+        self._announce(frozenset({user_id}))
         await self.enforce_sessions("user changed")
 
     async def add_rule(self, author: str, spec: RuleSpec, reason: str = "") -> tuple[int, int]:
@@ -480,10 +487,16 @@ class AclService:
 
         ld.on_inventory_changed.append(inventory)
 
-        def tell_consoles(revision: int) -> None:
-            # No audience data: every console refreshes its own (server-filtered) camera list.
-            if ld.events is not None:
+        def tell_consoles(revision: int, users: frozenset[int] | None) -> None:
+            # The consoles of the users it reaches refresh their own (server-filtered) camera lists;
+            # the others learn nothing of it. Policy editors' and auditors' consoles follow every change.
+            if ld.events is None:
+                return
+            if users is None:
                 ld.events.publish("policy.changed", {"revision": revision}, everyone=True)
+            else:
+                readers = (Role.security_admin.value, Role.auditor.value)
+                ld.events.publish("policy.changed", {"revision": revision}, users=sorted(users), roles=readers)
 
         self.on_policy_changed.append(tell_consoles)
 

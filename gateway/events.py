@@ -38,7 +38,9 @@ class Event:
     cameras: tuple[str, ...] = ()
     departments: tuple[str, ...] = ()
     ts: float = field(default_factory=time.time)
-    everyone: bool = False  # a signal with no private data for every console (e.g. policy.changed)
+    users: tuple[int, ...] = ()  # named users (e.g. those a policy change reaches)
+    roles: tuple[str, ...] = ()  # every user with one of these system roles
+    everyone: bool = False  # every console (a signal whose data is no one's secret)
 
     def sse(self, data: dict[str, Any] | None = None) -> str:
         """The event in Server-Sent Events framing."""
@@ -62,10 +64,11 @@ class Viewer:
     def render(self, ev: Event) -> str | None:
         """The event as this viewer may see it, or None."""
         s = self.subject
-        if s.is_admin or ev.everyone:
+        if s.is_admin:
             return ev.sse()
         cams = [c for c in ev.cameras if self.may_view(s, c)]
-        if not cams and not (s.departments & set(ev.departments)):
+        named = ev.everyone or s.user_id in ev.users or s.role.value in ev.roles
+        if not cams and not named and not (s.departments & set(ev.departments)):
             return None
         data = dict(ev.data)
         for key in CAMERA_FIELDS:
@@ -84,9 +87,12 @@ class EventBus(Protocol):
         *,
         cameras: Sequence[str] = (),
         departments: Sequence[str] = (),
+        users: Sequence[int] = (),
+        roles: Sequence[str] = (),
         everyone: bool = False,
     ) -> Event:
-        """Send an event to every viewer in its audience, or to all with ``everyone`` (and keep it for resumes)."""
+        """Send an event to every viewer in its audience (viewers of ``cameras``, members of
+        ``departments``, ``users``, holders of ``roles``; all with ``everyone``), and keep it for resumes."""
         ...
 
     def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
@@ -130,9 +136,20 @@ class LocalEventBus:
         *,
         cameras: Sequence[str] = (),
         departments: Sequence[str] = (),
+        users: Sequence[int] = (),
+        roles: Sequence[str] = (),
         everyone: bool = False,
     ) -> Event:
-        ev = Event(self._next, type_, data, tuple(cameras), tuple(departments), everyone=everyone)
+        ev = Event(
+            self._next,
+            type_,
+            data,
+            tuple(cameras),
+            tuple(departments),
+            users=tuple(users),
+            roles=tuple(roles),
+            everyone=everyone,
+        )
         self._next = next(self._ids)
         self._buffer.append(ev)
         for sub in list(self._subs):

@@ -135,20 +135,33 @@ async def test_bad_proposals_name_the_field_and_only_editors_may_preview(world: 
         assert r.status_code == 403
 
 
-async def test_policy_changes_reach_every_console_without_private_data(world: World) -> None:
+async def test_a_policy_change_reaches_the_consoles_it_can_change_and_the_policy_readers(world: World) -> None:
     w = world
     bus: LocalEventBus = w.app.state.ld.events
-    await w.user("op-a")
-    me = w.acl.subject_for(w.ids["op-a"], "op-a", "operator")
-    viewer = Viewer(me, lambda s, c: False)
-    first = len(bus._buffer)
+    for name in ("op-a", "op-b"):
+        await w.user(name)
+    await w.user("aud", Role.auditor)
+    await member(w, "op-a", "police")
+
+    def viewer(name: str, role: str = "operator") -> Viewer:
+        return Viewer(w.acl.subject_for(w.ids[name], name, role), lambda s, c: False)
+
+    def latest() -> Any:
+        return next(e for e in reversed(bus._buffer) if e.type == "policy.changed")
+
+    a, b, aud, sec = viewer("op-a"), viewer("op-b"), viewer("aud", "auditor"), viewer("secadmin", "security_admin")
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:qb-1", "action": "view_live"})
-    events = [e for e in list(bus._buffer)[first:] if e.type == "policy.changed"]
-    assert len(events) == 1
-    rev = await w.app.state.ld.authorizer.policy.latest_revision()
-    assert events[0].data == {"revision": rev}
-    text = viewer.render(events[0])  # an operator with no departments and no cameras still gets it
+    ev = latest()
+    assert ev.data == {"revision": await w.app.state.ld.authorizer.policy.latest_revision()}
+    text = a.render(ev)
     assert text is not None and "event: policy.changed" in text
+    assert b.render(ev) is None  # op-b's view did not change: their console learns nothing
+    assert aud.render(ev) is not None and sec.render(ev) is not None  # the admin consoles follow every change
+    await w.ok("POST", "/api/admin/rules", json={"subject": "*", "target": "cam:xz-1", "action": "view_snapshot"})
+    assert b.render(latest()) is not None  # a rule for everyone reaches everyone
+    await w.ok("PATCH", f"/api/admin/users/{w.ids['op-b']}", json={"active": False})
+    ev = latest()
+    assert b.render(ev) is not None and a.render(ev) is None
 
 
 async def test_the_csv_export_follows_the_viewer_filters(world: World) -> None:
