@@ -1,7 +1,9 @@
 """Live events to consoles: an event bus with a replay buffer, streamed as Server-Sent Events.
 
-Every event names its audience: cameras (users who may view one of them) and departments (their
-members). A subscriber receives an event only if it is in the audience, and camera lists in the
+Every event names its audience: cameras (users who may view one of them), departments (their
+members), users, system roles, or everyone (``policy.changed`` goes to the users a policy change
+can reach and to security admins and auditors, or to everyone when it cannot tell). A subscriber
+receives an event only if it is in the audience, and camera lists in the
 event (``cameras``, ``nearby``) are cut down to what that user may view; events with no audience
 reach administrators only. Ids increase by one per event, so a console that reconnects with
 ``Last-Event-ID`` gets what it missed from the buffer, or a ``reset`` event when the buffer no
