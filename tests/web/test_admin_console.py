@@ -169,6 +169,7 @@ async def test_preview_then_a_grant_reaches_the_operator_without_reload_and_roll
     op_problems = watch(op_page)
     await login(op_page, g, "op-city")
     await expect(op_page.locator("#count")).to_have_text("共 0 路可见摄像机")
+    await expect(op_page.locator("#admin-link")).to_be_hidden()  # operators have no admin console
     await op_page.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
 
     page = console_page
@@ -303,6 +304,29 @@ async def test_an_auditor_reads_filters_and_exports_but_cannot_change_anything(
     assert [(e["kind"], e["username"]) for e in exported] == [("login_failed", "op-city")]
     await page.click("#audit-verify")
     await expect(page.locator("#audit-verify-result")).to_contain_text("哈希链完整")
+    # From the operator console an auditor finds the way here.
+    await page.goto(g.base_url + "/")
+    await expect(page.locator("#admin-link")).to_be_visible()
+    await page.click("#admin-link")
+    await expect(page.locator("#read-only")).to_be_visible()
+    # Logging out leaves nothing of the auditor's page: a security admin logging in next gets the editors' forms.
+    await page.goto(g.base_url + "/admin")
+    await page.click("#logout")
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#rule-table tr")).to_have_count(0)
+    await admin_login(page, g, "sec")
+    await expect(page.locator("#rule-form")).to_have_count(1)
+    await expect(page.locator("#read-only")).to_be_hidden()
+    # A login ended elsewhere (revoked by an admin) returns the page to the login form, saying why.
+    tokens = (await g.client.get("/api/auth/tokens?all_users=true", headers=admin)).json()
+    sec_id = await user_id(g, admin, "sec")
+    browser_login = max(
+        (t for t in tokens if t["user_id"] == sec_id and t["kind"] == "session" and not t["revoked"]),
+        key=lambda t: t["id"],
+    )
+    assert (await g.client.delete(f"/api/auth/tokens/{browser_login['id']}", headers=admin)).status_code == 200
+    await expect(page.locator("#login-view")).to_be_visible(timeout=15_000)
+    await expect(page.locator("#login-error")).to_have_text("登录已失效，请重新登录")
     # The server refuses an auditor's change whatever the page shows.
     aud = await g.add_user("aud2", Role.auditor)
     r = await g.client.post(

@@ -7,6 +7,7 @@ import { $, call, changedElsewhere, confirmPreview, flash, hidePreview, state } 
 
 let events = null;
 let refreshTimer = null;
+const LEFT_MESSAGE = "liandong.admin.left"; // why the last login ended, shown after the page reloads
 import { initPolicy, loadRoutes, renderDepartments, renderGroups, renderRules, renderUsers } from "./admin-policy.js";
 import { initReview, loadAudit, loadHistory } from "./admin-review.js";
 
@@ -34,8 +35,10 @@ async function boot() {
     if (state.me) leave(t("session_expired"));
   });
   const r = await api("/api/auth/me", { quiet401: true });
+  const left = sessionStorage.getItem(LEFT_MESSAGE) || "";
+  sessionStorage.removeItem(LEFT_MESSAGE);
   if (r.ok) await enter(await r.json());
-  else showLogin();
+  else showLogin(left);
 }
 
 function showLogin(message = "") {
@@ -67,18 +70,19 @@ async function onLogin(ev) {
 }
 
 async function onLogout() {
-  leave("");
+  if (events) events.close();
   await api("/api/auth/logout", { method: "POST", quiet401: true });
+  leave("");
 }
 
+// Back to the login form on a fresh page: nothing of the last user (their lists, the forms their
+// role removed) is kept for the next one.
 function leave(message) {
   state.me = null;
   if (events) events.close();
   events = null;
-  state.users = state.departments = state.groups = state.rules = [];
-  hidePreview();
-  flash("");
-  showLogin(message);
+  sessionStorage.setItem(LEFT_MESSAGE, message);
+  location.replace(location.pathname);
 }
 
 async function enter(me) {
@@ -111,6 +115,8 @@ async function enter(me) {
 function watchPolicy() {
   if (events) events.close();
   events = new EventSource("/api/events");
+  // The server ends the stream when the login ends (logout elsewhere, revoked, deactivated).
+  events.addEventListener("end", () => api("/api/auth/me")); // a 401 there returns to the login form
   let seen = [];
   events.addEventListener("policy.changed", (ev) => {
     seen.push(JSON.parse(ev.data).revision);
