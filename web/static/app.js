@@ -82,6 +82,7 @@ function showLogin(message = "") {
   $("logout").hidden = true;
   $("views").hidden = true;
   $("alarm-toggle").hidden = true;
+  $("admin-link").hidden = true;
   $("who").textContent = "";
   $("login-error").textContent = message;
 }
@@ -132,6 +133,7 @@ async function enter(me) {
   $("views").hidden = false;
   $("alarm-toggle").hidden = false;
   $("who").textContent = `${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`;
+  $("admin-link").hidden = !["admin", "security_admin", "auditor"].includes(me.role);
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();
   if (facets.ok) fillFacets(await facets.json());
@@ -212,6 +214,8 @@ function startEvents() {
     dashboard.changed();
     onIncident(inc, true);
   });
+  // A security admin changed the policy: what this user may see may have changed, without a reload.
+  es.addEventListener("policy.changed", refreshSoon);
   es.addEventListener("incident.cameras", (ev) => {
     const d = JSON.parse(ev.data);
     panel.changed();
@@ -234,6 +238,17 @@ function startEvents() {
     const r = await api("/api/auth/me");
     if (r.ok && state.me) startEvents();
   });
+}
+
+const refreshSoon = debounce(refreshVisible, 300); // a burst of changes reloads once
+
+async function refreshVisible() {
+  if (!state.me) return;
+  const facets = await api("/api/console/facets");
+  if (facets.ok) fillFacets(await facets.json());
+  const top = $("camera-scroll").scrollTop; // an operator deep in a long list stays where they were
+  await reloadList();
+  $("camera-scroll").scrollTop = top;
 }
 
 async function onIncident(inc, isNew) {
