@@ -91,6 +91,29 @@ def audit_key(box: SecretBox) -> bytes:
     return box.derive_key("audit-chain")
 
 
+def _filtered(
+    q: Any,
+    *,
+    kind: str | None = None,
+    user_id: int | None = None,
+    camera_id: str | None = None,
+    incident_id: str | None = None,
+    until: dt.datetime | None = None,
+) -> Any:
+    """``q`` narrowed by the audit viewer's filters."""
+    if incident_id:
+        q = q.where(AuditEntry.incident_id == incident_id)
+    if kind:
+        q = q.where(AuditEntry.kind == kind)
+    if user_id is not None:
+        q = q.where(AuditEntry.user_id == user_id)
+    if camera_id:
+        q = q.where(AuditEntry.camera_id == camera_id)
+    if until:
+        q = q.where(AuditEntry.ts < until)
+    return q
+
+
 def _cell(v: Any) -> str:
     """A CSV cell that spreadsheets will not run as a formula (usernames and details are user input)."""
     text = "" if v is None else str(v)
@@ -183,13 +206,14 @@ class AuditLog:
             prev = e.hash
         return VerifyResult(True, n)
 
-    async def _iter(self, since: dt.datetime | None = None) -> AsyncIterator[AuditEntry]:
+    async def _iter(self, since: dt.datetime | None = None, **filters: Any) -> AsyncIterator[AuditEntry]:
         last_id = 0
         while True:
             async with self.db.session() as s:
                 q = select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(2000)
                 if since is not None:
                     q = q.where(AuditEntry.ts >= since)
+                q = _filtered(q, **filters)
                 rows = list((await s.execute(q)).scalars())
             if not rows:
                 return
@@ -211,27 +235,28 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Entries, newest first, filtered."""
         q = select(AuditEntry).order_by(AuditEntry.id.desc())
-        if incident_id:
-            q = q.where(AuditEntry.incident_id == incident_id)
-        if kind:
-            q = q.where(AuditEntry.kind == kind)
-        if user_id is not None:
-            q = q.where(AuditEntry.user_id == user_id)
-        if camera_id:
-            q = q.where(AuditEntry.camera_id == camera_id)
         if since:
             q = q.where(AuditEntry.ts >= since)
-        if until:
-            q = q.where(AuditEntry.ts < until)
+        q = _filtered(q, kind=kind, user_id=user_id, camera_id=camera_id, incident_id=incident_id, until=until)
         async with self.db.session() as s:
             return list((await s.execute(q.offset(offset).limit(limit))).scalars())
 
-    async def export_csv(self, since: dt.datetime | None = None) -> str:
-        """Entries since a time as CSV (oldest first)."""
+    async def export_csv(
+        self,
+        since: dt.datetime | None = None,
+        *,
+        kind: str | None = None,
+        user_id: int | None = None,
+        camera_id: str | None = None,
+        incident_id: str | None = None,
+        until: dt.datetime | None = None,
+    ) -> str:
+        """Entries since a time (and matching the filters of :meth:`query`) as CSV, oldest first."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["id", "ts", *FIELDS, "hash"])
-        async for e in self._iter(since):
+        filters = {"kind": kind, "user_id": user_id, "camera_id": camera_id, "incident_id": incident_id}
+        async for e in self._iter(since, until=until, **filters):
             d = e.as_dict()
             w.writerow([d["id"], d["ts"], *(_cell(d[f]) for f in FIELDS), d["hash"]])
         return buf.getvalue()

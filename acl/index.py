@@ -18,6 +18,7 @@ Semantics (identical to the Casbin model in :mod:`acl.casbin_model`):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -212,6 +213,19 @@ class VisibilityIndex:
     def all(self) -> CameraSet:
         """Every camera."""
         return self._all
+
+    def view(self, bits: int) -> CameraSet:
+        """The cameras of a bitset over this index's camera list."""
+        return self._view(bits)
+
+    def fork(self) -> VisibilityIndex:
+        """A copy to patch without touching this one (sharing the immutable camera tables)."""
+        twin = copy.copy(self)
+        twin._group_bits = dict(self._group_bits)
+        twin._by_subject = {k: list(v) for k, v in self._by_subject.items()}
+        twin.computed_groups = {k: set(v) for k, v in self.computed_groups.items()}
+        twin._cache = dict(self._cache)  # entries carry the version they hold for; a patch drops them
+        return twin
 
     # -- patching --------------------------------------------------------------------------
     def set_computed_group(self, gid: str, camera_ids: Iterable[str]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,12 +148,44 @@ class PolicyState:
     inactive: set[int] = field(default_factory=set)
     revision: int = 0
 
+    def copy(self) -> PolicyState:
+        """A copy whose containers can be changed without touching this state."""
+        return PolicyState(
+            dict(self.departments),
+            {u: list(ms) for u, ms in self.memberships.items()},
+            dict(self.user_roles),
+            dict(self.groups),
+            {g: set(m) for g, m in self.static_members.items()},
+            list(self.rules),
+            set(self.inactive),
+            self.revision,
+        )
+
+
+class _Discarded(Exception):
+    """Raised by a dry-run store at commit time: the transaction rolls back, the changes travel up."""
+
+    def __init__(self, changes: tuple[Change, ...]) -> None:
+        super().__init__("dry run")
+        self.changes = changes
+
 
 class PolicyStore:
     """Reads and changes the stored policy."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, discard: bool = False) -> None:
         self.db = db
+        self._discard = discard
+
+    async def dry_run(self, op: Callable[[PolicyStore], Awaitable[Applied]]) -> tuple[Change, ...]:
+        """What ``op`` (one change method called on the store it is given) would change, without
+        storing anything: the change runs with every check and is rolled back at commit time.
+        A :class:`PolicyError` from its checks propagates exactly as the real change would raise it."""
+        try:
+            applied = await op(PolicyStore(self.db, discard=True))
+        except _Discarded as d:
+            return d.changes
+        return applied.changes  # nothing to write (e.g. every incident grant existed already)
 
     # -- loading ---------------------------------------------------------------------------
     async def load(self) -> PolicyState:
@@ -193,6 +226,8 @@ class PolicyStore:
     async def _commit(self, s: AsyncSession, author: str, reason: str, changes: list[Change]) -> Applied:
         if not changes:
             raise PolicyError("change: nothing would change")
+        if self._discard:
+            raise _Discarded(tuple(changes))
         diff = [{"op": c.op, "kind": c.kind, "row": c.row, **({"old": c.old} if c.old else {})} for c in changes]
         rev = PolicyRevision(author=author[:64], reason=reason[:2000], diff={"changes": diff})
         s.add(rev)

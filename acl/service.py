@@ -8,15 +8,16 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Set
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import TYPE_CHECKING, Any
 
 from acl.audit import AuditLog, audit_key
 from acl.identity import Subject
 from acl.index import FOREIGN_TRUCKS_OUTSIDE, CameraAttrs, Rule, VisibilityIndex
 from acl.models import Role, User
-from acl.policy import Applied, PolicyState, PolicyStore, RuleSpec, rule_from_row
+from acl.policy import Applied, Change, PolicyState, PolicyStore, RuleSpec, rule_from_row
 from acl.policy_models import CameraGroup, Department, OrgLevel
+from acl.preview import ActionEffect, EffectBuilder, affected_users
 
 if TYPE_CHECKING:
     from camera_registry.store import CameraStore
@@ -54,6 +55,9 @@ class AclService:
         self._inside: dict[str, bool] = {}
         self._polygon: Any = None
         self._terminators: Callable[[], list[Any]] = list
+        # Told the new revision and the users whose view it can change (None: anyone) after every
+        # policy change (the gateway tells those consoles).
+        self.on_policy_changed: list[Callable[[int, frozenset[int] | None], None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
@@ -177,16 +181,8 @@ class AclService:
                 self._foreign_trucks.setdefault(v.id, []).append(c.id)
 
     def _user_keys(self, user_id: int) -> frozenset[str] | None:
-        st = self.state
-        assert st is not None
-        role = st.user_roles.get(user_id)
-        if role is None:
-            return None
-        keys = {f"role:{role}"}
-        for dept, mrole in st.memberships.get(user_id, []):
-            keys.add(f"dept:{dept}")
-            keys.add(f"role:{mrole}")
-        return frozenset(keys)
+        assert self.state is not None
+        return user_keys(self.state, user_id)
 
     def _compile(self) -> None:
         st = self.state
@@ -225,6 +221,7 @@ class AclService:
             assert self.state is not None
             if applied.revision == 0:
                 return applied  # nothing was written
+            reached: frozenset[int] | None = None
             st = self.state
             stranger = any(  # a user created outside this process (``liandong users add``): not in the index yet
                 c.kind == "membership" and c.row["user_id"] not in st.user_roles and c.row["user_id"] not in st.inactive
@@ -235,15 +232,29 @@ class AclService:
                 self.state = await self.policy.load()
                 self._compile()
             else:
+                before_rules, before_keys = list(self.state.rules), dict(self._user_subjects)
                 self._patch(applied)
                 self.state.revision = applied.revision
+                users = affected_users(
+                    applied.changes, [*before_rules, *self.state.rules], before_keys, self._user_subjects
+                )
+                reached = None if users is None else frozenset(users)
         await self._stored(what)  # other nodes first: the audit write below takes a while
         detail = f"revision {applied.revision}: {what}" + (f" ({reason})" if reason else "")
         await self.audit.record(
             "policy_change", username=author, action=what.split(" ", 1)[0], detail=detail, incident_id=incident_id
         )
+        self._announce(reached)
         await self.enforce_sessions(what)
         return applied
+
+    def _announce(self, users: frozenset[int] | None = None) -> None:
+        rev = self.state.revision if self.state is not None else 0
+        for listener in self.on_policy_changed:
+            try:
+                listener(rev, users)
+            except Exception:  # a listener must not undo a committed change
+                log.exception("policy-change listener failed")
 
     async def _stored(self, what: str) -> None:
         for cb in self.on_stored:
@@ -260,65 +271,63 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        # No policy.changed here: the node that made the change announced it on the shared event stream.
         return await self.enforce_sessions(reason)
 
     def _patch(self, applied: Applied) -> None:
         """Apply a committed change to the in-memory state and index."""
-        st = self.state
-        assert st is not None
-        users: set[int] = set()
-        groups: set[str] = set()
-        for ch in applied.changes:
-            add, row = ch.op == "add", ch.row
-            if ch.kind == "rule" and row["ptype"] == "p":
-                if add:
-                    for rid in ch.rule_ids:
-                        rule = rule_from_row(row, rid)
-                        st.rules.append(rule)
-                        self.index.add_rule(rule)
+        assert self.state is not None
+        apply_changes(self.state, self.index, self._user_subjects, applied.changes)
+
+    async def preview(
+        self,
+        op: Callable[[PolicyStore], Awaitable[Applied]] | None,
+        actions: Iterable[str] = ("view_snapshot", "view_live"),
+        *,
+        user_roles: Mapping[int, str | None] | None = None,
+    ) -> tuple[tuple[Change, ...], list[ActionEffect]]:
+        """What a change (``op``, a :class:`PolicyStore` method call on the store it is given) would
+        write and what it would do to every user's visible cameras, without storing anything.
+        ``user_roles`` previews users' new system roles (None: deactivated) instead of, or with, a
+        stored change. Raises :class:`~acl.policy.PolicyError` exactly as the change itself would."""
+        async with self._write:  # the dry run and the state it is compared with are one moment
+            st = self.state
+            assert st is not None
+            changes = await self.policy.dry_run(op) if op is not None else ()
+            after_state, after_index = st.copy(), self.index.fork()
+            after_keys = dict(self._user_subjects)
+            apply_changes(after_state, after_index, after_keys, changes)
+            for uid, role in (user_roles or {}).items():
+                if role is None:
+                    after_state.user_roles.pop(uid, None)
                 else:
-                    gone = set(ch.rule_ids)
-                    st.rules = [r for r in st.rules if r.rule_id not in gone]
-                    for rid in gone:
-                        self.index.remove_rule(rid)
-            elif ch.kind == "rule" and row["ptype"] == "g2":
-                gid, cid = row["v1"].removeprefix("group:"), row["v0"].removeprefix("cam:")
-                members = st.static_members.setdefault(gid, set())
-                (members.add if add else members.discard)(cid)
-                groups.add(gid)
-            elif ch.kind == "membership":
-                ms = [m for m in st.memberships.get(row["user_id"], []) if m[0] != row["department_id"]]
-                if add:
-                    ms.append((row["department_id"], row["role"]))
-                st.memberships[row["user_id"]] = ms
-                users.add(row["user_id"])
-            elif ch.kind == "department":
-                if ch.op == "remove":
-                    st.departments.pop(row["id"], None)
+                    after_state.user_roles[uid] = role
+                keys = user_keys(after_state, uid)
+                if keys is None:
+                    after_keys.pop(uid, None)
                 else:
-                    st.departments[row["id"]] = Department(**{**row, "level": OrgLevel(row["level"])})
-            elif ch.kind == "group":
-                if add:
-                    st.groups[row["id"]] = CameraGroup(**row)
-                else:
-                    st.groups.pop(row["id"], None)
-                groups.add(row["id"])
-        for uid in users:
-            keys = self._user_keys(uid)
-            if keys is None:
-                self._user_subjects.pop(uid, None)
-            else:
-                self._user_subjects[uid] = keys
-        for gid in groups:
-            g = st.groups.get(gid)
-            if g is not None and g.dynamic:
-                st.static_members.pop(gid, None)
-                self.index.set_group(gid, flt=g.filter)
-            elif g is not None or st.static_members.get(gid):
-                self.index.set_group(gid, members=st.static_members.setdefault(gid, set()))
-            else:
-                st.static_members.pop(gid, None)
-                self.index.drop_group(gid)
+                    after_keys[uid] = keys
+            # Private copies: the comparison runs in slices while this index keeps serving and changing.
+            before_index, before_keys = self.index.fork(), dict(self._user_subjects)
+            # System admins see everything either way; one made or unmade admin is left out too.
+            admins = frozenset(u for s_ in (st, after_state) for u, r in s_.user_roles.items() if r == Role.admin.value)
+            rules = [*st.rules, *after_state.rules]
+        now = time.time()
+        only = affected_users(changes, rules, before_keys, after_keys)
+        if only is not None and user_roles:
+            only |= set(user_roles)
+        builders = [
+            EffectBuilder(before_index, before_keys, after_index, after_keys, a, now, unrestricted=admins, only=only)
+            for a in actions
+        ]
+        # A change for everyone (a "*" rule) compares every subject set: seconds at district scale.
+        # Slices of a few milliseconds keep the event loop (which relays video) responsive.
+        for b in builders:
+            finished = False
+            while not finished:
+                finished = b.step(0.005)
+                await asyncio.sleep(0)  # let the loop run between slices
+        return changes, [b.effect for b in builders]
 
     async def policy_changed(self, reason: str = "policy changed", author: str | None = None) -> None:
         """Reload the whole policy (after changes made outside :meth:`change`), end lost streams."""
@@ -328,6 +337,7 @@ class AclService:
             self.state = await self.policy.load()
             self._compile()
         await self._stored(reason)
+        self._announce()
         await self.enforce_sessions(reason)
 
     async def user_changed(self, user_id: int, role: Role, active: bool) -> None:
@@ -346,6 +356,7 @@ class AclService:
         else:
             self._user_subjects[user_id] = keys
         await self._stored("user changed")
+        self._announce(frozenset({user_id}))
         await self.enforce_sessions("user changed")
 
     async def add_rule(self, author: str, spec: RuleSpec, reason: str = "") -> tuple[int, int]:
@@ -419,6 +430,7 @@ class AclService:
             log.info("policy revision %s appeared outside this process: reloading", latest)
             self.state = await self.policy.load()
             self._compile()
+        self._announce()
         await self.enforce_sessions("policy changed")
 
     # -- the location rule -----------------------------------------------------------------
@@ -507,6 +519,19 @@ class AclService:
 
         ld.on_inventory_changed.append(inventory)
 
+        def tell_consoles(revision: int, users: frozenset[int] | None) -> None:
+            # The consoles of the users it reaches refresh their own (server-filtered) camera lists;
+            # the others learn nothing of it. Policy editors' and auditors' consoles follow every change.
+            if ld.events is None:
+                return
+            if users is None:
+                ld.events.publish("policy.changed", {"revision": revision}, everyone=True)
+            else:
+                readers = (Role.security_admin.value, Role.auditor.value)
+                ld.events.publish("policy.changed", {"revision": revision}, users=sorted(users), roles=readers)
+
+        self.on_policy_changed.append(tell_consoles)
+
         async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
             await self.load()
             self._ticker = asyncio.create_task(self._tick(), name="acl-sweep")
@@ -521,6 +546,77 @@ class AclService:
 
         # The policy must be loaded before anything else starts serving.
         ld.extras.setdefault("startups", []).insert(0, start)
+
+
+def user_keys(st: PolicyState, user_id: int) -> frozenset[str] | None:
+    """The policy subjects of an active user (system role, departments, roles in them); None if inactive."""
+    role = st.user_roles.get(user_id)
+    if role is None:
+        return None
+    keys = {f"role:{role}"}
+    for dept, mrole in st.memberships.get(user_id, []):
+        keys.add(f"dept:{dept}")
+        keys.add(f"role:{mrole}")
+    return frozenset(keys)
+
+
+def apply_changes(
+    st: PolicyState, index: VisibilityIndex, subjects: dict[int, frozenset[str]], changes: Iterable[Change]
+) -> None:
+    """Apply committed (or proposed) changes to a policy state, its index and the users' subjects."""
+    users: set[int] = set()
+    groups: set[str] = set()
+    for ch in changes:
+        add, row = ch.op == "add", ch.row
+        if ch.kind == "rule" and row["ptype"] == "p":
+            if add:
+                for rid in ch.rule_ids:
+                    rule = rule_from_row(row, rid)
+                    st.rules.append(rule)
+                    index.add_rule(rule)
+            else:
+                gone = set(ch.rule_ids)
+                st.rules = [r for r in st.rules if r.rule_id not in gone]
+                for rid in gone:
+                    index.remove_rule(rid)
+        elif ch.kind == "rule" and row["ptype"] == "g2":
+            gid, cid = row["v1"].removeprefix("group:"), row["v0"].removeprefix("cam:")
+            members = st.static_members.setdefault(gid, set())
+            (members.add if add else members.discard)(cid)
+            groups.add(gid)
+        elif ch.kind == "membership":
+            ms = [m for m in st.memberships.get(row["user_id"], []) if m[0] != row["department_id"]]
+            if add:
+                ms.append((row["department_id"], row["role"]))
+            st.memberships[row["user_id"]] = ms
+            users.add(row["user_id"])
+        elif ch.kind == "department":
+            if ch.op == "remove":
+                st.departments.pop(row["id"], None)
+            else:
+                st.departments[row["id"]] = Department(**{**row, "level": OrgLevel(row["level"])})
+        elif ch.kind == "group":
+            if add:
+                st.groups[row["id"]] = CameraGroup(**row)
+            else:
+                st.groups.pop(row["id"], None)
+            groups.add(row["id"])
+    for uid in users:
+        keys = user_keys(st, uid)
+        if keys is None:
+            subjects.pop(uid, None)
+        else:
+            subjects[uid] = keys
+    for gid in groups:
+        g = st.groups.get(gid)
+        if g is not None and g.dynamic:
+            st.static_members.pop(gid, None)
+            index.set_group(gid, flt=g.filter)
+        elif g is not None or st.static_members.get(gid):
+            index.set_group(gid, members=st.static_members.setdefault(gid, set()))
+        else:
+            st.static_members.pop(gid, None)
+            index.drop_group(gid)
 
 
 def rule_dict(r: Rule) -> dict[str, Any]:

@@ -152,6 +152,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
             acl.visible_cameras(sub, "view_live")
             vtimes.append((time.perf_counter_ns() - t) / 1e6)
         out["visible_p99_ms"] = round(pct(vtimes, 99), 4)
+        await measure_preview(acl, out)
 
         # A user who sees every camera (district centre), listing over HTTP.
         async with app.router.lifespan_context(app):
@@ -244,6 +245,59 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
         out["casbin_enforce_full_scale_ms"] = round((time.perf_counter() - t2) / res.checked * 1000, 1)
         engine.dispose()
         await ld.db.close()
+
+
+async def _max_loop_stall(work: Any) -> tuple[Any, float]:
+    """Run ``work`` (an awaitable) with a 10 ms ticker beside it; the ticker's worst lateness."""
+    stall = 0.0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal stall
+        while not done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            stall = max(stall, time.perf_counter() - t - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        return await work, stall
+    finally:
+        done.set()
+        await tick
+
+
+async def measure_preview(acl: AclService, out: dict[str, Any]) -> None:
+    """Previewing a change (dry run, scratch index, before/after of every user it can reach), and
+    the longest the event loop waited meanwhile (it must keep relaying video); the same ticker
+    beside a plain sleep of as long shows what the busy machine itself adds."""
+    st = acl.state
+    assert st is not None
+    counts: dict[str, int] = {}
+    for ms in st.memberships.values():
+        for d, _ in ms:
+            counts[d] = counts.get(d, 0) + 1
+    dept = max(counts, key=lambda d: counts[d])
+    group = max(st.groups, key=lambda g: acl.index.target_bits(f"group:{g}").bit_count())
+    cases = {
+        "dept_grant": RuleSpec(f"dept:{dept}", f"group:{group}", "view_live", tag="bench-preview"),
+        "everyone_deny": RuleSpec("*", f"group:{group}", "view_snapshot", "deny", tag="bench-preview"),
+    }
+    for name, spec in cases.items():
+        times, stalls, idle = [], [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            (_, effects), stall = await _max_loop_stall(
+                acl.preview(lambda p, spec=spec: p.add_rule("bench", spec))  # type: ignore[misc]
+            )
+            took = time.perf_counter() - t0
+            times.append(took)
+            stalls.append(stall)
+            idle.append((await _max_loop_stall(asyncio.sleep(took)))[1])
+        out[f"preview_{name}_users_affected"] = max(e.users_gaining + e.users_losing for e in effects)
+        out[f"preview_{name}_median_ms"] = round(statistics.median(times) * 1000, 1)
+        out[f"preview_{name}_loop_max_stall_ms"] = round(max(stalls) * 1000, 1)
+        out[f"preview_{name}_loop_max_stall_idle_ms"] = round(max(idle) * 1000, 1)
 
 
 async def measure_equivalence(out: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
 from gateway.routes import (
     acl_admin,
+    acl_preview,
     alarms,
     audit,
     auth,
@@ -233,6 +234,7 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
     app.include_router(hls.router)
     app.include_router(sessions.router)
     app.include_router(acl_admin.router)
+    app.include_router(acl_preview.router)
     app.include_router(audit.router)
     app.include_router(snapshots.router)
     app.include_router(vehicles.router)

@@ -188,6 +188,7 @@ def main() -> None:
         url = f"http://{args.host}:{args.port}/"
         print("\n" + "=" * 72)
         print(f"  联动 Liandong is running at {url}   (API docs: {url}docs)")
+        print(f"  Security-admin console: {url}admin")
         print(f"  Fixture cameras: rtsp://127.0.0.1:{cams.port}/h264 (and h264_360p, h265, h264_slices, h264_oob)")
         print("  Demo logins (username / password):")
         for name, pw, role, _, sees in DEMO_USERS:

@@ -1,7 +1,9 @@
 """Live events to consoles: an event bus with a replay buffer, streamed as Server-Sent Events.
 
-Every event names its audience: cameras (users who may view one of them) and departments (their
-members). A subscriber receives an event only if it is in the audience, and camera lists in the
+Every event names its audience: cameras (users who may view one of them), departments (their
+members), users, system roles, or everyone (``policy.changed`` goes to the users a policy change
+can reach and to security admins and auditors, or to everyone when it cannot tell). A subscriber
+receives an event only if it is in the audience, and camera lists in the
 event (``cameras``, ``nearby``) are cut down to what that user may view; events with no audience
 reach administrators only. Ids increase by one per event, so a console that reconnects with
 ``Last-Event-ID`` gets what it missed from the buffer, or a ``reset`` event when the buffer no
@@ -38,6 +40,9 @@ class Event:
     cameras: tuple[str, ...] = ()
     departments: tuple[str, ...] = ()
     ts: float = field(default_factory=time.time)
+    users: tuple[int, ...] = ()  # named users (e.g. those a policy change reaches)
+    roles: tuple[str, ...] = ()  # every user with one of these system roles
+    everyone: bool = False  # every console (a signal whose data is no one's secret)
 
     def sse(self, data: dict[str, Any] | None = None) -> str:
         """The event in Server-Sent Events framing."""
@@ -64,7 +69,8 @@ class Viewer:
         if s.is_admin:
             return ev.sse()
         cams = [c for c in ev.cameras if self.may_view(s, c)]
-        if not cams and not (s.departments & set(ev.departments)):
+        named = ev.everyone or s.user_id in ev.users or s.role.value in ev.roles
+        if not cams and not named and not (s.departments & set(ev.departments)):
             return None
         data = dict(ev.data)
         for key in CAMERA_FIELDS:
@@ -77,9 +83,18 @@ class EventBus(Protocol):
     """Publish events; stream them to viewers."""
 
     def publish(
-        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        cameras: Sequence[str] = (),
+        departments: Sequence[str] = (),
+        users: Sequence[int] = (),
+        roles: Sequence[str] = (),
+        everyone: bool = False,
     ) -> Event:
-        """Send an event to every viewer in its audience (and keep it for resumes)."""
+        """Send an event to every viewer in its audience (viewers of ``cameras``, members of
+        ``departments``, ``users``, holders of ``roles``; all with ``everyone``), and keep it for resumes."""
         ...
 
     def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
@@ -117,9 +132,26 @@ class LocalEventBus:
         self._subs: set[_Sub] = set()
 
     def publish(
-        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        cameras: Sequence[str] = (),
+        departments: Sequence[str] = (),
+        users: Sequence[int] = (),
+        roles: Sequence[str] = (),
+        everyone: bool = False,
     ) -> Event:
-        ev = Event(self._next, type_, data, tuple(cameras), tuple(departments))
+        ev = Event(
+            self._next,
+            type_,
+            data,
+            tuple(cameras),
+            tuple(departments),
+            users=tuple(users),
+            roles=tuple(roles),
+            everyone=everyone,
+        )
         self._next = next(self._ids)
         self._buffer.append(ev)
         for sub in list(self._subs):

@@ -7,7 +7,8 @@ incidents, then logs in with Debian's Chromium and saves:
 - ``docs/console.png``: the camera wall (the alarm's cameras opened by themselves) and the alarm panel;
 - ``docs/map.png``: the map with the boundary, cameras, vehicles and the incident, without tiles;
 - ``docs/alarms.png``: an incident opened in the alarm panel, with its deadline and history;
-- ``docs/dashboard.png``: the dashboard.
+- ``docs/dashboard.png``: the dashboard;
+- ``docs/admin.png``: the security-admin console previewing a grant.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ async def seed(g: LiveGateway, admin: dict[str, str], camera_port: int) -> str:
     return str(secret["secret"])
 
 
-async def shoot(g: LiveGateway, secret: str) -> None:
+async def shoot(g: LiveGateway, admin: dict[str, str], secret: str) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -147,7 +148,52 @@ async def shoot(g: LiveGateway, secret: str) -> None:
         await page.wait_for_selector("#dashboard .kpi")
         await page.wait_for_timeout(500)
         await save(page, "dashboard.png")
+        await admin_screenshot(g, admin, ctx)
         await ctx.close()
+
+
+async def admin_screenshot(g: Any, admin: dict[str, str], ctx: Any) -> None:
+    """The rules page of the admin console with the preview of a grant open."""
+    for dept, name, level, area in [
+        ("district", "区联动中心", "district", None),
+        ("qibao", "七宝镇分中心", "subdistrict", "七宝镇"),
+        ("city", "城管", "department", None),
+        ("police", "公安", "department", None),
+    ]:
+        body = {"name": name, "level": level, "area": area, "reason": "组织架构初始化"}
+        await g.client.put(f"/api/admin/departments/{dept}", json=body, headers=admin)
+    for i, dept in enumerate(["city", "city", "city", "police", "qibao"]):
+        r = await g.client.post(
+            "/api/admin/users", json={"username": f"op-{dept}-{i}", "password": PASSWORD}, headers=admin
+        )
+        await g.client.put(f"/api/admin/users/{r.json()['id']}/memberships/{dept}", json={}, headers=admin)
+    await g.client.put(
+        "/api/admin/groups/qibao-all", json={"name": "七宝镇全部", "filter": {"area": ["七宝镇"]}}, headers=admin
+    )
+    for sub, target, action in [
+        ("dept:police", "group:qibao-all", "view_live"),
+        ("dept:qibao", "group:qibao-all", "view_live"),
+        ("dept:city", "cam:xz-1", "view_snapshot"),
+    ]:
+        body = {"subject": sub, "target": target, "action": action, "reason": "值班需要"}
+        await g.client.post("/api/admin/rules", json=body, headers=admin)
+    await g.add_user("sec", Role.security_admin)
+    await ctx.clear_cookies()  # log in afresh as the security admin
+    page = await ctx.new_page()
+    await page.goto(g.base_url + "/admin")
+    await page.fill("#username", "sec")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-loaded='1']")
+    await page.click("#tabs button[data-tab='rules']")
+    await page.fill("#rule-form [name=subject]", "dept:city")
+    await page.fill("#rule-form [name=target]", "group:qibao-all")
+    await page.fill("#rule-form [name=reason]", "城管夜间巡查七宝镇")
+    await page.click("#rule-form button[type=submit]")
+    await page.wait_for_selector("#preview:not([hidden])")
+    out = ROOT / "docs" / "admin.png"
+    await page.screenshot(path=str(out))
+    print(f"wrote {out}")
 
 
 async def save(page: Any, name: str) -> None:
@@ -164,7 +210,7 @@ async def main() -> None:
         async with live_gateway(settings) as g:
             admin = await g.add_user("admin", Role.admin)
             secret = await seed(g, admin, cams.port)
-            await shoot(g, secret)
+            await shoot(g, admin, secret)
 
 
 if __name__ == "__main__":

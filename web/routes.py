@@ -59,6 +59,12 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers=page_headers(request.app.state.ld.settings))
 
 
+@router.get("/admin", dependencies=[public()])
+async def admin_console() -> FileResponse:
+    """The security-admin console (it asks for a login itself; the API enforces every role)."""
+    return FileResponse(STATIC_DIR / "admin.html", headers=HEADERS)
+
+
 @router.get("/static/{name:path}", dependencies=[public()])
 async def static(name: str) -> FileResponse:
     """Static assets of the consoles; nothing outside web/static can be named."""

@@ -81,7 +81,15 @@ class RedisEventBus(LocalEventBus):
 
     # -- publishing ----------------------------------------------------------------------------
     def publish(
-        self, type_: str, data: dict[str, Any], *, cameras: Sequence[str] = (), departments: Sequence[str] = ()
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        cameras: Sequence[str] = (),
+        departments: Sequence[str] = (),
+        users: Sequence[int] = (),
+        roles: Sequence[str] = (),
+        everyone: bool = False,
     ) -> Event:
         """Queue the event for the stream; consoles get it (with its stream id) once it is read back."""
         if len(self._outbox) == self._outbox.maxlen:
@@ -93,13 +101,25 @@ class RedisEventBus(LocalEventBus):
                 "data": json.dumps(data, ensure_ascii=False),
                 "cameras": json.dumps(list(cameras)),
                 "departments": json.dumps(list(departments)),
+                "users": json.dumps(list(users)),
+                "roles": json.dumps(list(roles)),
+                "everyone": "1" if everyone else "",
                 "ts": repr(time.time()),
                 "rev": str(self.policy_revision()),
             }
         )
         self._outbox_ready.set()
         self._drained.clear()
-        return Event(0, type_, data, tuple(cameras), tuple(departments))
+        return Event(
+            0,
+            type_,
+            data,
+            tuple(cameras),
+            tuple(departments),
+            users=tuple(users),
+            roles=tuple(roles),
+            everyone=everyone,
+        )
 
     async def _writer(self) -> None:
         delay = 0.2
@@ -133,6 +153,9 @@ class RedisEventBus(LocalEventBus):
             tuple(json.loads(get("cameras", "[]"))),
             tuple(json.loads(get("departments", "[]"))),
             float(get("ts", "0")),
+            users=tuple(int(u) for u in json.loads(get("users", "[]"))),
+            roles=tuple(json.loads(get("roles", "[]"))),
+            everyone=bool(get("everyone", "")),
         )
 
     def _deliver(self, ev: Event) -> None:

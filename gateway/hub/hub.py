@@ -131,9 +131,9 @@ class StreamHub:
             reader.backlog_units = min(len(backlog), self.settings.reader_queue_packets - 1)
         reader.passive = passive
         stream.readers.add(reader)
-        if not passive:
+        if not passive:  # a passive reader is no viewer: not counted, does not hold the camera
             self._cancel_idle(stream)
-        self.metrics.viewers.labels(camera_id, protocol).inc()
+            self.metrics.viewers.labels(camera_id, protocol).inc()
         return reader
 
     def detach(self, reader: Reader, reason: str = "detached") -> None:
@@ -143,15 +143,17 @@ class StreamHub:
         if stream is None or reader not in stream.readers:
             return
         stream.readers.discard(reader)
-        self.metrics.viewers.labels(reader.camera_id, reader.protocol).dec()
+        if not reader.passive:
+            self.metrics.viewers.labels(reader.camera_id, reader.protocol).dec()
         self._schedule_idle(stream)
 
     def set_passive(self, reader: Reader, passive: bool) -> None:
         """Make a reader keep the upstream open (or stop doing so)."""
         stream = self._streams.get(reader.camera_id)
-        reader.passive = passive
-        if stream is None or reader not in stream.readers:
+        was, reader.passive = reader.passive, passive
+        if stream is None or reader not in stream.readers or was == passive:
             return
+        self.metrics.viewers.labels(reader.camera_id, reader.protocol).inc(-1 if passive else 1)
         if passive:
             self._schedule_idle(stream)
         else:
@@ -197,13 +199,15 @@ class StreamHub:
         if stream is None:
             return {"state": UpstreamState.idle.value, "readers": 0}
         by_proto: dict[str, int] = {}
-        for r in stream.readers:
+        viewers = [r for r in stream.readers if not r.passive]  # an always-on HLS muxer is not a viewer
+        for r in viewers:
             by_proto[r.protocol] = by_proto.get(r.protocol, 0) + 1
         out: dict[str, Any] = {
             "state": stream.state.value,
             "reason": stream.reason,
-            "readers": len(stream.readers),
+            "readers": len(viewers),
             "readers_by_protocol": by_proto,
+            "hls_remux": any(r.protocol == "hls" for r in stream.readers),
             "bitrate_bps": round(stream.bitrate_bps()),
             "reconnects": max((stream.upstream.attempts - 1) if stream.upstream else 0, 0),
         }
@@ -281,7 +285,8 @@ class StreamHub:
         for r in list(stream.readers):  # passive readers left when the others had gone
             r.close(why)
             stream.readers.discard(r)
-            self.metrics.viewers.labels(r.camera_id, r.protocol).dec()
+            if not r.passive:
+                self.metrics.viewers.labels(r.camera_id, r.protocol).dec()
         self._cancel_idle(stream)
         up, stream.upstream = stream.upstream, None
         if up is not None:

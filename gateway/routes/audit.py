@@ -42,9 +42,19 @@ async def list_audit(
 
 
 @router.get("/export.csv", dependencies=[AUDITORS])
-async def export_csv(request: Request, since: dt.datetime | None = None) -> Response:
-    """Entries since a time as CSV."""
-    text = await request.app.state.ld.audit.export_csv(since)
+async def export_csv(
+    request: Request,
+    since: dt.datetime | None = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    user_id: int | None = None,
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    incident_id: Annotated[str | None, Query(max_length=64)] = None,
+    until: dt.datetime | None = None,
+) -> Response:
+    """Entries as CSV, oldest first, with the same filters as the list."""
+    text = await request.app.state.ld.audit.export_csv(
+        since, kind=kind, user_id=user_id, camera_id=camera_id, incident_id=incident_id, until=until
+    )
     return Response(
         text, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"'}
     )

@@ -19,9 +19,11 @@ from tests.live import PASSWORD, live_gateway
 _LINES: dict[int, Any] = {}
 
 
-async def read_events(resp: httpx.Response, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+async def read_events(
+    resp: httpx.Response, n: int, timeout: float = 5.0, skip: tuple[str, ...] = ("policy.changed",)
+) -> list[dict[str, Any]]:
     """Up to ``n`` events from an open stream (fewer if the timeout passes first; then the stream
-    cannot be read again)."""
+    cannot be read again), leaving out ``skip`` (incident grants also tell the console its policy changed)."""
     lines = _LINES.setdefault(id(resp), resp.aiter_lines())  # one line iterator per response
     out: list[dict[str, Any]] = []
     cur: dict[str, Any] = {}
@@ -35,7 +37,8 @@ async def read_events(resp: httpx.Response, n: int, timeout: float = 5.0) -> lis
                 elif line.startswith("data: "):
                     cur["data"] = json.loads(line[6:])
                 elif line == "" and cur:
-                    out.append(cur)
+                    if cur.get("event") not in skip:
+                        out.append(cur)
                     cur = {}
                     if len(out) >= n:
                         return out

@@ -175,6 +175,15 @@ async def test_alarm_panel_beeps_and_the_operator_dispatches_acknowledges_and_no
     await login(page, g, "op-centre")
     panel = page.locator("#incident-list")
     await expect(panel.locator(".inc-empty")).to_have_text("暂无警情")
+    # The operator was watching another camera (granted to the centre for this test).
+    r = await g.client.post(
+        "/api/admin/rules",
+        json={"subject": "dept:district", "target": "cam:cam-xz", "action": "view_live"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    await page.evaluate("location.hash = 'camera=cam-xz'")
+    await expect(page.locator(".tile[data-camera='cam-xz']")).to_have_attribute("data-state", "playing", timeout=15_000)
     await page.wait_for_timeout(300)  # the event stream is connected
     alarm = {"alarm_id": "P-7", "type": "panic", "vehicle_id": "bus-9", "text": "驾驶员求助"}
     r = await g.client.post("/api/alarms", **signed(secret, alarm))
@@ -185,7 +194,12 @@ async def test_alarm_panel_beeps_and_the_operator_dispatches_acknowledges_and_no
     await expect(panel).to_have_attribute("data-beeps", "1")  # the WebAudio beep sounded once
     assert await panel.get_attribute("data-audio") == "running"  # armed by the login click
     await expect(page.locator("#alarm-banner")).to_contain_text(inc_id)
-    await expect(page.locator(f".tile[data-camera='{bus_cam}']")).to_be_visible()  # opened by itself
+    # Opened by itself, first on the wall, marked as the incident's (ahead of what was open).
+    await expect(page.locator(f".tile[data-camera='{bus_cam}']")).to_have_attribute("data-incident", inc_id)
+    assert await page.eval_on_selector_all("#grid .tile", "els => els.map(e => e.dataset.camera)") == [
+        bus_cam,
+        "cam-xz",
+    ]
     await expect(page.locator("#alarm-count")).to_have_text("1")
 
     # Clicking the banner opens the incident in the panel (and the banner gives way); the panel
@@ -424,3 +438,22 @@ async def test_map_draws_twenty_thousand_cameras(web_gateway: tuple[LiveGateway,
     )
     print(f"map of 20,000 cameras: shown in {drawn:.2f} s; a zoom step redraws in {ms:.0f} ms")
     assert drawn < 10 and ms < 1500, (drawn, ms)
+
+
+async def test_a_login_ended_elsewhere_takes_the_console_back_to_the_login_form(
+    web_gateway: tuple[LiveGateway, Any], console_page: Any, chromium: Any
+) -> None:
+    g, _admin = web_gateway
+    page = console_page
+    await login(page, g, "admin")
+    await page.click("#views button[data-view='dashboard']")  # no tile whose session would notice
+    await expect(page.locator("#dashboard .kpi").first).to_be_visible()
+    # The same login logs out in another tab: the event stream ends and the console follows at
+    # once, not at its next list refresh (10 s) or incident reload (30 s).
+    other = await chromium.new_page()
+    await other.goto(g.base_url + "/")
+    await other.click("#logout")
+    await expect(other.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#login-view")).to_be_visible(timeout=3000)
+    await expect(page.locator("#login-error")).to_have_text("登录已失效，请重新登录")
+    await other.close()

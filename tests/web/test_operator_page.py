@@ -46,7 +46,7 @@ async def test_operator_sees_permitted_cameras_and_plays(
     tile = page.locator(".tile[data-camera='cam-qb']")
     await expect(tile).to_have_attribute("data-state", "playing")
     # Per-tile info: protocol, codec, size, bitrate, latency, first frame (refreshed every second).
-    await expect(tile.locator(".tile-info")).to_contain_text("kbit/s", timeout=5000)
+    await expect(tile.locator(".tile-info")).to_contain_text("kbit/s", timeout=15000)
     info = await tile.locator(".tile-info").inner_text()
     assert info.startswith("WebRTC · H264 · 1280×720") and "延迟" in info and "首帧" in info, info
     assert "secret-pw" not in await page.content()

@@ -85,3 +85,14 @@ async def test_vendor_serves_only_listed_npm_files(app_client: httpx.AsyncClient
     assert (await app_client.get("/vendor/leaflet.css")).status_code == 200
     for path in ("/vendor/../routes.py", "/vendor/hls.js/package.json", "/vendor/%2e%2e/static/app.js", "/vendor/"):
         assert (await app_client.get(path)).status_code == 404, path
+
+
+async def test_the_admin_console_is_served_with_the_same_policy(app_client: httpx.AsyncClient) -> None:
+    r = await app_client.get("/admin")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == (await app_client.get("/")).headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert '<script type="module" src="/static/admin.js">' in r.text
+    assert "<script>" not in r.text and "onclick" not in r.text and "style=" not in r.text
+    for name in ("admin.js", "admin-common.js", "admin-policy.js", "admin-review.js", "admin-i18n.js", "admin.css"):
+        assert (await app_client.get(f"/static/{name}")).status_code == 200, name

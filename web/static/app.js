@@ -51,7 +51,7 @@ async function boot() {
     const shown = $("alarm-panel").hidden;
     $("alarm-panel").hidden = !shown;
     $("alarm-toggle").setAttribute("aria-pressed", String(shown));
-    if (state.view === "map") mapView.map && mapView.map.invalidateSize();
+    if (state.view === "map" && mapView.map) mapView.map.invalidateSize();
   });
   $("alarm-banner").addEventListener("click", () => {
     // Seen: the banner gives way to the incident in the panel.
@@ -82,6 +82,7 @@ function showLogin(message = "") {
   $("logout").hidden = true;
   $("views").hidden = true;
   $("alarm-toggle").hidden = true;
+  $("admin-link").hidden = true;
   $("who").textContent = "";
   $("login-error").textContent = message;
 }
@@ -132,6 +133,7 @@ async function enter(me) {
   $("views").hidden = false;
   $("alarm-toggle").hidden = false;
   $("who").textContent = `${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`;
+  $("admin-link").hidden = !["admin", "security_admin", "auditor"].includes(me.role);
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();
   if (facets.ok) fillFacets(await facets.json());
@@ -154,7 +156,7 @@ function setView(view) {
 }
 
 /** Open cameras on the wall (from the map, an incident): a layout big enough, the wall in view. */
-async function openCameras(ids, names = []) {
+async function openCameras(ids, names = [], incidentId = null) {
   if (state.view !== "wall") setView("wall");
   const todo = ids.filter((id) => !grid.tiles.has(id)).slice(0, 16);
   const needed = grid.tiles.size + todo.length;
@@ -163,7 +165,10 @@ async function openCameras(ids, names = []) {
     $("layout").value = String(layout);
     await grid.setLayout(layout);
   }
-  await Promise.all(ids.slice(0, 16).map((id, i) => grid.open(id, names[i] || nameOf(id))));
+  const opening = ids.slice(0, 16).map((id, i) => grid.open(id, names[i] || nameOf(id)));
+  // An incident's cameras take the first places of the wall, marked, ahead of what was open.
+  if (incidentId) grid.toFront(ids.slice(0, 16), incidentId);
+  await Promise.all(opening);
 }
 
 // The filter menus list only values the user's own cameras have (with counts).
@@ -209,6 +214,8 @@ function startEvents() {
     dashboard.changed();
     onIncident(inc, true);
   });
+  // A security admin changed the policy: what this user may see may have changed, without a reload.
+  es.addEventListener("policy.changed", refreshSoon);
   es.addEventListener("incident.cameras", (ev) => {
     const d = JSON.parse(ev.data);
     panel.changed();
@@ -222,6 +229,26 @@ function startEvents() {
   }
   // The buffer no longer reaches back to what we last saw: reload what the events would have told.
   es.addEventListener("reset", () => panel.changed());
+  // The gateway ended the stream: the login ended (logout elsewhere, revoked) or we fell behind.
+  // Ask once: a 401 takes the console back to the login form at once; otherwise reconnect.
+  es.addEventListener("end", async () => {
+    es.close();
+    if (state.events !== es) return;
+    state.events = null;
+    const r = await api("/api/auth/me");
+    if (r.ok && state.me) startEvents();
+  });
+}
+
+const refreshSoon = debounce(refreshVisible, 300); // a burst of changes reloads once
+
+async function refreshVisible() {
+  if (!state.me) return;
+  const facets = await api("/api/console/facets");
+  if (facets.ok) fillFacets(await facets.json());
+  const top = $("camera-scroll").scrollTop; // an operator deep in a long list stays where they were
+  await reloadList();
+  $("camera-scroll").scrollTop = top;
 }
 
 async function onIncident(inc, isNew) {
@@ -234,7 +261,7 @@ async function onIncident(inc, isNew) {
   }
   // The incident's cameras open on the wall by themselves: the operator needs no click.
   const cams = inc.cameras || [];
-  if (cams.length) await openCameras(cams);
+  if (cams.length) await openCameras(cams, [], inc.incident_id);
 }
 
 function nameOf(id) {

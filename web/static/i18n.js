@@ -33,6 +33,7 @@ const TEXT = {
     dash_cameras_offline: "离线摄像机", dash_by_area: "各街镇警情", dash_by_department: "各部门警情",
     dash_offline_by_area: "各街镇离线摄像机", period_today: "今日", period_7d: "近 7 天", period_30d: "近 30 天",
     period_all: "全部时间", dash_none: "暂无数据", dash_handled_short: "已处置", dash_overdue_short: "超时",
+    admin_console: "安全管理",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -70,6 +71,7 @@ const TEXT = {
     dash_by_department: "Incidents by department", dash_offline_by_area: "Cameras offline by sub-district",
     period_today: "Today", period_7d: "Last 7 days", period_30d: "Last 30 days", period_all: "All time",
     dash_none: "Nothing yet", dash_handled_short: "handled", dash_overdue_short: "overdue",
+    admin_console: "Security admin",
   },
 };
 

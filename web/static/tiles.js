@@ -25,6 +25,17 @@ export class TileGrid {
     return [...this.grid.querySelectorAll(".tile")].map((el) => el.dataset.camera);
   }
 
+  /** Put these cameras' tiles first, in this order, marked as the incident's. */
+  toFront(cameraIds, incidentId) {
+    for (const id of [...cameraIds].reverse()) {
+      const tile = this.tiles.get(id);
+      if (!tile) continue;
+      tile.el.dataset.incident = incidentId;
+      tile.el.classList.add("incident");
+      this.grid.prepend(tile.el);
+    }
+  }
+
   // Drag a tile by its title bar onto another: the two swap places.
   swap(a, b) {
     if (a === b) return;
