@@ -20,6 +20,7 @@ from gateway.hub.packets import AccessUnit, AccessUnitAssembler
 __all__ = ["StreamInfo", "Upstream", "UpstreamState"]
 
 log = logging.getLogger(__name__)
+_RAN_WELL_S = 5.0  # a session that lasted this long and dropped is retried at once, not after the backoff
 _BYTES_POST_S = 0.25  # how often the received byte count is handed to the loop (bitrate, metrics)
 
 
@@ -119,9 +120,11 @@ class Upstream:
             self._post(self._on_state, UpstreamState.connecting if first else UpstreamState.reconnecting, None)
             first = False
             self.attempts += 1
+            started = time.monotonic()
             reason = self._session()
             if self._stop.is_set():
                 break
+            ran_well = reason is None and time.monotonic() - started >= _RAN_WELL_S
             if reason is None:  # the session ran and ended: retry soon
                 failures = 0
                 delay = self.t.backoff_initial_s
@@ -131,6 +134,10 @@ class Upstream:
             state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
             self._post(self._on_state, state, reason)
             wait = delay * random.uniform(0.8, 1.2)
+            if ran_well:
+                # A stream that ran for a while dropped (a flap): viewers are waiting, retry at once (a
+                # little jitter, in case a network blip dropped many cameras at the same moment).
+                wait = random.uniform(0.0, 0.1)
             log.info("camera %s upstream: %s; retrying in %.1f s", self.camera_id, reason, wait)
             if self._stop.wait(wait):
                 break

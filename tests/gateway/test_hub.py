@@ -163,3 +163,22 @@ async def test_slow_reader_drops_whole_gops(cams: FixtureCameraServer) -> None:
         assert nxt[0].keyframe  # a lagging reader resumes at a keyframe
     finally:
         await hub.close()
+
+
+async def test_a_stream_that_ran_well_is_retried_at_once_after_a_flap(cams: FixtureCameraServer) -> None:
+    async def resolve(camera_id: str) -> str:
+        return cams.url(camera_id)
+
+    # A 3 s backoff would show: the retry after a drop of a stream that ran for 5 s skips it.
+    hub = StreamHub(HubSettings(idle_close_s=1.0, read_timeout_s=2.0, reconnect_initial_s=3.0), resolve)
+    try:
+        r = await hub.attach("h264_360p", "test")
+        await take(r, 5)
+        await asyncio.sleep(5.5)  # what arrives meanwhile is dropped when the upstream restarts
+        await asyncio.to_thread(cams.flap)
+        t0 = time.monotonic()
+        await wait_for(lambda: r.generation >= 1, timeout=8)
+        await take(r, 1, timeout=5)
+        assert time.monotonic() - t0 < 2.4  # a 3 s backoff (x0.8 jitter) alone is 2.4 s
+    finally:
+        await hub.close()

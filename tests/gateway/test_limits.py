@@ -72,8 +72,24 @@ def test_oversized_bodies_get_413(gw: GatewayProcess) -> None:
     assert httpx.get(gw.base_url + "/healthz").status_code == 200
 
 
+def _sockets(gw: GatewayProcess) -> int:
+    return gw.fd_kinds().get("socket", 0)
+
+
+def _settled_sockets(gw: GatewayProcess, quiet_s: float = HEAD_S + 1) -> int:
+    """The server's socket count once it has not changed for ``quiet_s`` (earlier tests' connections gone)."""
+    last, since = _sockets(gw), time.monotonic()
+    deadline = since + 15
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _sockets(gw)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def test_slow_clients_are_cut_off_and_release_their_sockets(gw: GatewayProcess) -> None:
-    baseline = gw.open_fds()
+    baseline = _settled_sockets(gw)
     # Half a request head, then nothing (slowloris), and a connection that never says a word.
     stalled = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(2)]
     stalled[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -90,9 +106,9 @@ def test_slow_clients_are_cut_off_and_release_their_sockets(gw: GatewayProcess) 
     )
     try:
         deadline = time.monotonic() + 2
-        while gw.open_fds() < baseline + 4 and time.monotonic() < deadline:
+        while _sockets(gw) < baseline + 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert gw.open_fds() >= baseline + 4  # the server holds all four now
+        assert _sockets(gw) >= baseline + 4  # the server holds all four now
         for s in [*stalled, kept]:
             closed, _ = _closed_within(s, HEAD_S + 4)
             assert closed, "a stalled request head kept its connection"
@@ -103,9 +119,9 @@ def test_slow_clients_are_cut_off_and_release_their_sockets(gw: GatewayProcess) 
         for s in [*stalled, kept, slow_body]:
             s.close()
     deadline = time.monotonic() + 10
-    while gw.open_fds() > baseline and time.monotonic() < deadline:
+    while _sockets(gw) > baseline and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert gw.open_fds() <= baseline
+    assert _sockets(gw) <= baseline
     assert httpx.get(gw.base_url + "/healthz").status_code == 200
 
 
