@@ -159,14 +159,16 @@ def transcode(gw: BenchGateway, camera: str, viewers: int, seconds: float) -> di
     # One player keeps the transcode busy; measure, then add viewers and measure again.
     one = subprocess.Popen(
         [sys.executable, "-m", "bench.hls_load", "--url", f"{gw.base}/api/cameras/{camera}/hls/index.m3u8",
-         "--token", gw.token, "--clients", "1", "--duration", str(3 * seconds + 30), "--ramp-s", "0"],
+         "--stream-token", stream_token(gw, camera), "--clients", "1", "--duration", str(3 * seconds + 30),
+         "--ramp-s", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(5)
     ffmpeg_1, gw_1 = _cpu_pct([ff[0], gw.pid], seconds)
     more = subprocess.Popen(
         [sys.executable, "-m", "bench.hls_load", "--url", f"{gw.base}/api/cameras/{camera}/hls/index.m3u8",
-         "--token", gw.token, "--clients", str(viewers), "--duration", str(seconds + 15), "--ramp-s", "2"],
+         "--stream-token", stream_token(gw, camera), "--clients", str(viewers), "--duration", str(seconds + 15),
+         "--ramp-s", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(5)
