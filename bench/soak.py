@@ -362,7 +362,7 @@ class Soak:
         checks = {
             "rss_growth_after_warmup_le_10pct": bool(rss1 <= 1.10 * rss0),
             "open_fds_flat": bool(fds and max(fds) - min(fds) <= 10 and fds[-1] <= fds[0] + 3),
-            "no_viewer_left_stalled": bool(per_viewer) and not stalled,
+            "no_viewer_left_stalled": bool(per_viewer) and not stalled and not self._hls_summary().get("left_stalled"),
             "viewers_resume_within_3s_of_each_flap": bool(per_viewer) and whep.get("stalls_total", 1) == 0,
             "every_alarm_delivered": bool(self.alarms_accepted) and not missing_events and not self.alarm_failures,
             "audit_chain_valid": bool(audit.ok),
