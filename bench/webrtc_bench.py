@@ -73,6 +73,8 @@ def main() -> None:
             str(args.duration),
             "--trials",
             str(args.trials),
+            "--hls-trials",
+            str(args.trials),
             "--out",
             str(args.out),
             "--aux-pid",
