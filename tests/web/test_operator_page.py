@@ -241,3 +241,25 @@ async def test_alarm_opens_and_plays_bus_camera_without_a_click(
     assert result["width"] == 1280 and result["frames"] >= 20, result
     await expect(page.locator("#alarm-banner")).to_contain_text(r.json()["incident_id"])
     print(f"alarm POST -> playing bus camera in Chromium: {time.monotonic() - t0:.2f} s (camera not pulled before)")
+
+
+async def test_a_stream_that_ends_by_itself_comes_back_without_a_click(
+    web_gateway: tuple[LiveGateway, Any], console_page: Any
+) -> None:
+    """What a viewer of a dead gateway node sees: the session vanishes, the camera is still theirs,
+    and the tile reconnects by itself (here the session is ended on the server, not the permission)."""
+    g, admin = web_gateway
+    page = console_page
+    await login(page, g, "admin")
+    await page.evaluate("location.hash = 'camera=cam-xz'")
+    await playing(page, "cam-xz", frames=10)
+    (first,) = (await g.client.get("/api/sessions", headers=admin)).json()
+    r = await g.client.delete(f"/api/sessions/{first['id']}", headers=admin)
+    assert r.status_code == 200
+    tile = page.locator(".tile[data-camera='cam-xz']")
+    await expect(tile).to_have_attribute("data-state", "reconnecting", timeout=15000)
+    await expect(tile).to_have_attribute("data-state", "playing", timeout=20000)
+    (again,) = (await g.client.get("/api/sessions", headers=admin)).json()
+    assert again["id"] != first["id"] and again["camera_id"] == "cam-xz"
+    await tile.locator(".tile-close").click()
+    await wait_sessions(g, admin, [])

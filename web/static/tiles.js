@@ -6,6 +6,7 @@ import { WhepError, WhepPlayer } from "./whep.js";
 
 // What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
 const REFUSALS = { 401: "session_expired", 403: "denied", 404: "not_found", 415: "codec", 429: "busy", 503: "unavailable" };
+const AUTO_RETRIES = 3; // a stream that ends by itself is retried this often before the tile gives up
 const RETRYABLE = new Set(["unavailable", "busy", "failed", "ended"]);
 const STALL_CHECK_S = 2; // seconds without video before asking the gateway whether the session lives
 export const LAYOUTS = [1, 4, 9, 16];
@@ -119,6 +120,8 @@ class Tile {
     this.firstFrameMs = null;
     this.last = null;
     this.stalled = 0;
+    this.autoRetries = 0;
+    this.retryTimer = null;
   }
 
   relabel() {
@@ -276,6 +279,7 @@ class Tile {
       if (this.player !== player) return;
       this.firstFrameMs = Math.round(performance.now() - this.t0);
       this.el.dataset.firstFrameMs = String(this.firstFrameMs);
+      this.autoRetries = 0; // playing again: a later drop gets its retries afresh
       this.setStatus("playing");
     };
     if ("requestVideoFrameCallback" in this.video) this.video.requestVideoFrameCallback(first);
@@ -333,6 +337,16 @@ class Tile {
     this.el.classList.add("ended");
     const r = await api(`/api/cameras/${encodeURIComponent(this.cameraId)}`, { quiet401: true });
     const key = { 401: "session_expired", 403: "revoked", 404: "not_found" }[r.status] || "ended";
+    if (key === "ended" && r.ok && this.autoRetries < AUTO_RETRIES && this.grid.tiles.get(this.cameraId) === this) {
+      // Ended for no reason of ours (a gateway node went away, the network dropped) and the camera is
+      // still ours to watch: come back by ourselves, backing off (1, 2, 4 s).
+      const delay = 1000 * 2 ** this.autoRetries++;
+      this.setStatus("reconnecting");
+      this.retryTimer = setTimeout(() => {
+        if (this.grid.tiles.get(this.cameraId) === this && !this.player) this.retry();
+      }, delay);
+      return;
+    }
     this.setStatus(key);
     if (r.status === 401) notifyUnauthorized();
   }
@@ -349,6 +363,7 @@ class Tile {
 
   async close() {
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     if (document.fullscreenElement === this.el) document.exitFullscreen().catch(() => {});
     if (this.grid.tiles.get(this.cameraId) === this) this.grid.tiles.delete(this.cameraId);
     this.el.remove();
