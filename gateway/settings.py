@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 
+def _check_redis_url(v: str | None) -> str | None:
+    """``redis://``, ``rediss://`` or ``unix://``; empty means no Redis."""
+    if v and not v.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+    return v or None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -286,12 +293,7 @@ class ClusterSettings(_Section):
     )
     events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, v: str | None) -> str | None:
-        if v and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
-        return v or None
+    _redis_scheme = field_validator("redis_url")(_check_redis_url)
 
     @field_validator("advertise_url")
     @classmethod
@@ -324,7 +326,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("var"), description="SQLite database, keys and other state.")
-    redis_url: str | None = Field(None, description="Redis for several gateway nodes; empty = in process.")
+    redis_url: str | None = Field(
+        None, description="Redis for shared caches (snapshots, positions); empty = cluster.redis_url, else in process."
+    )
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     log: LogSettings = LogSettings()
@@ -341,12 +345,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     cluster: ClusterSettings = ClusterSettings()
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, v: str | None) -> str | None:
-        if v and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
-        return v or None
+    _redis_scheme = field_validator("redis_url")(_check_redis_url)
 
     @classmethod
     def settings_customise_sources(
