@@ -4,7 +4,8 @@ Starts the fixture camera (720p25 H.264, 2 s GOP), a fresh data dir and ``liando
 child process, then for ``--minutes``:
 
 - ``--webrtc-viewers`` WebRTC viewers (operators allowed by a grant) through the shared load
-  client ``../shared/bench/whep_client.py``, for the whole run;
+  client ``../shared/bench/whep_client.py``, for the whole run in rounds of at most 10 minutes
+  (the client's own limit; the viewers leave and join again between rounds);
 - ``--hls-viewers`` HLS players: the multivariant playlist once, then the media playlist every
   second and each new segment, like ffmpeg/VLC-style players, if ``/api/cameras/{id}/hls/index.m3u8``
   answers; otherwise reported as unsupported;
@@ -68,6 +69,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+WHEP_CLIENT_MAX_S = 600.0  # the shared load client refuses longer runs
+
+
 class Soak:
     """One soak run; :meth:`run` returns the JSON report."""
 
@@ -122,9 +126,40 @@ class Soak:
 
     # -- load --------------------------------------------------------------------------------
     async def webrtc_viewers(self) -> dict[str, Any]:
-        """The shared load client, for the whole run; its JSON summary with per-viewer records."""
+        """The shared load client for the whole run, in rounds of at most 10 minutes (the client's own
+        bound): the viewers leave and join again between rounds. One summary over the rounds, with the
+        last round's per-viewer records (times from the start of the run)."""
         if self.a.webrtc_viewers <= 0:
             return {"viewers": 0}
+        rounds = max(1, math.ceil(self.duration / WHEP_CLIENT_MAX_S))
+        summaries: list[dict[str, Any]] = []
+        for i in range(rounds):
+            offset = self.now()
+            left = self.duration - offset
+            if left < 5:
+                break
+            one = await self._webrtc_round(min(left, WHEP_CLIENT_MAX_S) if i < rounds - 1 else left)
+            one["offset_s"] = offset
+            summaries.append(one)
+        if not summaries or any("error" in x for x in summaries):
+            return next((x for x in summaries if "error" in x), {"error": "no round ran"})
+        last = summaries[-1]
+        for v in last.get("per_viewer", []):
+            if v.get("last_frame_s") is not None:
+                v["last_frame_s"] += last["offset_s"]
+        total = {k: sum(x.get(k) or 0 for x in summaries) for k in ("failures", "errors", "stalls_total")}
+        return {
+            **last,
+            **total,
+            "rounds": len(summaries),
+            "ok": min(x.get("ok") or 0 for x in summaries),
+            "max_gap_ms": [x.get("max_gap_ms") for x in summaries],
+            "rtp_packets_lost_total": sum(x.get("rtp_packets_lost_total") or 0 for x in summaries),
+            "fps_per_viewer": [x.get("fps_per_viewer") for x in summaries],
+            "ttff_p50_ms": [x.get("ttff_p50_ms") for x in summaries],
+        }
+
+    async def _webrtc_round(self, seconds: float) -> dict[str, Any]:
         client = self.a.shared / "whep_client.py"
         cmd = [
             sys.executable,
@@ -136,7 +171,7 @@ class Soak:
             "-n",
             str(self.a.webrtc_viewers),
             "-t",
-            str(self.duration),
+            str(round(seconds, 1)),
             "--stagger-ms",
             "100",
             "--stall-ms",
