@@ -540,6 +540,10 @@ class PolicyStore:
             r = await s.get(CasbinRule, rule_id)
             if r is None or r.ptype != "p":
                 raise PolicyError(f"rule_id: no rule {rule_id}")
+            if r.v5 and r.v5 != spec.tag:
+                # Incident grants and the location rule are found again by their tag (to revoke, to re-apply):
+                # an edit would cut them loose. Delete such a rule, or close its incident.
+                raise PolicyError(f"rule_id: rule {rule_id} belongs to '{r.v5}' and cannot be edited; delete it")
             await self._check_refs(s, spec)
             old, new = _rule_row(r), spec.row()
             if old == new:

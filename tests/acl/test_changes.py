@@ -176,6 +176,13 @@ async def test_incident_grants_are_one_revision_and_idempotent(world: World) -> 
     )
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "subject"
     assert len(await w.ok("GET", "/api/admin/revisions?limit=500")) == before + 3  # nothing half-applied
+    # An incident's grant cannot be edited into an ordinary rule (closing the incident would miss it).
+    await w.acl.grant_incident("alarm", "INC-7", ["police"], ["qb-1"], until)
+    (rid, tagged), *_ = await w.acl.policy.rules_tagged("incident:INC-7")
+    body = {"subject": tagged.sub, "target": "cam:xz-1", "action": tagged.act}
+    r = await w.client.put(f"/api/admin/rules/{rid}", json=body, headers=w.sec)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "rule_id" and "incident:INC-7" in r.text
+    assert await w.acl.revoke_incident("alarm", "INC-7") == 1
 
 
 async def test_explain_shows_who_a_deny_rule_blocks(world: World) -> None:
