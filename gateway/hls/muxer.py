@@ -100,7 +100,6 @@ class HlsMuxer:
         self._pending: list[Sample] = []
         self._pending_s = 0.0
         self._prev: AccessUnit | None = None
-        self._prev_wall = 0.0
         self._decode_time = 0  # of the next sample, 90 kHz, continuous across upstream restarts
         self._part_start_time = 0
         self._next_msn = 0
@@ -112,8 +111,6 @@ class HlsMuxer:
         self.version = 0  # bumped on every new part
         self.last_request = time.monotonic()
         self.closed: str | None = None
-        self.started = time.monotonic()
-        self.first_part_at: float | None = None
 
     @property
     def reader(self) -> Reader:
@@ -180,7 +177,6 @@ class HlsMuxer:
         if not self.inits:
             return changed  # nothing decodable yet
         self._prev = au
-        self._prev_wall = au.wallclock
         return changed
 
     def _flush_pending_sample(self, nxt: AccessUnit | None) -> bool:
@@ -224,8 +220,6 @@ class HlsMuxer:
         self._pending_s = 0.0
         if self._current.msn not in (s.msn for s in self.segments):
             self.segments.append(self._current)
-        if self.first_part_at is None:
-            self.first_part_at = time.monotonic()
         return True
 
     def _close_segment(self) -> bool:

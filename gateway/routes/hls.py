@@ -136,7 +136,8 @@ async def hls_file(
             seg = mux.segment(n)
             return seg is not None and seg.complete
 
-        await mux.wait(seg_ready, timeout) if mux.has(n - 1, None) or mux.segment(n) else None
+        if mux.has(n - 1, None) or mux.segment(n):  # the segment being made, or just made: wait for it
+            await mux.wait(seg_ready, timeout)
         seg = mux.segment(n)
         data = seg.data if seg is not None and seg.complete else None
         ctype = "video/iso.segment"
