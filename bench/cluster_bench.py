@@ -19,7 +19,12 @@ then measures, one JSON line per step (``--out``):
 This box has 2 cores shared with other work: the defaults (6 cameras, 2 viewers per camera and
 node = 36 viewers) are far below the issue's 30 cameras / 150 viewers; say so when quoting them.
 
-Usage: ``python -m bench.cluster_bench [--cameras 6] [--per-node 2] [--duration 20] [--out ...]``
+The issue's size: ``--cameras 30 --viewers 150``. At 720p25 2 Mbit/s (``--mount h264``) two cores
+saturate near 72 aiortc viewers; ``--mount h264_360p`` (640x360, 25 fps, 600 kbit/s) carries a
+third of the packets per viewer, which is what lets the full count run here (say which mount).
+
+Usage: ``python -m bench.cluster_bench [--cameras 6] [--per-node 2 | --viewers N] [--mount h264]
+[--duration 20] [--out ...]``
 """
 
 from __future__ import annotations
@@ -64,6 +69,24 @@ def _dist(values: list[float], nd: int = 3) -> dict[str, float] | None:
     return {"n": len(v), "p50": q(0.5), "p95": q(0.95), "max": round(v[-1], nd), "mean": round(statistics.fmean(v), nd)}
 
 
+def viewer_plan(cameras: int, nodes: int, args: argparse.Namespace) -> list[list[tuple[int, int]]]:
+    """Per camera: (node index, viewers) entering through that node, the first entry first.
+
+    ``--per-node`` puts that many viewers of every camera on every node; ``--viewers`` spreads a
+    total round robin instead (150 over 30 cameras and 3 nodes = 2 + 2 + 1 per camera). Camera
+    ``i``'s first entry is node ``i mod nodes``: the first entry decides the owner, so owners spread.
+    """
+    out = []
+    for i in range(cameras):
+        if args.viewers:
+            per_cam = args.viewers // cameras + (1 if i < args.viewers % cameras else 0)
+            counts = [per_cam // nodes + (1 if k < per_cam % nodes else 0) for k in range(nodes)]
+        else:
+            counts = [args.per_node] * nodes
+        out.append([((i + k) % nodes, counts[k]) for k in range(nodes) if counts[k]])
+    return out
+
+
 def steady(c: Cluster, cams: FixtureCameraServer, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Viewers through every node with the shared load client; sessions at the fixture."""
     client = args.shared / "whep_client.py"
@@ -71,17 +94,18 @@ def steady(c: Cluster, cams: FixtureCameraServer, ids: list[str], args: argparse
     procs: list[tuple[str, str, subprocess.Popen[str]]] = []
     cpu0 = {n.node_id: _cpu_s(n.pid) for n in c.nodes}
     t0 = time.monotonic()
+    plan = viewer_plan(len(ids), len(c.nodes), args)
     for i, cam in enumerate(ids):
-        for j in range(len(c.nodes)):
-            node = c.nodes[(i + j) % len(c.nodes)]  # the first entry decides the owner: spread it
+        for j, n_viewers in plan[i]:
+            node = c.nodes[j]
             cmd = [sys.executable, str(client), "--url", f"{node.url}/api/cameras/{cam}/whep"]
-            cmd += ["--header", f"Authorization: {token}", "-n", str(args.per_node), "-t", str(args.duration)]
-            cmd += ["--ttff-timeout", "20"]
+            cmd += ["--header", f"Authorization: {token}", "-n", str(n_viewers), "-t", str(args.duration)]
+            cmd += ["--ttff-timeout", "30"]
             procs.append((cam, node.node_id, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)))
         time.sleep(0.3)  # first viewer of the camera reaches its node first
     time.sleep(min(args.duration / 2, 10))
     cams.sync()
-    sessions_mid = cams.clients("h264")
+    sessions_mid = cams.clients(args.mount)
     owners = c.status(c.nodes[0], ids)["owners"]
     results = []
     for cam, node_id, p in procs:
@@ -95,7 +119,7 @@ def steady(c: Cluster, cams: FixtureCameraServer, ids: list[str], args: argparse
     summary: dict[str, Any] = {
         "step": "steady",
         "cameras": len(ids),
-        "viewers": len(ids) * len(c.nodes) * args.per_node,
+        "viewers": sum(n for row in plan for _, n in row),
         "viewers_ok": sum(int(r.get("ok", 0)) for r in results),
         "failures": sum(int(r.get("failures", 0)) for r in results),
         "rtsp_sessions_at_fixture": sessions_mid,
@@ -280,6 +304,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cameras", type=int, default=6)
     ap.add_argument("--per-node", type=int, default=2, help="viewers per camera per node in the steady step")
+    ap.add_argument("--viewers", type=int, default=0, help="total viewers in the steady step (instead of --per-node)")
+    ap.add_argument("--mount", default="h264", help="fixture mount every camera pulls (h264 = 720p25 2 Mbit/s)")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--failover-viewers", type=int, default=2, help="viewers per camera in the failover step")
@@ -293,15 +319,16 @@ def main() -> None:
     ids = [f"cam{i + 1:02d}" for i in range(args.cameras)]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        FixtureCameraServer(mounts=("h264",)) as cams,
+        FixtureCameraServer(mounts=(args.mount,)) as cams,
         redis_server(Path(tmp)) as url,
         Cluster(Path(tmp), url, env={"LIANDONG_LOG__LEVEL": "WARNING"}) as c,
     ):
-        c.prepare({cam: cams.url("h264") + f"?cam={cam}" for cam in ids}, {"admin": "admin", "op": "operator"})
+        c.prepare({cam: cams.url(args.mount) + f"?cam={cam}" for cam in ids}, {"admin": "admin", "op": "operator"})
         c.start_all()
         meta = {
             "nodes": len(c.nodes),
             "cameras": len(ids),
+            "mount": args.mount,
             "note": args.note,
             "at": time.strftime("%FT%TZ", time.gmtime()),
         }
