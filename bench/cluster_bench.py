@@ -33,13 +33,15 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,6 +52,7 @@ from tests.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 def _cpu_s(pid: int) -> float:
@@ -69,21 +72,35 @@ def _dist(values: list[float], nd: int = 3) -> dict[str, float] | None:
     return {"n": len(v), "p50": q(0.5), "p95": q(0.95), "max": round(v[-1], nd), "mean": round(statistics.fmean(v), nd)}
 
 
+def _retry(call: Callable[[], T], tries: int = 5) -> T:
+    """A status read while the box is saturated may time out: try again (bounded)."""
+    for attempt in range(tries):
+        try:
+            return call()
+        except httpx.TimeoutException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
 def viewer_plan(cameras: int, nodes: int, args: argparse.Namespace) -> list[list[tuple[int, int]]]:
     """Per camera: (node index, viewers) entering through that node, the first entry first.
 
     ``--per-node`` puts that many viewers of every camera on every node; ``--viewers`` spreads a
-    total round robin instead (150 over 30 cameras and 3 nodes = 2 + 2 + 1 per camera). Camera
+    total round robin instead (150 over 30 cameras and 3 nodes = 2 + 2 + 1 per camera; with
+    ``--entries 2`` 3 + 2 through two nodes: fewer client processes to start). Camera
     ``i``'s first entry is node ``i mod nodes``: the first entry decides the owner, so owners spread.
     """
     out = []
     for i in range(cameras):
         if args.viewers:
             per_cam = args.viewers // cameras + (1 if i < args.viewers % cameras else 0)
-            counts = [per_cam // nodes + (1 if k < per_cam % nodes else 0) for k in range(nodes)]
+            entries = min(nodes, args.entries or nodes)
+            counts = [per_cam // entries + (1 if k < per_cam % entries else 0) for k in range(entries)]
         else:
             counts = [args.per_node] * nodes
-        out.append([((i + k) % nodes, counts[k]) for k in range(nodes) if counts[k]])
+        out.append([((i + k) % nodes, n) for k, n in enumerate(counts) if n])
     return out
 
 
@@ -95,18 +112,28 @@ def steady(c: Cluster, cams: FixtureCameraServer, ids: list[str], args: argparse
     cpu0 = {n.node_id: _cpu_s(n.pid) for n in c.nodes}
     t0 = time.monotonic()
     plan = viewer_plan(len(ids), len(c.nodes), args)
+    ready_dir = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     for i, cam in enumerate(ids):
         for j, n_viewers in plan[i]:
             node = c.nodes[j]
+            ready = ready_dir / f"{cam}-{node.node_id}"
             cmd = [sys.executable, str(client), "--url", f"{node.url}/api/cameras/{cam}/whep"]
             cmd += ["--header", f"Authorization: {token}", "-n", str(n_viewers), "-t", str(args.duration)]
-            cmd += ["--ttff-timeout", "30"]
+            cmd += ["--ttff-timeout", "60", "--ready-file", str(ready)]
             procs.append((cam, node.node_id, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)))
-        time.sleep(0.3)  # first viewer of the camera reaches its node first
-    time.sleep(min(args.duration / 2, 10))
+        time.sleep(args.stagger)  # the first viewer of the camera reaches its node first; no start stampede
+    # Mid-run figures once every client has all its viewers playing (or has given up).
+    deadline = time.monotonic() + min(args.duration / 2, 120)
+    while time.monotonic() < deadline:
+        if all(p.poll() is not None or (ready_dir / f"{cam}-{n}").exists() for cam, n, p in procs):
+            break
+        time.sleep(0.5)
+    all_ready_s = round(time.monotonic() - t0, 1)
+    time.sleep(min(args.duration / 4, 10))
     cams.sync()
     sessions_mid = cams.clients(args.mount)
-    owners = c.status(c.nodes[0], ids)["owners"]
+    owners = _retry(lambda: c.status(c.nodes[0], ids))["owners"]
+    shutil.rmtree(ready_dir, ignore_errors=True)
     results = []
     for cam, node_id, p in procs:
         out, _ = p.communicate(timeout=args.duration + 90)
@@ -123,6 +150,8 @@ def steady(c: Cluster, cams: FixtureCameraServer, ids: list[str], args: argparse
         "viewers_ok": sum(int(r.get("ok", 0)) for r in results),
         "failures": sum(int(r.get("failures", 0)) for r in results),
         "rtsp_sessions_at_fixture": sessions_mid,
+        "client_processes": len(procs),
+        "all_playing_after_s": all_ready_s,
         "owners_per_node": {n.node_id: sum(1 for o in owners.values() if o == n.node_id) for n in c.nodes},
         "node_cpu_pct_of_core": cpu,
         "ttff_p95_ms_worst_process": max((r.get("ttff_p95_ms") or 0) for r in results),
@@ -305,6 +334,8 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=6)
     ap.add_argument("--per-node", type=int, default=2, help="viewers per camera per node in the steady step")
     ap.add_argument("--viewers", type=int, default=0, help="total viewers in the steady step (instead of --per-node)")
+    ap.add_argument("--entries", type=int, default=0, help="with --viewers: nodes each camera's viewers enter by")
+    ap.add_argument("--stagger", type=float, default=0.3, help="s between cameras when starting clients")
     ap.add_argument("--mount", default="h264", help="fixture mount every camera pulls (h264 = 720p25 2 Mbit/s)")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--trials", type=int, default=10)
