@@ -322,6 +322,7 @@ async def failover(c: Cluster, cams: FixtureCameraServer, ids: list[str], per_ca
     return {
         "step": "failover",
         "killed": victim.node_id,
+        "owners_per_node": counts,
         "cameras_owned_by_killed": counts[victim.node_id],
         "viewers_reconnecting": len(affected),
         "playing_again_s": _dist(list(times), 2),

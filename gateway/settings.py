@@ -292,6 +292,13 @@ class ClusterSettings(_Section):
         15.0, ge=0, le=3600, description="Viewers wait this long for Redis to come back before they are sent elsewhere."
     )
     events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
+    placement: Literal["least_loaded", "first"] = Field(
+        "least_loaded",
+        description="Where a camera nobody pulls opens: the least-loaded node, or the node its first viewer reached.",
+    )
+    placement_slack: int = Field(
+        2, ge=1, le=10_000, description="least_loaded: cameras a node may hold beyond the least-loaded node's count."
+    )
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

@@ -86,6 +86,8 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
         renew_s=c.renew_s,
         timeout_s=c.redis_timeout_s,
         outage_grace_s=c.outage_grace_s,
+        placement=c.placement,
+        placement_slack=c.placement_slack,
     )
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)

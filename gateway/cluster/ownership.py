@@ -1,14 +1,22 @@
 """Camera ownership: one upstream pull per camera across the cluster, by leases in Redis.
 
-Placement is first-come: the node where a camera's first reader arrives takes the lease
-(``SET NX PX``) and pulls; readers arriving elsewhere are redirected to it. This keeps the first
-viewer's path free of a redirect and needs no rebalancing when nodes come and go; a load
-balancer that spreads viewers spreads owners with them. Each node renews all its leases in one
+Placement (``cluster.placement``): ``least_loaded`` (the default) or ``first``. A camera's first
+reader arrives at some node (the one its load balancer picked). With ``first`` that node takes
+the lease (``SET NX PX``) and pulls. With ``least_loaded`` it does so only while it holds fewer
+than ``placement_slack`` cameras more than the least-loaded live node; otherwise it writes the
+lease *in that node's name* and redirects the viewer there, where the node finds the lease already
+its own and takes it (no second decision, so no ping-pong; if the viewer never arrives, the lease
+lapses after ``lease_s``). Loads are the camera counts every node publishes with its heartbeat
+(read at most every ``renew_s``, plus the placements this node made since). Why it matters: one
+operator's video wall opens all its cameras through the one node his browser talks to, which
+``first`` would pile onto that node. Cost: one redirect (a few ms) for the first viewer of a camera
+placed elsewhere; later viewers are redirected to the owner either way. Nothing moves a camera
+while it is watched (no rebalancing of running pulls). Each node renews all its leases in one
 Lua call every ``renew_s`` (compare-and-extend: only a lease that still names this node is
-extended; one that vanished, as after a Redis restart, is taken again), and publishes a
-heartbeat key with its advertise URL that lapses after three missed renewals. A viewer arriving
-while the lease names a node without a heartbeat (it died) waits in the request for that lease
-to run out, then this node takes the camera.
+extended; one that vanished, as after a Redis restart, is taken again), and publishes a heartbeat
+key with its advertise URL and camera count that lapses after three missed renewals. A viewer
+arriving while the lease names a node without a heartbeat (it died) waits in the request for that
+lease to run out, then this node takes the camera.
 
 Safety under partition: a lease is valid locally until ``sent + lease_s``, where ``sent`` is
 when the last successful renewal was *sent*. A node that cannot renew stops pulling the camera
@@ -22,6 +30,7 @@ import contextlib
 import json
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -92,7 +101,13 @@ class CameraOwnership:
         timeout_s: float = 0.4,
         outage_grace_s: float = 15.0,
         prefix: str = "liandong:",
+        placement: str = "least_loaded",
+        placement_slack: int = 2,
     ) -> None:
+        if placement not in ("least_loaded", "first"):
+            raise ValueError("placement must be 'least_loaded' or 'first'")
+        if placement_slack < 1:
+            raise ValueError("placement_slack must be at least 1")
         self.r = client
         self.node_id = node_id
         self.advertise_url = advertise_url
@@ -116,7 +131,11 @@ class CameraOwnership:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.redis_ok = True
-        self.counts = {"taken": 0, "lost": 0, "paused": 0, "resumed": 0}
+        self.counts = {"taken": 0, "lost": 0, "paused": 0, "resumed": 0, "placed_elsewhere": 0}
+        self.placement = placement
+        self.placement_slack = placement_slack
+        self._loads: dict[str, tuple[str, int]] = {}  # live node -> (url, cameras), as last read
+        self._loads_at = -1e9
 
     # -- keys --------------------------------------------------------------------------------
     def _lease(self, camera_id: str) -> str:
@@ -124,6 +143,10 @@ class CameraOwnership:
 
     def _node(self, node_id: str) -> str:
         return f"{self.prefix}node:{node_id}"
+
+    @property
+    def _nodes(self) -> str:
+        return f"{self.prefix}nodes"
 
     async def _call(self, aw: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(aw, self.timeout_s)
@@ -154,11 +177,13 @@ class CameraOwnership:
         while True:
             sent = time.monotonic()
             try:
+                if self.placement == "least_loaded" and await self._place_elsewhere(camera_id, key):
+                    continue  # someone else took the camera meanwhile: look again
                 ok = await self._call(self.r.set(key, self.node_id, nx=True, px=self.lease_ms))
                 owner = self.node_id if ok else await self._call(self.r.get(key))
                 owner = owner.decode() if isinstance(owner, bytes) else owner
                 if owner == self.node_id:
-                    if not ok:  # ours already (a restart of this node, or a race with ourselves)
+                    if not ok:  # ours already: placed here by another node, a restart of this one, or a race
                         await self._call(self.r.pexpire(key, self.lease_ms))
                     self._owned[camera_id] = sent + self.lease_ms / 1000
                     self.counts["taken"] += 1
@@ -173,6 +198,41 @@ class CameraOwnership:
             if time.monotonic() > deadline:
                 raise StreamUnavailable(f"camera '{camera_id}' is still leased by a node that stopped answering")
             await asyncio.sleep(0.1)  # the owner is dead: its lease runs out within lease_s
+
+    async def _place_elsewhere(self, camera_id: str, key: str) -> bool:
+        """For a camera nobody owns: lease it to a less loaded node and raise :class:`OwnedElsewhere`
+        naming it, or return False (this node takes it). True: the lease appeared meanwhile."""
+        if await self._call(self.r.exists(key)):
+            return False  # owned (or placed) already: the usual path finds out by whom
+        target = await self._least_loaded(camera_id)
+        if target is None:
+            return False
+        url = self._loads[target][0]
+        if not await self._call(self.r.set(key, target, nx=True, px=self.lease_ms)):
+            return True
+        url_, n = self._loads[target]
+        self._loads[target] = (url_, n + 1)  # until the next read: a burst of claims spreads
+        self.counts["placed_elsewhere"] += 1
+        log.info("camera %s: placed on node %s (less loaded)", camera_id, target)
+        raise OwnedElsewhere(camera_id, target, url)
+
+    async def _least_loaded(self, camera_id: str) -> str | None:
+        """The node to place a new camera on, if not this one."""
+        if time.monotonic() - self._loads_at >= self.renew_s:
+            ids = [i.decode() if isinstance(i, bytes) else i for i in await self._call(self.r.smembers(self._nodes))]
+            vals = await self._call(self.r.mget([self._node(i) for i in ids])) if ids else []
+            loads: dict[str, tuple[str, int]] = {}
+            for i, v in zip(ids, vals, strict=True):
+                if v is not None and i != self.node_id:
+                    info = json.loads(v)
+                    loads[i] = (info["url"], int(info.get("cameras", 0)))
+            self._loads, self._loads_at = loads, time.monotonic()
+        if not self._loads:
+            return None
+        mine = len(self._owned)
+        # Fewest cameras first; among equals a per-camera hash spreads the choice.
+        best = min(self._loads, key=lambda n: (self._loads[n][1], zlib.crc32(f"{n}/{camera_id}".encode())))
+        return best if mine >= self._loads[best][1] + self.placement_slack else None
 
     def released(self, camera_id: str) -> None:
         """The hub closed the camera: give the lease back so another node may take it at once."""
@@ -198,7 +258,7 @@ class CameraOwnership:
 
     async def live_nodes(self) -> dict[str, str]:
         """Node id -> advertise URL of every node with a current heartbeat."""
-        ids = [i.decode() if isinstance(i, bytes) else i for i in await self.r.smembers(f"{self.prefix}nodes")]
+        ids = [i.decode() if isinstance(i, bytes) else i for i in await self.r.smembers(self._nodes)]
         if not ids:
             return {}
         vals = await self.r.mget([self._node(i) for i in ids])
@@ -212,8 +272,9 @@ class CameraOwnership:
         keys = [self._lease(c) for c in cams + paused]
         try:
             async with self.r.pipeline(transaction=False) as p:
-                p.set(self._node(self.node_id), json.dumps({"url": self.advertise_url}), px=self.heartbeat_ms)
-                p.sadd(f"{self.prefix}nodes", self.node_id)
+                beat = {"url": self.advertise_url, "cameras": len(self._owned)}
+                p.set(self._node(self.node_id), json.dumps(beat), px=self.heartbeat_ms)
+                p.sadd(self._nodes, self.node_id)
                 await self._call(p.execute())
             results = []
             if keys:  # vanished leases (Redis restarted) are taken again, paused ones included
@@ -303,4 +364,4 @@ class CameraOwnership:
             await asyncio.wait(list(self._tasks), timeout=2)
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self._call(self.r.delete(self._node(self.node_id)))
-            await self._call(self.r.srem(f"{self.prefix}nodes", self.node_id))
+            await self._call(self.r.srem(self._nodes, self.node_id))

@@ -37,6 +37,11 @@ def test_cluster_settings_validated(tmp_path: Path) -> None:
         load_settings(None, cluster={"node_id": "a b"})
     with pytest.raises(ValidationError, match="lease_s must exceed"):
         load_settings(None, cluster={"lease_s": 1.0, "renew_s": 0.5})
+    assert s.cluster.placement == "least_loaded" and s.cluster.placement_slack == 2
+    with pytest.raises(ValidationError, match="placement"):
+        load_settings(None, cluster={"placement": "random"})
+    with pytest.raises(ValidationError, match="placement_slack"):
+        load_settings(None, cluster={"placement_slack": 0})
 
 
 def test_cluster_node_is_wired_without_touching_redis_at_build(tmp_path: Path) -> None:
