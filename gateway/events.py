@@ -40,18 +40,6 @@ class Audience:
     roles: tuple[str, ...] = ()  # every user with one of these system roles
     everyone: bool = False  # every console (a signal whose data is no one's secret)
 
-    @classmethod
-    def of(
-        cls,
-        cameras: Sequence[str] = (),
-        departments: Sequence[str] = (),
-        users: Sequence[int] = (),
-        roles: Sequence[str] = (),
-        everyone: bool = False,
-    ) -> Audience:
-        """The audience from :meth:`EventBus.publish`'s arguments (any sequences)."""
-        return cls(tuple(cameras), tuple(departments), tuple(users), tuple(roles), everyone)
-
     def to_fields(self) -> dict[str, str]:
         """As flat string fields (a Redis Stream entry's); :meth:`from_fields` reads them back."""
         return {
@@ -182,7 +170,8 @@ class LocalEventBus:
         roles: Sequence[str] = (),
         everyone: bool = False,
     ) -> Event:
-        return self._publish(type_, data, Audience.of(cameras, departments, users, roles, everyone))
+        audience = Audience(tuple(cameras), tuple(departments), tuple(users), tuple(roles), everyone)
+        return self._publish(type_, data, audience)
 
     def _publish(self, type_: str, data: dict[str, Any], audience: Audience) -> Event:
         ev = Event(self._next, type_, data, audience)

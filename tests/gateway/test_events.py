@@ -126,7 +126,7 @@ async def test_revalidation_ends_the_stream_and_refreshes_departments() -> None:
 
 def test_an_audience_survives_the_stream_fields() -> None:
     # The cluster bus writes the audience into a Redis Stream entry and reads it back on every node.
-    full = Audience.of(["a", "b"], ["police"], [3, 7], ["auditor"], everyone=True)
+    full = Audience(("a", "b"), ("police",), (3, 7), ("auditor",), everyone=True)
     fields = full.to_fields()
     assert all(isinstance(v, str) for v in fields.values())
     assert Audience.from_fields(fields) == full
