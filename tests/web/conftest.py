@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
-from tests.live import LiveGateway, live_gateway
+from tests.live import LiveGateway, gateway_with
 
 CHROMIUM = "/usr/bin/chromium"
 # No mDNS, no background traffic, loopback WebRTC only (see ../shared/notes/stack-facts.md).
@@ -53,11 +52,7 @@ async def web_gateway(
 ) -> AsyncIterator[tuple[LiveGateway, Any]]:
     """A live gateway with an admin (bearer headers returned) and cameras cam-qb, cam-xz, cam-265."""
     overrides = {"hub": {"idle_close_s": 2.0}, **gateway_overrides}
-    settings = load_settings(None, data_dir=tmp_path / "data", **overrides)
-    async with live_gateway(settings) as g:
-        from acl.models import Role
-
-        admin = await g.add_user("admin", Role.admin)
+    async with gateway_with(tmp_path / "data", {}, **overrides) as (g, admin):
         await g.add_camera(
             admin, "cam-qb", web_cams.url("h264", "u:secret-pw"), name="七宝老街", area="七宝镇", department="police"
         )
