@@ -19,15 +19,47 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from acl.identity import Subject
 
-__all__ = ["CAMERA_FIELDS", "Event", "EventBus", "LocalEventBus", "Viewer"]
+__all__ = ["CAMERA_FIELDS", "Audience", "Event", "EventBus", "LocalEventBus", "Viewer"]
 
 CAMERA_FIELDS = ("cameras", "nearby")
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who an event is for; empty: administrators only."""
+
+    cameras: tuple[str, ...] = ()  # users who may view one of these cameras
+    departments: tuple[str, ...] = ()  # members of these departments
+    users: tuple[int, ...] = ()  # named users (e.g. those a policy change reaches)
+    roles: tuple[str, ...] = ()  # every user with one of these system roles
+    everyone: bool = False  # every console (a signal whose data is no one's secret)
+
+    def to_fields(self) -> dict[str, str]:
+        """As flat string fields (a Redis Stream entry's); :meth:`from_fields` reads them back."""
+        return {
+            "cameras": json.dumps(list(self.cameras)),
+            "departments": json.dumps(list(self.departments)),
+            "users": json.dumps(list(self.users)),
+            "roles": json.dumps(list(self.roles)),
+            "everyone": "1" if self.everyone else "",
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> Audience:
+        """The audience :meth:`to_fields` wrote; a missing field is empty."""
+        return cls(
+            tuple(json.loads(fields.get("cameras", "[]"))),
+            tuple(json.loads(fields.get("departments", "[]"))),
+            tuple(int(u) for u in json.loads(fields.get("users", "[]"))),
+            tuple(json.loads(fields.get("roles", "[]"))),
+            bool(fields.get("everyone", "")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +69,8 @@ class Event:
     id: int
     type: str
     data: dict[str, Any]
-    cameras: tuple[str, ...] = ()
-    departments: tuple[str, ...] = ()
+    audience: Audience = Audience()
     ts: float = field(default_factory=time.time)
-    users: tuple[int, ...] = ()  # named users (e.g. those a policy change reaches)
-    roles: tuple[str, ...] = ()  # every user with one of these system roles
-    everyone: bool = False  # every console (a signal whose data is no one's secret)
 
     def sse(self, data: dict[str, Any] | None = None) -> str:
         """The event in Server-Sent Events framing."""
@@ -65,12 +93,12 @@ class Viewer:
 
     def render(self, ev: Event) -> str | None:
         """The event as this viewer may see it, or None."""
-        s = self.subject
+        s, a = self.subject, ev.audience
         if s.is_admin:
             return ev.sse()
-        cams = [c for c in ev.cameras if self.may_view(s, c)]
-        named = ev.everyone or s.user_id in ev.users or s.role.value in ev.roles
-        if not cams and not named and not (s.departments & set(ev.departments)):
+        cams = [c for c in a.cameras if self.may_view(s, c)]
+        named = a.everyone or s.user_id in a.users or s.role.value in a.roles
+        if not cams and not named and not (s.departments & set(a.departments)):
             return None
         data = dict(ev.data)
         for key in CAMERA_FIELDS:
@@ -142,16 +170,11 @@ class LocalEventBus:
         roles: Sequence[str] = (),
         everyone: bool = False,
     ) -> Event:
-        ev = Event(
-            self._next,
-            type_,
-            data,
-            tuple(cameras),
-            tuple(departments),
-            users=tuple(users),
-            roles=tuple(roles),
-            everyone=everyone,
-        )
+        audience = Audience(tuple(cameras), tuple(departments), tuple(users), tuple(roles), everyone)
+        return self._publish(type_, data, audience)
+
+    def _publish(self, type_: str, data: dict[str, Any], audience: Audience) -> Event:
+        ev = Event(self._next, type_, data, audience)
         self._next = next(self._ids)
         self._buffer.append(ev)
         for sub in list(self._subs):

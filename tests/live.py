@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from acl.models import Role
 from fixtures.camera_server import free_port
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.settings import Settings, load_settings
 
 PASSWORD = "correct horse battery"
 
@@ -72,6 +74,32 @@ async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 20)
+
+
+async def eventually(cond: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``cond()`` holds within ``timeout`` seconds (checked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+@contextlib.asynccontextmanager
+async def gateway_with(
+    data_dir: Path, cameras: Mapping[str, str], *, rules: Sequence[Mapping[str, str]] = (), **sections: Any
+) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
+    """A live gateway (settings: the defaults with ``sections``) with a user "admin", ``cameras``
+    (id: RTSP URL) registered and viewing ``rules`` added; yields it and the admin's bearer header."""
+    async with live_gateway(load_settings(None, data_dir=data_dir, **sections)) as g:
+        admin = await g.add_user("admin", Role.admin)
+        for camera_id, url in cameras.items():
+            await g.add_camera(admin, camera_id, url)
+        for rule in rules:
+            r = await g.client.post("/api/admin/rules", json=dict(rule), headers=admin)
+            assert r.status_code == 201, r.text
+        yield g, admin
 
 
 @dataclass

@@ -11,7 +11,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fixtures.camera_server import free_port
+from tests.server_process import server_process
 
 __all__ = ["postgres_bin", "postgres_server"]
 
@@ -53,52 +53,35 @@ def postgres_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            *as_user,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            f"unix_socket_directories={data}",
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = [
+        *as_user,
+        str(bindir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={data}",
+        "-c",
+        "fsync=off",
+        "-c",
+        "max_connections=200",
+    ]
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        # SIGINT: a fast shutdown.
+        with server_process(argv, port, name="postgres", start_s=20, poll_s=0.1, stop_signal=signal.SIGINT, stop_s=15):
+            for _ in range(50):  # the port opens slightly before connections are accepted
+                r = subprocess.run(
+                    [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "liandong", "liandong"],
+                    capture_output=True,
+                )
+                if r.returncode == 0:
                     break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("postgres did not start") from None
-                time.sleep(0.1)
-        for _ in range(50):  # the port opens slightly before connections are accepted
-            r = subprocess.run(
-                [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "liandong", "liandong"],
-                capture_output=True,
-            )
-            if r.returncode == 0:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"createdb failed: {r.stderr.decode(errors='replace')[:200]}")
-        yield f"postgresql://liandong@127.0.0.1:{port}/liandong"
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"createdb failed: {r.stderr.decode(errors='replace')[:200]}")
+            yield f"postgresql://liandong@127.0.0.1:{port}/liandong"
     finally:
-        proc.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(top, ignore_errors=True)

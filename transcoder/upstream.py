@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.hub.packets import AccessUnit
 from gateway.hub.reader import ReaderClosed
-from gateway.hub.upstream import StreamInfo, UpstreamState, UpstreamTimeouts
+from gateway.hub.upstream import StreamInfo, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
 
 __all__ = ["TranscodeCapacity", "TranscodeUpstream", "TranscoderPool", "VariantSpec"]
@@ -102,8 +102,8 @@ class TranscoderPool:
     def factory(self, variant: VariantSpec) -> Callable[..., TranscodeUpstream]:
         """An ``upstream_factory`` for a :class:`~gateway.hub.StreamHub` of this variant."""
 
-        def make(camera_id: str, _url: str, loop: asyncio.AbstractEventLoop, **callbacks: Any) -> TranscodeUpstream:
-            return TranscodeUpstream(camera_id, self, variant, loop, **callbacks)
+        def make(camera_id: str, _url: str, loop: asyncio.AbstractEventLoop, **kw: Any) -> TranscodeUpstream:
+            return TranscodeUpstream(camera_id, self, variant, loop, **kw)  # callbacks, timeouts
 
         return make
 
@@ -118,20 +118,14 @@ class TranscodeUpstream:
         variant: VariantSpec,
         loop: asyncio.AbstractEventLoop,
         *,
-        on_unit: Callable[[AccessUnit], None],
-        on_state: Callable[[UpstreamState, str | None], None],
-        on_info: Callable[[StreamInfo], None],
-        on_bytes: Callable[[int], None],
+        callbacks: UpstreamCallbacks,
         timeouts: UpstreamTimeouts = UpstreamTimeouts(),
     ) -> None:
         self.camera_id = camera_id
         self.pool = pool
         self.variant = variant
         self._loop = loop
-        self._on_unit = on_unit
-        self._on_state = on_state
-        self._on_info = on_info
-        self._on_bytes = on_bytes
+        self._cb = callbacks
         self.t = timeouts
         self.key = f"{camera_id}/{variant.name}"
         self.attempts = 0
@@ -179,7 +173,7 @@ class TranscodeUpstream:
         first = True
         try:
             while not self._stopped:
-                self._on_state(UpstreamState.connecting if first else UpstreamState.reconnecting, None)
+                self._cb.on_state(UpstreamState.connecting if first else UpstreamState.reconnecting, None)
                 first = False
                 self.attempts += 1
                 started = time.monotonic()
@@ -193,7 +187,7 @@ class TranscodeUpstream:
                 self.last_error = reason
                 self.pool.restarted(self.camera_id)
                 state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
-                self._on_state(state, reason)
+                self._cb.on_state(state, reason)
                 wait = delay * random.uniform(0.8, 1.2)
                 log.warning("transcode %s: %s; restarting in %.1f s", self.key, reason, wait)
                 if not produced and time.monotonic() - started < _HW_FAIL_WINDOW_S:
@@ -205,7 +199,7 @@ class TranscodeUpstream:
             self._kill()
             self.pool.release(self.key, self)
             if not self._loop.is_closed():
-                self._on_state(UpstreamState.idle, None)
+                self._cb.on_state(UpstreamState.idle, None)
 
     async def _session(self) -> tuple[bool, str]:
         """One ffmpeg run; (produced any picture, why it ended)."""
@@ -289,7 +283,7 @@ class TranscodeUpstream:
             chunk = await self.proc.stdout.read(1 << 16)
             if not chunk:
                 return produced
-            self._on_bytes(len(chunk))
+            self._cb.on_bytes(len(chunk))
             buf += chunk
             start = buf.find(_AUD)
             if start < 0:
@@ -310,10 +304,10 @@ class TranscodeUpstream:
                         continue
                     produced = True
                     w, h = _scaled(info.width, info.height, spec.height)
-                    self._on_info(StreamInfo("h264", w, h, b"", spec.fps))
-                    self._on_state(UpstreamState.live, None)
+                    self._cb.on_info(StreamInfo("h264", w, h, b"", spec.fps))
+                    self._cb.on_state(UpstreamState.live, None)
                 seq += 1
-                self._on_unit(AccessUnit(data, pts, keyframe, wall, seq))
+                self._cb.on_unit(AccessUnit(data, pts, keyframe, wall, seq))
             buf = buf[start:]
 
 

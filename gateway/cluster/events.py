@@ -22,12 +22,12 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.events import Event, LocalEventBus
+from gateway.events import Audience, Event, LocalEventBus
 
 __all__ = ["RedisEventBus", "event_id", "stream_id"]
 
@@ -80,17 +80,7 @@ class RedisEventBus(LocalEventBus):
         self.dropped = 0
 
     # -- publishing ----------------------------------------------------------------------------
-    def publish(
-        self,
-        type_: str,
-        data: dict[str, Any],
-        *,
-        cameras: Sequence[str] = (),
-        departments: Sequence[str] = (),
-        users: Sequence[int] = (),
-        roles: Sequence[str] = (),
-        everyone: bool = False,
-    ) -> Event:
+    def _publish(self, type_: str, data: dict[str, Any], audience: Audience) -> Event:
         """Queue the event for the stream; consoles get it (with its stream id) once it is read back."""
         if len(self._outbox) == self._outbox.maxlen:
             self.dropped += 1
@@ -99,27 +89,14 @@ class RedisEventBus(LocalEventBus):
             {
                 "type": type_,
                 "data": json.dumps(data, ensure_ascii=False),
-                "cameras": json.dumps(list(cameras)),
-                "departments": json.dumps(list(departments)),
-                "users": json.dumps(list(users)),
-                "roles": json.dumps(list(roles)),
-                "everyone": "1" if everyone else "",
+                **audience.to_fields(),
                 "ts": repr(time.time()),
                 "rev": str(self.policy_revision()),
             }
         )
         self._outbox_ready.set()
         self._drained.clear()
-        return Event(
-            0,
-            type_,
-            data,
-            tuple(cameras),
-            tuple(departments),
-            users=tuple(users),
-            roles=tuple(roles),
-            everyone=everyone,
-        )
+        return Event(0, type_, data, audience)
 
     async def _writer(self) -> None:
         delay = 0.2
@@ -142,20 +119,13 @@ class RedisEventBus(LocalEventBus):
 
     # -- reading -------------------------------------------------------------------------------
     def _event(self, sid: bytes | str, f: dict[bytes, bytes]) -> Event:
-        def get(k: str, default: str) -> str:
-            v = f.get(k.encode())
-            return v.decode() if v is not None else default
-
+        fields = {k.decode(): v.decode() for k, v in f.items()}
         return Event(
             event_id(sid),
-            get("type", "event"),
-            json.loads(get("data", "{}")),
-            tuple(json.loads(get("cameras", "[]"))),
-            tuple(json.loads(get("departments", "[]"))),
-            float(get("ts", "0")),
-            users=tuple(int(u) for u in json.loads(get("users", "[]"))),
-            roles=tuple(json.loads(get("roles", "[]"))),
-            everyone=bool(get("everyone", "")),
+            fields.get("type", "event"),
+            json.loads(fields.get("data", "{}")),
+            Audience.from_fields(fields),
+            float(fields.get("ts", "0")),
         )
 
     def _deliver(self, ev: Event) -> None:

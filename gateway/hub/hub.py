@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from gateway.hub.gop import GopCache
 from gateway.hub.packets import AccessUnit
 from gateway.hub.reader import Reader
-from gateway.hub.upstream import StreamInfo, Upstream, UpstreamState, UpstreamTimeouts
+from gateway.hub.upstream import StreamInfo, Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings
 
@@ -253,10 +253,12 @@ class StreamHub:
             camera_id,
             url,
             loop,
-            on_unit=functools.partial(self._on_unit, stream),
-            on_state=functools.partial(self._on_state, stream),
-            on_info=functools.partial(self._on_info, stream),
-            on_bytes=functools.partial(self._on_bytes, stream),
+            callbacks=UpstreamCallbacks(
+                on_unit=functools.partial(self._on_unit, stream),
+                on_state=functools.partial(self._on_state, stream),
+                on_info=functools.partial(self._on_info, stream),
+                on_bytes=functools.partial(self._on_bytes, stream),
+            ),
             timeouts=self._timeouts,
         )
 

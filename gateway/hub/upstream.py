@@ -17,7 +17,7 @@ from camera_registry.probe import classify_error
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
 from gateway.hub.packets import AccessUnit, AccessUnitAssembler
 
-__all__ = ["StreamInfo", "Upstream", "UpstreamState"]
+__all__ = ["StreamInfo", "Upstream", "UpstreamCallbacks", "UpstreamState"]
 
 log = logging.getLogger(__name__)
 _RAN_WELL_S = 5.0  # a session that lasted this long and dropped is retried at once, not after the backoff
@@ -46,6 +46,17 @@ class StreamInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamCallbacks:
+    """What an upstream reports to its hub, each called on the event loop: an access unit, a state
+    change (with a reason when it failed), what the stream is, and bytes received."""
+
+    on_unit: Callable[[AccessUnit], None]
+    on_state: Callable[[UpstreamState, str | None], None]
+    on_info: Callable[[StreamInfo], None]
+    on_bytes: Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamTimeouts:
     """Timeouts and backoff of an upstream."""
 
@@ -59,8 +70,7 @@ class UpstreamTimeouts:
 class Upstream:
     """Pulls one camera in a background thread and hands access units to the event loop.
 
-    Callbacks run on ``loop``: ``on_unit(au)``, ``on_state(state, reason)``, ``on_info(info)``,
-    ``on_bytes(n)``. The URL (with credentials) is kept only in memory and never logged.
+    The ``callbacks`` run on ``loop``. The URL (with credentials) is kept only in memory and never logged.
     """
 
     def __init__(
@@ -69,19 +79,13 @@ class Upstream:
         url: str,
         loop: asyncio.AbstractEventLoop,
         *,
-        on_unit: Callable[[AccessUnit], None],
-        on_state: Callable[[UpstreamState, str | None], None],
-        on_info: Callable[[StreamInfo], None],
-        on_bytes: Callable[[int], None],
+        callbacks: UpstreamCallbacks,
         timeouts: UpstreamTimeouts = UpstreamTimeouts(),
     ) -> None:
         self.camera_id = camera_id
         self._url = url
         self._loop = loop
-        self._on_unit = on_unit
-        self._on_state = on_state
-        self._on_info = on_info
-        self._on_bytes = on_bytes
+        self._cb = callbacks
         self.t = timeouts
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"upstream-{camera_id}", daemon=True)
@@ -105,7 +109,7 @@ class Upstream:
         return self._thread.is_alive()
 
     def _post(self, fn: Callable[..., None], *args: object) -> None:
-        if self._stop.is_set() and fn is self._on_unit:
+        if self._stop.is_set() and fn is self._cb.on_unit:
             return
         try:
             self._loop.call_soon_threadsafe(fn, *args)
@@ -117,7 +121,7 @@ class Upstream:
         failures = 0
         first = True
         while not self._stop.is_set():
-            self._post(self._on_state, UpstreamState.connecting if first else UpstreamState.reconnecting, None)
+            self._post(self._cb.on_state, UpstreamState.connecting if first else UpstreamState.reconnecting, None)
             first = False
             self.attempts += 1
             started = time.monotonic()
@@ -132,7 +136,7 @@ class Upstream:
             else:
                 failures += 1
             state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
-            self._post(self._on_state, state, reason)
+            self._post(self._cb.on_state, state, reason)
             wait = delay * random.uniform(0.8, 1.2)
             if ran_well:
                 # A stream that ran for a while dropped (a flap): viewers are waiting, retry at once (a
@@ -142,7 +146,7 @@ class Upstream:
             if self._stop.wait(wait):
                 break
             delay = min(delay * 2, self.t.backoff_max_s)
-        self._post(self._on_state, UpstreamState.idle, None)
+        self._post(self._cb.on_state, UpstreamState.idle, None)
 
     def _session(self) -> str | None:
         """One RTSP session; returns a failure reason, or None when it ran and then ended."""
@@ -168,10 +172,10 @@ class Upstream:
             rate = vs.average_rate or vs.guessed_rate
             extradata = bytes(ctx.extradata or b"")
             self._post(
-                self._on_info,
+                self._cb.on_info,
                 StreamInfo(ctx.name, ctx.width, ctx.height, extradata, float(rate) if rate else None),
             )
-            self._post(self._on_state, UpstreamState.live, None)
+            self._post(self._cb.on_state, UpstreamState.live, None)
             asm = AccessUnitAssembler(ctx.name, extradata)
             tb = vs.time_base
             # Byte counts go to the loop in batches: every post wakes the loop up (a syscall), and a
@@ -186,9 +190,9 @@ class Upstream:
                 data = bytes(pkt)
                 unposted += len(data)
                 for au in asm.feed(data, pkt.pts, tb):
-                    self._post(self._on_unit, au)
+                    self._post(self._cb.on_unit, au)
                 if time.monotonic() - posted_at >= _BYTES_POST_S:
-                    self._post(self._on_bytes, unposted)
+                    self._post(self._cb.on_bytes, unposted)
                     unposted, posted_at = 0, time.monotonic()
             return None if ran else "no packets"
         except Exception as e:  # a read error ends the session; the loop reconnects

@@ -9,7 +9,7 @@ from typing import Any
 
 from acl.identity import Subject
 from acl.models import Role
-from gateway.events import LocalEventBus, Viewer
+from gateway.events import Audience, LocalEventBus, Viewer
 
 ALICE = Subject(1, "alice", Role.operator, frozenset({"police"}), token_id=11)
 ADMIN = Subject(2, "root", Role.admin, token_id=12)
@@ -122,3 +122,13 @@ async def test_revalidation_ends_the_stream_and_refreshes_departments() -> None:
     assert [e["data"]["n"] for e in await got] == [2]
     current["s"] = None  # logged out elsewhere, or deactivated
     assert (await take(gen, 1))[0] == {"event": "end", "data": {"reason": "login ended"}}
+
+
+def test_an_audience_survives_the_stream_fields() -> None:
+    # The cluster bus writes the audience into a Redis Stream entry and reads it back on every node.
+    full = Audience(("a", "b"), ("police",), (3, 7), ("auditor",), everyone=True)
+    fields = full.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert Audience.from_fields(fields) == full
+    assert Audience.from_fields(Audience().to_fields()) == Audience()
+    assert Audience.from_fields({}) == Audience()  # an entry without them: administrators only

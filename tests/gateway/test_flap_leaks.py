@@ -11,15 +11,14 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
-from tests.live import LiveGateway, WhepViewer, live_gateway, start_viewer
+from tests.live import LiveGateway, WhepViewer, eventually, gateway_with, start_viewer
+from tests.media import QUICK_HUB, cameras_fixture
 
 pytestmark = pytest.mark.media
 CAMERA = "cam-flap"
@@ -29,24 +28,14 @@ RESUME_S = 3.0
 STALL_S = 0.3  # a gap this long between frames is the outage, not jitter (25 fps: 40 ms a frame)
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264_360p",)) as srv:
-        yield srv
+cams = cameras_fixture("h264_360p")
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        hub={"idle_close_s": 1.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
-        webrtc={"session_timeout_s": 10.0},
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        await g.add_camera(admin, CAMERA, cams.url("h264_360p", credentials="u:flap-secret"))
-        yield g, admin
+    camera = {CAMERA: cams.url("h264_360p", credentials="u:flap-secret")}
+    async with gateway_with(tmp_path / "data", camera, hub=QUICK_HUB, webrtc={"session_timeout_s": 10.0}) as pair:
+        yield pair
 
 
 def _sockets() -> int:
@@ -57,15 +46,6 @@ def _sockets() -> int:
         except OSError:
             pass  # closed meanwhile
     return n
-
-
-async def _eventually(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
 
 
 async def _resumed_after(v: WhepViewer, t0: float, timeout: float = 10.0) -> float:
@@ -84,9 +64,9 @@ async def _resumed_after(v: WhepViewer, t0: float, timeout: float = 10.0) -> flo
 
 async def _settled(g: LiveGateway, cams: FixtureCameraServer) -> bool:
     return (
-        await _eventually(lambda: not g.ld.sessions.list(), 15)
-        and await _eventually(lambda: g.ld.hub.describe(CAMERA)["readers"] == 0, 10)
-        and await _eventually(lambda: g.ld.hub.describe(CAMERA)["state"] == "idle", 10)
+        await eventually(lambda: not g.ld.sessions.list(), 15)
+        and await eventually(lambda: g.ld.hub.describe(CAMERA)["readers"] == 0, 10)
+        and await eventually(lambda: g.ld.hub.describe(CAMERA)["state"] == "idle", 10)
         and await asyncio.to_thread(cams.wait_clients, "h264_360p", 0, 10)
     )
 

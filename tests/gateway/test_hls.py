@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,38 +15,26 @@ import pytest
 from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
 from gateway.settings import load_settings
-from tests.live import LiveGateway, live_gateway
+from tests.live import LiveGateway, gateway_with, live_gateway
+from tests.media import QUICK_HUB, cameras_fixture
 
 pytestmark = pytest.mark.media
 SECRET = "hls-cam-secret-31"
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264", "h265", "h264_360p")) as srv:
-        yield srv
+MOUNTS = ("h264", "h265", "h264_360p")
+cams = cameras_fixture(*MOUNTS)
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        hub={"idle_close_s": 1.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
-        hls={"idle_stop_s": 2.0, "session_idle_s": 3.0},
-        auth={"stream_token_ttl_s": 60},
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        for mount in ("h264", "h265", "h264_360p"):
-            await g.add_camera(admin, f"cam-{mount}", cams.url(mount, credentials=f"viewer:{SECRET}"))
-        r = await g.client.post(
-            "/api/admin/rules",
-            json={"subject": "role:operator", "target": "cam:cam-h264_360p", "action": "view_live"},
-            headers=admin,
-        )
-        assert r.status_code == 201, r.text
-        yield g, admin
+    cameras = {f"cam-{mount}": cams.url(mount, credentials=f"viewer:{SECRET}") for mount in MOUNTS}
+    rule = {"subject": "role:operator", "target": "cam:cam-h264_360p", "action": "view_live"}
+    hls = {"idle_stop_s": 2.0, "session_idle_s": 3.0}
+    async with gateway_with(
+        tmp_path / "data", cameras, rules=[rule], hub=QUICK_HUB, hls=hls, auth={"stream_token_ttl_s": 60}
+    ) as pair:
+        yield pair
 
 
 def media_uri(multivariant: str) -> str:

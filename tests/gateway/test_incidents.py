@@ -143,7 +143,7 @@ async def test_overdue_flags_announcements_and_stats(world: World) -> None:
     assert await ld.alarms.incidents.announce_overdue() == 1
     assert await ld.alarms.incidents.announce_overdue() == 0  # once per deadline
     ev = list(ld.events._buffer)[before]
-    assert ev.type == "incident.overdue" and ev.data["deadline"] == "onsite" and "qibao" in ev.departments
+    assert ev.type == "incident.overdue" and ev.data["deadline"] == "onsite" and "qibao" in ev.audience.departments
     assert len(await ld.audit.query(kind="incident_overdue")) == 1
     # On site in time for the resolution deadline: no longer overdue.
     pol = await member(w, "pol-op", "police")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,37 +11,23 @@ from aiortc.mediastreams import MediaStreamError
 
 from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
-from tests.live import PASSWORD, LiveGateway, WhepViewer, live_gateway, start_viewer, whep_offer
+from tests.live import PASSWORD, LiveGateway, WhepViewer, gateway_with, start_viewer, whep_offer
+from tests.media import QUICK_HUB, cameras_fixture
 
 pytestmark = pytest.mark.media
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264_360p",)) as srv:
-        yield srv
+cams = cameras_fixture("h264_360p")
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        hub={"idle_close_s": 30.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        for cam in ("cam-a", "cam-b"):
-            await g.add_camera(admin, cam, cams.url("h264_360p", credentials="viewer:s3cret-pw"))
-        # Operators may watch cam-a (deny by default otherwise).
-        r = await g.client.post(
-            "/api/admin/rules",
-            json={"subject": "role:operator", "target": "cam:cam-a", "action": "view_live"},
-            headers=admin,
-        )
-        assert r.status_code == 201, r.text
-        yield g, admin
+    cameras = {cam: cams.url("h264_360p", credentials="viewer:s3cret-pw") for cam in ("cam-a", "cam-b")}
+    # Operators may watch cam-a (deny by default otherwise).
+    rule = {"subject": "role:operator", "target": "cam:cam-a", "action": "view_live"}
+    hub = {**QUICK_HUB, "idle_close_s": 30.0}
+    async with gateway_with(tmp_path / "data", cameras, rules=[rule], hub=hub) as pair:
+        yield pair
 
 
 async def ended(v: WhepViewer, timeout: float = 5.0) -> bool:

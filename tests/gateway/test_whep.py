@@ -6,40 +6,30 @@ import asyncio
 import gc
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
 from gateway.webrtc.track import PassthroughTrack
-from tests.live import LiveGateway, live_gateway, start_viewer, whep_offer
+from tests.live import LiveGateway, eventually, gateway_with, start_viewer, whep_offer
+from tests.media import QUICK_HUB, cameras_fixture
 
 pytestmark = pytest.mark.media
 SECRET = "whep-cam-secret-77"
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264", "h265", "h264_slices", "h264_360p")) as srv:
-        yield srv
+MOUNTS = ("h264", "h265", "h264_slices", "h264_360p")
+cams = cameras_fixture(*MOUNTS)
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        hub={"idle_close_s": 1.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
-        webrtc={"session_timeout_s": 10.0},
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        for mount in ("h264", "h265", "h264_slices", "h264_360p"):
-            await g.add_camera(admin, f"cam-{mount}", cams.url(mount, credentials=f"viewer:{SECRET}"))
-        yield g, admin
+    cameras = {f"cam-{mount}": cams.url(mount, credentials=f"viewer:{SECRET}") for mount in MOUNTS}
+    async with gateway_with(tmp_path / "data", cameras, hub=QUICK_HUB, webrtc={"session_timeout_s": 10.0}) as pair:
+        yield pair
 
 
 async def test_many_viewers_share_one_upstream(
@@ -105,15 +95,6 @@ async def test_delete_ends_session_and_idle_close(
 def live_tracks(camera_id: str) -> list[PassthroughTrack]:
     gc.collect()
     return [o for o in gc.get_objects() if isinstance(o, PassthroughTrack) and o.reader.camera_id == camera_id]
-
-
-async def eventually(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
 
 
 async def test_flap_viewer_resumes(gw: tuple[LiveGateway, dict[str, str]], cams: FixtureCameraServer) -> None:

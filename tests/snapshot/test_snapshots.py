@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer, free_port
-from gateway.settings import load_settings
-from tests.live import LiveGateway, live_gateway, start_viewer
+from tests.live import LiveGateway, gateway_with, start_viewer
+from tests.media import cameras_fixture
 from tests.snapshot.helpers import jpeg_image, settled_connections
 
 pytestmark = pytest.mark.media
@@ -23,10 +22,7 @@ pytestmark = pytest.mark.media
 SECRET = "snap-secret"
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264", "h264_360p", "h265")) as srv:
-        yield srv
+cams = cameras_fixture("h264", "h264_360p", "h265")
 
 
 @contextlib.asynccontextmanager
@@ -34,16 +30,11 @@ async def gateway(
     tmp_path: Path, cams: FixtureCameraServer, **snapshot: Any
 ) -> AsyncIterator[tuple[LiveGateway, dict[str, str]]]:
     """A gateway with cameras live (720p), cold (360p), hevc, and gone (nothing listens)."""
-    settings = load_settings(
-        None, data_dir=tmp_path / "d", hub={"idle_close_s": 1.0}, snapshot={"cache_ttl_s": 30, **snapshot}
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        await g.add_camera(admin, "live", cams.url("h264", f"u:{SECRET}"))
-        await g.add_camera(admin, "cold", cams.url("h264_360p"))
-        await g.add_camera(admin, "hevc", cams.url("h265"))
-        gone = f"rtsp://u:{SECRET}@127.0.0.1:{free_port()}/x"
-        await g.add_camera(admin, "gone", gone)
+    cameras = {"live": cams.url("h264", f"u:{SECRET}"), "cold": cams.url("h264_360p"), "hevc": cams.url("h265")}
+    snapshot = {"cache_ttl_s": 30, **snapshot}
+    async with gateway_with(tmp_path / "d", cameras, hub={"idle_close_s": 1.0}, snapshot=snapshot) as (g, admin):
+        # A free port taken while the gateway holds its own: nothing listens there.
+        await g.add_camera(admin, "gone", f"rtsp://u:{SECRET}@127.0.0.1:{free_port()}/x")
         yield g, admin
 
 

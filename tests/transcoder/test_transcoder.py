@@ -6,15 +6,14 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
-from tests.live import LiveGateway, live_gateway, start_viewer, whep_offer
+from tests.live import LiveGateway, gateway_with, start_viewer, whep_offer
+from tests.media import QUICK_HUB, cameras_fixture
 from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
 from transcoder.plan import Variant, needs_transcode
 
@@ -43,23 +42,12 @@ def test_commands_put_global_options_first_and_never_use_a_shell() -> None:
         build_command(TranscodeSpec("mjpeg", 25.0))
 
 
-@pytest.fixture(scope="module")
-def cams() -> Iterator[FixtureCameraServer]:
-    with FixtureCameraServer(mounts=("h264_360p", "h265")) as srv:
-        yield srv
+cams = cameras_fixture("h264_360p", "h265")
 
 
 async def _gateway(tmp_path: Path, cams: FixtureCameraServer, **transcoder: object) -> AsyncIterator[LiveGateway]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        hub={"idle_close_s": 1.0, "read_timeout_s": 2.0, "reconnect_initial_s": 0.2},
-        transcoder=transcoder,
-    )
-    async with live_gateway(settings) as g:
-        admin = await g.add_user("admin", Role.admin)
-        await g.add_camera(admin, "cam-265", cams.url("h265", "viewer:tc-secret"))
-        await g.add_camera(admin, "cam-264", cams.url("h264_360p"))
+    cameras = {"cam-265": cams.url("h265", "viewer:tc-secret"), "cam-264": cams.url("h264_360p")}
+    async with gateway_with(tmp_path / "data", cameras, hub=QUICK_HUB, transcoder=transcoder) as (g, admin):
         g.client.headers.update(admin)
         yield g
 

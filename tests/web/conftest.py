@@ -2,11 +2,13 @@
 
 Reusable pieces for any browser test: ``chromium`` (a fresh browser profile), ``console_page`` (a
 page that fails the test on an uncaught script error or a Content-Security-Policy violation),
-``web_gateway`` (a live gateway with three fixture cameras and an admin); helpers in ``helpers.py``.
+``web_gateway`` (a live gateway with three fixture cameras and an admin), ``chromium_context`` (one
+more browser, e.g. a second user's); helpers in ``helpers.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,8 +17,7 @@ from typing import Any
 import pytest
 
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import load_settings
-from tests.live import LiveGateway, live_gateway
+from tests.live import LiveGateway, gateway_with
 
 CHROMIUM = "/usr/bin/chromium"
 # No mDNS, no background traffic, loopback WebRTC only (see ../shared/notes/stack-facts.md).
@@ -53,11 +54,7 @@ async def web_gateway(
 ) -> AsyncIterator[tuple[LiveGateway, Any]]:
     """A live gateway with an admin (bearer headers returned) and cameras cam-qb, cam-xz, cam-265."""
     overrides = {"hub": {"idle_close_s": 2.0}, **gateway_overrides}
-    settings = load_settings(None, data_dir=tmp_path / "data", **overrides)
-    async with live_gateway(settings) as g:
-        from acl.models import Role
-
-        admin = await g.add_user("admin", Role.admin)
+    async with gateway_with(tmp_path / "data", {}, **overrides) as (g, admin):
         await g.add_camera(
             admin, "cam-qb", web_cams.url("h264", "u:secret-pw"), name="七宝老街", area="七宝镇", department="police"
         )
@@ -68,25 +65,33 @@ async def web_gateway(
         yield g, admin
 
 
-@pytest.fixture
-async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
-    """A Chromium context with a fresh profile, closed after the test whatever happens."""
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail("Debian's chromium is not installed (make test installs it)")
+@contextlib.asynccontextmanager
+async def chromium_context(profile: Path, width: int, height: int) -> AsyncIterator[Any]:
+    """A Chromium context with its own profile (and so its own cookies), closed when the block ends
+    whatever happens."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         ctx = await p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
+            str(profile),
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1400, "height": 820},
+            viewport={"width": width, "height": height},
         )
         try:
             yield ctx
         finally:
             await ctx.close()
+
+
+@pytest.fixture
+async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
+    """A Chromium context with a fresh profile, closed after the test whatever happens."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is not installed (make test installs it)")
+    async with chromium_context(tmp_path / "chromium-profile", 1400, 820) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from playwright.async_api import expect
 
 from acl.models import Role
 from tests.live import PASSWORD, LiveGateway
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import chromium_context
 from tests.web.helpers import add_operator, login, user_id
 
 pytestmark = [pytest.mark.browser]
@@ -40,20 +40,8 @@ def watch(page: Any) -> list[str]:
 @pytest.fixture
 async def operator_context(tmp_path: Path) -> AsyncIterator[Any]:
     """A second, separate browser (its own profile and cookies) for the operator."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        ctx = await p.chromium.launch_persistent_context(
-            str(tmp_path / "operator-profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1200, "height": 800},
-        )
-        try:
-            yield ctx
-        finally:
-            await ctx.close()
+    async with chromium_context(tmp_path / "operator-profile", 1200, 800) as ctx:
+        yield ctx
 
 
 async def setup_city(g: LiveGateway, admin: dict[str, str], operator: str) -> dict[str, str]:

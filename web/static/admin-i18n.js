@@ -1,4 +1,6 @@
 // Admin console texts: zh-CN by default, English on request (the same choice as the operator console).
+import { texts } from "./texts.js";
+
 const num = (n) => Number(n).toLocaleString("en-US");
 
 const TEXT = {
@@ -102,28 +104,8 @@ const TEXT = {
   },
 };
 
-let lang = localStorage.getItem("liandong.lang") === "en" ? "en" : "zh";
-
-/** The text for `key` in the current language (functions take arguments); the key itself if unknown. */
-export function t(key, ...args) {
-  const v = TEXT[lang][key] ?? TEXT.zh[key] ?? key;
-  return typeof v === "function" ? v(...args) : v;
-}
-
-/** Fill every [data-i18n] element's text and [data-i18n-placeholder] attribute. */
-export function applyTexts(root = document) {
-  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
-  const b = document.getElementById("lang");
-  if (b) b.textContent = t("lang_button");
-}
-
-export function toggleLang() {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("liandong.lang", lang);
-  applyTexts();
-}
+const { t, applyTexts, toggleLang, currentLang } = texts(TEXT);
+export { applyTexts, t, toggleLang };
 
 // The server explains refusals in English; the console shows the usual ones in Chinese (others as sent).
 const SERVER_ZH = [
@@ -167,7 +149,7 @@ const SERVER_ZH = [
 /** A server message in the console's language (known refusals are translated; others as sent). */
 export function serverText(message) {
   const text = String(message ?? "");
-  if (lang === "en") return text;
+  if (currentLang() === "en") return text;
   for (const [re, zh] of SERVER_ZH) {
     const m = text.match(re);
     if (m) return zh(m);

@@ -4,12 +4,15 @@
 import { api, setUnauthorizedHandler } from "./api.js";
 import { applyTexts, t, toggleLang } from "./admin-i18n.js";
 import { $, call, changedElsewhere, confirmPreview, flash, hidePreview, state } from "./admin-common.js";
+import { Login } from "./login.js";
 
 let events = null;
 let refreshTimer = null;
 const LEFT_MESSAGE = "liandong.admin.left"; // why the last login ended, shown after the page reloads
 import { initPolicy, loadRoutes, renderDepartments, renderGroups, renderRules, renderUsers } from "./admin-policy.js";
 import { initReview, loadAudit, loadHistory } from "./admin-review.js";
+
+const login = new Login({ t, enter, hide: ["no-access", "read-only"] });
 
 const CAN = {
   admin: { read: true, edit: true, audit: true },
@@ -23,7 +26,6 @@ async function boot() {
     toggleLang();
     if (state.me) renderAll();
   });
-  $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
   for (const b of $("tabs").querySelectorAll("button[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("preview-confirm").addEventListener("click", confirmPreview);
@@ -34,44 +36,14 @@ async function boot() {
   setUnauthorizedHandler(() => {
     if (state.me) leave(t("session_expired"));
   });
-  const r = await api("/api/auth/me", { quiet401: true });
   const left = sessionStorage.getItem(LEFT_MESSAGE) || "";
   sessionStorage.removeItem(LEFT_MESSAGE);
-  if (r.ok) await enter(await r.json());
-  else showLogin(left);
-}
-
-function showLogin(message = "") {
-  $("login-view").hidden = false;
-  $("console").hidden = true;
-  $("no-access").hidden = true;
-  $("logout").hidden = true;
-  $("read-only").hidden = true;
-  $("who").textContent = "";
-  $("login-error").textContent = message;
-}
-
-async function onLogin(ev) {
-  ev.preventDefault();
-  $("login-error").textContent = "";
-  const r = await api("/api/auth/login", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-    quiet401: true,
-  });
-  if (!r.ok) {
-    $("login-error").textContent = r.status === 429 ? t("throttled") : t("bad_login");
-    return;
-  }
-  $("password").value = "";
-  const me = await api("/api/auth/me");
-  if (me.ok) await enter(await me.json());
+  await login.resume(left);
 }
 
 async function onLogout() {
   if (events) events.close();
-  await api("/api/auth/logout", { method: "POST", quiet401: true });
+  await login.logout();
   leave("");
 }
 
@@ -88,9 +60,7 @@ function leave(message) {
 async function enter(me) {
   state.me = me;
   state.can = CAN[me.role] || { read: false, edit: false, audit: false };
-  $("login-view").hidden = true;
-  $("logout").hidden = false;
-  $("who").textContent = `${me.username} · ${t("role_" + me.role)}`;
+  login.signedIn(`${me.username} · ${t("role_" + me.role)}`);
   document.body.dataset.role = me.role;
   if (!state.can.read) {
     $("no-access").hidden = false;

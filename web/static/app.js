@@ -5,6 +5,7 @@ import { api, setUnauthorizedHandler } from "./api.js";
 import { CameraList } from "./camlist.js";
 import { Dashboard } from "./dashboard.js";
 import { applyTexts, has, t, toggleLang } from "./i18n.js";
+import { Login } from "./login.js";
 import { MapView } from "./map.js";
 import { LAYOUTS, TileGrid } from "./tiles.js";
 
@@ -32,6 +33,7 @@ const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"),
   },
 });
 const dashboard = new Dashboard($("dashboard"), { config: () => state.config });
+const login = new Login({ t, enter, hide: ["views", "alarm-toggle", "admin-link"] });
 
 async function boot() {
   applyTexts();
@@ -61,7 +63,6 @@ async function boot() {
     $("alarm-toggle").setAttribute("aria-pressed", "true");
     if (id && panel.selected !== id) panel.select(id);
   });
-  $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
   $("layout").addEventListener("change", () => grid.setLayout(Number($("layout").value)));
   $("f-text").addEventListener("input", debounce(reloadList, 250));
@@ -71,43 +72,12 @@ async function boot() {
   setUnauthorizedHandler(() => {
     if (state.me) leave(t("session_expired"));
   });
-  const r = await api("/api/auth/me", { quiet401: true });
-  if (r.ok) await enter(await r.json());
-  else showLogin();
-}
-
-function showLogin(message = "") {
-  $("login-view").hidden = false;
-  $("console").hidden = true;
-  $("logout").hidden = true;
-  $("views").hidden = true;
-  $("alarm-toggle").hidden = true;
-  $("admin-link").hidden = true;
-  $("who").textContent = "";
-  $("login-error").textContent = message;
-}
-
-async function onLogin(ev) {
-  ev.preventDefault();
-  $("login-error").textContent = "";
-  const r = await api("/api/auth/login", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-    quiet401: true,
-  });
-  if (!r.ok) {
-    $("login-error").textContent = r.status === 429 ? t("throttled") : t("bad_login");
-    return;
-  }
-  $("password").value = "";
-  const me = await api("/api/auth/me");
-  if (me.ok) await enter(await me.json());
+  await login.resume();
 }
 
 async function onLogout() {
   await leave("");
-  await api("/api/auth/logout", { method: "POST", quiet401: true });
+  await login.logout();
 }
 
 // Back to the login form: every tile closed (its session ended), nothing of the last user kept.
@@ -122,17 +92,15 @@ async function leave(message) {
   dashboard.reset();
   setView("wall");
   $("alarm-banner").hidden = true;
-  showLogin(message);
+  login.show(message);
 }
 
 async function enter(me) {
   state.me = me;
-  $("login-view").hidden = true;
+  login.signedIn(`${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`);
   $("console").hidden = false;
-  $("logout").hidden = false;
   $("views").hidden = false;
   $("alarm-toggle").hidden = false;
-  $("who").textContent = `${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`;
   $("admin-link").hidden = !["admin", "security_admin", "auditor"].includes(me.role);
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();

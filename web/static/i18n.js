@@ -1,4 +1,6 @@
 // Console texts: zh-CN by default, English on request (remembered in localStorage).
+import { texts } from "./texts.js";
+
 const num = (n) => Number(n).toLocaleString("en-US"); // 20,003 reads the same in both languages
 
 const TEXT = {
@@ -75,35 +77,4 @@ const TEXT = {
   },
 };
 
-let lang = localStorage.getItem("liandong.lang") === "en" ? "en" : "zh";
-
-/** The text for `key` in the current language (functions take arguments); the key itself if unknown. */
-export function t(key, ...args) {
-  const v = TEXT[lang][key] ?? TEXT.zh[key] ?? key;
-  return typeof v === "function" ? v(...args) : v;
-}
-
-/** Whether `key` has a text (to fall back to a raw value, e.g. an alarm type nobody translated). */
-export function has(key) {
-  return key in TEXT[lang] || key in TEXT.zh;
-}
-
-export function currentLang() {
-  return lang;
-}
-
-/** Fill every [data-i18n] element's text and [data-i18n-placeholder]/[data-i18n-title] attribute. */
-export function applyTexts(root = document) {
-  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
-  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
-  const b = document.getElementById("lang");
-  if (b) b.textContent = t("lang_button");
-}
-
-export function toggleLang() {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("liandong.lang", lang);
-  applyTexts();
-}
+export const { t, has, currentLang, applyTexts, toggleLang } = texts(TEXT);

@@ -5,8 +5,6 @@ and policy messages flow again."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +16,8 @@ import pytest
 
 from fixtures.camera_server import FixtureCameraServer, free_port
 from tests.cluster_nodes import Cluster, open_viewer
+from tests.redis_server import redis_argv
+from tests.server_process import wait_for_port
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
@@ -35,18 +35,8 @@ class Restartable:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe is not None
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen([exe, *args, "--dir", str(self.tmp)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
+        self.proc = subprocess.Popen(redis_argv(self.port, self.tmp), stdout=subprocess.DEVNULL)
+        wait_for_port(self.proc, self.port, "redis-server", timeout_s=10, poll_s=0.02)
 
     def stop(self) -> None:
         if self.proc is not None:
