@@ -292,6 +292,12 @@ class ClusterSettings(_Section):
         15.0, ge=0, le=3600, description="Viewers wait this long for Redis to come back before they are sent elsewhere."
     )
     events_kept: int = Field(10_000, ge=100, le=1_000_000, description="Events kept in the Redis Stream (MAXLEN ~).")
+    event_group_idle_s: float = Field(
+        3600.0,
+        ge=5,
+        le=30 * 86400,
+        description="A node without heartbeat whose event consumer group was idle this long loses the group.",
+    )
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

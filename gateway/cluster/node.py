@@ -150,6 +150,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
         events.policy_revision = revision
         events.catch_up = catch_up
+        events.heartbeating = ownership.heartbeating  # whose event consumer groups are still needed
 
     def relay(hooks: list[Callable[..., Awaitable[None]]], op: str, arg: str | None) -> None:
         async def announce(*args: Any) -> None:
