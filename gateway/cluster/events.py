@@ -13,7 +13,10 @@ work sharing. What the group adds over a plain ``XREAD`` from the last id the no
 - **Delivery into each node, at least once, across its restart.** An entry the node has read
   stays pending in its group until it is in the node's replay buffer (``XACK`` after that). A node
   that dies between the two re-reads its pending entries first when it starts again under the same
-  id (``XREADGROUP ... 0``), then goes on with new ones (``>``).
+  id (``XREADGROUP ... 0``), then goes on with new ones (``>``). It does the same after any lost
+  connection, and when it finds something of its own pending between two reads (checked every
+  5 s): a read whose reply was lost on the way, which the client library retries by itself with
+  ``>``, past the lost entries.
 - **The position is kept in Redis**, not only in the process: on start the node fills its buffer
   with the newest events (as before), creates its group where that buffer ends if the group is
   missing, and otherwise carries on from where the group stands. Ids at or below the newest one in
@@ -26,8 +29,9 @@ again at the newest id it has and reads on, with the same backoff as for a lost 
 node that stops (or dies) keeps its group, so it resumes from its position when it comes back;
 groups of nodes that have had no heartbeat and whose consumer has been idle for longer than
 ``cluster.event_group_idle_s`` are deleted by the other nodes (checked every
-``event_group_idle_s / 5`` seconds, at most every 5 minutes), so groups of retired nodes do not
-pile up (each would otherwise pin a pending list and show an ever-growing lag).
+``event_group_idle_s / 5`` seconds, between 1 s and 5 minutes), so groups of retired nodes do not
+pile up, each showing an ever-growing lag. Node ids must be unique: two nodes with one id would
+share a group and each take in only part of the events.
 
 The console's own guarantee is unchanged: its position is its ``Last-Event-ID``, which every node
 understands because the ids are the stream's.
@@ -135,6 +139,10 @@ class RedisEventBus(LocalEventBus):
         self.heartbeating: Callable[[list[str]], Awaitable[set[str]]] | None = None
         self._dead_since: dict[str, float] = {}  # groups without a consumer: when first seen without heartbeat
         self._loaded = False
+        self._stopping = False
+        # Between two reads nothing of ours should be pending; if something is, a reply was lost on
+        # the way (the client retries a failed read by itself, with ">", past the lost entries).
+        self.pending_check_s = 5.0
         self._outbox: deque[dict[str, str]] = deque(maxlen=pending_max)
         self._outbox_ready = asyncio.Event()
         self._drained = asyncio.Event()
@@ -196,9 +204,9 @@ class RedisEventBus(LocalEventBus):
 
     async def _writer(self) -> None:
         delay = 0.2
-        while True:
+        while not self._stopping:
             await self._outbox_ready.wait()
-            while self._outbox:
+            while self._outbox and not self._stopping:
                 fields = self._outbox[0]
                 try:
                     await self.r.xadd(self.key, fields, maxlen=self.stream_keep, approximate=True)
@@ -316,11 +324,17 @@ class RedisEventBus(LocalEventBus):
         delay = 0.2
         joined = False
         cursor: str | None = None  # while re-reading our pending entries: the last one seen; then None
-        while True:
+        checked = time.monotonic()
+        while not self._stopping:
             try:
                 if not joined:
                     await self._join()
                     joined, cursor = True, "0-0"
+                elif cursor is None and time.monotonic() - checked > self.pending_check_s:
+                    checked = time.monotonic()
+                    if (await self.r.xpending(self.key, self.group))["pending"]:
+                        log.warning("cluster events: entries read but never received (a lost reply); reading again")
+                        cursor = "0-0"
                 got = await self.r.xreadgroup(
                     self.group,
                     self.group,
@@ -403,7 +417,7 @@ class RedisEventBus(LocalEventBus):
 
     async def _janitor(self) -> None:
         every = min(max(self.group_idle_s / 5, 1.0), 300.0)
-        while True:
+        while not self._stopping:
             await asyncio.sleep(every)
             try:
                 await self.remove_dead_groups()
@@ -429,10 +443,22 @@ class RedisEventBus(LocalEventBus):
         if self._outbox and self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), 1.0)
+        self._stopping = True
+        # redis-py can swallow a cancellation that arrives while it sets a command up (seen with
+        # redis-py 8 on Python 3.11): the loops also end by the flag, a blocking read returns
+        # within 1 s, and a task still running is cancelled again.
+        running = [t for t in self._tasks if not t.done()]
+        for _ in range(3):
+            if not running:
+                break
+            for t in running:
+                t.cancel()
+            _done, pending = await asyncio.wait(running, timeout=2.0)
+            running = list(pending)
+        if running:
+            log.warning("cluster events: %d task(s) did not stop", len(running))
         for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log.warning("cluster events: task %s had failed: %r", t.get_name(), t.exception())
         with contextlib.suppress(RedisError, OSError):
             await self.r.aclose()
