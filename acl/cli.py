@@ -94,7 +94,12 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
 
     def change(config: Path | None, what: str, job: Callable[[PolicyStore, str], Awaitable[Applied]]) -> None:
         """Run one policy change, audit it, print its revision; exit 2 with the message on bad input."""
+        import importlib
+
         from acl.policy import PolicyError, PolicyStore
+
+        # Loaded now (it pulls in the cluster package), not between the commit and the announcement.
+        importlib.import_module("gateway.cluster.announce")
 
         author = _author()
         settings = settings_from(config)

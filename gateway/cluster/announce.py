@@ -16,7 +16,7 @@ import asyncio
 import getpass
 import socket
 
-from gateway.cluster.bus import CHANNEL, control_message
+from gateway.cluster.bus import CHANNEL, control_message, redis_client
 from gateway.cluster.events import STREAM_KEY, entry_fields
 from gateway.settings import Settings
 
@@ -42,8 +42,6 @@ async def tell_nodes(settings: Settings, what: str, revision: int | None, timeou
     url = settings.cluster.redis_url
     if url is None:
         return False
-    from gateway.cluster.node import redis_client
-
     client = redis_client(url)
     try:
         async with client.pipeline(transaction=True) as p:

@@ -17,11 +17,18 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-__all__ = ["CHANNEL", "ControlBus", "control_message"]
+__all__ = ["CHANNEL", "ControlBus", "control_message", "redis_client"]
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 CHANNEL = "liandong:control"
+
+
+def redis_client(url: str) -> Any:
+    """An asyncio Redis client (one pool per node, shared by the cluster parts)."""
+    import redis.asyncio
+
+    return redis.asyncio.from_url(url, socket_connect_timeout=1.0, health_check_interval=5)
 
 
 def control_message(sender: str, op: str, **fields: Any) -> str:
