@@ -1,7 +1,9 @@
 """``liandong audit ...`` and ``liandong policy ...``: the audit chain and policy administration.
 
-Policy commands write through the same store as the admin API (one revision each, audited); a
-running gateway notices the new revision within a second and applies it.
+Policy commands write through the same store as the admin API (one revision each, audited). In a
+cluster (``[cluster] redis_url``) each committed change is then announced on Redis as a node
+announces its own, so every node applies it at once; otherwise, or when Redis cannot be reached
+(a warning, the change stands), a running gateway notices the new revision within a second.
 """
 
 from __future__ import annotations
@@ -49,6 +51,28 @@ def _author() -> str:
         return "cli"
 
 
+async def tell_cluster(settings: Settings, what: str, revision: int | None) -> str | None:
+    """Announce a committed change to the cluster's nodes (no-op without ``[cluster] redis_url``);
+    returns why that failed, or None. Never raises: the change is committed either way."""
+    from gateway.cluster.announce import tell_nodes
+
+    try:
+        await tell_nodes(settings, what, revision)
+    except Exception as e:  # Redis away, refused, slow: the nodes find the change by their revision check
+        return f"{type(e).__name__}: {e}"[:300]
+    return None
+
+
+def warn_untold(why: str | None) -> None:
+    """The warning for a change the other nodes were not told about."""
+    if why is not None:
+        typer.echo(
+            f"warning: the change is committed, but the cluster's nodes could not be told ({why}); "
+            "they apply it by their once-a-second revision check",
+            err=True,
+        )
+
+
 def _since(value: str | None) -> dt.datetime | None:
     if not value:
         return None
@@ -70,13 +94,21 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
 
     def change(config: Path | None, what: str, job: Callable[[PolicyStore, str], Awaitable[Applied]]) -> None:
         """Run one policy change, audit it, print its revision; exit 2 with the message on bad input."""
+        import importlib
+
         from acl.policy import PolicyError, PolicyStore
+
+        # Loaded now (it pulls in the cluster package), not between the commit and the announcement.
+        importlib.import_module("gateway.cluster.announce")
 
         author = _author()
         settings = settings_from(config)
+        untold: list[str | None] = []
 
         async def run(db: Database) -> Applied:
             applied = await job(PolicyStore(db), author)
+            if applied.revision:  # committed: the other nodes first, as the API does (the audit takes a while)
+                untold.append(await tell_cluster(settings, what, applied.revision))
             await _audit(settings, db).record(
                 "policy_change",
                 username=author,
@@ -92,6 +124,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
             raise typer.Exit(2) from None
         ids = applied.rule_ids
         typer.echo(f"{what} (revision {applied.revision}{', rule ' + str(ids[0]) if len(ids) == 1 else ''})")
+        for why in untold:
+            warn_untold(why)
 
     @audit.command("verify")
     def verify(config: ConfigOpt = None) -> None:

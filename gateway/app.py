@@ -81,14 +81,16 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
     ld.events = LocalEventBus(s.events.kept, s.events.heartbeat_s, s.events.queue)
     if s.cluster.redis_url:
         from gateway.cluster.events import RedisEventBus
-        from gateway.cluster.node import redis_client
+        from gateway.cluster.node import node_identity, redis_client
 
         ld.events = RedisEventBus(
             redis_client(s.cluster.redis_url),
+            group=node_identity(s)[0],
             keep=s.events.kept,
             stream_keep=s.cluster.events_kept,
             heartbeat_s=s.events.heartbeat_s,
             queue=s.events.queue,
+            group_idle_s=s.cluster.event_group_idle_s,
         )
     ld.positions = PositionService(
         s.vehicles, ld.store, s.acl.home_district, acl.inside_district, index=index, on_fix=acl.update_vehicle_position

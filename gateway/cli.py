@@ -129,6 +129,10 @@ def users_add(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"user {name} {outcome} (role {role_.value})")
+    # A user's role is part of the policy: the nodes reload it now (a node has no revision to check for it).
+    from acl.cli import tell_cluster, warn_untold
+
+    warn_untold(asyncio.run(tell_cluster(settings, f"user {name} {outcome} ({role_.value})", None)))
 
 
 _register_subcommands()

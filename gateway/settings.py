@@ -299,6 +299,12 @@ class ClusterSettings(_Section):
     placement_slack: int = Field(
         2, ge=1, le=10_000, description="least_loaded: cameras a node may hold beyond the least-loaded node's count."
     )
+    event_group_idle_s: float = Field(
+        3600.0,
+        ge=5,
+        le=30 * 86400,
+        description="A node without heartbeat whose event consumer group was idle this long loses the group.",
+    )
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

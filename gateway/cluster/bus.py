@@ -17,16 +17,29 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-__all__ = ["ControlBus"]
+__all__ = ["CHANNEL", "ControlBus", "control_message", "redis_client"]
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+CHANNEL = "liandong:control"
+
+
+def redis_client(url: str) -> Any:
+    """An asyncio Redis client (one pool per node, shared by the cluster parts)."""
+    import redis.asyncio
+
+    return redis.asyncio.from_url(url, socket_connect_timeout=1.0, health_check_interval=5)
+
+
+def control_message(sender: str, op: str, **fields: Any) -> str:
+    """One control message as sent on the channel (``sender``: a node id, or ``cli:...``)."""
+    return json.dumps({"op": op, "from": sender, **fields})
 
 
 class ControlBus:
     """Publish control messages to every node; dispatch received ones by ``op`` to handlers."""
 
-    def __init__(self, client: Any, node_id: str, channel: str = "liandong:control") -> None:
+    def __init__(self, client: Any, node_id: str, channel: str = CHANNEL) -> None:
         self.r = client
         self.node_id = node_id
         self.channel = channel
@@ -37,7 +50,7 @@ class ControlBus:
 
     async def publish(self, op: str, **fields: Any) -> bool:
         """Send a message to every other node; False when Redis is unreachable (logged)."""
-        msg = json.dumps({"op": op, "from": self.node_id, **fields})
+        msg = control_message(self.node_id, op, **fields)
         try:
             await asyncio.wait_for(self.r.publish(self.channel, msg), 2.0)
             return True

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cluster.bus import ControlBus
+from gateway.cluster.bus import ControlBus, redis_client
 from gateway.cluster.metrics import ClusterCollector
 from gateway.cluster.ownership import CameraOwnership
 from gateway.cluster.sessions import SessionDirectory
@@ -29,13 +29,6 @@ def node_identity(settings: Settings) -> tuple[str, str]:
     node_id = c.node_id or socket.gethostname()
     url = c.advertise_url or f"http://{settings.server.host}:{settings.server.port}"
     return node_id, url
-
-
-def redis_client(url: str) -> Any:
-    """An asyncio Redis client (one pool per node, shared by the cluster parts)."""
-    import redis.asyncio
-
-    return redis.asyncio.from_url(url, socket_connect_timeout=1.0, health_check_interval=5)
 
 
 @dataclass
@@ -152,6 +145,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
 
         events.policy_revision = revision
         events.catch_up = catch_up
+        events.heartbeating = ownership.heartbeating  # whose event consumer groups are still needed
 
     def relay(hooks: list[Callable[..., Awaitable[None]]], op: str, arg: str | None) -> None:
         async def announce(*args: Any) -> None:

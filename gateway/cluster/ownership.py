@@ -264,6 +264,13 @@ class CameraOwnership:
         vals = await self.r.mget([self._node(i) for i in ids])
         return {i: json.loads(v)["url"] for i, v in zip(ids, vals, strict=True) if v is not None}
 
+    async def heartbeating(self, node_ids: list[str]) -> set[str]:
+        """Those of ``node_ids`` with a current heartbeat."""
+        if not node_ids:
+            return set()
+        vals = await self._call(self.r.mget([self._node(i) for i in node_ids]))
+        return {i for i, v in zip(node_ids, vals, strict=True) if v is not None}
+
     async def renew_once(self) -> None:
         """Renew the heartbeat and every lease; hand lost cameras to ``on_lost``."""
         sent = time.monotonic()

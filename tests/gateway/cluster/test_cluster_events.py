@@ -35,7 +35,7 @@ async def test_buses_share_one_stream_and_resume_by_id(tmp_path: Path) -> None:
 
     with redis_server(tmp_path) as url:
         ca, cb = redis.asyncio.from_url(url), redis.asyncio.from_url(url)
-        a, b = RedisEventBus(ca, keep=100), RedisEventBus(cb, keep=100)
+        a, b = RedisEventBus(ca, group="a", keep=100), RedisEventBus(cb, group="b", keep=100)
         await a.start()
         await b.start()
         admin = Subject(1, "admin", Role.admin, frozenset())
@@ -53,7 +53,7 @@ async def test_buses_share_one_stream_and_resume_by_id(tmp_path: Path) -> None:
         await got.aclose()
         # A third node that starts now loads the stream and resumes after the first event.
         cc = redis.asyncio.from_url(url)
-        c = RedisEventBus(cc, keep=100)
+        c = RedisEventBus(cc, group="c", keep=100)
         await c.start()
         resumed = c.stream(viewer, first_id)
         texts = [await asyncio.wait_for(anext(resumed), 5) for _ in range(3)]
@@ -61,7 +61,9 @@ async def test_buses_share_one_stream_and_resume_by_id(tmp_path: Path) -> None:
         assert '"n": 2' in texts[1] and '"n": 3' in texts[2]
         await resumed.aclose()
         # An id older than what the stream keeps gets a reset, not a silent gap.
-        d = RedisEventBus(redis.asyncio.from_url(url), key="liandong:events-small", keep=100, stream_keep=100)
+        d = RedisEventBus(
+            redis.asyncio.from_url(url), group="d", key="liandong:events-small", keep=100, stream_keep=100
+        )
         await d.start()
         for i in range(300):
             d.publish("x", {"i": i})
@@ -69,7 +71,9 @@ async def test_buses_share_one_stream_and_resume_by_id(tmp_path: Path) -> None:
         while d.published < 300 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await d.stop()
-        e = RedisEventBus(redis.asyncio.from_url(url), key="liandong:events-small", keep=100, stream_keep=100)
+        e = RedisEventBus(
+            redis.asyncio.from_url(url), group="e", key="liandong:events-small", keep=100, stream_keep=100
+        )
         await e.load()
         old = e.stream(viewer, 1)
         assert (await anext(old)).startswith("retry:")
@@ -138,8 +142,8 @@ async def test_an_event_waits_for_the_policy_its_publisher_had(tmp_path: Path) -
     from gateway.events import Viewer
 
     with redis_server(tmp_path) as url:
-        a = RedisEventBus(redis.asyncio.from_url(url), keep=100)
-        b = RedisEventBus(redis.asyncio.from_url(url), keep=100)
+        a = RedisEventBus(redis.asyncio.from_url(url), group="a", keep=100)
+        b = RedisEventBus(redis.asyncio.from_url(url), group="b", keep=100)
         a.policy_revision = lambda: 7  # the grant behind the event is revision 7 at the publisher
         seen = {"rev": 6}
         caught_up: list[float] = []

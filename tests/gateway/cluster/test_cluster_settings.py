@@ -42,6 +42,11 @@ def test_cluster_settings_validated(tmp_path: Path) -> None:
         load_settings(None, cluster={"placement": "random"})
     with pytest.raises(ValidationError, match="placement_slack"):
         load_settings(None, cluster={"placement_slack": 0})
+    with pytest.raises(ValidationError, match="event_group_idle_s"):
+        load_settings(None, cluster={"event_group_idle_s": 1})
+    with pytest.raises(ValidationError, match="event_group_idle_s"):
+        load_settings(None, cluster={"event_group_idle_s": "soon"})
+    assert load_settings(None, cluster={"event_group_idle_s": 60}).cluster.event_group_idle_s == 60
 
 
 def test_cluster_node_is_wired_without_touching_redis_at_build(tmp_path: Path) -> None:
@@ -54,3 +59,4 @@ def test_cluster_node_is_wired_without_touching_redis_at_build(tmp_path: Path) -
     assert node.node_id == "gw-1" and node.url == "http://127.0.0.1:8000"
     assert isinstance(ld.hub.ownership, CameraOwnership)
     assert isinstance(ld.events, RedisEventBus)
+    assert ld.events.group == "gw-1" and ld.events.group_idle_s == 3600  # its consumer group: the node id
