@@ -7,7 +7,8 @@ WHEP POST (``Content-Type: application/sdp`` and the CSRF header are not "simple
 (the console fetches with ``credentials: "same-origin"``; the stream token in the redirect's URL
 authenticates the request) and reads only the response headers A exposes.
 
-This module lets the origins of the cluster's live nodes (their ``advertise_url``) make such
+This module lets the origins of the cluster's live nodes (their ``advertise_url``), and the origins
+in ``cluster.console_origins`` (a load balancer's, when the console is opened there), make such
 requests to the camera routes that redirect (WHEP offer, HLS files, snapshot), and nothing else:
 no other route, no other origin, no credentials (``Access-Control-Allow-Credentials`` is never
 sent, so a cookie never authorises a cross-origin request).
@@ -52,16 +53,26 @@ def origin_of(url: str) -> str:
 
 
 class PeerOrigins:
-    """The browser origins of the cluster's nodes: this node's and every live node's ``advertise_url``.
+    """The browser origins of the cluster's nodes: this node's and every live node's ``advertise_url``
+    (:meth:`get`); with the configured console origins, the origins allowed to follow a redirect
+    (:meth:`allowed`).
 
     Read from the node heartbeats in Redis at most once per ``ttl_s``; while Redis cannot be read the
     last known set is kept (a node that is no longer live is no longer redirected to anyway).
     """
 
-    def __init__(self, own_url: str, live_nodes: Callable[[], Awaitable[dict[str, str]]], ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        own_url: str,
+        live_nodes: Callable[[], Awaitable[dict[str, str]]],
+        ttl_s: float = 2.0,
+        consoles: list[str] | tuple[str, ...] = (),
+    ) -> None:
         self.own = origin_of(own_url)
         self._live_nodes = live_nodes
         self.ttl_s = ttl_s
+        # Where consoles are opened besides the nodes (cluster.console_origins): allowed, not connected to.
+        self.consoles = frozenset(origin_of(c) for c in consoles)
         self._origins: frozenset[str] = frozenset({self.own})
         self._read_at = float("-inf")
 
@@ -79,6 +90,11 @@ class PeerOrigins:
         self._origins = frozenset({self.own, *(origin_of(u) for u in urls)})
         return self._origins
 
+    async def allowed(self, origin: str) -> bool:
+        """Whether a page at ``origin`` may make cross-origin camera requests to this node."""
+        origin = origin.lower()
+        return origin in self.consoles or origin in await self.get()
+
 
 def _same_origin(request: Request, origin: str) -> bool:
     host = request.headers.get("host", "")
@@ -93,7 +109,7 @@ def install_cors(app: FastAPI, peers: PeerOrigins) -> None:
         origin = request.headers.get("origin")
         if not origin or not CAMERA_ROUTES.match(request.url.path) or _same_origin(request, origin):
             return await call_next(request)
-        allowed = origin.lower() in await peers.get()
+        allowed = await peers.allowed(origin)
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             if not allowed:
                 log.info("cluster cors: preflight from %s refused (not a node of this cluster)", origin[:100])

@@ -92,7 +92,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)
     node = ClusterNode(node_id, url, ownership, bus, directory, ClusterCollector(ownership, ld.metrics.registry))
-    node.origins = PeerOrigins(url, ownership.live_nodes)
+    node.origins = PeerOrigins(url, ownership.live_nodes, consoles=c.console_origins)
     ld.extras["cluster"] = node
     from gateway.cluster.routes import router
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI, Response
+from pydantic import ValidationError
 
 from gateway.cluster.cors import PeerOrigins, install_cors, origin_of
 from gateway.settings import load_settings
@@ -119,6 +120,19 @@ async def test_a_node_that_left_is_no_longer_allowed_and_redis_away_keeps_the_la
     await cached.get()
     await cached.get()
     assert nodes.calls == 4  # one read per ttl_s, not one per request
+
+
+async def test_a_configured_console_origin_is_allowed_and_must_be_an_origin(nodes: Nodes) -> None:
+    lb = "https://video.example.org"
+    peers = PeerOrigins("http://127.0.0.1:8001", nodes, ttl_s=0, consoles=[lb])
+    assert await peers.allowed("https://VIDEO.example.org") and await peers.allowed(B)
+    assert not await peers.allowed("https://video.example.org:8443")
+    assert lb not in await peers.get()  # allowed to ask, not a node to connect to
+    s = load_settings(None, cluster={"redis_url": "redis://127.0.0.1:1/0", "console_origins": [lb + "/"]})
+    assert s.cluster.console_origins == [lb]
+    for bad in ("video.example.org", "https://video.example.org/n/gw1", "ftp://x", "https://"):
+        with pytest.raises(ValidationError, match="console_origins"):
+            load_settings(None, cluster={"console_origins": [bad]})
 
 
 def test_console_csp_lets_connections_reach_the_other_nodes_only() -> None:
