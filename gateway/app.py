@@ -227,6 +227,12 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
         lifespan=lifespan,
     )
     app.state.ld = ld
+    cluster = ld.extras.get("cluster")
+    if cluster is not None and cluster.origins is not None:
+        from gateway.cluster.cors import install_cors
+
+        # A browser redirected from another node's console (inside request_context: ids, metrics).
+        install_cors(app, cluster.origins)
     _install_middleware(app, ld)
     _install_error_handlers(app)
     app.include_router(health.router)

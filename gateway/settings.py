@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -283,6 +284,12 @@ class ClusterSettings(_Section):
     advertise_url: str | None = Field(
         None, description="Base URL other nodes redirect viewers to (this node directly, or its route on the LB)."
     )
+    console_origins: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Origins the consoles are opened at besides the nodes' own (e.g. the load balancer's "
+        "https://video.example.org), allowed to follow a redirect to a node's advertise_url on another origin.",
+    )
     lease_s: float = Field(
         2.5, ge=1, le=60, description="Camera ownership lease; a dead node's cameras free up after it."
     )
@@ -314,6 +321,17 @@ class ClusterSettings(_Section):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("advertise_url must start with http:// or https://")
         return v.rstrip("/") if v else None
+
+    @field_validator("console_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        out = []
+        for o in v:
+            u = urlsplit(o)
+            if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/") or u.query:
+                raise ValueError(f"console_origins: '{o[:100]}' is not an origin (scheme://host[:port], no path)")
+            out.append(o.rstrip("/").lower())
+        return out
 
     @model_validator(mode="after")
     def _renew_well_within_lease(self) -> ClusterSettings:

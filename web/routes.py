@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -38,25 +39,44 @@ router = APIRouter(include_in_schema=False)
 # exception is the map's tile server (settings.console.map_tile_url): its origin may serve images.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:{tiles}; "
-    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "media-src 'self' blob:; connect-src 'self'{peers}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-HEADERS = {"Content-Security-Policy": CSP.format(tiles=""), "Cache-Control": "no-cache", "X-Frame-Options": "DENY"}
+HEADERS = {
+    "Content-Security-Policy": CSP.format(tiles="", peers=""),
+    "Cache-Control": "no-cache",
+    "X-Frame-Options": "DENY",
+}
 
 
-def page_headers(settings: Settings) -> dict[str, str]:
-    """Headers of a console page: the strict CSP, widened only by the configured tile server's origin."""
+def page_headers(settings: Settings, peers: Iterable[str] = ()) -> dict[str, str]:
+    """Headers of a console page: the strict CSP, widened only by the configured tile server's origin
+    (images) and, in a cluster, the other nodes' origins (connections: a camera request redirected
+    to the node that pulls the camera)."""
     url = settings.console.map_tile_url
-    if not url:
+    peer_src = "".join(f" {p}" for p in sorted(peers))
+    if not url and not peer_src:
         return HEADERS
-    u = urlsplit(url)
-    origin = f"{u.scheme}://{u.netloc.replace('{s}', '*')}"  # {s}: Leaflet's subdomains a, b, c
-    return {**HEADERS, "Content-Security-Policy": CSP.format(tiles=f" {origin}")}
+    tiles = ""
+    if url:
+        u = urlsplit(url)
+        tiles = f" {u.scheme}://{u.netloc.replace('{s}', '*')}"  # {s}: Leaflet's subdomains a, b, c
+    return {**HEADERS, "Content-Security-Policy": CSP.format(tiles=tiles, peers=peer_src)}
+
+
+async def _peer_origins(request: Request) -> list[str]:
+    """The cluster's other node origins (live now) that differ from this page's origin; none without a cluster."""
+    node = request.app.state.ld.extras.get("cluster")
+    if node is None or node.origins is None:
+        return []
+    here = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    return [o for o in await node.origins.get() if o != here]
 
 
 @router.get("/", dependencies=[public()])
 async def index(request: Request) -> FileResponse:
     """The operator console (it asks for a login itself)."""
-    return FileResponse(STATIC_DIR / "index.html", headers=page_headers(request.app.state.ld.settings))
+    headers = page_headers(request.app.state.ld.settings, await _peer_origins(request))
+    return FileResponse(STATIC_DIR / "index.html", headers=headers)
 
 
 @router.get("/admin", dependencies=[public()])

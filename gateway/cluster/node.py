@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.cluster.bus import ControlBus, redis_client
+from gateway.cluster.cors import PeerOrigins
 from gateway.cluster.metrics import ClusterCollector
 from gateway.cluster.ownership import CameraOwnership
 from gateway.cluster.sessions import SessionDirectory
@@ -42,6 +43,7 @@ class ClusterNode:
     sessions: SessionDirectory
     metrics: ClusterCollector
     policy_loaded_at: float = 0.0  # wall clock of the last policy change applied here (stored or reloaded)
+    origins: PeerOrigins | None = None  # the nodes' browser origins (CORS between nodes, the console's CSP)
 
     async def served_elsewhere(self, camera_id: str) -> str | None:
         """The base URL of another live node pulling the camera, or None (free, ours, or Redis away)."""
@@ -85,6 +87,7 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)
     node = ClusterNode(node_id, url, ownership, bus, directory, ClusterCollector(ownership, ld.metrics.registry))
+    node.origins = PeerOrigins(url, ownership.live_nodes, consoles=c.console_origins)
     ld.extras["cluster"] = node
     from gateway.cluster.routes import router
 

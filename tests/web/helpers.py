@@ -33,7 +33,12 @@ PLAYING_JS = """async ([sel, frames]) => {
 
 async def login(page: Any, g: LiveGateway, user: str, password: str = PASSWORD) -> None:
     """Open the console and log in through its form."""
-    await page.goto(g.base_url + "/")
+    await login_at(page, g.base_url, user, password)
+
+
+async def login_at(page: Any, base_url: str, user: str, password: str) -> None:
+    """Open the console at ``base_url`` (any gateway, e.g. one node of a cluster) and log in through its form."""
+    await page.goto(base_url + "/")
     await page.fill("#username", user)
     await page.fill("#password", password)
     await page.click("#login-form button[type=submit]")

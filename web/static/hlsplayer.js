@@ -31,7 +31,9 @@ export class HlsPlayer {
     const text = await r.text();
     const codec = text.match(/CODECS="([^"]+)"/);
     this.codec = codec ? codec[1] : null;
-    const uri = text.split("\n").find((l) => l && !l.startsWith("#"));
+    // Relative to where the playlist came from: in a cluster the request may have been redirected to
+    // the node that pulls the camera, and only that node knows the session key (?s=) in the URI.
+    const uri = new URL(text.split("\n").find((l) => l && !l.startsWith("#")), r.url).href;
     if (this.stopped) return this.stop();
     const Hls = await loadHls();
     if (!Hls.isSupported()) throw new WhepError(0, "this browser has neither WebRTC nor Media Source Extensions");
@@ -49,7 +51,7 @@ export class HlsPlayer {
     await new Promise((resolve, reject) => {
       hls.once(Hls.Events.MANIFEST_PARSED, resolve);
       hls.once(Hls.Events.ERROR, (_e, data) => data.fatal && reject(new WhepError(0, data.details)));
-      hls.loadSource(base + uri);
+      hls.loadSource(uri);
       hls.attachMedia(this.video);
     });
     this.video.play().catch(() => {});

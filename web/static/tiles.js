@@ -8,6 +8,7 @@ import { WhepError, WhepPlayer } from "./whep.js";
 const REFUSALS = { 401: "session_expired", 403: "denied", 404: "not_found", 415: "codec", 429: "busy", 503: "unavailable" };
 const AUTO_RETRIES = 3; // a stream that ends by itself is retried this often before the tile gives up
 const RETRYABLE = new Set(["unavailable", "busy", "failed", "ended"]);
+const RECONNECT_AGAIN = new Set(["unavailable", "busy", "failed"]); // start failures an automatic reconnect retries
 const STALL_CHECK_S = 2; // seconds without video before asking the gateway whether the session lives
 export const LAYOUTS = [1, 4, 9, 16];
 
@@ -252,14 +253,23 @@ class Tile {
     try {
       await player.start();
     } catch (e) {
-      if (this.player === player && !(player instanceof HlsPlayer) && (!(e instanceof WhepError) || e.status === 0)) {
+      if (this.player !== player) return null; // closed meanwhile
+      const status = e instanceof WhepError ? e.status : 0;
+      const key = REFUSALS[status] || "failed";
+      // Reconnecting after a drop: a gateway node that just died may still be named as the camera's
+      // owner for a moment (the redirect to it fails), or the camera is not free yet (503). That says
+      // nothing about WebRTC, which played before: keep trying, without falling back to HLS.
+      if (this.autoRetries > 0 && RECONNECT_AGAIN.has(key) && this.autoRetries < AUTO_RETRIES) {
+        this.player = null;
+        await player.stop();
+        this.scheduleRetry();
+        return null;
+      }
+      if (!(player instanceof HlsPlayer) && status === 0) {
         await this.fallBack(player);
         return null;
       }
-      if (this.player !== player) return null; // closed meanwhile
       this.player = null;
-      const status = e instanceof WhepError ? e.status : 0;
-      const key = REFUSALS[status] || "failed";
       this.setStatus(key, key === "failed" ? e.message : undefined);
       if (status === 401) notifyUnauthorized();
       return null;
@@ -337,18 +347,23 @@ class Tile {
     this.el.classList.add("ended");
     const r = await api(`/api/cameras/${encodeURIComponent(this.cameraId)}`, { quiet401: true });
     const key = { 401: "session_expired", 403: "revoked", 404: "not_found" }[r.status] || "ended";
-    if (key === "ended" && r.ok && this.autoRetries < AUTO_RETRIES && this.grid.tiles.get(this.cameraId) === this) {
-      // Ended for no reason of ours (a gateway node went away, the network dropped) and the camera is
-      // still ours to watch: come back by ourselves, backing off (1, 2, 4 s).
-      const delay = 1000 * 2 ** this.autoRetries++;
-      this.setStatus("reconnecting");
-      this.retryTimer = setTimeout(() => {
-        if (this.grid.tiles.get(this.cameraId) === this && !this.player) this.retry();
-      }, delay);
-      return;
-    }
+    // Ended for no reason of ours (a gateway node went away, the network dropped) and the camera is
+    // still ours to watch: come back by ourselves.
+    if (key === "ended" && r.ok && this.scheduleRetry()) return;
     this.setStatus(key);
     if (r.status === 401) notifyUnauthorized();
+  }
+
+  /** Try again by ourselves, backing off (1, 2, 4 s); false once those retries are used up (the tile
+   * then shows why, with its retry button). Playing again gives the next drop its retries afresh. */
+  scheduleRetry() {
+    if (this.autoRetries >= AUTO_RETRIES || this.grid.tiles.get(this.cameraId) !== this) return false;
+    const delay = 1000 * 2 ** this.autoRetries++;
+    this.setStatus("reconnecting");
+    this.retryTimer = setTimeout(() => {
+      if (this.grid.tiles.get(this.cameraId) === this && !this.player) this.retry();
+    }, delay);
+    return true;
   }
 
   async retry() {

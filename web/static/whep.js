@@ -72,6 +72,9 @@ export class WhepPlayer {
       this._close();
       throw new WhepError(r.status, detail);
     }
+    // The session URL, relative (/api/whep/<id>): it is resolved against this page's origin, not the
+    // node that answered after a redirect. Every node of a cluster can end any session, and only the
+    // console's own origin gets the login cookie and the CSRF header.
     this.location = r.headers.get("Location");
     if (this.stopped) {
       // Closed while the offer was on its way: end the session the server just made.
