@@ -6,7 +6,8 @@ import { WhepError, WhepPlayer } from "./whep.js";
 
 // What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
 const REFUSALS = { 401: "session_expired", 403: "denied", 404: "not_found", 415: "codec", 429: "busy", 503: "unavailable" };
-const AUTO_RETRIES = 3; // a stream that ends by itself is retried this often before the tile gives up
+const RETRY_DELAYS_MS = [250, 1000, 4000]; // a stream that ends by itself is retried after these waits
+const AUTO_RETRIES = RETRY_DELAYS_MS.length; // before the tile gives up
 const RETRYABLE = new Set(["unavailable", "busy", "failed", "ended"]);
 const RECONNECT_AGAIN = new Set(["unavailable", "busy", "failed"]); // start failures an automatic reconnect retries
 const STALL_CHECK_S = 2; // seconds without video before asking the gateway whether the session lives
@@ -354,11 +355,13 @@ class Tile {
     if (r.status === 401) notifyUnauthorized();
   }
 
-  /** Try again by ourselves, backing off (1, 2, 4 s); false once those retries are used up (the tile
+  /** Try again by ourselves, backing off (0.25, 1, 4 s: the first soon, since a node that gets the
+   * request while a dead owner's lease runs holds it until the lease is free, so waiting here only adds
+   * to the gap); false once those retries are used up (the tile
    * then shows why, with its retry button). Playing again gives the next drop its retries afresh. */
   scheduleRetry() {
     if (this.autoRetries >= AUTO_RETRIES || this.grid.tiles.get(this.cameraId) !== this) return false;
-    const delay = 1000 * 2 ** this.autoRetries++;
+    const delay = RETRY_DELAYS_MS[this.autoRetries++];
     this.setStatus("reconnecting");
     this.retryTimer = setTimeout(() => {
       if (this.grid.tiles.get(this.cameraId) === this && !this.player) this.retry();
