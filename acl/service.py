@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,12 @@ class AclService:
         self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
         # Told after a change is stored (other gateway nodes learn of it this way): a short reason.
         self.on_stored: list[Callable[[str], Awaitable[None]]] = []
+        # Validity windows: the sweep looks for window edges (a rule's start or end) passed since
+        # ``_edges_seen``; none can come before ``_next_edge`` (-inf: look again, the rules changed).
+        self._edges_seen = time.time()
+        self._next_edge = -math.inf
+        # Several nodes pass the same edge: the one that claims it (key) announces it. None: always.
+        self.claim_edge: Callable[[str], Awaitable[bool]] | None = None
         self._load_polygon()
 
     # -- answers ---------------------------------------------------------------------------
@@ -197,6 +204,7 @@ class AclService:
             {FOREIGN_TRUCKS_OUTSIDE: self._outside_cameras()},
             version=self.index.version + 1,
         )
+        self._next_edge = -math.inf
 
     def _outside_cameras(self) -> set[str]:
         out: set[str] = set()
@@ -278,6 +286,7 @@ class AclService:
         """Apply a committed change to the in-memory state and index."""
         assert self.state is not None
         apply_changes(self.state, self.index, self._user_subjects, applied.changes)
+        self._next_edge = -math.inf
 
     async def preview(
         self,
@@ -504,9 +513,52 @@ class AclService:
                     self._refresh_inside(vid)
                 self._changed.clear()
                 await self._poll_revisions()
+                await self._windows_passed()
                 await self.enforce_sessions("access expired")
             except Exception:  # the sweep must keep running
                 log.exception("ACL sweep failed")
+
+    async def _windows_passed(self, now: float | None = None) -> int:
+        """Tell consoles about validity windows that opened or closed since the last look: the same
+        ``policy.changed`` (same audience) as an edit of those rules. Returns how many edges passed.
+
+        A rule's answer changes by itself at its window's edges; streams are ended by the sweep, and
+        this lets the consoles of the users it reaches refresh their camera lists at once too."""
+        st = self.state
+        now = time.time() if now is None else now
+        since, self._edges_seen = self._edges_seen, now
+        if st is None or now < self._next_edge:
+            return 0
+        passed: list[tuple[Rule, float]] = []
+        nxt = math.inf
+        for r in st.rules:
+            for edge in (r.nbf, r.exp):
+                if since < edge <= now:
+                    passed.append((r, edge))
+                elif now < edge < nxt:
+                    nxt = edge
+        self._next_edge = nxt
+        if not passed:
+            return 0
+        announce = []
+        for r, edge in passed:
+            key = f"{r.rule_id}:{r.sub}:{r.obj}:{r.act}:{r.eft}:{edge!r}"
+            if self.claim_edge is None or await self.claim_edge(key):
+                announce.append(r)
+            log.info(
+                "rule %s (%s %s on %s to %s): validity window %s",
+                r.rule_id,
+                r.eft,
+                r.act,
+                r.obj,
+                r.sub,
+                "opened" if edge == r.nbf else "closed",
+            )
+        if announce:
+            changes = [Change("window", "rule", {"ptype": "p", "v0": r.sub}) for r in announce]
+            users = affected_users(changes, announce, self._user_subjects, self._user_subjects)
+            self._announce(None if users is None else frozenset(users))
+        return len(passed)
 
     def attach(self, ld: Liandong) -> None:
         """Wire into the gateway: membership lookup, hooks, the revocation sweep."""

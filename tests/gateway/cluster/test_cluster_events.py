@@ -1,10 +1,11 @@
 """Console events through the Redis Stream: an alarm taken by one node reaches a console on another,
 and a console that moves to a third node (its node was killed) resumes with Last-Event-ID without
-losing an event."""
+losing an event. A validity window opening by itself is announced once, not by every node."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -164,3 +165,38 @@ async def test_an_event_waits_for_the_policy_its_publisher_had(tmp_path: Path) -
         await got.aclose()
         for bus in (a, b):
             await bus.stop()
+
+
+async def test_a_validity_window_edge_is_announced_once_by_the_cluster(tmp_path: Path) -> None:
+    # Every node's sweep passes the edge; one claims it in Redis and announces it on the shared stream.
+    with redis_server(tmp_path) as url, Cluster(tmp_path, url) as c:
+        c.prepare({}, {"admin": "admin"})
+        c.start_all()
+        n1, n2, _n3 = c.nodes
+        admin = await asyncio.to_thread(c.token, "admin")
+        async with httpx.AsyncClient(timeout=10, headers=admin) as a:
+            await a.put(f"{n1.url}/api/admin/departments/police", json={"name": "police"})
+            body = {"id": "fx-1", "name": "fx-1", "source_url": "rtsp://127.0.0.1:9/x"}
+            assert (await a.post(f"{n1.url}/api/cameras", json=body)).status_code == 201
+            user = {"username": "pol", "password": PASSWORD, "role": "operator"}
+            uid = (await a.post(f"{n1.url}/api/admin/users", json=user)).json()["id"]
+            r = await a.put(f"{n1.url}/api/admin/users/{uid}/memberships/police", json={})
+            assert r.status_code == 200, r.text
+        pol = await asyncio.to_thread(c.token, "pol")
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=10, headers=pol) as console, httpx.AsyncClient(timeout=10) as a:
+            async with console.stream("GET", f"{n2.url}/api/events") as s1:
+                assert s1.status_code == 200
+                await asyncio.sleep(0.2)
+                start = time.time() + 2.0
+                rule = {
+                    "subject": "dept:police",
+                    "target": "cam:fx-1",
+                    "action": "view_snapshot",
+                    "not_before": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
+                }
+                r = await a.post(f"{n1.url}/api/admin/rules", json=rule, headers=admin)
+                assert r.status_code == 201, r.text
+                got = await read_events(s1, 4, timeout=start + 2.5 - time.time(), skip=())
+        # The edit, then the window opening: once, although three nodes passed it.
+        assert [e["event"] for e in got] == ["policy.changed", "policy.changed"], got
