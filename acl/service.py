@@ -70,6 +70,9 @@ class AclService:
         self._next_edge = -math.inf
         # Several nodes pass the same edge: the one that claims it (key) announces it. None: always.
         self.claim_edge: Callable[[str], Awaitable[bool]] | None = None
+        # Told after the policy and the users were read again from the database (a change made
+        # elsewhere): the gateway checks every login again.
+        self.on_reloaded: list[Callable[[], None]] = []
         self._load_polygon()
 
     # -- answers ---------------------------------------------------------------------------
@@ -239,6 +242,7 @@ class AclService:
                 # Someone else (the CLI, another node) changed the policy or the users in between: reload all.
                 self.state = await self.policy.load()
                 self._compile()
+                self._reloaded()
             else:
                 before_rules, before_keys = list(self.state.rules), dict(self._user_subjects)
                 self._patch(applied)
@@ -255,6 +259,13 @@ class AclService:
         self._announce(reached)
         await self.enforce_sessions(what)
         return applied
+
+    def _reloaded(self) -> None:
+        for listener in self.on_reloaded:
+            try:
+                listener()
+            except Exception:  # a listener must not stop the reload
+                log.exception("policy-reload listener failed")
 
     def _announce(self, users: frozenset[int] | None = None) -> None:
         rev = self.state.revision if self.state is not None else 0
@@ -279,6 +290,7 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         # No policy.changed here: the node that made the change announced it on the shared event stream.
         return await self.enforce_sessions(reason)
 
@@ -345,6 +357,7 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         await self._stored(reason)
         self._announce()
         await self.enforce_sessions(reason)
@@ -439,6 +452,7 @@ class AclService:
             log.info("policy revision %s appeared outside this process: reloading", latest)
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         self._announce()
         await self.enforce_sessions("policy changed")
 
@@ -564,6 +578,7 @@ class AclService:
         """Wire into the gateway: membership lookup, hooks, the revocation sweep."""
         assert ld.auth is not None
         ld.auth.departments_of = self.departments_of
+        self.on_reloaded.append(ld.auth.forget_logins)
         self._terminators = lambda: list(ld.extras.get("session_terminators", []))
 
         async def inventory() -> None:

@@ -90,6 +90,15 @@ class AuthSettings(_Section):
     failure_audit_per_minute: int = Field(
         60, ge=0, le=100_000, description="Refused requests audited per client address and minute (all are counted)."
     )
+    login_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="How long a validated bearer token or session cookie is trusted without a database lookup "
+        "(0: look up every request). Logout, revocation and user changes made through this node or another "
+        "node of the cluster drop it at once; changes made with the CLI take effect within this time.",
+    )
+    login_cache_size: int = Field(10_000, ge=1, le=1_000_000, description="Validated logins kept (least recent go).")
 
 
 class AclSettings(_Section):
