@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -554,20 +555,19 @@ class AclService:
         self._next_edge = nxt
         if not passed:
             return 0
-        announce = []
+        # One claim per edge time (an incident's grants all end together): the same key on every
+        # node whose policy has the same rules, and one Redis call, not one per rule.
+        by_edge: dict[float, list[Rule]] = {}
         for r, edge in passed:
-            key = f"{r.rule_id}:{r.sub}:{r.obj}:{r.act}:{r.eft}:{edge!r}"
+            by_edge.setdefault(edge, []).append(r)
+        announce: list[Rule] = []
+        for edge, rules in by_edge.items():
+            names = sorted(f"{r.rule_id}:{r.sub}:{r.obj}:{r.act}:{r.eft}" for r in rules)
+            key = hashlib.sha256("|".join([repr(edge), *names]).encode()).hexdigest()[:32]
             if self.claim_edge is None or await self.claim_edge(key):
-                announce.append(r)
-            log.info(
-                "rule %s (%s %s on %s to %s): validity window %s",
-                r.rule_id,
-                r.eft,
-                r.act,
-                r.obj,
-                r.sub,
-                "opened" if edge == r.nbf else "closed",
-            )
+                announce += rules
+            opened = sum(1 for r in rules if r.nbf == edge)
+            log.info("validity windows: %d opened, %d closed (rules %s)", opened, len(rules) - opened, names[:5])
         if announce:
             changes = [Change("window", "rule", {"ptype": "p", "v0": r.sub}) for r in announce]
             users = affected_users(changes, announce, self._user_subjects, self._user_subjects)

@@ -80,7 +80,7 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
     await w.ok("PUT", f"/api/admin/users/{w.ids['pol1']}/memberships/police", json={})
     await w.user("tr1")
     await w.ok("PUT", f"/api/admin/users/{w.ids['tr1']}/memberships/transport", json={})
-    t = time.time() + 3600
+    t = float(int(time.time()) + 3600)  # whole seconds: windows are stored to the millisecond
 
     def iso(x: float) -> str:
         return dt.datetime.fromtimestamp(x, dt.UTC).isoformat()
