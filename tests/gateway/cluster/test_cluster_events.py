@@ -237,4 +237,4 @@ async def test_logins_cached_on_other_nodes_end_with_logout_and_deactivation_the
             assert (await h.get(f"{n1.url}/api/auth/me", headers=op2)).status_code == 401
             took += [await refused_after(n.url, op2, t0) for n in (n2, n3)]
         print("logout / deactivation on n1 -> refused on n2, n3 after (s):", [round(t, 3) for t in took])
-        assert max(took) < 1.0  # the cache time (5 s by default) is not what ends them
+        assert max(took) < 2.0  # the cache time (5 s by default) is not what ends them
