@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
@@ -209,6 +210,25 @@ class AclService:
             version=self.index.version + 1,
         )
         self._next_edge = -math.inf
+        self._freeze_heap()
+
+    def _freeze_heap(self) -> None:
+        """Keep the long-lived heap (the policy, its index, the inventory and whatever else is alive
+        now) out of CPython's generation-2 collections, which otherwise traverse all of it (at
+        district scale up to ~0.4 s, see docs/benchmarks.md) whenever enough objects have survived
+        since the last one.
+
+        Frozen objects are never collected by the cyclic collector (reference counting still frees
+        them), so an earlier freeze is undone first and one full collection runs before freezing
+        again: a garbage cycle among objects frozen at the previous compile (an old index, or
+        anything else alive then and dropped since) is reclaimed here, not leaked. The price is one
+        full collection per full compile (start, reloads, inventory changes), never on the patch
+        path of a change made here."""
+        if not self.settings.acl.gc_freeze:
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def _outside_cameras(self) -> set[str]:
         out: set[str] = set()

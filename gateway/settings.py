@@ -109,6 +109,11 @@ class AclSettings(_Section):
     )
     home_district: str = Field("闵行区", description="Trucks registered here are visible anywhere.")
     position_max_age_s: int = Field(300, ge=1, description="Older GPS positions do not count as inside.")
+    gc_freeze: bool = Field(
+        True,
+        description="After every full policy compile, move the heap out of the cyclic garbage collector's "
+        "full collections (gc.freeze; one full collection first, so nothing frozen earlier leaks).",
+    )
 
 
 class HubSettings(_Section):
