@@ -144,11 +144,11 @@ class TokenService:
         return tok, user
 
     @staticmethod
-    def csrf_ok(tok: ApiToken, csrf: str | None) -> bool:
-        """Whether ``csrf`` is the CSRF secret issued with this (cookie) session."""
-        if not csrf or tok.csrf_hash is None:
+    def csrf_hash_ok(csrf_hash: str | None, csrf: str | None) -> bool:
+        """Whether ``csrf`` is the CSRF secret whose stored hash is ``csrf_hash``."""
+        if not csrf or csrf_hash is None:
             return False
-        return hmac.compare_digest(tok.csrf_hash, hash_token(csrf))
+        return hmac.compare_digest(csrf_hash, hash_token(csrf))
 
     async def revoke(self, s: AsyncSession, token_id: int, *, user_id: int | None = None) -> bool:
         """Revoke one token (only the user's own when ``user_id`` is given). True if it was live."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
+import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from typing import TYPE_CHECKING, Any
@@ -63,6 +66,15 @@ class AclService:
         self._write = asyncio.Lock()  # one policy change at a time: the index follows commit order
         # Told after a change is stored (other gateway nodes learn of it this way): a short reason.
         self.on_stored: list[Callable[[str], Awaitable[None]]] = []
+        # Validity windows: the sweep looks for window edges (a rule's start or end) passed since
+        # ``_edges_seen``; none can come before ``_next_edge`` (-inf: look again, the rules changed).
+        self._edges_seen = time.time()
+        self._next_edge = -math.inf
+        # Several nodes pass the same edge: the one that claims it (key) announces it. None: always.
+        self.claim_edge: Callable[[str], Awaitable[bool]] | None = None
+        # Told after the policy and the users were read again from the database (a change made
+        # elsewhere): the gateway checks every login again.
+        self.on_reloaded: list[Callable[[], None]] = []
         self._load_polygon()
 
     # -- answers ---------------------------------------------------------------------------
@@ -197,6 +209,26 @@ class AclService:
             {FOREIGN_TRUCKS_OUTSIDE: self._outside_cameras()},
             version=self.index.version + 1,
         )
+        self._next_edge = -math.inf
+        self._freeze_heap()
+
+    def _freeze_heap(self) -> None:
+        """Keep the long-lived heap (the policy, its index, the inventory and whatever else is alive
+        now) out of CPython's generation-2 collections, which otherwise traverse all of it (at
+        district scale up to ~0.4 s, see docs/benchmarks.md) whenever enough objects have survived
+        since the last one.
+
+        Frozen objects are never collected by the cyclic collector (reference counting still frees
+        them), so an earlier freeze is undone first and one full collection runs before freezing
+        again: a garbage cycle among objects frozen at the previous compile (an old index, or
+        anything else alive then and dropped since) is reclaimed here, not leaked. The price is one
+        full collection per full compile (start, reloads, inventory changes), never on the patch
+        path of a change made here."""
+        if not self.settings.acl.gc_freeze:
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def _outside_cameras(self) -> set[str]:
         out: set[str] = set()
@@ -231,6 +263,7 @@ class AclService:
                 # Someone else (the CLI, another node) changed the policy or the users in between: reload all.
                 self.state = await self.policy.load()
                 self._compile()
+                self._reloaded()
             else:
                 before_rules, before_keys = list(self.state.rules), dict(self._user_subjects)
                 self._patch(applied)
@@ -247,6 +280,13 @@ class AclService:
         self._announce(reached)
         await self.enforce_sessions(what)
         return applied
+
+    def _reloaded(self) -> None:
+        for listener in self.on_reloaded:
+            try:
+                listener()
+            except Exception:  # a listener must not stop the reload
+                log.exception("policy-reload listener failed")
 
     def _announce(self, users: frozenset[int] | None = None) -> None:
         rev = self.state.revision if self.state is not None else 0
@@ -271,6 +311,7 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         # No policy.changed here: the node that made the change announced it on the shared event stream.
         return await self.enforce_sessions(reason)
 
@@ -278,6 +319,7 @@ class AclService:
         """Apply a committed change to the in-memory state and index."""
         assert self.state is not None
         apply_changes(self.state, self.index, self._user_subjects, applied.changes)
+        self._next_edge = -math.inf
 
     async def preview(
         self,
@@ -336,6 +378,7 @@ class AclService:
         async with self._write:
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         await self._stored(reason)
         self._announce()
         await self.enforce_sessions(reason)
@@ -430,6 +473,7 @@ class AclService:
             log.info("policy revision %s appeared outside this process: reloading", latest)
             self.state = await self.policy.load()
             self._compile()
+        self._reloaded()
         self._announce()
         await self.enforce_sessions("policy changed")
 
@@ -504,14 +548,57 @@ class AclService:
                     self._refresh_inside(vid)
                 self._changed.clear()
                 await self._poll_revisions()
+                await self._windows_passed()
                 await self.enforce_sessions("access expired")
             except Exception:  # the sweep must keep running
                 log.exception("ACL sweep failed")
+
+    async def _windows_passed(self, now: float | None = None) -> int:
+        """Tell consoles about validity windows that opened or closed since the last look: the same
+        ``policy.changed`` (same audience) as an edit of those rules. Returns how many edges passed.
+
+        A rule's answer changes by itself at its window's edges; streams are ended by the sweep, and
+        this lets the consoles of the users it reaches refresh their camera lists at once too."""
+        st = self.state
+        now = time.time() if now is None else now
+        since, self._edges_seen = self._edges_seen, now
+        if st is None or now < self._next_edge:
+            return 0
+        passed: list[tuple[Rule, float]] = []
+        nxt = math.inf
+        for r in st.rules:
+            for edge in (r.nbf, r.exp):
+                if since < edge <= now:
+                    passed.append((r, edge))
+                elif now < edge < nxt:
+                    nxt = edge
+        self._next_edge = nxt
+        if not passed:
+            return 0
+        # One claim per edge time (an incident's grants all end together): the same key on every
+        # node whose policy has the same rules, and one Redis call, not one per rule.
+        by_edge: dict[float, list[Rule]] = {}
+        for r, edge in passed:
+            by_edge.setdefault(edge, []).append(r)
+        announce: list[Rule] = []
+        for edge, rules in by_edge.items():
+            names = sorted(f"{r.rule_id}:{r.sub}:{r.obj}:{r.act}:{r.eft}" for r in rules)
+            key = hashlib.sha256("|".join([repr(edge), *names]).encode()).hexdigest()[:32]
+            if self.claim_edge is None or await self.claim_edge(key):
+                announce += rules
+            opened = sum(1 for r in rules if r.nbf == edge)
+            log.info("validity windows: %d opened, %d closed (rules %s)", opened, len(rules) - opened, names[:5])
+        if announce:
+            changes = [Change("window", "rule", {"ptype": "p", "v0": r.sub}) for r in announce]
+            users = affected_users(changes, announce, self._user_subjects, self._user_subjects)
+            self._announce(None if users is None else frozenset(users))
+        return len(passed)
 
     def attach(self, ld: Liandong) -> None:
         """Wire into the gateway: membership lookup, hooks, the revocation sweep."""
         assert ld.auth is not None
         ld.auth.departments_of = self.departments_of
+        self.on_reloaded.append(ld.auth.forget_logins)
         self._terminators = lambda: list(ld.extras.get("session_terminators", []))
 
         async def inventory() -> None:

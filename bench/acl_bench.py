@@ -19,15 +19,21 @@ measures, in one process on this machine:
   ``change_membership_ms`` the same for a new membership;
 - ``equivalence_*``: the service against a plain Casbin enforcer loaded through the adapter from
   the same database, 10,000 random questions on a 400-camera world (Casbin's enforcer costs ~5 us
-  per rule per question, ~0.1 s a question at full scale), plus a 200-question full-scale sample.
+  per rule per question, ~0.1 s a question at full scale), plus a 200-question full-scale sample;
+- ``gc_*``: CPython's generation-2 (full) collections the collector started by itself from the
+  end of the load measurements to the end of the scale measurements (count, median, max), apart
+  from them the ones the ACL runs before each freeze, a full collection timed on its own after the
+  first load, and the objects the collector tracks and has frozen. ``--gc-freeze off`` runs the same
+  with ``acl.gc_freeze`` off (the heap is then not frozen after a compile).
 
-Prints one JSON line. Usage: ``python -m bench.acl_bench [--cameras N] [--users N] [--out FILE]``.
+Prints one JSON line. Usage: ``python -m bench.acl_bench [--cameras N] [--users N] [--gc-freeze on|off] [--out FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -74,11 +80,56 @@ def feed_positions(acl: AclService, now: float) -> list[tuple[str, float, float,
     return fixes
 
 
+GC_FREEZE = True  # acl.gc_freeze for the services built here (``--gc-freeze``)
+
+
 def settings_for(tmp: str) -> Settings:
-    return load_settings(None, data_dir=Path(tmp), acl={"district_geojson": ROOT / "fixtures" / "district.geojson"})
+    acl = {"district_geojson": ROOT / "fixtures" / "district.geojson", "gc_freeze": GC_FREEZE}
+    return load_settings(None, data_dir=Path(tmp), acl=acl)
 
 
-async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
+class FullCollections:
+    """Times CPython's generation-2 collections while registered (``gc.callbacks``): those the
+    collector started by itself, and apart from them the ones the ACL runs before freezing."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.deliberate: list[float] = []
+        self.in_freeze = False
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            (self.deliberate if self.in_freeze else self.pauses).append(time.perf_counter() - self._started)
+
+    def watch(self, acl: AclService) -> None:
+        """Tell the ACL's own collections (before each freeze) from the others."""
+        freeze = acl._freeze_heap
+
+        def marked() -> None:
+            self.in_freeze = True
+            try:
+                freeze()
+            finally:
+                self.in_freeze = False
+
+        acl._freeze_heap = marked  # type: ignore[method-assign]
+
+    def report(self, out: dict[str, Any]) -> None:
+        ms = [p * 1000 for p in self.pauses]
+        out["gc_full_collections"] = len(ms)
+        out["gc_full_median_ms"] = round(statistics.median(ms), 1) if ms else None
+        out["gc_full_max_ms"] = round(max(ms), 1) if ms else None
+        own = [p * 1000 for p in self.deliberate]
+        out["gc_freeze_collections"] = len(own)
+        out["gc_freeze_collect_median_ms"] = round(statistics.median(own), 1) if own else None
+
+
+async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalence: bool = True) -> None:
     now = time.time()
     world = enrich(make_world(cameras=cameras, users=users, now=now), now=now)
     out.update(
@@ -98,6 +149,11 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         await acl.load()
         out["cold_load_s"] = round(time.perf_counter() - t0, 3)
+        out["gc_tracked_objects"] = len(gc.get_objects())
+        out["gc_frozen_objects"] = gc.get_freeze_count()
+        t0 = time.perf_counter()
+        gc.collect()
+        out["gc_collect_after_load_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         loads = []
         for _ in range(3):
             other = AclService(settings, ld.db, ld.store)
@@ -105,6 +161,10 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
             await other.load()
             loads.append(time.perf_counter() - t0)
         out["load_median_s"] = round(statistics.median(loads), 3)
+        del other
+        pauses = FullCollections()
+        pauses.watch(acl)
+        gc.callbacks.append(pauses)
         fixes = feed_positions(acl, now)
         out["foreign_trucks"] = len(fixes)
 
@@ -225,6 +285,22 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any]) -> None:
                 assert ok
             out["change_membership_ms"] = round(statistics.median(mt), 2)
 
+        # Reloads (a change made by another node or the CLI): their time, and whether the heap
+        # frozen after each one stays the same size (nothing of the replaced policy kept).
+        rt, frozen = [], []
+        for _ in range(3):
+            t1 = time.perf_counter()
+            await acl.reload("bench")
+            rt.append(time.perf_counter() - t1)
+            frozen.append(gc.get_freeze_count())
+        out["reload_median_s"] = round(statistics.median(rt), 3)
+        out["gc_frozen_after_each_reload"] = frozen
+        gc.callbacks.remove(pauses)
+        pauses.report(out)
+
+        if not equivalence:
+            await ld.db.close()
+            return
         # A small full-scale sample against Casbin (each question scans every rule).
         engine = ld.db.sync_engine()
         t2 = time.perf_counter()
@@ -332,10 +408,11 @@ async def measure_equivalence(out: dict[str, Any]) -> None:
         await ld.db.close()
 
 
-async def run(cameras: int, users: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    await measure_scale(cameras, users, out)
-    await measure_equivalence(out)
+async def run(cameras: int, users: int, equivalence: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"gc_freeze": GC_FREEZE}
+    await measure_scale(cameras, users, out, equivalence)
+    if equivalence:
+        await measure_equivalence(out)
     out["load_average"] = round(os.getloadavg()[0], 1)
     out["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return out
@@ -345,9 +422,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cameras", type=int, default=20_000)
     ap.add_argument("--users", type=int, default=5_000)
+    ap.add_argument("--gc-freeze", choices=["on", "off"], default="on", help="acl.gc_freeze (default on)")
+    ap.add_argument("--no-equivalence", action="store_true", help="skip the Casbin comparisons")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    res = asyncio.run(run(args.cameras, args.users))
+    global GC_FREEZE
+    GC_FREEZE = args.gc_freeze == "on"
+    res = asyncio.run(run(args.cameras, args.users, not args.no_equivalence))
     line = json.dumps(res, ensure_ascii=False)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

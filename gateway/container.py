@@ -84,7 +84,17 @@ class Liandong:
         if self.stream_tokens is None:
             self.stream_tokens = StreamTokens(self.box.derive_key("stream-tokens"), a.stream_token_ttl_s)
         if self.auth is None:
-            self.auth = Authenticator(self.db, self.tokens, self.stream_tokens, a.cookie_name)
+            self.auth = Authenticator(
+                self.db,
+                self.tokens,
+                self.stream_tokens,
+                a.cookie_name,
+                login_cache_s=a.login_cache_s,
+                login_cache_size=a.login_cache_size,
+            )
+        # First: the ended login is refused before the other hooks end its streams (relayed to the
+        # other nodes of a cluster with the rest).
+        self.on_token_revoked.insert(0, self.auth.forget_token)
 
     async def inventory_changed(self) -> None:
         """Cameras were added, changed or removed."""

@@ -91,6 +91,15 @@ class AuthSettings(_Section):
     failure_audit_per_minute: int = Field(
         60, ge=0, le=100_000, description="Refused requests audited per client address and minute (all are counted)."
     )
+    login_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="How long a validated bearer token or session cookie is trusted without a database lookup "
+        "(0: look up every request). Logout, revocation and user changes made through this node or another "
+        "node of the cluster drop it at once; changes made with the CLI take effect within this time.",
+    )
+    login_cache_size: int = Field(10_000, ge=1, le=1_000_000, description="Validated logins kept (least recent go).")
 
 
 class AclSettings(_Section):
@@ -101,6 +110,11 @@ class AclSettings(_Section):
     )
     home_district: str = Field("闵行区", description="Trucks registered here are visible anywhere.")
     position_max_age_s: int = Field(300, ge=1, description="Older GPS positions do not count as inside.")
+    gc_freeze: bool = Field(
+        True,
+        description="After every full policy compile, move the heap out of the cyclic garbage collector's "
+        "full collections (gc.freeze; one full collection first, so nothing frozen earlier leaks).",
+    )
 
 
 class HubSettings(_Section):

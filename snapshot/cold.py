@@ -99,6 +99,7 @@ class ColdPuller:
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="snapshot-cold")
         self._sem = asyncio.Semaphore(pool_size)
         self._inflight: dict[str, asyncio.Future[ColdFrame]] = {}
+        self._closed = False
         self.pool_size = pool_size
         self._spacing = 1.0 / pool_size
         self._next_start = 0.0
@@ -113,14 +114,23 @@ class ColdPuller:
         return len(self._inflight)
 
     async def pull(self, camera_id: str) -> ColdFrame:
-        """The camera's current keyframe; concurrent callers for one camera share one pull."""
+        """The camera's current keyframe; concurrent callers for one camera share one pull.
+        After :meth:`close`, and for pulls that close ended, :class:`ColdPullError`."""
+        if self._closed:
+            raise ColdPullError("error", "shutting down")
         fut = self._inflight.get(camera_id)
         if fut is None:
             fut = asyncio.ensure_future(self._pull(camera_id))
             self._inflight[camera_id] = fut
             fut.add_done_callback(lambda _f: self._inflight.pop(camera_id, None))
         # A caller that gives up (client gone) does not cancel the pull the others share.
-        return await asyncio.shield(fut)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fut.cancelled() and self._closed and (task is None or not task.cancelling()):
+                raise ColdPullError("error", "shutting down") from None  # close() ended the shared pull
+            raise
 
     async def _pull(self, camera_id: str) -> ColdFrame:
         async with self._sem:
@@ -147,6 +157,17 @@ class ColdPuller:
         if start > now:
             await asyncio.sleep(start - now)
 
-    def close(self) -> None:
-        """Stop the pool (pulls under way end in their threads within ``timeout_s``)."""
+    async def close(self) -> None:
+        """End every pull (queued ones are not started; callers get :class:`ColdPullError`), then
+        stop the pool. A pull already reading a camera ends in its thread within ``timeout_s``.
+
+        The pulls are ended before the pool: a pull still queued for a slot would otherwise reach
+        ``run_in_executor`` on a pool that was shut down ("cannot schedule new futures after
+        shutdown") with nobody left to retrieve the error.
+        """
+        self._closed = True
+        pulls = list(self._inflight.values())
+        for fut in pulls:
+            fut.cancel()
+        await asyncio.gather(*pulls, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)

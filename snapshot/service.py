@@ -329,5 +329,5 @@ class SnapshotService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        self.cold.close()
+        await self.cold.close()
         await self.cache.close()

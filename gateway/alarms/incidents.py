@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from acl.identity import Subject
 from acl.models import Role
@@ -47,6 +47,8 @@ OPEN_STATES = ("new", "dispatched", "acknowledged", "on_site", "resolved")
 COMMAND_ACTIONS = frozenset({"dispatch", "escalate", "close", "reopen"})
 FIELD_ACTIONS = frozenset({"acknowledge", "onsite", "resolve"})
 ACTIONS = COMMAND_ACTIONS | FIELD_ACTIONS | {"note"}
+# The most incident rows one list request reads while filling a page with incidents the caller may see.
+SCAN_MAX = 50_000
 
 
 class WorkflowError(ValueError):
@@ -162,16 +164,55 @@ class IncidentWorkflow:
         async with self.db.session() as s:
             return await s.get(Incident, inc_id)
 
-    async def list(
+    async def visible(
         self,
+        subject: Subject,
         *,
         state: str | None = None,
         area: str | None = None,
         department: str | None = None,
+        overdue: bool | None = None,
         limit: int = 200,
-    ) -> list[Incident]:
-        """Incidents, newest first."""
-        q = select(Incident).order_by(Incident.created_at.desc()).limit(limit)
+        scan_max: int = SCAN_MAX,
+    ) -> tuple[list[Incident], bool]:
+        """Up to ``limit`` incidents the subject may see (and, with ``overdue``, that are or are not
+        overdue), newest first, and whether the scan was complete.
+
+        Visibility depends on the ACL (a camera the subject may view makes an incident visible), so it
+        is checked here, not in SQL: rows are read newest first in batches (keyset on creation time
+        and id) until the page is full or the table is exhausted. At most ``scan_max`` rows are read;
+        when that bound stops the scan, the second value is False (older permitted incidents may exist).
+        """
+        out: list[Incident] = []
+        after: tuple[dt.datetime, str] | None = None
+        scanned = 0
+        batch = max(limit, 250)
+        now = utcnow()
+        while len(out) < limit:
+            take = min(batch, scan_max - scanned)
+            if take <= 0:
+                return out, False
+            q = self._filtered(state, area, department).order_by(Incident.created_at.desc(), Incident.id.desc())
+            if after is not None:
+                at, last_id = after
+                q = q.where(or_(Incident.created_at < at, and_(Incident.created_at == at, Incident.id < last_id)))
+            async with self.db.session() as s:
+                rows = list((await s.execute(q.limit(take))).scalars())
+            scanned += len(rows)
+            for inc in rows:
+                if (overdue is None or bool(overdue_kinds(inc, now)) == overdue) and self.may_see(subject, inc):
+                    out.append(inc)
+                    if len(out) == limit:
+                        break
+            if len(rows) < take:
+                break  # no older rows
+            after = (rows[-1].created_at, rows[-1].id)
+            batch = min(batch * 2, 4000)  # few visible so far: read more at a time
+        return out, True
+
+    @staticmethod
+    def _filtered(state: str | None, area: str | None, department: str | None) -> Any:
+        q = select(Incident)
         if state == "open":
             q = q.where(Incident.state.in_(OPEN_STATES))
         elif state:
@@ -180,8 +221,7 @@ class IncidentWorkflow:
             q = q.where(Incident.area == area)
         if department:
             q = q.where(Incident.dispatched_to == department)
-        async with self.db.session() as s:
-            return list((await s.execute(q)).scalars())
+        return q
 
     async def stats(self, since: dt.datetime | None = None, subject: Subject | None = None) -> dict[str, Any]:
         """Per sub-district and per department: total, open, handled (resolved or closed) %, overdue.

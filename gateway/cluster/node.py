@@ -137,6 +137,18 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
     acl.on_stored.append(policy_stored)
     bus.handlers["policy"] = policy_elsewhere
 
+    # Every node passes a rule's validity-window edge in its own sweep; the first to claim the edge
+    # tells the consoles (the event stream is shared). Redis away: announce (twice beats never).
+    async def claim_edge(key: str) -> bool:
+        try:
+            claim = client.set(f"liandong:window-edge:{key}", node_id, nx=True, px=600_000)
+            return bool(await asyncio.wait_for(claim, c.redis_timeout_s))
+        except Exception as e:
+            log.debug("cluster: window edge not claimed (%s); announcing it here", type(e).__name__)
+            return True
+
+    acl.claim_edge = claim_edge
+
     events = ld.events
     if hasattr(events, "policy_revision"):  # the Redis event stream waits for the policy of its events
 

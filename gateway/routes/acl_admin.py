@@ -227,6 +227,7 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
         if body.password is not None or body.active is False:
             await ld.tokens.revoke_user(s, user_id)
         role, active, name = user.role, user.active, user.username
+    ld.auth.forget_user(user_id)  # the next request reads the user again (role, active, revoked logins)
     if body.password is not None or body.active is False:
         why = "account deactivated" if body.active is False else "password changed"
         for term in ld.extras.get("session_terminators", []):

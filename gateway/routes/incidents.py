@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from acl.identity import Subject
@@ -20,18 +20,24 @@ Action = Literal["dispatch", "acknowledge", "onsite", "resolve", "close", "reope
 @router.get("", dependencies=[authenticated()])
 async def list_incidents(
     request: Request,
+    response: Response,
     state: Annotated[str | None, Query(max_length=16, description="a state, or 'open'")] = None,
     area: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=64, description="dispatched to")] = None,
     overdue: Annotated[bool | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    """Incidents the caller may see, newest first."""
+    """The newest ``limit`` incidents the caller may see (fewer only when there are no more). At most
+    50,000 incidents are read per request; a list cut short by that bound carries the header
+    ``X-Incidents-Incomplete: 1``."""
     flow = request.app.state.ld.alarms.incidents
     subject: Subject = request.state.subject
-    rows = await flow.list(state=state, area=area, department=department, limit=limit)
-    out = [{**incident_dict(i), "actions": flow.next_actions(subject, i)} for i in rows if flow.may_see(subject, i)]
-    return [i for i in out if overdue is None or i["overdue"] == overdue]
+    rows, complete = await flow.visible(
+        subject, state=state, area=area, department=department, overdue=overdue, limit=limit
+    )
+    if not complete:
+        response.headers["X-Incidents-Incomplete"] = "1"
+    return [{**incident_dict(i), "actions": flow.next_actions(subject, i)} for i in rows]
 
 
 @router.get("/stats", dependencies=[authenticated()])

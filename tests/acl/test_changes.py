@@ -279,3 +279,32 @@ async def test_user_created_by_the_cli_gets_memberships_made_through_the_api(wor
     expected = await w.visible(api_made)
     assert expected and await w.visible({"Authorization": f"Bearer {late['access_token']}"}) == expected
     await assert_consistent(w, "membership of a user created elsewhere")
+
+
+async def test_reloads_freeze_the_heap_without_keeping_what_they_replace(world: World) -> None:
+    """``acl.gc_freeze``: after a compile the heap is frozen (out of full collections); a reload
+    replaces the policy, and neither the replaced index and state nor a garbage cycle made of
+    objects frozen earlier survive it, so the frozen heap does not grow reload after reload."""
+    import gc
+    import weakref
+
+    acl = world.acl
+    assert acl.settings.acl.gc_freeze and gc.get_freeze_count() > 0
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the cyclic collector frees it
+
+    cycle = Node()
+    dropped_cycle = weakref.ref(cycle)
+    await acl.reload("test")  # the cycle is alive now: frozen with the rest
+    assert gc.get_freeze_count() > 0
+    del cycle  # garbage now, but frozen: the next reload must reclaim it
+    old_index, old_state = weakref.ref(acl.index), weakref.ref(acl.state)
+    counts = []
+    for _ in range(4):
+        await acl.reload("test")
+        counts.append(gc.get_freeze_count())
+    assert old_index() is None and old_state() is None
+    assert dropped_cycle() is None
+    assert max(counts) - min(counts) < 100, counts  # steady, not one policy's worth more each time

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import time
+from pathlib import Path
 
 import httpx
+from sqlalchemy import update
 
-from acl.identity import LoginThrottle, StreamTokens
-from acl.models import Role
+from acl.identity import LoginThrottle, StreamTokens, hash_token
+from acl.models import ApiToken, Role
+from gateway.app import create_app
+from gateway.auth import LoginCache
+from gateway.settings import load_settings
+from storage.db import utcnow
 from tests.conftest import PASSWORD, add_user, login
 
 
@@ -114,3 +122,108 @@ async def test_stream_token_bound_to_camera_policy_and_login(app_client: httpx.A
     # It dies with the login it came from.
     assert (await app_client.post("/api/auth/logout", headers=p)).status_code == 200
     assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 401
+
+
+async def test_cached_logins_end_with_logout_revocation_deactivation_and_role_change(
+    app_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """Validated logins are kept a few seconds (no database lookup per request), and every change
+    made through this node takes effect on the very next request."""
+    c = app_client
+    logins = c.app.state.ld.auth.logins  # type: ignore[attr-defined]
+    names = ("op-logout", "op-revoked", "op-disabled", "op-role", "op-password")
+    heads = {}
+    for name in names:
+        await add_user(c, name)
+        heads[name] = await login(c, name)
+    ids = {u["username"]: u["id"] for u in (await c.get("/api/admin/users", headers=admin_headers)).json()}
+
+    async def me(name: str) -> httpx.Response:
+        return await c.get("/api/auth/me", headers=heads[name])
+
+    for name in names:  # each login validated once, then served from the cache
+        assert (await me(name)).status_code == 200
+        hits = logins.hits
+        assert (await me(name)).json()["role"] == "operator"
+        assert logins.hits == hits + 1
+    token_of_revoked = next(t["id"] for t in (await c.get("/api/auth/tokens", headers=heads["op-revoked"])).json())
+
+    assert (await c.post("/api/auth/logout", headers=heads["op-logout"])).status_code == 200
+    assert (await me("op-logout")).status_code == 401
+    assert (await c.delete(f"/api/auth/tokens/{token_of_revoked}", headers=admin_headers)).status_code == 200
+    assert (await me("op-revoked")).status_code == 401
+    r = await c.patch(f"/api/admin/users/{ids['op-disabled']}", json={"active": False}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await me("op-disabled")).status_code == 401
+    r = await c.patch(f"/api/admin/users/{ids['op-role']}", json={"role": "auditor"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await me("op-role")).json()["role"] == "auditor"
+    r = await c.patch(
+        f"/api/admin/users/{ids['op-password']}", json={"password": "another long one"}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert (await me("op-password")).status_code == 401  # a new password ends the user's logins
+
+    # A browser session: logout ends the cookie too.
+    await add_user(c, "op-cookie")
+    async with httpx.AsyncClient(transport=c._transport, base_url="http://testserver") as browser:
+        r = await browser.post("/api/auth/login", json={"username": "op-cookie", "password": PASSWORD})
+        csrf = r.json()["csrf_token"]
+        cookie = browser.cookies.get("liandong_session")
+        assert (await browser.get("/api/auth/me")).status_code == 200
+        assert (await browser.get("/api/auth/me")).status_code == 200  # cached
+        body = {"id": "c1", "name": "c1", "source_url": "rtsp://127.0.0.1/x"}
+        assert (await browser.post("/api/cameras", json=body)).status_code == 403  # CSRF still checked
+        assert (await browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})).status_code == 200
+        browser.cookies.set("liandong_session", cookie or "")
+        assert (await browser.get("/api/auth/me")).status_code == 401
+
+
+async def test_login_changed_by_another_process_is_trusted_at_most_the_cache_time(tmp_path: Path) -> None:
+    """A revocation written straight to the database (the CLI, or a node that could not tell this
+    one) is seen once the cached login is older than ``auth.login_cache_s``; an expired token at once."""
+    settings = load_settings(None, data_dir=tmp_path / "data", auth={"login_cache_s": 2.0})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            c.app = app  # type: ignore[attr-defined]
+            await add_user(c, "op")
+            op = await login(c, "op")
+            expiring = await login(c, "op")
+            ld = app.state.ld
+            # A token's own expiry is checked on every request, cached or not.
+            async with ld.db.session() as s:
+                key = hash_token(expiring["Authorization"].removeprefix("Bearer "))
+                soon = utcnow() + dt.timedelta(seconds=0.3)
+                await s.execute(update(ApiToken).where(ApiToken.token_hash == key).values(expires_at=soon))
+            assert (await c.get("/api/auth/me", headers=expiring)).status_code == 200
+            assert (await c.get("/api/auth/me", headers=op)).status_code == 200
+            async with ld.db.session() as s:
+                await s.execute(update(ApiToken).values(revoked_at=utcnow()))
+            t0 = time.monotonic()
+            assert (await c.get("/api/auth/me", headers=op)).status_code == 200  # still trusted
+            await asyncio.sleep(max(0.0, soon.timestamp() - time.time()) + 0.02)
+            assert time.monotonic() - t0 < 2.0
+            assert (await c.get("/api/auth/me", headers=expiring)).status_code == 401  # expired, in the cache time
+            await asyncio.sleep(2.0 - (time.monotonic() - t0) + 0.05)
+            assert (await c.get("/api/auth/me", headers=op)).status_code == 401
+
+
+def test_login_cache_bounded_and_a_lookup_older_than_an_invalidation_is_not_kept() -> None:
+    from acl.models import User
+
+    cache = LoginCache(ttl_s=60, size=3)
+    user = User(id=1, username="u", role=Role.operator, active=True)
+
+    def tok(i: int) -> ApiToken:
+        return ApiToken(id=i, user_id=1, token_hash=f"h{i}", csrf_hash=None, expires_at=None)
+
+    for i in range(5):
+        cache.put(f"k{i}", tok(i), user, cache.generation)
+    assert len(cache) == 3 and cache.get("k0") is None and cache.get("k4") is not None
+    started = cache.generation  # a lookup reads the row ...
+    cache.forget_token(99)  # ... a revocation commits and invalidates meanwhile ...
+    cache.put("late", tok(7), user, started)  # ... the lookup's answer is not kept
+    assert cache.get("late") is None
+    cache.forget_user(1)
+    assert len(cache) == 0

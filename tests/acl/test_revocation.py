@@ -66,3 +66,46 @@ async def test_expiring_grant_ends_stream_by_itself(world: World) -> None:
         await asyncio.sleep(0.1)
     assert w.app.state.ld.sessions.get(sid) is None
     assert closed and closed[0].startswith("permission withdrawn")
+
+
+async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World) -> None:
+    """The sweep's look for window edges, at chosen times (the background sweep is stopped so the
+    clock is the test's): each edge once, to the users of the rule's subject plus the policy readers,
+    or to everyone for a ``*`` rule; a window already open when the rule was stored is no news."""
+    w = world
+    ld = w.app.state.ld
+    acl = w.acl
+    acl._ticker.cancel()
+    await w.user("pol1")
+    await w.ok("PUT", f"/api/admin/users/{w.ids['pol1']}/memberships/police", json={})
+    await w.user("tr1")
+    await w.ok("PUT", f"/api/admin/users/{w.ids['tr1']}/memberships/transport", json={})
+    t = float(int(time.time()) + 3600)  # whole seconds: windows are stored to the millisecond
+
+    def iso(x: float) -> str:
+        return dt.datetime.fromtimestamp(x, dt.UTC).isoformat()
+
+    for rule in (
+        {"subject": "dept:police", "target": "cam:qb-1", "not_before": iso(t), "not_after": iso(t + 60)},
+        {"subject": "*", "target": "cam:qb-2", "not_before": iso(t + 120)},
+        {"subject": "dept:transport", "target": "cam:qb-2", "not_before": iso(time.time() - 5)},
+    ):
+        await w.ok("POST", "/api/admin/rules", json={"action": "view_snapshot", **rule})
+    await acl._windows_passed()  # now: nothing has passed since the rules were stored
+    seen = len(ld.events._buffer)
+
+    async def edge(at: float) -> list[tuple[tuple[int, ...], tuple[str, ...], bool]]:
+        nonlocal seen
+        await acl._windows_passed(at)
+        new = list(ld.events._buffer)[seen:]
+        seen += len(new)
+        assert all(e.type == "policy.changed" and e.data == {"revision": acl.state.revision} for e in new)
+        return [(e.users, e.roles, e.everyone) for e in new]
+
+    readers = ("security_admin", "auditor")
+    assert await edge(t - 1) == []
+    assert await edge(t) == [((w.ids["pol1"],), readers, False)]  # opened
+    assert await edge(t + 30) == []  # once
+    assert await edge(t + 60) == [((w.ids["pol1"],), readers, False)]  # closed
+    assert await edge(t + 150) == [((), (), True)]  # a rule for everyone: everyone
+    assert await edge(t + 10_000) == []

@@ -4,6 +4,7 @@ cookie session included), a reconnect with Last-Event-ID resumes, and logging ou
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -106,3 +107,62 @@ async def test_alarm_event_to_permitted_consoles_resume_and_logout(tmp_path: Pat
                 ended = await read_events(s3, 1, timeout=3.0)
                 assert ended and ended[0]["event"] == "end" and ended[0]["data"]["reason"] == "login ended"
             assert (await browser.get("/api/events")).status_code == 401
+
+
+async def test_a_validity_window_opening_and_closing_tells_the_consoles_it_reaches(tmp_path: Path) -> None:
+    """A grant that starts a moment from now and ends a moment later: when it starts and when it ends,
+    by itself, the consoles of the users it reaches get policy.changed (as for an edit) and their
+    camera lists have changed by then; a console it does not reach gets nothing."""
+    settings = load_settings(None, data_dir=tmp_path)
+    async with live_gateway(settings) as g:
+        admin = await g.add_user("admin", Role.admin)
+        for dept in ("police", "transport"):
+            await g.client.put(f"/api/admin/departments/{dept}", json={"name": dept}, headers=admin)
+        await g.add_camera(admin, "fx-1", "rtsp://127.0.0.1:9/x")
+        heads: dict[str, dict[str, str]] = {}
+        for name, dept in (("pol", "police"), ("tr", "transport")):
+            heads[name] = await g.add_user(name)
+            users = (await g.client.get("/api/admin/users", headers=admin)).json()
+            uid = next(u["id"] for u in users if u["username"] == name)
+            r = await g.client.put(f"/api/admin/users/{uid}/memberships/{dept}", json={}, headers=admin)
+            assert r.status_code == 200, r.text
+
+        async def cameras(who: str) -> set[str]:
+            r = await g.client.get("/api/cameras", headers=heads[who])
+            return {c["id"] for c in r.json()["items"]}
+
+        async with (
+            httpx.AsyncClient(base_url=g.base_url, timeout=10) as c1,
+            httpx.AsyncClient(base_url=g.base_url, timeout=10) as c2,
+            c1.stream("GET", "/api/events", headers=heads["pol"]) as pol_events,
+            c2.stream("GET", "/api/events", headers=heads["tr"]) as tr_events,
+        ):
+            assert pol_events.status_code == 200 and tr_events.status_code == 200
+            await asyncio.sleep(0.2)
+            start = round(time.time() + 2.0, 3)  # windows are stored to the millisecond
+            rule = {
+                "subject": "dept:police",
+                "target": "cam:fx-1",
+                "action": "view_snapshot",
+                "not_before": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
+                "not_after": dt.datetime.fromtimestamp(start + 2.0, dt.UTC).isoformat(),
+            }
+            r = await g.client.post("/api/admin/rules", json=rule, headers=admin)
+            assert r.status_code == 201, r.text
+            edited = await read_events(pol_events, 1, skip=())
+            assert [e["event"] for e in edited] == ["policy.changed"]  # the edit itself
+            assert await cameras("pol") == set()  # not yet
+            opened = await read_events(pol_events, 1, timeout=4.0, skip=())
+            opened_at = time.time()
+            assert [e["event"] for e in opened] == ["policy.changed"]
+            assert start <= opened_at < start + 1.5  # the sweep runs once a second
+            assert await cameras("pol") == {"fx-1"}
+            closed = await read_events(pol_events, 1, timeout=4.0, skip=())
+            closed_at = time.time()
+            assert [e["event"] for e in closed] == ["policy.changed"]
+            assert start + 2.0 <= closed_at < start + 3.5
+            assert await cameras("pol") == set()
+            assert opened[0]["data"]["revision"] == edited[0]["data"]["revision"]  # nothing was stored
+            assert await read_events(pol_events, 1, timeout=1.5, skip=()) == []  # once per edge
+            # The transport console: no event for the edit nor for the window (the rule is not theirs).
+            assert await read_events(tr_events, 1, timeout=0.5, skip=()) == []

@@ -211,3 +211,61 @@ async def test_stats_and_offered_steps_follow_what_the_caller_may_see_and_do(wor
     r = await w.client.post(f"/api/incidents/{inc_id}/acknowledge", json={}, headers=pol)
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
     assert await offered(pol) == ["onsite", "note"]
+
+
+async def test_a_page_holds_limit_incidents_the_caller_may_see(world: World) -> None:
+    """Incidents the operator may not see, interleaved with ones he may (by department, or by a camera
+    he may view), far more of the former: a page still holds ``limit`` permitted ones, newest first."""
+    w = world
+    ld = w.app.state.ld
+    pol = await member(w, "pol-op", "police")
+    rule = {"subject": "dept:police", "target": "cam:xz-1", "action": "view_snapshot"}
+    await w.ok("POST", "/api/admin/rules", json=rule)
+    start = utcnow() - dt.timedelta(days=1)
+    seen: list[str] = []  # the operator's, newest first
+    rows = []
+    for n in range(1200):
+        # Every tenth is his: alternately routed to the police, or showing a camera he may view.
+        mine = n % 10 == 3
+        cams = ["xz-1"] if mine and n % 20 == 3 else ["qb-2"]
+        depts = ["police"] if mine and n % 20 == 13 else ["transport"]
+        inc = Incident(
+            id=f"INC-{n:05d}",
+            type="panic",
+            area="莘庄镇",
+            cameras=cams,
+            departments=depts,
+            created_at=start + dt.timedelta(seconds=n),
+            history=[],
+        )
+        rows.append(inc)
+        if mine:
+            seen.insert(0, inc.id)
+    async with ld.db.session() as s:
+        s.add_all(rows)
+
+    async def listed(query: str, who: dict[str, str] = pol) -> list[str]:
+        r = await w.client.get(f"/api/incidents?{query}", headers=who)
+        assert r.status_code == 200, r.text
+        assert "x-incidents-incomplete" not in r.headers
+        return [i["id"] for i in r.json()]
+
+    assert await listed("limit=50") == seen[:50]  # the newest 50 rows hold only 5 of his
+    assert await listed("limit=1000") == seen  # all 120 of his, not the 100 among the newest 1000 rows
+    assert await listed("limit=7&state=open") == seen[:7]
+    assert await listed("limit=5&area=七宝镇") == []
+    assert await listed("limit=3&overdue=true") == []
+    root = w.sec_root  # type: ignore[attr-defined]
+    assert await listed("limit=20", root) == [f"INC-{n:05d}" for n in range(1199, 1179, -1)]  # admins: every one
+    # Same creation time: the id breaks the tie, and a batch boundary inside the tie loses nothing.
+    async with ld.db.session() as s:
+        for inc in rows:
+            (await s.get(Incident, inc.id)).created_at = start
+    got, complete = await ld.alarms.incidents.visible(
+        ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator"), limit=1000
+    )
+    assert complete and [i.id for i in got] == sorted(seen, reverse=True)
+    # The scan is bounded: cut short, it says so.
+    pol_subject = ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator")
+    got, complete = await ld.alarms.incidents.visible(pol_subject, limit=200, scan_max=300)
+    assert not complete and len(got) == 30

@@ -93,6 +93,7 @@ async def test_delete_ends_session_and_idle_close(
 
 
 def live_tracks(camera_id: str) -> list[PassthroughTrack]:
+    gc.unfreeze()  # objects frozen after a policy compile (acl.gc_freeze) are not in gc.get_objects()
     gc.collect()
     return [o for o in gc.get_objects() if isinstance(o, PassthroughTrack) and o.reader.camera_id == camera_id]
 

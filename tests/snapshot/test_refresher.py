@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import logging
 import time
 from pathlib import Path
 
@@ -84,3 +86,38 @@ async def test_refresher_pulls_watched_cameras_most_watched_first(tmp_path: Path
             assert r.headers["x-snapshot-source"] == "cache"
             taken = dt.datetime.fromtimestamp(ta, dt.UTC).isoformat(timespec="milliseconds")
             assert r.headers["x-snapshot-taken"] == taken
+
+
+@pytest.mark.media
+async def test_stopping_with_cold_pulls_in_flight_ends_them_and_logs_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One pull at a time, one pull start a second: the refresher's second pull waits for its start
+    # when the gateway stops. It must end with the pool, not reach the pool after it is gone.
+    caplog.set_level(logging.DEBUG)
+    settings = load_settings(
+        None, data_dir=tmp_path / "d", snapshot={"cold_pool_size": 1, "refresh_interval_s": 60, "cache_ttl_s": 60}
+    )
+    with FixtureCameraServer(mounts=("h264_360p",)) as cams:
+        async with live_gateway(settings) as g:
+            admin = await g.add_user("admin", Role.admin)
+            ids = ["a", "b", "c", "d"]
+            for cid in ids:
+                await g.add_camera(admin, cid, cams.url("h264_360p"))
+            r = await g.client.post("/api/snapshots/interest", json={"camera_ids": ids}, headers=admin)
+            assert r.json()["accepted"] == 4
+            puller = g.ld.snapshots.cold
+            async with asyncio.timeout(10):  # the first pull is done, the second waits for its start
+                while not (puller.pulls == 1 and puller.active == 0 and puller.waiting == 1):
+                    await asyncio.sleep(0.005)
+        assert puller.waiting == 0  # every pull ended with the gateway
+        started = puller.pulls
+        # What the waiting pull would have done next (its start is a second after the first's), then
+        # collect: an error nobody retrieved is logged when its task is collected.
+        await asyncio.sleep(3)
+        gc.collect()
+        await asyncio.sleep(0.1)
+        assert puller.pulls == started  # no pull started after the stop
+    problems = [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
+    assert not problems, [rec.getMessage() for rec in problems]
+    assert "cannot schedule new futures" not in caplog.text

@@ -1,10 +1,11 @@
 """Console events through the Redis Stream: an alarm taken by one node reaches a console on another,
 and a console that moves to a third node (its node was killed) resumes with Last-Event-ID without
-losing an event."""
+losing an event. A validity window opening by itself is announced once, not by every node."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -168,3 +169,76 @@ async def test_an_event_waits_for_the_policy_its_publisher_had(tmp_path: Path) -
         await got.aclose()
         for bus in (a, b):
             await bus.stop()
+
+
+async def test_a_validity_window_edge_is_announced_once_by_the_cluster(tmp_path: Path) -> None:
+    # Every node's sweep passes the edge; one claims it in Redis and announces it on the shared stream.
+    with redis_server(tmp_path) as url, Cluster(tmp_path, url) as c:
+        c.prepare({}, {"admin": "admin"})
+        c.start_all()
+        n1, n2, _n3 = c.nodes
+        admin = await asyncio.to_thread(c.token, "admin")
+        async with httpx.AsyncClient(timeout=10, headers=admin) as a:
+            await a.put(f"{n1.url}/api/admin/departments/police", json={"name": "police"})
+            body = {"id": "fx-1", "name": "fx-1", "source_url": "rtsp://127.0.0.1:9/x"}
+            assert (await a.post(f"{n1.url}/api/cameras", json=body)).status_code == 201
+            user = {"username": "pol", "password": PASSWORD, "role": "operator"}
+            uid = (await a.post(f"{n1.url}/api/admin/users", json=user)).json()["id"]
+            r = await a.put(f"{n1.url}/api/admin/users/{uid}/memberships/police", json={})
+            assert r.status_code == 200, r.text
+        pol = await asyncio.to_thread(c.token, "pol")
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=10, headers=pol) as console, httpx.AsyncClient(timeout=10) as a:
+            async with console.stream("GET", f"{n2.url}/api/events") as s1:
+                assert s1.status_code == 200
+                await asyncio.sleep(0.2)
+                start = round(time.time() + 2.0, 3)  # windows are stored to the millisecond
+                rule = {
+                    "subject": "dept:police",
+                    "target": "cam:fx-1",
+                    "action": "view_snapshot",
+                    "not_before": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
+                }
+                r = await a.post(f"{n1.url}/api/admin/rules", json=rule, headers=admin)
+                assert r.status_code == 201, r.text
+                got = await read_events(s1, 4, timeout=start + 2.5 - time.time(), skip=())
+        # The edit, then the window opening: once, although three nodes passed it.
+        assert [e["event"] for e in got] == ["policy.changed", "policy.changed"], got
+
+
+async def test_logins_cached_on_other_nodes_end_with_logout_and_deactivation_there(tmp_path: Path) -> None:
+    # Each node keeps validated logins a few seconds; a logout or a deactivation on one node reaches
+    # the others' caches through the control bus, well before that time.
+    with redis_server(tmp_path) as url, Cluster(tmp_path, url) as c:
+        c.prepare({}, {"admin": "admin", "op1": "operator", "op2": "operator"})
+        c.start_all()
+        n1, n2, n3 = c.nodes
+        admin = await asyncio.to_thread(c.token, "admin")
+        op1 = await asyncio.to_thread(c.token, "op1")
+        op2 = await asyncio.to_thread(c.token, "op2")
+        async with httpx.AsyncClient(timeout=10) as h:
+            for node in (n2, n3):  # validated there: cached
+                for who in (op1, op2):
+                    for _ in range(2):
+                        assert (await h.get(f"{node.url}/api/auth/me", headers=who)).status_code == 200
+            users = (await h.get(f"{n1.url}/api/admin/users", headers=admin)).json()
+            uid2 = next(u["id"] for u in users if u["username"] == "op2")
+
+            async def refused_after(node_url: str, who: dict[str, str], since: float) -> float:
+                while time.monotonic() - since < 3:
+                    if (await h.get(f"{node_url}/api/auth/me", headers=who)).status_code == 401:
+                        return time.monotonic() - since
+                    await asyncio.sleep(0.01)
+                raise AssertionError("still accepted after 3 s")
+
+            t0 = time.monotonic()
+            assert (await h.post(f"{n1.url}/api/auth/logout", headers=op1)).status_code == 200
+            assert (await h.get(f"{n1.url}/api/auth/me", headers=op1)).status_code == 401  # this node: at once
+            took = [await refused_after(n.url, op1, t0) for n in (n2, n3)]
+            t0 = time.monotonic()
+            r = await h.patch(f"{n1.url}/api/admin/users/{uid2}", json={"active": False}, headers=admin)
+            assert r.status_code == 200, r.text
+            assert (await h.get(f"{n1.url}/api/auth/me", headers=op2)).status_code == 401
+            took += [await refused_after(n.url, op2, t0) for n in (n2, n3)]
+        print("logout / deactivation on n1 -> refused on n2, n3 after (s):", [round(t, 3) for t in took])
+        assert max(took) < 2.0  # the cache time (5 s by default) is not what ends them
