@@ -100,7 +100,7 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
         new = list(ld.events._buffer)[seen:]
         seen += len(new)
         assert all(e.type == "policy.changed" and e.data == {"revision": acl.state.revision} for e in new)
-        return [(e.users, e.roles, e.everyone) for e in new]
+        return [(e.audience.users, e.audience.roles, e.audience.everyone) for e in new]
 
     readers = ("security_admin", "auditor")
     assert await edge(t - 1) == []
