@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,6 +122,16 @@ class WhepViewer:
     async def close(self) -> None:
         """Close the peer connection (without telling the server)."""
         await self.pc.close()
+
+
+def window_rule(subject: str, target: str, action: str, start: float, end: float | None = None) -> dict[str, str]:
+    """A rule body whose validity window opens at ``start`` (and closes at ``end``), epoch seconds."""
+
+    def iso(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+    rule = {"subject": subject, "target": target, "action": action, "not_before": iso(start)}
+    return rule | ({"not_after": iso(end)} if end is not None else {})
 
 
 async def whep_offer() -> tuple[RTCPeerConnection, str]:

@@ -4,7 +4,6 @@ cookie session included), a reconnect with Last-Event-ID resumes, and logging ou
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 from acl.models import Role
 from gateway.settings import load_settings
 from tests.gateway.test_alarms import signed
-from tests.live import PASSWORD, live_gateway
+from tests.live import PASSWORD, live_gateway, window_rule
 
 _LINES: dict[int, Any] = {}
 
@@ -140,13 +139,7 @@ async def test_a_validity_window_opening_and_closing_tells_the_consoles_it_reach
             assert pol_events.status_code == 200 and tr_events.status_code == 200
             await asyncio.sleep(0.2)
             start = round(time.time() + 2.0, 3)  # windows are stored to the millisecond
-            rule = {
-                "subject": "dept:police",
-                "target": "cam:fx-1",
-                "action": "view_snapshot",
-                "not_before": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
-                "not_after": dt.datetime.fromtimestamp(start + 2.0, dt.UTC).isoformat(),
-            }
+            rule = window_rule("dept:police", "cam:fx-1", "view_snapshot", start, start + 2.0)
             r = await g.client.post("/api/admin/rules", json=rule, headers=admin)
             assert r.status_code == 201, r.text
             edited = await read_events(pol_events, 1, skip=())

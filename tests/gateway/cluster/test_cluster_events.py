@@ -5,7 +5,6 @@ losing an event. A validity window opening by itself is announced once, not by e
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gateway.cluster.events import RedisEventBus, event_id, stream_id
 from tests.cluster_nodes import PASSWORD, Cluster
 from tests.gateway.test_alarms import signed
 from tests.gateway.test_events_live import read_events
+from tests.live import window_rule
 from tests.redis_server import redis_server
 
 pytestmark = [pytest.mark.timeout(240)]
@@ -193,12 +193,7 @@ async def test_a_validity_window_edge_is_announced_once_by_the_cluster(tmp_path:
                 assert s1.status_code == 200
                 await asyncio.sleep(0.2)
                 start = round(time.time() + 2.0, 3)  # windows are stored to the millisecond
-                rule = {
-                    "subject": "dept:police",
-                    "target": "cam:fx-1",
-                    "action": "view_snapshot",
-                    "not_before": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
-                }
+                rule = window_rule("dept:police", "cam:fx-1", "view_snapshot", start)
                 r = await a.post(f"{n1.url}/api/admin/rules", json=rule, headers=admin)
                 assert r.status_code == 201, r.text
                 got = await read_events(s1, 4, timeout=start + 2.5 - time.time(), skip=())
