@@ -207,11 +207,10 @@ class CameraOwnership:
         target = await self._least_loaded(camera_id)
         if target is None:
             return False
-        url = self._loads[target][0]
         if not await self._call(self.r.set(key, target, nx=True, px=self.lease_ms)):
             return True
-        url_, n = self._loads[target]
-        self._loads[target] = (url_, n + 1)  # until the next read: a burst of claims spreads
+        url, n = self._loads[target]
+        self._loads[target] = (url, n + 1)  # until the next read: a burst of claims spreads
         self.counts["placed_elsewhere"] += 1
         log.info("camera %s: placed on node %s (less loaded)", camera_id, target)
         raise OwnedElsewhere(camera_id, target, url)
@@ -219,13 +218,8 @@ class CameraOwnership:
     async def _least_loaded(self, camera_id: str) -> str | None:
         """The node to place a new camera on, if not this one."""
         if time.monotonic() - self._loads_at >= self.renew_s:
-            ids = [i.decode() if isinstance(i, bytes) else i for i in await self._call(self.r.smembers(self._nodes))]
-            vals = await self._call(self.r.mget([self._node(i) for i in ids])) if ids else []
-            loads: dict[str, tuple[str, int]] = {}
-            for i, v in zip(ids, vals, strict=True):
-                if v is not None and i != self.node_id:
-                    info = json.loads(v)
-                    loads[i] = (info["url"], int(info.get("cameras", 0)))
+            beats = await asyncio.wait_for(self._heartbeats(), 2 * self.timeout_s)  # two calls
+            loads = {i: (b["url"], int(b.get("cameras", 0))) for i, b in beats.items() if i != self.node_id}
             self._loads, self._loads_at = loads, time.monotonic()
         if not self._loads:
             return None
@@ -256,13 +250,17 @@ class CameraOwnership:
         v = await self._call(self.r.get(self._lease(camera_id)))
         return v.decode() if isinstance(v, bytes) else v
 
-    async def live_nodes(self) -> dict[str, str]:
-        """Node id -> advertise URL of every node with a current heartbeat."""
+    async def _heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Node id -> heartbeat (advertise URL, camera count) of every node with a current one."""
         ids = [i.decode() if isinstance(i, bytes) else i for i in await self.r.smembers(self._nodes)]
         if not ids:
             return {}
         vals = await self.r.mget([self._node(i) for i in ids])
-        return {i: json.loads(v)["url"] for i, v in zip(ids, vals, strict=True) if v is not None}
+        return {i: json.loads(v) for i, v in zip(ids, vals, strict=True) if v is not None}
+
+    async def live_nodes(self) -> dict[str, str]:
+        """Node id -> advertise URL of every node with a current heartbeat."""
+        return {i: b["url"] for i, b in (await self._heartbeats()).items()}
 
     async def heartbeating(self, node_ids: list[str]) -> set[str]:
         """Those of ``node_ids`` with a current heartbeat."""
