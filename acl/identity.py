@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from acl.credentials import Kind
 from acl.models import ApiToken, Role, TokenKind, User
 from storage.db import utcnow
 
@@ -24,6 +25,7 @@ __all__ = [
     "IdentityError",
     "LoginThrottle",
     "Passwords",
+    "StreamGrant",
     "StreamTokens",
     "Subject",
     "TokenService",
@@ -47,7 +49,10 @@ class Subject:
     username: str
     role: Role
     departments: frozenset[str] = field(default_factory=frozenset)
-    token_id: int | None = None
+    token_id: int | None = None  # the login (bearer, cookie or machine token) everything here derives from
+    credential: Kind | None = None  # what the request presented
+    expires_at: dt.datetime | None = None  # when that credential ends at the latest (its login's expiry)
+    credential_ref: str | None = None  # a fingerprint of a stream token or session key (never the value)
 
     @property
     def is_admin(self) -> bool:
@@ -158,11 +163,13 @@ class TokenService:
         res = await s.execute(q.values(revoked_at=utcnow()))
         return bool(getattr(res, "rowcount", 0))
 
-    async def revoke_user(self, s: AsyncSession, user_id: int) -> int:
-        """Revoke every live token of a user (on deactivation or password change)."""
-        q = update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-        res = await s.execute(q.values(revoked_at=utcnow()))
-        return int(getattr(res, "rowcount", 0))
+    async def revoke_user(self, s: AsyncSession, user_id: int) -> list[int]:
+        """Revoke every live token of a user (deactivation, password or role change); their ids."""
+        live = ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)
+        ids = list((await s.execute(select(ApiToken.id).where(*live))).scalars())
+        if ids:
+            await s.execute(update(ApiToken).where(ApiToken.id.in_(ids)).values(revoked_at=utcnow()))
+        return ids
 
     async def list_tokens(self, s: AsyncSession, *, user_id: int | None = None) -> list[ApiToken]:
         """Tokens, newest first (all users when ``user_id`` is None)."""
@@ -217,24 +224,52 @@ class LoginThrottle:
         self._fails.pop(f"u:{username.lower()}", None)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamGrant:
+    """What a valid stream token says: whose, for which camera, from which login, until when."""
+
+    user_id: int
+    camera_id: str
+    parent: int
+    expires_at: dt.datetime
+    fingerprint: str
+
+
 class StreamTokens:
-    """Short-lived signed tokens bound to one user and one camera (for native HLS players)."""
+    """Short-lived signed tokens bound to one user, one camera and the login they were issued from.
+
+    A token never outlives its login: its expiry is the earlier of ``ttl_s`` from issue and the
+    login's own expiry, and a token re-issued from another (a 307 to the node that pulls the
+    camera) keeps the original expiry instead of starting a new ``ttl_s``.
+    """
 
     def __init__(self, secret: bytes, ttl_s: int) -> None:
         self._s = URLSafeTimedSerializer(secret, salt="liandong-stream")
         self.ttl_s = ttl_s
 
-    def issue(self, user_id: int, camera_id: str, token_id: int | None = None) -> str:
-        """A token that lets ``user_id`` read ``camera_id`` streams for ``ttl_s`` seconds."""
-        return self._s.dumps({"u": user_id, "c": camera_id, "t": token_id})
+    def issue(self, user_id: int, camera_id: str, token_id: int, not_after: dt.datetime | None = None) -> str:
+        """A token that lets ``user_id`` start watching ``camera_id`` until ``ttl_s`` from now or
+        ``not_after`` (the login's expiry, or the expiry of the token this one replaces)."""
+        expires = utcnow() + dt.timedelta(seconds=self.ttl_s)
+        if not_after is not None:
+            expires = min(expires, not_after)
+        return self._s.dumps({"u": user_id, "c": camera_id, "t": token_id, "e": int(expires.timestamp())})
 
-    def check(self, token: str, camera_id: str) -> tuple[int, int | None] | None:
-        """(user id, parent token id) when the token is valid for this camera, else None."""
+    def check(self, token: str) -> StreamGrant | None:
+        """The grant of a well-signed, unexpired token with a parent login, else None. The caller
+        checks the camera binding and that the parent login is still live."""
+        if len(token) > 512:
+            return None
         try:
             data = self._s.loads(token, max_age=self.ttl_s)
         except (SignatureExpired, BadSignature):
             return None
-        if not isinstance(data, dict) or data.get("c") != camera_id or not isinstance(data.get("u"), int):
+        if not isinstance(data, dict):
             return None
-        parent = data.get("t")
-        return data["u"], parent if isinstance(parent, int) else None
+        user, camera, parent, exp = data.get("u"), data.get("c"), data.get("t"), data.get("e")
+        if not (isinstance(user, int) and isinstance(camera, str) and isinstance(parent, int) and isinstance(exp, int)):
+            return None
+        expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+        if expires <= utcnow():
+            return None
+        return StreamGrant(user, camera, parent, expires, hash_token(token)[:24])

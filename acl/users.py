@@ -45,9 +45,13 @@ async def upsert_user(
     if user is not None:
         if not update:
             raise UserError(f"username: '{name}' already exists (use --update to change it)")
+        role_changed = user.role is not role
         user.role = role
         if hashed is not None:
             user.password_hash = hashed
+        if hashed is not None or role_changed:
+            # Every login ends with a password or role change (running gateways refuse them at once,
+            # or within auth.login_cache_s where they cached the login).
             await TokenService().revoke_user(s, user.id)
         if display_name:
             user.display_name = display_name

@@ -149,7 +149,7 @@ def _attach_media(ld: Liandong) -> None:
     ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
     ld.hls = HlsService(ld.media, ld.sessions, ld.settings.hls, ld.metrics, ld.settings.webrtc.open_timeout_s)
     assert ld.auth is not None
-    ld.auth.session_key_subject = ld.hls.subject_for
+    ld.auth.session_keys = ld.hls.subject_for
     ld.hub.on_live.append(ld.hls.on_camera_live)
     ld.extras.setdefault("session_terminators", []).append(ld.sessions)
     ld.snapshots = _snapshot_service(ld)

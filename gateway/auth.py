@@ -1,4 +1,5 @@
-"""Who is calling: bearer tokens, browser session cookies (with CSRF) and signed stream tokens."""
+"""Who is calling: the credentials of :mod:`acl.credentials` (logins, stream tokens, session keys)
+checked for the scope a route declares."""
 
 from __future__ import annotations
 
@@ -8,21 +9,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import HTTPException, Request, status
 
+from acl.credentials import CREDENTIALS, Carrier, CarrierType, Kind, Scope, accepted_kinds, rule_for
 from acl.identity import StreamTokens, Subject, TokenService, hash_token
-from acl.models import ApiToken, User
+from acl.models import ApiToken, Role, TokenKind, User
 from storage.db import Database, utcnow
 
-__all__ = ["CSRF_HEADER", "Authenticator"]
+__all__ = ["CSRF_HEADER", "Authenticator", "SessionKeys"]
 
 log = logging.getLogger(__name__)
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Unsafe routes that also take a stream token: a WHEP offer redirected to the node pulling the camera
-# (it grants no more than HLS with the same token does).
-_STREAM_TOKEN_POSTS = frozenset({"/api/cameras/{camera_id}/whep"})
 
 DepartmentsOf = Callable[[User], Awaitable[frozenset[str]]]
 
@@ -41,6 +41,7 @@ class _Login:
     csrf_hash: str | None
     expires_at: dt.datetime | None
     checked_at: float  # monotonic
+    kind: TokenKind = TokenKind.session
 
 
 class LoginCache:
@@ -78,7 +79,7 @@ class LoginCache:
         if self.ttl_s <= 0 or generation != self.generation:
             return
         copy = User(id=user.id, username=user.username, role=user.role, active=True)
-        self._logins[key] = _Login(tok.id, copy, tok.csrf_hash, tok.expires_at, time.monotonic())
+        self._logins[key] = _Login(tok.id, copy, tok.csrf_hash, tok.expires_at, time.monotonic(), tok.kind)
         self._logins.move_to_end(key)
         while len(self._logins) > self.size:
             self._logins.popitem(last=False)
@@ -105,7 +106,14 @@ class LoginCache:
 
 
 class Authenticator:
-    """Resolves a request to a :class:`Subject`, or None when it carries no valid credentials."""
+    """Resolves a request to a :class:`Subject` for a route's declared :class:`Scope`, or None when
+    it carries no credential that scope accepts.
+
+    Which kinds a scope accepts, where each is carried and what it is bound to come from the
+    credential table (:mod:`acl.credentials`); this class only knows how to read a carrier and how
+    to check each kind (a login in the database, a stream token's signature and parent login, a
+    session key with the sessions that hand them out).
+    """
 
     def __init__(
         self,
@@ -126,27 +134,37 @@ class Authenticator:
         # Bearer tokens and session cookies validated recently: a database lookup per request
         # otherwise (HLS players ask several times a second).
         self.logins = LoginCache(login_cache_s, login_cache_size)
-        # Resolves an HLS session key (``?s=``) to the subject that opened it (set by the HLS service).
-        self.session_key_subject: Callable[[str, str], Subject | None] | None = None
+        # Resolves a session key to the live session's subject (the HLS service, set at wiring).
+        self.session_keys: SessionKeys | None = None
 
-    async def _subject(self, user: User, token_id: int | None) -> Subject:
+    async def _subject(
+        self,
+        user: User,
+        token_id: int | None,
+        kind: Kind,
+        expires_at: dt.datetime | None,
+        ref: str | None = None,
+    ) -> Subject:
         return Subject(
             user_id=user.id,
             username=user.username,
             role=user.role,
             departments=await self.departments_of(user),
             token_id=token_id,
+            credential=kind,
+            expires_at=expires_at,
+            credential_ref=ref,
         )
 
-    async def _login(self, token: str) -> tuple[int, User, str | None] | None:
-        """(token id, user, CSRF hash) of a live bearer token or session cookie, from the cache or
-        the database; None for unknown, expired or revoked tokens and inactive users."""
+    async def _login(self, token: str) -> _Login | None:
+        """A live bearer token, session cookie or machine token, from the cache or the database;
+        None for unknown, expired or revoked tokens and inactive users."""
         if not token.startswith(TokenService.PREFIX) or len(token) > 200:
             return None
         key = hash_token(token)
         hit = self.logins.get(key)
         if hit is not None:
-            return hit.token_id, hit.user, hit.csrf_hash
+            return hit
         generation = self.logins.generation
         async with self.db.session() as s:
             found = await self.tokens.resolve(s, token)
@@ -154,7 +172,7 @@ class Authenticator:
                 return None
             tok, user = found
             self.logins.put(key, tok, user, generation)
-            return tok.id, user, tok.csrf_hash
+            return _Login(tok.id, user, tok.csrf_hash, tok.expires_at, time.monotonic(), tok.kind)
 
     async def forget_token(self, token_id: int) -> None:
         """A login ended: its next request is checked against the database (an ``on_token_revoked`` hook)."""
@@ -168,56 +186,144 @@ class Authenticator:
         """Users may have changed elsewhere (another node, a reload): check every login again."""
         self.logins.clear()
 
-    async def authenticate(self, request: Request) -> Subject | None:
-        """Bearer header first, then the session cookie (CSRF-checked on unsafe methods), then a
-        stream token (``?token=``) or an HLS session key (``?s=``) on routes with a ``camera_id``."""
+    async def authenticate(self, request: Request, scope: Scope = Scope.api) -> Subject | None:
+        """The subject of the first credential the request carries (in the table's order of
+        carriers), if ``scope`` accepts its kind and it is valid; else None.
+
+        Raises 403 for a session cookie without its CSRF header on an unsafe method and 410
+        (:class:`CredentialEnded`) for a credential that has ended, such as an HLS session key."""
         cached = getattr(request.state, "subject", None)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        subject = await self._authenticate(request)
+        subject = await self._authenticate(request, scope)
         request.state.subject = subject
         return subject
 
-    async def _authenticate(self, request: Request) -> Subject | None:
-        header = request.headers.get("authorization", "")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                return None
-            login = await self._login(value.strip())
-            return await self._subject(login[1], login[0]) if login else None
-        cookie = request.cookies.get(self.cookie_name)
-        if cookie:
-            login = await self._login(cookie)
-            if login is None:
-                return None
-            token_id, user, csrf_hash = login
+    async def _authenticate(self, request: Request, scope: Scope) -> Subject | None:
+        presented = _presented(request, self.cookie_name)
+        if presented is None:
+            return None
+        kinds, value = presented
+        accepted = accepted_kinds(scope)
+        if not kinds & accepted:
+            if Kind.session_key in kinds:
+                self._from_session_key(request, value, None)  # an ended key is 410 everywhere
+            request.state.credential_problem = f"a {' or '.join(sorted(kinds))} is not accepted here"
+            return None
+        if kinds & _LOGIN_KINDS:
+            return await self._from_login(request, value, kinds & accepted)
+        if Kind.stream_token in kinds:
+            return await self._from_stream_token(request, value, scope)
+        return self._from_session_key(request, value, scope)
+
+    async def _from_login(self, request: Request, value: str, accepted: frozenset[Kind]) -> Subject | None:
+        login = await self._login(value)
+        if login is None:
+            return None
+        if Kind.cookie in accepted:
             if request.method not in _SAFE_METHODS and not TokenService.csrf_hash_ok(
-                csrf_hash, request.headers.get(CSRF_HEADER)
+                login.csrf_hash, request.headers.get(CSRF_HEADER)
             ):
                 raise HTTPException(status.HTTP_403_FORBIDDEN, f"CSRF check failed: send the {CSRF_HEADER} header")
-            return await self._subject(user, token_id)
-        stream_token = request.query_params.get("token")
-        camera_id = request.path_params.get("camera_id")
-        route = getattr(request.scope.get("route"), "path", None)
-        if stream_token and camera_id and (request.method in _SAFE_METHODS or route in _STREAM_TOKEN_POSTS):
-            checked = self.stream_tokens.check(stream_token, str(camera_id))
-            if checked is None:
+            kind = Kind.cookie
+        elif login.kind is TokenKind.machine:
+            # Machine tokens are for integration accounts only (one minted before that rule is dead).
+            if login.user.role is not Role.integration:
+                request.state.credential_problem = "machine token of a user who is not an integration account"
                 return None
-            user_id, parent = checked
-            async with self.db.session() as s:
-                owner = await s.get(User, user_id)
-                if owner is None or not owner.active:
-                    return None
-                if parent is not None:
-                    # A stream token dies with the login it came from.
-                    login_row = await s.get(ApiToken, parent)
-                    if login_row is None or login_row.revoked_at is not None:
-                        return None
-                return await self._subject(owner, parent)
-        key = request.query_params.get("s")
-        if key and camera_id and request.method in _SAFE_METHODS and self.session_key_subject is not None:
-            # A native player's later requests: the key of a session opened with a valid credential.
-            # The route still asks the ACL on every request; logout or revocation ends the session.
-            return self.session_key_subject(key, str(camera_id))
-        return None
+            kind = Kind.machine
+        else:
+            kind = Kind.bearer
+        if kind not in accepted:
+            request.state.credential_problem = f"a {kind} is not accepted here"
+            return None
+        return await self._subject(login.user, login.token_id, kind, login.expires_at)
+
+    async def _from_stream_token(self, request: Request, value: str, scope: Scope) -> Subject | None:
+        grant = self.stream_tokens.check(value)
+        if grant is None:
+            return None
+        bound = rule_for(Kind.stream_token).binding(scope)
+        if bound is not None and str(request.path_params.get(bound)) != grant.camera_id:
+            request.state.credential_problem = "stream token for another camera"
+            return None
+        async with self.db.session() as s:
+            # A stream token dies with the login it came from, however that ended.
+            row = await s.get(ApiToken, grant.parent)
+            owner = await s.get(User, grant.user_id)
+            now = utcnow()
+            if row is None or row.user_id != grant.user_id or row.revoked_at is not None:
+                return None
+            if row.expires_at is not None and row.expires_at <= now:
+                return None
+            if owner is None or not owner.active:
+                return None
+            if row.kind is TokenKind.machine and owner.role is not Role.integration:
+                return None
+            return await self._subject(owner, grant.parent, Kind.stream_token, grant.expires_at, grant.fingerprint)
+
+    def _from_session_key(self, request: Request, value: str, scope: Scope | None) -> Subject | None:
+        if self.session_keys is None or len(value) > 64:
+            return None
+        bound = rule_for(Kind.session_key).binding(scope) if scope is not None else None
+        return self.session_keys(value, str(request.path_params.get(bound)) if bound else None)
+
+
+class SessionKeys(Protocol):
+    """Who holds a live session key; raises :class:`CredentialEnded` for a key whose session ended."""
+
+    def __call__(self, key: str, camera_id: str | None) -> Subject | None: ...
+
+
+_LOGIN_KINDS = frozenset({Kind.bearer, Kind.machine, Kind.cookie})
+
+
+def _presented(request: Request, cookie_name: str) -> tuple[frozenset[Kind], str] | None:
+    """The first credential the request carries, in the table's order of carriers: the kinds it
+    may be and its value. An ``Authorization`` header that no carrier takes (another scheme, an
+    empty token) counts as presented, and fails."""
+    header = request.headers.get("authorization", "")
+    for rule in CREDENTIALS:
+        for carrier in rule.carriers:
+            value = _read(request, carrier, header, cookie_name)
+            if value:
+                kinds = frozenset(
+                    r.kind
+                    for r in CREDENTIALS
+                    for c in r.carriers
+                    if c.type is carrier.type and c.name == carrier.name and _fits(c, value)
+                )
+                return kinds, value
+            if header and carrier.type is CarrierType.bearer_header and not _bearer_value(header):
+                return frozenset({Kind.bearer}), "-"  # not a bearer scheme: presented, and refused
+    return None
+
+
+def _bearer_value(header: str) -> str:
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _read(request: Request, carrier: Carrier, header: str, cookie_name: str) -> str | None:
+    if carrier.type is CarrierType.bearer_header:
+        value = _bearer_value(header)
+        return value if value and _fits(carrier, value) else None
+    if carrier.type is CarrierType.cookie:
+        return request.cookies.get(cookie_name) or None
+    if carrier.type is CarrierType.query:
+        return request.query_params.get(carrier.name) or None
+    return None  # form fields are read by the login routes themselves
+
+
+def _fits(carrier: Carrier, value: str) -> bool:
+    """A bearer value belongs to a carrier by its prefix: login tokens carry one, stream tokens none."""
+    if carrier.type is not CarrierType.bearer_header:
+        return True
+    if carrier.prefix is not None:
+        return value.startswith(carrier.prefix)
+    return not any(
+        c.prefix is not None and value.startswith(c.prefix)
+        for r in CREDENTIALS
+        for c in r.carriers
+        if c.type is CarrierType.bearer_header
+    )

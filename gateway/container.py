@@ -111,6 +111,43 @@ class Liandong:
         for hook in self.on_token_revoked:
             await hook(token_id)
 
+    async def end_login(self, token_id: int, *, user_id: int | None = None) -> bool:
+        """End one login (logout, revocation; only ``user_id``'s own when given) and everything
+        derived from it: its cached validation, stream tokens (checked against it on use), viewer
+        sessions and their HLS session keys, event streams, on every node. False if it was not live."""
+        async with self.db.session() as s:
+            ended = await self.tokens.revoke(s, token_id, user_id=user_id)
+        if ended:
+            await self.sessions_revoked_for_token(token_id)
+        return ended
+
+    async def user_logins_ended(self, user_id: int, token_ids: list[int], reason: str) -> None:
+        """A user's logins were revoked in a committed change (password or role change,
+        deactivation): end what derives from each through the same path as :meth:`end_login`, and
+        every session the user holds however it was opened."""
+        assert self.auth is not None
+        self.auth.forget_user(user_id)
+        for token_id in token_ids:
+            await self.sessions_revoked_for_token(token_id)
+        for term in self.extras.get("session_terminators", []):
+            await term.end_sessions(user_id, None, reason)
+
+    async def end_session(self, session_id: str, reason: str) -> bool:
+        """End one viewer session on whichever node holds it."""
+        cluster = self.extras.get("cluster")
+        if cluster is not None:
+            return bool(await cluster.sessions.end(session_id, reason))
+        return bool(await self.sessions.end(session_id, reason))
+
+    async def find_session(self, session_id: str) -> dict[str, Any] | None:
+        """An open viewer session on any node, with who may end it (``user_id``, ``credential_ref``)."""
+        cluster = self.extras.get("cluster")
+        if cluster is not None:
+            found: dict[str, Any] | None = await cluster.sessions.get(session_id)
+            return found
+        s = self.sessions.get(session_id) if self.sessions is not None else None
+        return s.owner() if s is not None else None
+
     async def audit_unauthenticated(self, request: Request) -> None:
         """Audit and count a request refused for lack of valid credentials.
 
@@ -154,6 +191,9 @@ class Liandong:
 
 def _credential_problem(request: Request) -> str:
     """What the refused request presented (never the credential itself)."""
+    problem = getattr(request.state, "credential_problem", None)
+    if problem:
+        return str(problem)
     header = request.headers.get("authorization", "")
     if header:
         if header.partition(" ")[0].lower() != "bearer":

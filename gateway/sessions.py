@@ -13,7 +13,7 @@ from typing import Any
 from acl.identity import Subject
 from storage.db import utcnow
 
-__all__ = ["Session", "SessionRegistry"]
+__all__ = ["Session", "SessionRegistry", "end_reason"]
 
 log = logging.getLogger(__name__)
 Closer = Callable[[str], Awaitable[None]]
@@ -37,6 +37,16 @@ class Session:
     ended: dt.datetime | None = None
     end_reason: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def credential_ref(self) -> str | None:
+        """The fingerprint of the stream token that opened the session, if one did."""
+        return self.subject.credential_ref if self.subject is not None else None
+
+    def owner(self) -> dict[str, Any]:
+        """Who may end the session (for :func:`gateway.policy.may_end_session`)."""
+        return {**self.public(), "credential_ref": self.credential_ref}
 
     def public(self) -> dict[str, Any]:
         """The session for the API."""
@@ -53,6 +63,11 @@ class Session:
         }
 
 
+def end_reason(owner_id: int, by: Subject) -> str:
+    """What a session's end is audited as, when ``by`` ends a session ``owner_id`` opened."""
+    return "ended by viewer" if owner_id == by.user_id else "ended by admin"
+
+
 class SessionRegistry:
     """In-process registry of open sessions. Implements :class:`acl.sessions.SessionTerminator`."""
 
@@ -63,6 +78,12 @@ class SessionRegistry:
         # Observers of opened and ended sessions (the cluster's session directory).
         self.on_open: list[Callable[[Session], None]] = []
         self.on_end: list[Callable[[Session], None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _count(self, protocol: str) -> None:
         if self._on_change:
@@ -96,6 +117,11 @@ class SessionRegistry:
             closer=closer,
         )
         self._sessions[s.id] = s
+        if subject is not None and subject.expires_at is not None:
+            # A session dies with its login: at the login's (or stream token's) expiry at the latest.
+            delay = max((subject.expires_at - utcnow()).total_seconds(), 0.0)
+            loop = asyncio.get_running_loop()
+            s.expiry = loop.call_later(delay, lambda: self._spawn(self.end(s.id, "login expired")))
         self._count(protocol)
         for cb in self.on_open:
             cb(s)
@@ -130,6 +156,8 @@ class SessionRegistry:
         s = self._sessions.pop(session_id, None)
         if s is None:
             return False
+        if s.expiry is not None:
+            s.expiry.cancel()
         s.ended = utcnow()
         s.end_reason = reason
         self._count(s.protocol)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response, status
 
 from acl.identity import Subject
 
@@ -23,7 +23,11 @@ def redirect_to_owner(request: Request, owner_url: str, camera_id: str, subject:
     node = ld.extras.get("cluster")
     if node is not None:
         node.metrics.redirected(getattr(request.scope.get("route"), "path", "other"))
-    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id)
+    if subject.token_id is None:  # every credential derives from a login; nothing to hand on otherwise
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required")
+    # The token carries the login's expiry, or the expiry of the stream token this request came
+    # with: a chain of 307s never renews a token.
+    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id, subject.expires_at)
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"] + [("token", token)]
     location = f"{owner_url}{request.url.path}?{urlencode(query)}"
     return Response(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})

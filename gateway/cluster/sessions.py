@@ -51,7 +51,7 @@ class SessionDirectory:
 
     # -- mirroring -----------------------------------------------------------------------------
     def _record(self, s: Session) -> str:
-        return json.dumps({**s.public(), "node": self.node_id})
+        return json.dumps({**s.owner(), "node": self.node_id})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -93,14 +93,15 @@ class SessionDirectory:
             if d.get("node") not in live:
                 continue  # the node died: its sessions died with it
             if (user_id is None or d["user_id"] == user_id) and (camera_id is None or d["camera_id"] == camera_id):
+                d.pop("credential_ref", None)  # who may end it: not for listings
                 out.append(d)
         return sorted(out, key=lambda d: d["started"])
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
-        """One open session on a live node."""
+        """One open session on a live node (with ``credential_ref``: who may end it)."""
         s = self.local.get(session_id)
         if s is not None:
-            return {**s.public(), "node": self.node_id}
+            return {**s.owner(), "node": self.node_id}
         raw = await self.r.hget(self.key, session_id)
         if raw is None:
             return None

@@ -1,9 +1,11 @@
 """HLS viewer sessions and the per-camera muxers they read.
 
-A player starts at ``index.m3u8`` (authorized by bearer, cookie or a signed stream token); that
-opens a viewer session in the session registry and answers a multivariant playlist whose media
-playlist URI carries the session key (``?s=``). Every later request names that key; it is checked
-together with the ACL on every request, so revocation, logout and camera deletion end playback.
+A player starts at ``index.m3u8`` (authorized by a login or a signed stream token); that opens a
+viewer session in the session registry and answers a multivariant playlist whose media playlist URI
+carries the session key (``?s=``). Every later request names that key; it is checked together with
+the ACL on every request, so revocation, logout and camera deletion end playback. The key is a
+credential for that session's files only and resolves only while the session is open (an ended
+key answers 410; see :mod:`acl.credentials`).
 A session no player asked for in ``session_idle_s`` ends; a muxer nobody asked for in
 ``idle_stop_s`` stops and releases the camera.
 """
@@ -16,10 +18,11 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from acl.identity import Subject
+from acl.credentials import CredentialEnded, Kind
+from acl.identity import Subject, hash_token
 from gateway.hls.muxer import HlsMuxer, MuxerSettings
 from gateway.hub import StreamUnavailable
 from gateway.media import MediaRouter
@@ -71,7 +74,8 @@ class HlsService:
         self.muxers: dict[tuple[str, Variant], HlsMuxer] = {}
         self._starting: dict[tuple[str, Variant], asyncio.Task[HlsMuxer]] = {}
         self._by_key: dict[str, HlsSession] = {}
-        self._ended: OrderedDict[str, tuple[HlsSession, str]] = OrderedDict()
+        # Keys of ended sessions, only to say why (410); an ended key resolves to no one.
+        self._ended: OrderedDict[str, tuple[str, int, str]] = OrderedDict()
         self._sweeper: asyncio.Task[None] | None = None
         self._mux = MuxerSettings(
             part_s=settings.part_duration_s,
@@ -144,7 +148,7 @@ class HlsService:
         async def closer(reason: str) -> None:
             s = holder.get("s")
             if s is not None and self._by_key.pop(s.key, None) is not None:
-                self._ended[s.key] = (s, reason)
+                self._ended[s.key] = (s.camera_id, s.subject.user_id, reason)
                 while len(self._ended) > _ENDED_KEPT:
                     self._ended.popitem(last=False)
 
@@ -164,23 +168,27 @@ class HlsService:
         reg.stats["transcoded"] = mux.transcoded
         return s, mux
 
-    def subject_for(self, key: str, camera_id: str) -> Subject | None:
-        """Who holds a session key (for the authenticator); None for unknown keys or another camera."""
+    def subject_for(self, key: str, camera_id: str | None) -> Subject | None:
+        """Who holds a live session key (the authenticator's :class:`~gateway.auth.SessionKeys`);
+        None for unknown keys or another camera. A key whose session ended raises
+        :class:`~acl.credentials.CredentialEnded`, wherever it is presented."""
         s = self._by_key.get(key)
         if s is None:
             ended = self._ended.get(key)
-            s = ended[0] if ended else None
-        if s is None or s.camera_id != camera_id:
+            if ended is not None:
+                raise CredentialEnded(f"this HLS session has ended: {ended[2]}")
             return None
-        return s.subject
+        if camera_id is not None and s.camera_id != camera_id:
+            return None
+        return replace(s.subject, credential=Kind.session_key, credential_ref=hash_token(key)[:24])
 
     def touch(self, key: str, camera_id: str, subject: Subject) -> tuple[HlsSession, HlsMuxer]:
         """The live session of ``key`` and its muxer; raises :class:`SessionGone` or LookupError."""
         s = self._by_key.get(key)
         if s is None:
             ended = self._ended.get(key)
-            if ended is not None and ended[0].camera_id == camera_id and ended[0].subject.user_id == subject.user_id:
-                raise SessionGone(f"this HLS session has ended: {ended[1]}")
+            if ended is not None and ended[0] == camera_id and ended[1] == subject.user_id:
+                raise SessionGone(f"this HLS session has ended: {ended[2]}")
             raise LookupError("no such HLS session: start again at index.m3u8")
         if s.camera_id != camera_id or s.subject.user_id != subject.user_id:
             raise LookupError("no such HLS session: start again at index.m3u8")

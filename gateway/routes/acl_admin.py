@@ -216,22 +216,23 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
             raise HTTPException(404, f"no user {user_id}")
         if user.role is Role.admin and not subject.is_admin:
             raise HTTPException(403, "only admins may change admins")
-        if body.role is not None:
-            user.role = body.role
         if body.display_name is not None:
             user.display_name = body.display_name
         if body.password is not None:
             user.password_hash = ld.passwords.hash(body.password)
+        role_changed = body.role is not None and body.role is not user.role
+        if body.role is not None:
+            user.role = body.role
         if body.active is not None:
             user.active = body.active
-        if body.password is not None or body.active is False:
-            await ld.tokens.revoke_user(s, user_id)
+        # Every login of the user ends with a password or role change or a deactivation, in the
+        # same transaction; what derives from them (streams, session keys) ends after the commit.
+        why = _logins_end_because(body.password is not None, role_changed, body.active is False)
+        ended = await ld.tokens.revoke_user(s, user_id) if why else []
         role, active, name = user.role, user.active, user.username
     ld.auth.forget_user(user_id)  # the next request reads the user again (role, active, revoked logins)
-    if body.password is not None or body.active is False:
-        why = "account deactivated" if body.active is False else "password changed"
-        for term in ld.extras.get("session_terminators", []):
-            await term.end_sessions(user_id, None, why)
+    if why:
+        await ld.user_logins_ended(user_id, ended, why)
     changed = sorted(k for k, v in body.model_dump(exclude={"reason"}).items() if v is not None)
     await ld.audit.record(
         "user_changed",
@@ -241,6 +242,14 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
     )
     await ld.authorizer.user_changed(user_id, role, active)
     return {"id": user_id, "ok": True}
+
+
+def _logins_end_because(password: bool, role: bool, deactivated: bool) -> str | None:
+    if deactivated:
+        return "account deactivated"
+    if password:
+        return "password changed"
+    return "role changed" if role else None
 
 
 @router.put("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])

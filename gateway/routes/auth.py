@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from acl.credentials import Scope
 from acl.identity import IssuedToken, Subject
 from acl.models import Role, TokenKind, User
 from gateway.policy import authenticated, public, require_camera, require_roles
@@ -66,7 +67,7 @@ async def _login(request: Request, username: str, password: str, kind: TokenKind
     return issued
 
 
-@router.post("/token", dependencies=[public()])
+@router.post("/token", dependencies=[public(Scope.login)])
 async def token(
     request: Request,
     username: Annotated[str, Form(max_length=64)],
@@ -77,7 +78,7 @@ async def token(
     return TokenReply(access_token=issued.token, expires_in=request.app.state.ld.settings.auth.token_ttl_s)
 
 
-@router.post("/login", dependencies=[public()])
+@router.post("/login", dependencies=[public(Scope.login)])
 async def login(request: Request, body: LoginBody, response: Response) -> dict[str, object]:
     """Browser login: sets an HttpOnly SameSite session cookie and a readable CSRF cookie."""
     ld = request.app.state.ld
@@ -104,13 +105,11 @@ async def login(request: Request, body: LoginBody, response: Response) -> dict[s
 
 @router.post("/logout", dependencies=[authenticated()])
 async def logout(request: Request, response: Response) -> dict[str, bool]:
-    """End the current login (cookie or bearer token)."""
+    """End the current login (cookie or bearer token) and everything derived from it."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
     if subject.token_id is not None:
-        async with ld.db.session() as s:
-            await ld.tokens.revoke(s, subject.token_id)
-        await ld.sessions_revoked_for_token(subject.token_id)
+        await ld.end_login(subject.token_id)
     response.delete_cookie(ld.settings.auth.cookie_name)
     response.delete_cookie(CSRF_COOKIE)
     await ld.audit.record("logout", username=subject.username, user_id=subject.user_id)
@@ -153,42 +152,62 @@ async def list_tokens(request: Request, all_users: bool = False) -> list[dict[st
     ]
 
 
-@router.post("/tokens", status_code=201, dependencies=[require_roles(Role.security_admin)])
+@router.post("/tokens", status_code=201, dependencies=[require_roles(Role.admin)])
 async def create_machine_token(request: Request, body: MachineTokenBody) -> dict[str, object]:
-    """Create a machine token (shown once)."""
+    """Create a machine token for an integration account (admins only; shown once, never expires,
+    ends by revocation or any change to the account)."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
+    name = body.username or subject.username
     async with ld.db.session() as s:
-        name = body.username or subject.username
         user = (await s.execute(select(User).where(User.username == name))).scalar_one_or_none()
         if user is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"username: no user '{name}'")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, [{"field": "username", "message": f"no user '{name}'"}]
+            )
+        if user.role is not Role.integration or not user.active:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                [
+                    {
+                        "field": "username",
+                        "message": f"'{name}' is not an active integration account: machine tokens are for "
+                        "integration accounts only (people log in)",
+                    }
+                ],
+            )
         issued = await ld.tokens.issue(s, user, kind=TokenKind.machine, ttl_s=None, name=body.name)
-    await ld.audit.record("token_created", username=subject.username, user_id=subject.user_id, detail=body.name)
-    return {"id": issued.id, "access_token": issued.token, "token_type": "bearer", "name": body.name}
+        owner_id, owner_name = user.id, user.username
+    await ld.audit.record(
+        "token_created",
+        username=subject.username,
+        user_id=subject.user_id,
+        detail=f"machine token {issued.id} '{body.name}' for {owner_name} (user {owner_id})",
+    )
+    return {"id": issued.id, "access_token": issued.token, "token_type": "bearer", "name": body.name, "username": name}
 
 
 @router.delete("/tokens/{token_id}", dependencies=[authenticated()])
 async def revoke_token(request: Request, token_id: int) -> dict[str, bool]:
-    """Revoke a token: your own, or anyone's for admins."""
+    """Revoke a token (your own, or anyone's for admins) and everything derived from it."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    async with ld.db.session() as s:
-        ok = await ld.tokens.revoke(s, token_id, user_id=None if subject.is_admin else subject.user_id)
-    if not ok:
+    if not await ld.end_login(token_id, user_id=None if subject.is_admin else subject.user_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found or already revoked")
-    await ld.sessions_revoked_for_token(token_id)
     await ld.audit.record("token_revoked", username=subject.username, user_id=subject.user_id, detail=str(token_id))
     return {"ok": True}
 
 
 @router.post("/stream-token/{camera_id}", dependencies=[require_camera("view_live")])
 async def stream_token(request: Request, camera_id: str) -> dict[str, object]:
-    """A short-lived token for players that cannot send headers (a native HLS player): add
-    ``?token=...`` to this camera's stream URLs. It is bound to you and this camera, expires after
-    ``auth.stream_token_ttl_s`` and dies with the login it was issued from; every request made
-    with it is still authorized against the current policy."""
+    """A short-lived token for players that cannot send headers (a native HLS player, a WHEP
+    player): add ``?token=...`` to this camera's HLS entry playlist or WHEP URL, or send it as
+    ``Authorization: Bearer``. It is bound to you, this camera and your login: it expires after
+    ``auth.stream_token_ttl_s`` or with your login, whichever is first, and dies when your login
+    ends. It is accepted nowhere else (see docs/security.md); every use is authorized against the
+    current policy."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id)
+    assert subject.token_id is not None  # an api-scope subject always comes from a login
+    token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id, subject.expires_at)
     return {"token": token, "camera_id": camera_id, "expires_in": ld.stream_tokens.ttl_s}

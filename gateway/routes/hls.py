@@ -6,6 +6,7 @@ import re
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from acl.credentials import Scope
 from acl.identity import Subject
 from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
@@ -33,7 +34,7 @@ def _hls(request: Request):  # type: ignore[no-untyped-def]
 
 @router.get(
     "/api/cameras/{camera_id}/hls/index.m3u8",
-    dependencies=[require_camera("view_live")],
+    dependencies=[require_camera("view_live", Scope.stream_entry)],
     responses={
         200: {"content": {PLAYLIST: {}}},
         307: {"description": "another gateway node pulls this camera: the player continues there (cluster)"},
@@ -78,7 +79,7 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
 
 @router.get(
     "/api/cameras/{camera_id}/hls/{name}",
-    dependencies=[require_camera("view_live")],
+    dependencies=[require_camera("view_live", Scope.hls_files)],
     responses={
         200: {"content": {PLAYLIST: {}, "video/mp4": {}}},
         400: {"description": "bad blocking-reload parameters"},

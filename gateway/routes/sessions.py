@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from acl.identity import Subject
 from acl.models import Role
-from gateway.policy import authenticated, require_roles
+from gateway.policy import authenticated, require_roles, require_session
+from gateway.sessions import end_reason
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -42,23 +43,12 @@ async def list_sessions(
     return out
 
 
-@router.delete("/{session_id}", dependencies=[authenticated()])
+@router.delete("/{session_id}", dependencies=[require_session()])
 async def end_session(request: Request, session_id: str) -> dict[str, bool]:
-    """End one session."""
+    """End one session (yours, or anyone's for admins)."""
     ld = request.app.state.ld
-    subject: Subject = request.state.subject
-    cluster = ld.extras.get("cluster")
-    if cluster is not None:  # the session may run on another node
-        d = await cluster.sessions.get(session_id)
-        if d is None or (d["user_id"] != subject.user_id and not subject.is_admin):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
-        reason = "ended by admin" if d["user_id"] != subject.user_id else "ended by viewer"
-        return {"ok": await cluster.sessions.end(session_id, reason)}
-    s = ld.sessions.get(session_id)
-    if s is None or (s.user_id != subject.user_id and not subject.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
-    await ld.sessions.end(session_id, "ended by admin" if s.user_id != subject.user_id else "ended by viewer")
-    return {"ok": True}
+    reason = end_reason(request.state.viewer_session["user_id"], request.state.subject)
+    return {"ok": await ld.end_session(session_id, reason)}
 
 
 @router.delete("", dependencies=[require_roles(Role.admin)])

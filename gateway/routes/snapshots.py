@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acl.credentials import Scope
 from acl.identity import Subject
 from acl.models import Role
 from gateway.policy import authenticated, require_camera, require_roles
@@ -66,7 +67,7 @@ def _headers(res: SnapshotResult) -> dict[str, str]:
 
 @router.get(
     "/api/cameras/{camera_id}/snapshot.jpg",
-    dependencies=[require_camera("view_snapshot")],
+    dependencies=[require_camera("view_snapshot", Scope.stream_entry)],
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "A thumbnail (stale ones carry X-Snapshot-Stale)."},
         307: {"description": "Another gateway node pulls this camera: fetch it there (cluster)."},

@@ -6,13 +6,15 @@ import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
+from acl.credentials import Scope
 from acl.identity import Subject
 from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
 from gateway.cluster.redirect import redirect_to_owner
 from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
-from gateway.policy import authenticated, public, require_camera
+from gateway.policy import public, require_camera, require_session
+from gateway.sessions import end_reason
 from gateway.webrtc.sdp import SdpError
 from transcoder.plan import Variant
 
@@ -37,7 +39,7 @@ async def whep_options(camera_id: str) -> Response:
 @router.post(
     "/api/cameras/{camera_id}/whep",
     status_code=201,
-    dependencies=[require_camera("view_live")],
+    dependencies=[require_camera("view_live", Scope.stream_entry)],
     responses={
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
@@ -95,28 +97,16 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
     )
 
 
-@router.delete("/api/whep/{session_id}", status_code=200, dependencies=[authenticated()])
+@router.delete("/api/whep/{session_id}", status_code=200, dependencies=[require_session(Scope.stream_session)])
 async def whep_delete(request: Request, session_id: str) -> Response:
-    """End a WHEP session (its owner, or an admin)."""
+    """End a WHEP session: the credential that opened it (the same login, or the same stream
+    token), or an admin."""
     ld = request.app.state.ld
-    subject: Subject = request.state.subject
-    cluster = ld.extras.get("cluster")
-    if cluster is not None:  # the session URL is relative: behind a load balancer any node gets the DELETE
-        d = await cluster.sessions.get(session_id)
-        if d is None or (d["user_id"] != subject.user_id and not subject.is_admin):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
-        await cluster.sessions.end(
-            session_id, "ended by viewer" if d["user_id"] == subject.user_id else "ended by admin"
-        )
-        return Response(status_code=200)
-    s = ld.sessions.get(session_id)
-    if s is None or (s.user_id != subject.user_id and not subject.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
-    await ld.sessions.end(session_id, "ended by viewer" if s.user_id == subject.user_id else "ended by admin")
+    await ld.end_session(session_id, end_reason(request.state.viewer_session["user_id"], request.state.subject))
     return Response(status_code=200)
 
 
-@router.patch("/api/whep/{session_id}", dependencies=[authenticated()])
+@router.patch("/api/whep/{session_id}", dependencies=[require_session(Scope.stream_session)])
 async def whep_patch(session_id: str) -> Response:
     """Trickle ICE and ICE restarts are not supported: candidates are all in the answer (405, as WHIP/WHEP allow)."""
     _ = session_id

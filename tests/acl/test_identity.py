@@ -67,10 +67,10 @@ async def test_cookie_session_requires_csrf_for_changes(app_client: httpx.AsyncC
 
 
 async def test_machine_tokens_listed_and_revoked(app_client: httpx.AsyncClient) -> None:
-    await add_user(app_client, "sec", Role.security_admin)
-    await add_user(app_client, "gps-feed", Role.operator)
-    sec = await login(app_client, "sec")
-    r = await app_client.post("/api/auth/tokens", json={"name": "GPS feed", "username": "gps-feed"}, headers=sec)
+    await add_user(app_client, "adm", Role.admin)
+    await add_user(app_client, "gps-feed", Role.integration)
+    adm = await login(app_client, "adm")
+    r = await app_client.post("/api/auth/tokens", json={"name": "GPS feed", "username": "gps-feed"}, headers=adm)
     assert r.status_code == 201
     tok = r.json()
     machine = {"Authorization": f"Bearer {tok['access_token']}"}
@@ -83,15 +83,22 @@ async def test_machine_tokens_listed_and_revoked(app_client: httpx.AsyncClient) 
     assert (await app_client.get("/api/auth/me", headers={"Authorization": "Basic eDp5"})).status_code == 401
 
 
-def test_stream_tokens_bound_to_camera_and_expire() -> None:
+def test_stream_tokens_carry_camera_parent_and_expire() -> None:
     st = StreamTokens(b"k" * 32, ttl_s=1)
     tok = st.issue(7, "cam-a", token_id=3)
-    assert st.check(tok, "cam-a") == (7, 3)
-    assert st.check(tok, "cam-b") is None
-    assert st.check(tok + "x", "cam-a") is None
-    assert StreamTokens(b"j" * 32, ttl_s=1).check(tok, "cam-a") is None
+    grant = st.check(tok)
+    assert grant is not None and (grant.user_id, grant.camera_id, grant.parent) == (7, "cam-a", 3)
+    assert st.check(tok + "x") is None
+    assert StreamTokens(b"j" * 32, ttl_s=1).check(tok) is None
+    # Never beyond the login it came from: a token re-issued with an earlier expiry keeps it.
+    long = StreamTokens(b"k" * 32, ttl_s=60)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    renewed = long.issue(7, "cam-a", 3, not_after=soon)
+    assert long.check(renewed) is not None
     time.sleep(2.1)
-    assert st.check(tok, "cam-a") is None
+    assert long.check(renewed) is None
+    assert long.check(long.issue(7, "cam-a", 3, not_after=soon)) is None
+    assert st.check(tok) is None
 
 
 async def test_stream_token_bound_to_camera_policy_and_login(app_client: httpx.AsyncClient) -> None:
@@ -110,18 +117,25 @@ async def test_stream_token_bound_to_camera_policy_and_login(app_client: httpx.A
     r = await app_client.post("/api/auth/stream-token/a", headers=p)
     assert r.status_code == 200 and r.json()["expires_in"] == 300
     tok = r.json()["token"]
-    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 200
-    assert (await app_client.get(f"/api/cameras/b?token={tok}")).status_code == 401  # bound to its camera
-    assert (await app_client.get(f"/api/cameras?token={tok}")).status_code == 401  # and to camera routes
+
+    async def offer(cam: str, token: str = tok) -> int:
+        # A WHEP offer of the wrong content type: 415 once authenticated and authorized.
+        r = await app_client.post(f"/api/cameras/{cam}/whep?token={token}", content=b"x")
+        return r.status_code
+
+    assert await offer("a") == 415
+    assert await offer("b") == 401  # bound to its camera
+    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 401  # and to stream routes
+    assert (await app_client.get(f"/api/cameras?token={tok}")).status_code == 401
     assert (await app_client.post(f"/api/auth/stream-token/a?token={tok}")).status_code == 401  # no chaining
     # The token only authenticates: the policy still decides.
     assert (await app_client.delete(f"/api/admin/rules/{rule_id}", headers=h)).status_code == 200
-    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 403
+    assert await offer("a") == 403
     assert (await app_client.post("/api/admin/rules", json=grant, headers=h)).status_code == 201
-    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 200
+    assert await offer("a") == 415
     # It dies with the login it came from.
     assert (await app_client.post("/api/auth/logout", headers=p)).status_code == 200
-    assert (await app_client.get(f"/api/cameras/a?token={tok}")).status_code == 401
+    assert await offer("a") == 401
 
 
 async def test_cached_logins_end_with_logout_revocation_deactivation_and_role_change(
@@ -157,7 +171,8 @@ async def test_cached_logins_end_with_logout_revocation_deactivation_and_role_ch
     assert (await me("op-disabled")).status_code == 401
     r = await c.patch(f"/api/admin/users/{ids['op-role']}", json={"role": "auditor"}, headers=admin_headers)
     assert r.status_code == 200, r.text
-    assert (await me("op-role")).json()["role"] == "auditor"
+    assert (await me("op-role")).status_code == 401  # a role change ends the user's logins too
+    assert (await c.get("/api/auth/me", headers=await login(c, "op-role"))).json()["role"] == "auditor"
     r = await c.patch(
         f"/api/admin/users/{ids['op-password']}", json={"password": "another long one"}, headers=admin_headers
     )

@@ -129,7 +129,9 @@ async def test_ffprobe_plays_with_a_stream_token_and_tokens_are_checked(
     # Tampered (another user id) or garbage.
     assert (await g.client.get(base.format("cam-h264_360p", tok[:-3] + "xyz"))).status_code == 401
     # Right token, user not allowed: the operator has no grant for cam-h264.
-    tok2 = g.ld.stream_tokens.issue(2, "cam-h264", None)
+    me = (await g.client.get("/api/auth/me", headers=op)).json()["id"]
+    login_id = next(t["id"] for t in (await g.client.get("/api/auth/tokens", headers=op)).json() if t["current"])
+    tok2 = g.ld.stream_tokens.issue(me, "cam-h264", login_id)
     assert (await g.client.get(base.format("cam-h264", tok2))).status_code == 403
     # Expired.
     g.ld.stream_tokens.ttl_s = 1
