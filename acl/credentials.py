@@ -34,6 +34,7 @@ class Kind(enum.StrEnum):
     cookie = "cookie"  # a browser login's session cookie (+ CSRF header on unsafe methods)
     stream_token = "stream_token"  # noqa: S105 (a kind's name) signed, one camera, for players that cannot send headers
     session_key = "session_key"  # one HLS viewer session's key, in the playlist URLs it hands out
+    alarm_signature = "alarm_signature"  # an alarm source's HMAC over one request (no user, no login)
 
 
 class Scope(enum.StrEnum):
@@ -44,12 +45,14 @@ class Scope(enum.StrEnum):
     stream_entry = "stream_entry"  # starts watching one camera (HLS entry playlist, WHEP offer, snapshot)
     stream_session = "stream_session"  # one viewer session's own resource (the WHEP session URL)
     hls_files = "hls_files"  # one HLS session's playlist, init, segments and parts
+    alarm_intake = "alarm_intake"  # alarms posted by registered sources
 
 
 class CarrierType(enum.StrEnum):
     """Where in a request a credential travels."""
 
     form = "form"  # the request body's form fields
+    header = "header"  # a header of its own (read by the guard that checks it)
     bearer_header = "bearer_header"  # ``Authorization: Bearer <value>``
     cookie = "cookie"  # the session cookie (its name is a setting)
     query = "query"  # a query parameter
@@ -136,6 +139,14 @@ CREDENTIALS: tuple[CredentialRule, ...] = (
         "while its HLS session is open (hls.session_idle_s without requests ends it)",
         "the session ending: its login ending (any way), revocation of the camera, idle, an admin",
         bound_to=((Scope.hls_files, "camera_id"),),
+    ),
+    CredentialRule(
+        Kind.alarm_signature,
+        (Carrier(CarrierType.header, "X-Liandong-Signature"),),
+        None,
+        frozenset({Scope.alarm_intake}),
+        "one request, within alarms.signature_window_s of its X-Liandong-Timestamp",
+        "the source being disabled, or its secret rotated",
     ),
 )
 

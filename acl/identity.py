@@ -253,7 +253,9 @@ class StreamTokens:
         expires = utcnow() + dt.timedelta(seconds=self.ttl_s)
         if not_after is not None:
             expires = min(expires, not_after)
-        return self._s.dumps({"u": user_id, "c": camera_id, "t": token_id, "e": int(expires.timestamp())})
+        # A nonce: two tokens issued in the same second differ (a session is ended by the one that opened it).
+        n = secrets.token_urlsafe(6)
+        return self._s.dumps({"u": user_id, "c": camera_id, "t": token_id, "e": int(expires.timestamp()), "n": n})
 
     def check(self, token: str) -> StreamGrant | None:
         """The grant of a well-signed, unexpired token with a parent login, else None. The caller

@@ -312,7 +312,7 @@ def _read(request: Request, carrier: Carrier, header: str, cookie_name: str) -> 
         return request.cookies.get(cookie_name) or None
     if carrier.type is CarrierType.query:
         return request.query_params.get(carrier.name) or None
-    return None  # form fields are read by the login routes themselves
+    return None  # form fields and headers of their own are read by the routes and guards that take them
 
 
 def _fits(carrier: Carrier, value: str) -> bool:

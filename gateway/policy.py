@@ -187,7 +187,7 @@ def hmac_source() -> Any:
             )
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from None
 
-    return Depends(_mark(_hmac, "hmac-source"))
+    return Depends(_mark(_hmac, "hmac-source", Scope.alarm_intake))
 
 
 def require_incident() -> Any:

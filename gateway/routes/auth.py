@@ -162,12 +162,10 @@ async def create_machine_token(request: Request, body: MachineTokenBody) -> dict
     async with ld.db.session() as s:
         user = (await s.execute(select(User).where(User.username == name))).scalar_one_or_none()
         if user is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, [{"field": "username", "message": f"no user '{name}'"}]
-            )
+            raise HTTPException(422, [{"field": "username", "message": f"no user '{name}'"}])
         if user.role is not Role.integration or not user.active:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                422,
                 [
                     {
                         "field": "username",
