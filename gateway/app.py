@@ -243,6 +243,10 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
         version="0.1.0",
         description="Video-surveillance aggregation gateway and permissioned stream proxy.",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI/ReDoc from a CDN with an inline script: web.docs serves them instead.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.ld = ld
     cluster = ld.extras.get("cluster")
@@ -274,9 +278,11 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
 
 
 def _mount_web(app: FastAPI) -> None:
+    from web.docs import router as docs_router
     from web.routes import router as web_router
 
     app.include_router(web_router)
+    app.include_router(docs_router)
 
 
 def _install_middleware(app: FastAPI, ld: Liandong) -> None:
