@@ -229,3 +229,13 @@ def test_demo_refuses_plain_http_beyond_loopback_and_foreign_databases(tmp_path:
     pg = load_settings(None, data_dir=tmp_path / "e", database={"url": "postgresql+psycopg://u@127.0.0.1/x"})
     with pytest.raises(DataDirInUse, match=r"database\.url"):
         check_demo_start(pg, "127.0.0.1", insecure=False)
+
+
+def test_a_cluster_node_over_tls_advertises_https(tmp_path: Path) -> None:
+    from gateway.cluster.node import node_identity
+
+    cert, key = _self_signed(tmp_path)
+    plain = load_settings(None, cluster={"node_id": "n1"})
+    assert node_identity(plain) == ("n1", "http://127.0.0.1:8000")
+    tls = load_settings(None, cluster={"node_id": "n1"}, server={"ssl_certfile": cert, "ssl_keyfile": key})
+    assert node_identity(tls) == ("n1", "https://127.0.0.1:8000")
