@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO_DATA ?= var/demo
+DEMO_FLAGS ?=
 
 .PHONY: setup setup-test demo test check unit lint fmt bench soak soak-test clean
 
@@ -13,9 +15,10 @@ setup:
 setup-test:
 	@scripts/bootstrap.sh test
 
-## Starts the fixture cameras and the gateway on the embedded defaults; Ctrl-C stops both.
+## Starts the fixture cameras and the gateway on the embedded defaults, with the demo's own data dir
+## (never `var`, where `liandong serve` keeps its data); Ctrl-C stops both.
 demo: setup
-	@$(PY) -m gateway.demo --host $(HOST) --port $(PORT)
+	@$(PY) -m gateway.demo --host $(HOST) --port $(PORT) --data-dir $(DEMO_DATA) $(DEMO_FLAGS)
 
 check: setup-test
 	$(VENV)/bin/ruff check .

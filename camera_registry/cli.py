@@ -40,12 +40,14 @@ PROGRESS_MIN_ROWS = 500  # smaller files finish before a bar is worth drawing
 
 def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
     """Migrate, open the store, run ``job``, close."""
+    from camera_registry.egress import CameraNetworks
     from camera_registry.store import CameraStore
     from storage.db import run_with_database
     from storage.secretbox import SecretBox
 
     box = SecretBox.from_data_dir(settings.data_dir)
-    return run_with_database(settings.database_url, lambda db: job(CameraStore(db, box)))
+    networks = CameraNetworks(settings.cameras.allowed_networks)
+    return run_with_database(settings.database_url, lambda db: job(CameraStore(db, box, networks)))
 
 
 def _parse_subs(values: list[str], port: int | None) -> dict[str, str]:

@@ -360,7 +360,10 @@ async def _write_cameras(
     for start in range(0, len(valid), _BATCH):
         batch = []
         for n, cam in valid[start : start + _BATCH]:
-            if cam.vehicle_id and cam.vehicle_id not in vehicles:
+            refused = store.networks.refusal(cam.source_url)
+            if refused is not None:
+                report.rows.append(RowResult(n, cam.id, "rejected", refused))
+            elif cam.vehicle_id and cam.vehicle_id not in vehicles:
                 report.rows.append(RowResult(n, cam.id, "rejected", "vehicle_id: vehicle not found"))
             else:
                 batch.append((n, cam))

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-import av
-
+from camera_registry.egress import REASON as OUTSIDE_NETWORKS
+from camera_registry.egress import CameraAddressRefused, CameraNetworks
 from camera_registry.models import CameraStatus
 from camera_registry.store import CameraStore, NotFound
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
@@ -60,6 +60,8 @@ class ProbeResult:
 def classify_error(err: BaseException) -> tuple[CameraStatus, str]:
     """A status and a fixed, credential-free reason for an FFmpeg/OS error."""
     name = type(err).__name__
+    if isinstance(err, CameraAddressRefused):
+        return CameraStatus.error, OUTSIDE_NETWORKS
     # Only the error's own text: str() of an FFmpeg error also holds the URL, whose port or path
     # could contain "401" or "404" (and whose credentials must never be echoed anyway).
     text = str(getattr(err, "strerror", None) or (err.args[0] if err.args else "")).lower()
@@ -83,8 +85,8 @@ def classify_error(err: BaseException) -> tuple[CameraStatus, str]:
     return CameraStatus.error, f"probe failed ({name})"
 
 
-def probe_url(camera_id: str, url: str, timeout_s: float = 5.0) -> ProbeResult:
-    """Open ``url`` (blocking), read stream info and the first packet; never raises."""
+def probe_url(camera_id: str, url: str, timeout_s: float = 5.0, networks: CameraNetworks | None = None) -> ProbeResult:
+    """Open ``url`` (blocking) where ``networks`` allow, read stream info and the first packet; never raises."""
     started = time.monotonic()
     us = str(int(timeout_s * 1_000_000))
     options = {
@@ -95,7 +97,7 @@ def probe_url(camera_id: str, url: str, timeout_s: float = 5.0) -> ProbeResult:
         "probesize": "65536",
     }
     try:
-        with av.open(url, options=options, timeout=(timeout_s, timeout_s)) as container:
+        with (networks or CameraNetworks()).open(url, options=options, timeout=(timeout_s, timeout_s)) as container:
             if not container.streams.video:
                 return ProbeResult(
                     camera_id, CameraStatus.error, "no video stream", elapsed_s=time.monotonic() - started
@@ -153,7 +155,8 @@ async def probe_cameras(
                 res = ProbeResult(cid, CameraStatus.error, "stored credentials cannot be decrypted")
             else:
                 try:
-                    res = await asyncio.wait_for(loop.run_in_executor(pool, probe_url, cid, url, timeout_s), guard_s)
+                    probe = loop.run_in_executor(pool, probe_url, cid, url, timeout_s, store.networks)
+                    res = await asyncio.wait_for(probe, guard_s)
                 except TimeoutError:
                     res = ProbeResult(cid, CameraStatus.offline, f"no answer within {guard_s:g} s")
             res = replace(res, elapsed_s=time.monotonic() - started, checked_at=utcnow())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from camera_registry.egress import CameraNetworks
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
 from camera_registry.schemas import CameraIn, CameraPatch, VehicleIn
 from camera_registry.urls import parse_source_url, same_origin, with_credentials
@@ -65,9 +66,11 @@ class CameraStore:
 
     SNAPSHOT_TTL_S = 5.0  # other processes (CLI imports) may change the inventory too
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(self, db: Database, box: SecretBox, networks: CameraNetworks | None = None) -> None:
         self.db = db
         self.box = box
+        # Where camera URLs may lead (cameras.allowed_networks): checked on every write and connect.
+        self.networks = networks or CameraNetworks()
         self._snap: list[Camera] | None = None
         self._snap_at = 0.0
         self._snap_gen = 0
@@ -177,6 +180,7 @@ class CameraStore:
         ``clear_credentials``. A URL on another origin without credentials drops them.
         """
         src = parse_source_url(data.source_url)
+        self.networks.check(src.url)
         changed = False
         for name in _CAMERA_FIELDS:
             new = getattr(data, name)

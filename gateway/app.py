@@ -51,7 +51,7 @@ def build_container(settings: Settings) -> Liandong:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, echo=settings.database.echo)
     box = SecretBox.from_data_dir(settings.data_dir)
-    store = CameraStore(db, box)
+    store = CameraStore(db, box, _camera_networks(settings))
     acl = build_acl(settings, db, store)
     ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl, audit=acl.audit)
     _attach_media(ld)
@@ -62,6 +62,18 @@ def build_container(settings: Settings) -> Liandong:
 
         attach_cluster(ld, acl)
     return ld
+
+
+def _camera_networks(settings: Settings) -> Any:
+    """The boundary of camera URLs (``cameras.allowed_networks``); without one, say so at startup."""
+    from camera_registry.egress import CameraNetworks
+
+    if not settings.cameras.allowed_networks:
+        log.warning(
+            "cameras.allowed_networks is empty: camera URLs may lead to any host, internal services included "
+            "(set it to the camera networks' CIDRs)"
+        )
+    return CameraNetworks(settings.cameras.allowed_networks)
 
 
 def _attach_positions(ld: Liandong, acl: Any) -> None:
@@ -137,13 +149,19 @@ def _attach_positions(ld: Liandong, acl: Any) -> None:
 
 def _attach_media(ld: Liandong) -> None:
     """The stream hub, the session registry and WebRTC, with their hooks and shutdown."""
+    from functools import partial
+
     from gateway.hls.service import HlsService
     from gateway.hub import StreamHub
+    from gateway.hub.upstream import Upstream
     from gateway.media import MediaRouter
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
 
-    ld.hub = StreamHub(ld.settings.hub, ld.store.open_url, ld.metrics)
+    # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
+    ld.hub = StreamHub(
+        ld.settings.hub, ld.store.open_url, ld.metrics, upstream_factory=partial(Upstream, networks=ld.store.networks)
+    )
     ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
     ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
     ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
@@ -192,7 +210,7 @@ def _snapshot_service(ld: Liandong) -> Any:
         import redis.asyncio
 
         cache = RedisCache(redis.asyncio.from_url(ld.settings.shared_redis_url))
-    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache)
+    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks)
 
 
 def create_app(settings: Settings, *, container: Liandong | None = None, migrate: bool = True) -> FastAPI:
@@ -225,6 +243,10 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
         version="0.1.0",
         description="Video-surveillance aggregation gateway and permissioned stream proxy.",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI/ReDoc from a CDN with an inline script: web.docs serves them instead.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.ld = ld
     cluster = ld.extras.get("cluster")
@@ -256,9 +278,11 @@ def create_app(settings: Settings, *, container: Liandong | None = None, migrate
 
 
 def _mount_web(app: FastAPI) -> None:
+    from web.docs import router as docs_router
     from web.routes import router as web_router
 
     app.include_router(web_router)
+    app.include_router(docs_router)
 
 
 def _install_middleware(app: FastAPI, ld: Liandong) -> None:

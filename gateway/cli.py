@@ -20,10 +20,10 @@ app.add_typer(users_app, name="users")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
 
 
-def settings_from(config: Path | None) -> Settings:
-    """Load settings or exit with a readable error."""
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    """Load settings (``overrides`` from command-line options) or exit with a readable error."""
     try:
-        return load_settings(config)
+        return load_settings(config, **overrides)
     except (SettingsError, ValueError) as e:
         typer.echo(f"error: invalid settings: {e}", err=True)
         raise typer.Exit(2) from None
@@ -47,28 +47,68 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default from settings: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from settings: 8000).")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS (with --ssl-keyfile).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="PEM private key of --ssl-certfile.")] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Listen beyond loopback without TLS anyway (logins in clear).")
+    ] = False,
 ) -> None:
-    """Run the gateway HTTP server."""
+    """Run the gateway HTTP server (HTTPS with --ssl-certfile/--ssl-keyfile; beyond loopback only with TLS)."""
     import uvicorn
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
     from gateway.server import guarded_h11
 
-    settings = settings_from(config)
+    given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+    server = {k: v for k, v in given.items() if v is not None} | ({"insecure": True} if insecure else {})
+    settings = settings_from(config, **({"server": server} if server else {}))
     configure_logging(settings.log.level, settings.log.format)
+    _check_exposure(settings)
     _check_data_dir(settings.data_dir)
     app_ = create_app(settings)
+    srv = settings.server
     uvicorn.run(
         app_,
-        host=host or settings.server.host,
-        port=port or settings.server.port,
+        host=srv.host,
+        port=srv.port,
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        timeout_keep_alive=settings.server.keep_alive_s,
-        http=guarded_h11(settings.server.head_timeout_s),
+        timeout_keep_alive=srv.keep_alive_s,
+        http=guarded_h11(srv.head_timeout_s),
+        ssl_certfile=str(srv.ssl_certfile) if srv.ssl_certfile else None,
+        ssl_keyfile=str(srv.ssl_keyfile) if srv.ssl_keyfile else None,
     )
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Refuse plain HTTP beyond loopback (unless --insecure, then warn loudly); mark the data dir as
+    serve's, so the demo never seeds its public passwords into it (and warn if the demo did)."""
+    import logging
+
+    from gateway.datadir import mark, used_by
+    from gateway.listen import ListenRefused, check_listen
+
+    s = settings.server
+    try:
+        warning = check_listen(s.host, tls=s.tls, insecure=s.insecure)
+    except ListenRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if warning:
+        typer.echo(f"\n{'!' * 72}\n{warning}\n{'!' * 72}\n", err=True)
+        logging.getLogger("gateway.serve").warning(warning)
+    if used_by(settings.data_dir) == "demo":
+        typer.echo(
+            f"WARNING: data dir {settings.data_dir} was seeded by the demo: its users have public passwords "
+            "(admin / liandong-admin ...). Change them or start from an empty data dir.",
+            err=True,
+        )
+    try:
+        mark(settings.data_dir, "serve")
+    except OSError:
+        pass  # a read-only data dir is reported by _check_data_dir
 
 
 def _check_data_dir(path: Path) -> None:

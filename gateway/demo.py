@@ -17,7 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.datadir import DataDirInUse, check_demo_may_seed, mark
+from gateway.listen import ListenRefused, check_listen
+
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA_DIR = Path("var/demo")  # never `var`, where `liandong serve` keeps its data by default
 INVENTORY = ROOT / "fixtures" / "inventory"
 DEMO_USERS: list[tuple[str, str, str, list[str], str]] = [
     # username, password, role, departments, what they see
@@ -60,7 +64,9 @@ def _port_free(port: int) -> bool:
 
 
 async def seed(settings: object, camera_port: int) -> None:
-    """Import the sample district and create demo users and policies (idempotent)."""
+    """Import the sample district and create demo users and policies (idempotent); only into the
+    demo's own data dir (:class:`DataDirInUse` otherwise)."""
+    check_demo_may_seed(settings.data_dir)  # type: ignore[attr-defined]
     from acl.models import Role
     from acl.policy import PolicyError, PolicyStore, RuleSpec
     from acl.users import upsert_user
@@ -159,6 +165,20 @@ def gps_replay(ld: Any) -> Any:
     return start
 
 
+def check_demo_start(settings: Any, host: str, insecure: bool) -> str | None:
+    """Refuse to seed a data dir that is not the demo's own or to listen beyond loopback (no TLS
+    here) unless ``insecure``; mark the data dir as the demo's. Returns a warning to show loudly."""
+    if settings.database.url:
+        raise DataDirInUse(
+            "the demo seeds public passwords and runs only on its own SQLite database in its data dir: "
+            "remove database.url from its settings"
+        )
+    warning = check_listen(host, tls=False, insecure=insecure)
+    check_demo_may_seed(settings.data_dir)
+    mark(settings.data_dir, "demo")
+    return warning
+
+
 def main() -> None:
     """Run the demo in the foreground."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -166,6 +186,13 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--camera-port", type=int, default=8554)
     ap.add_argument("--config", default=None)
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEMO_DATA_DIR,
+        help="the demo's own data dir (default var/demo); never one `liandong serve` runs on",
+    )
+    ap.add_argument("--insecure", action="store_true", help="allow listening beyond loopback (no TLS here)")
     args = ap.parse_args()
 
     import uvicorn
@@ -176,11 +203,18 @@ def main() -> None:
     from gateway.settings import load_settings
 
     base = load_settings(args.config)
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = {"data_dir": args.data_dir}
     if base.acl.district_geojson is None:
         overrides["acl"] = {**base.acl.model_dump(), "district_geojson": ROOT / "fixtures" / "district.geojson"}
-    settings = load_settings(args.config, **overrides) if overrides else base
+    settings = load_settings(args.config, **overrides)
     configure_logging(settings.log.level, settings.log.format)
+    try:
+        warning = check_demo_start(settings, args.host, args.insecure)
+    except (DataDirInUse, ListenRefused) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if warning:
+        print(f"\n{'!' * 72}\n{warning}\n{'!' * 72}\n", file=sys.stderr)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     cam_port = args.camera_port if _port_free(args.camera_port) else 0
     with FixtureCameraServer(port=cam_port) as cams:
@@ -193,6 +227,7 @@ def main() -> None:
         print("  Demo logins (username / password):")
         for name, pw, role, _, sees in DEMO_USERS:
             print(f"    {name:<10} / {pw:<20} {role:<15} {sees}")
+        print(f"  Data dir: {settings.data_dir} (the demo's own; `liandong serve` never shares it)")
         print("  Buses and trucks replay recorded GPS traces (fixtures/gps) on the map.")
         print("  Ctrl-C stops the gateway and the fixture cameras.")
         print("=" * 72 + "\n", flush=True)

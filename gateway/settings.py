@@ -20,10 +20,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from camera_registry.settings import CameraSettings
+
 __all__ = [
     "AclSettings",
     "AlarmSettings",
     "AuthSettings",
+    "CameraSettings",
     "ClusterSettings",
     "ConsoleSettings",
     "DatabaseSettings",
@@ -63,6 +66,30 @@ class ServerSettings(_Section):
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request body that stalls this long gets 408.")
     keep_alive_s: int = Field(30, ge=1, le=3600, description="Idle kept-alive connections close after this.")
     public_url: str | None = Field(None, description="Base URL printed by the demo and used in links.")
+    ssl_certfile: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS. With ssl_keyfile.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    insecure: bool = Field(
+        False, description="Listen beyond loopback without TLS anyway (logins and cookies cross the network in clear)."
+    )
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ServerSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile: give both or neither")
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None:
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as e:
+                    raise ValueError(f"{name}: {path} cannot be read ({e.strerror})") from None
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS."""
+        return self.ssl_certfile is not None
 
 
 class DatabaseSettings(_Section):
@@ -84,7 +111,9 @@ class AuthSettings(_Section):
 
     token_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
     cookie_name: str = "liandong_session"
-    cookie_secure: bool = False
+    cookie_secure: bool = Field(
+        False, description="Session cookies only over HTTPS. Unset: true exactly when the server has TLS."
+    )
     stream_token_ttl_s: int = Field(300, ge=10, le=24 * 3600)
     login_max_failures: int = Field(5, ge=1, le=100, description="Failures per window before throttling.")
     login_window_s: int = Field(300, ge=1, le=86400)
@@ -389,8 +418,16 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     console: ConsoleSettings = ConsoleSettings()
     cluster: ClusterSettings = ClusterSettings()
+    cameras: CameraSettings = CameraSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
+
+    @model_validator(mode="after")
+    def _secure_cookies_with_tls(self) -> Settings:
+        # Cookies follow TLS unless auth.cookie_secure is given (true behind a TLS-terminating proxy).
+        if self.server.tls and "cookie_secure" not in self.auth.model_fields_set:
+            object.__setattr__(self, "auth", self.auth.model_copy(update={"cookie_secure": True}))
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -49,12 +49,13 @@ if [ ! -f "$STAMP_DIR/pip-$hash" ]; then
   rm -f "$STAMP_DIR"/pip-*; touch "$STAMP_DIR/pip-$hash"
 fi
 
-# Browser-side libraries come from the npm registry, never copied by hand.
+# Browser-side libraries come from the npm registry, never copied by hand. --ignore-scripts: they are
+# prebuilt files; no install script may run (swagger-ui-dist's @scarf/scarf would report the install).
 if [ -f web/package.json ]; then
   whash=$(cat web/package.json web/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
   if [ ! -f "$STAMP_DIR/npm-$whash" ] || [ ! -d web/node_modules ]; then
     echo ">> npm ci (web/)"
-    (cd web && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi)
+    (cd web && if [ -f package-lock.json ]; then npm ci --ignore-scripts --no-audit --no-fund --silent; else npm install --ignore-scripts --no-audit --no-fund --silent; fi)
     rm -f "$STAMP_DIR"/npm-*; touch "$STAMP_DIR/npm-$whash"
   fi
 fi

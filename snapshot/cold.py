@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
+from camera_registry.egress import CameraNetworks
 from camera_registry.probe import classify_error
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
 
@@ -45,7 +45,7 @@ class ColdFrame:
     taken_at: float
 
 
-def pull_keyframe(url: str, timeout_s: float) -> ColdFrame:
+def pull_keyframe(url: str, timeout_s: float, networks: CameraNetworks | None = None) -> ColdFrame:
     """Open the camera with fast probing, decode only keyframes, return the first one (blocking).
 
     Measured on the fixture: the pull ends within ~10 ms of the camera's next keyframe, so its
@@ -63,7 +63,7 @@ def pull_keyframe(url: str, timeout_s: float) -> ColdFrame:
     }
     deadline = time.monotonic() + timeout_s
     try:
-        with av.open(url, options=options, timeout=(timeout_s, timeout_s)) as c:
+        with (networks or CameraNetworks()).open(url, options=options, timeout=(timeout_s, timeout_s)) as c:
             vs = c.streams.video[0]
             vs.codec_context.skip_frame = "NONKEY"
             vs.codec_context.thread_count = 1  # one keyframe: decoder threads would only add thread churn
@@ -93,8 +93,10 @@ class ColdPuller:
         pool_size: int,
         timeout_s: float,
         went_live: Callable[[str], bool] | None = None,
+        networks: CameraNetworks | None = None,
     ) -> None:
         self._resolve = resolve_url
+        self._networks = networks or CameraNetworks()
         self._went_live = went_live
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="snapshot-cold")
         self._sem = asyncio.Semaphore(pool_size)
@@ -146,7 +148,7 @@ class ColdPuller:
             self.peak_active = max(self.peak_active, self.active)
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._pool, pull_keyframe, url, self.timeout_s)
+                return await loop.run_in_executor(self._pool, pull_keyframe, url, self.timeout_s, self._networks)
             finally:
                 self.active -= 1
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from camera_registry.egress import CameraNetworks
 from gateway.settings import SnapshotSettings
 from snapshot.cache import MemoryCache, SnapshotCache, Thumbnail
 from snapshot.cold import CameraWentLive, ColdPuller, ColdPullError
@@ -102,6 +103,7 @@ class SnapshotService:
         resolve_url: Callable[[str], Awaitable[str]],
         db: Database,
         cache: SnapshotCache | None = None,
+        networks: CameraNetworks | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -113,6 +115,7 @@ class SnapshotService:
             settings.cold_pool_size,
             settings.cold_timeout_s,
             went_live=lambda cid: self.hub.latest_keyframe(cid) is not None,
+            networks=networks,
         )
         self._frames: OrderedDict[str, _Frame] = OrderedDict()
         self._decoding: dict[tuple[str, str], asyncio.Future[_Frame]] = {}

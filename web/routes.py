@@ -32,6 +32,9 @@ VENDOR = {
     "images/marker-icon.png": "leaflet/dist/images/marker-icon.png",
     "images/marker-icon-2x.png": "leaflet/dist/images/marker-icon-2x.png",
     "images/marker-shadow.png": "leaflet/dist/images/marker-shadow.png",
+    "swagger-ui/swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
+    "swagger-ui/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+    "swagger-ui/favicon-32x32.png": "swagger-ui-dist/favicon-32x32.png",
 }
 router = APIRouter(include_in_schema=False)
 

@@ -28,7 +28,8 @@ def node_identity(settings: Settings) -> tuple[str, str]:
     """(node id, advertise URL), with defaults from the host name and the listen address."""
     c = settings.cluster
     node_id = c.node_id or socket.gethostname()
-    url = c.advertise_url or f"http://{settings.server.host}:{settings.server.port}"
+    scheme = "https" if settings.server.tls else "http"
+    url = c.advertise_url or f"{scheme}://{settings.server.host}:{settings.server.port}"
     return node_id, url
 
 

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import av
-
+from camera_registry.egress import CameraNetworks
 from camera_registry.probe import classify_error
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
 from gateway.hub.packets import AccessUnit, AccessUnitAssembler
@@ -81,9 +80,11 @@ class Upstream:
         *,
         callbacks: UpstreamCallbacks,
         timeouts: UpstreamTimeouts = UpstreamTimeouts(),
+        networks: CameraNetworks | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._url = url
+        self._networks = networks or CameraNetworks()  # checked on every (re)connect, after DNS
         self._loop = loop
         self._cb = callbacks
         self.t = timeouts
@@ -160,7 +161,7 @@ class Upstream:
             "probesize": "500000",
         }
         try:
-            container = av.open(self._url, options=options, timeout=(self.t.open_s, self.t.read_s))
+            container = self._networks.open(self._url, options=options, timeout=(self.t.open_s, self.t.read_s))
         except Exception as e:  # every open failure becomes a state with a safe reason
             return classify_error(e)[1]
         ran = False
