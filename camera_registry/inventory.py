@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from camera_registry.models import Camera, Vehicle
 from camera_registry.schemas import CameraIn, VehicleIn
 from camera_registry.store import CameraStore
-from camera_registry.urls import with_credentials
+from camera_registry.url_secrets import CameraSecrets
 
 __all__ = [
     "CAMERA_FIELDS",
@@ -475,7 +475,7 @@ async def export_cameras(store: CameraStore, fmt: Format, *, with_credentials_: 
     for c in cams:
         url = c.source_url
         if with_credentials_ and c.credentials_enc:
-            url = with_credentials(url, store.box.decrypt(c.credentials_enc))
+            url = CameraSecrets.loads(store.box.decrypt(c.credentials_enc)).open_url(url)
         records.append(
             {
                 "id": c.id,
