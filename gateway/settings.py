@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.sessions import SessionSettings
+
 __all__ = [
     "AclSettings",
     "AlarmSettings",
@@ -389,6 +391,7 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     console: ConsoleSettings = ConsoleSettings()
     cluster: ClusterSettings = ClusterSettings()
+    sessions: SessionSettings = SessionSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 
