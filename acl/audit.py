@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from acl.identity import Subject
 from storage.db import Base, Database, UtcDateTime, storage_failure, utcnow
 from storage.secretbox import SecretBox
+from storage.spreadsheet import safe_cell
 
 __all__ = ["AuditEntry", "AuditLog", "VerifyResult", "audit_key"]
 
@@ -116,8 +117,7 @@ def _filtered(
 
 def _cell(v: Any) -> str:
     """A CSV cell that spreadsheets will not run as a formula (usernames and details are user input)."""
-    text = "" if v is None else str(v)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return str(safe_cell("" if v is None else str(v)))
 
 
 def _digest(key: bytes | None, prev: str, canonical: str) -> str:

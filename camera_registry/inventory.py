@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from camera_registry.models import Camera, Vehicle
 from camera_registry.schemas import CameraIn, VehicleIn
 from camera_registry.store import CameraStore
-from camera_registry.urls import with_credentials
+from camera_registry.url_secrets import CameraSecrets
+from storage.spreadsheet import safe_cell, unquote_cell
 
 __all__ = [
     "CAMERA_FIELDS",
@@ -200,7 +201,7 @@ def _csv_rows(text: str) -> list[Any]:
         if None in row:  # more values than header columns
             rows.append(_BadRow("row: more values than header columns"))
             continue
-        rows.append(row)
+        rows.append({k: unquote_cell(v) if isinstance(v, str) else v for k, v in row.items()})  # our export's
     return rows
 
 
@@ -465,9 +466,9 @@ def _dump(records: list[dict[str, Any]], fields: Sequence[str], fmt: Format) -> 
 
 
 def _flatten(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """CSV cells: tags joined by ';', None as an empty cell."""
+    """CSV cells: tags joined by ';', None as an empty cell, no text a spreadsheet would run."""
     for r in records:
-        yield {k: ";".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()}
+        yield {k: safe_cell(";".join(v) if isinstance(v, list) else ("" if v is None else v)) for k, v in r.items()}
 
 
 async def export_cameras(store: CameraStore, fmt: Format, *, with_credentials_: bool = False) -> str:
@@ -478,7 +479,7 @@ async def export_cameras(store: CameraStore, fmt: Format, *, with_credentials_: 
     for c in cams:
         url = c.source_url
         if with_credentials_ and c.credentials_enc:
-            url = with_credentials(url, store.box.decrypt(c.credentials_enc))
+            url = CameraSecrets.loads(store.box.decrypt(c.credentials_enc)).open_url(url)
         records.append(
             {
                 "id": c.id,

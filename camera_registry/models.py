@@ -57,7 +57,8 @@ class Camera(Base):
     """One camera of the telecom's inventory.
 
     ``source_url`` never holds credentials: they are split out on import and kept encrypted in
-    ``credentials_enc`` (see :mod:`camera_registry.urls`).
+    ``credentials_enc`` (see :mod:`camera_registry.urls`); values of credential parameters in its
+    path or query are masked there (:mod:`camera_registry.url_secrets`).
     """
 
     __tablename__ = "cameras"

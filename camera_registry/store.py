@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from camera_registry.egress import CameraNetworks
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
 from camera_registry.schemas import CameraIn, CameraPatch, VehicleIn
-from camera_registry.urls import parse_source_url, same_origin, with_credentials
+from camera_registry.url_secrets import CameraSecrets, merge_secrets
+from camera_registry.urls import parse_source_url, same_origin
 from storage.db import Database, utcnow
 from storage.secretbox import SecretBox
 
@@ -168,8 +169,7 @@ class CameraStore:
     async def open_url(self, camera_id: str) -> str:
         """The URL with credentials, for FFmpeg only. Never log, return or show it."""
         cam = await self.get(camera_id)
-        creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
-        return with_credentials(cam.source_url, creds)
+        return self._secrets(cam).open_url(cam.source_url)
 
     # -- writing -------------------------------------------------------------------------
     def _apply(self, cam: Camera, data: CameraIn, *, clear_credentials: bool = False) -> bool:
@@ -177,7 +177,9 @@ class CameraStore:
 
         A URL without credentials keeps the stored ones if it points at the same origin (an
         export without credentials re-imports unchanged; admins never see the password), unless
-        ``clear_credentials``. A URL on another origin without credentials drops them.
+        ``clear_credentials``. A URL on another origin without credentials drops them. Credentials
+        in the path or query (``?user=admin&password=x``) are kept the same way, masked in the
+        stored URL (:mod:`camera_registry.url_secrets`).
         """
         src = parse_source_url(data.source_url)
         self.networks.check(src.url)
@@ -187,17 +189,19 @@ class CameraStore:
             if getattr(cam, name) != new:
                 setattr(cam, name, new)
                 changed = True
-        old_creds = self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None
-        new_creds = src.credentials
-        if new_creds is None and old_creds and not clear_credentials and same_origin(cam.source_url, src.url):
-            new_creds = old_creds
-        if cam.source_url != src.url:
-            cam.source_url = src.url
+        old = self._secrets(cam)
+        keep = bool(old) and not clear_credentials and same_origin(cam.source_url, src.url)
+        url, new = merge_secrets(src.url, src.credentials, old, keep)  # values in the path or query too
+        if cam.source_url != url:
+            cam.source_url = url
             changed = True
-        if old_creds != new_creds:
-            cam.credentials_enc = self.box.encrypt(new_creds) if new_creds else None
+        if old != new:
+            cam.credentials_enc = self.box.encrypt(new.dumps()) if new else None
             changed = True
         return changed
+
+    def _secrets(self, cam: Camera) -> CameraSecrets:
+        return CameraSecrets.loads(self.box.decrypt(cam.credentials_enc) if cam.credentials_enc else None)
 
     async def upsert(self, s: AsyncSession, data: CameraIn) -> UpsertResult:
         """Create or update a camera by id inside the caller's transaction."""

@@ -163,7 +163,11 @@ def _attach_media(ld: Liandong) -> None:
         ld.settings.hub, ld.store.open_url, ld.metrics, upstream_factory=partial(Upstream, networks=ld.store.networks)
     )
     ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
-    ld.sessions = SessionRegistry(ld.audit, on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n))
+    ld.sessions = SessionRegistry(
+        ld.audit,
+        on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),
+        max_per_user=ld.settings.sessions.max_per_user,
+    )
     ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
     ld.hls = HlsService(ld.media, ld.sessions, ld.settings.hls, ld.metrics, ld.settings.webrtc.open_timeout_s)
     assert ld.auth is not None

@@ -10,13 +10,40 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from acl.identity import Subject
 from storage.db import utcnow
 
-__all__ = ["Session", "SessionRegistry", "end_reason"]
+__all__ = ["Session", "SessionLimit", "SessionRegistry", "SessionSettings", "end_reason"]
 
 log = logging.getLogger(__name__)
 Closer = Callable[[str], Awaitable[None]]
+
+
+class SessionSettings(BaseModel):
+    """Viewer sessions, whatever their protocol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_per_user: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Open viewer sessions (WebRTC and HLS together) one user may hold on this node, admins "
+        "included; one more gets 429. Keeps one login from taking every camera pull and transcode.",
+    )
+
+
+class SessionLimit(Exception):
+    """The user already holds ``sessions.max_per_user`` open sessions."""
+
+    def __init__(self, username: str, limit: int) -> None:
+        super().__init__(
+            f"too many viewer sessions: '{username}' already has {limit} open, the most one user may hold "
+            "(sessions.max_per_user); close a tile or end a session first"
+        )
+        self.limit = limit
 
 
 @dataclass
@@ -71,10 +98,14 @@ def end_reason(owner_id: int, by: Subject) -> str:
 class SessionRegistry:
     """In-process registry of open sessions. Implements :class:`acl.sessions.SessionTerminator`."""
 
-    def __init__(self, audit: Any, on_change: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self, audit: Any, on_change: Callable[[str, int], None] | None = None, *, max_per_user: int | None = None
+    ) -> None:
         self._audit = audit
         self._sessions: dict[str, Session] = {}
         self._on_change = on_change
+        self.max_per_user = max_per_user  # None: no cap
+        self._per_user: dict[int, int] = {}
         # Observers of opened and ended sessions (the cluster's session directory).
         self.on_open: list[Callable[[Session], None]] = []
         self.on_end: list[Callable[[Session], None]] = []
@@ -89,6 +120,12 @@ class SessionRegistry:
         if self._on_change:
             self._on_change(protocol, sum(1 for s in self._sessions.values() if s.protocol == protocol))
 
+    def check_room(self, user_id: int, username: str) -> None:
+        """Raise :class:`SessionLimit` if the user may open no more sessions (asked before a camera
+        is opened for them, and again, atomically, when the session is registered)."""
+        if self.max_per_user is not None and self._per_user.get(user_id, 0) >= self.max_per_user:
+            raise SessionLimit(username, self.max_per_user)
+
     async def open(
         self,
         *,
@@ -102,7 +139,8 @@ class SessionRegistry:
         incident_id: str | None = None,
         subject: Subject | None = None,
     ) -> Session:
-        """Register a new session (and audit its start)."""
+        """Register a new session (and audit its start); :class:`SessionLimit` when the user has no room."""
+        self.check_room(user_id, username)
         s = Session(
             id=secrets.token_urlsafe(16),
             user_id=user_id,
@@ -122,6 +160,7 @@ class SessionRegistry:
             delay = max((subject.expires_at - utcnow()).total_seconds(), 0.0)
             loop = asyncio.get_running_loop()
             s.expiry = loop.call_later(delay, lambda: self._spawn(self.end(s.id, "login expired")))
+        self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
         self._count(protocol)
         for cb in self.on_open:
             cb(s)
@@ -160,6 +199,9 @@ class SessionRegistry:
             s.expiry.cancel()
         s.ended = utcnow()
         s.end_reason = reason
+        left = self._per_user.pop(s.user_id, 1) - 1
+        if left:
+            self._per_user[s.user_id] = left
         self._count(s.protocol)
         for cb in self.on_end:
             cb(s)

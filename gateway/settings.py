@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from camera_registry.settings import CameraSettings
+from gateway.sessions import SessionSettings
 
 __all__ = [
     "AclSettings",
@@ -419,6 +420,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     cluster: ClusterSettings = ClusterSettings()
     cameras: CameraSettings = CameraSettings()
+    sessions: SessionSettings = SessionSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

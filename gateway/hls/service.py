@@ -138,7 +138,9 @@ class HlsService:
     async def open_session(
         self, camera_id: str, variant: Variant, subject: Subject, address: str | None, known_codec: str | None
     ) -> tuple[HlsSession, HlsMuxer]:
-        """Start (or join) the camera's muxer and register a viewer session."""
+        """Start (or join) the camera's muxer and register a viewer session (:class:`SessionLimit`
+        when the user holds ``sessions.max_per_user`` already, checked before the camera is opened)."""
+        self.sessions.check_room(subject.user_id, subject.username)
         mux = await self.muxer(camera_id, variant, known_codec)
         if mux.reader.passive:  # an always-on muxer: a viewer now keeps the camera open
             mux.feed_source.set_passive(mux.reader, False)

@@ -11,13 +11,31 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from acl.identity import Subject
 from acl.models import Role
 from camera_registry.inventory import MAX_FILE_BYTES, InventoryError, detect_format, import_inventory, parse_bundle
-from camera_registry.models import CameraKind, CameraStatus
+from camera_registry.models import Camera, CameraKind, CameraStatus
 from camera_registry.schemas import CameraIn, CameraPatch
 from camera_registry.store import CameraFilter, NotFound
 from gateway.policy import authenticated, require_camera, require_roles
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 API_PROBE_SLOTS = 4  # probes at once from the API, across all requests (each holds a thread)
+
+
+SOURCE_FIELDS = ("source_url", "has_credentials")  # where and how a camera is reached: admins only
+
+
+def may_see_camera_sources(subject: Subject) -> bool:
+    """Whether camera replies show ``subject`` the source URL: only administrators, who register
+    and repair cameras. Viewers watch through the gateway and never need the camera's address."""
+    return subject.is_admin
+
+
+def camera_reply(request: Request, cam: Camera) -> dict[str, Any]:
+    """A camera as the caller may see it; every route that answers with a camera builds it here."""
+    out = cam.public_dict()
+    if not may_see_camera_sources(request.state.subject):
+        for name in SOURCE_FIELDS:
+            del out[name]
+    return out
 
 
 def _with_state(request: Request, cam: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +66,7 @@ async def list_cameras(
         "total": total,
         "offset": offset,
         "limit": limit,
-        "items": [_with_state(request, c.public_dict()) for c in rows],
+        "items": [_with_state(request, camera_reply(request, c)) for c in rows],
     }
 
 
@@ -182,7 +200,7 @@ async def get_camera(request: Request, camera_id: str) -> dict[str, Any]:
         cam = await request.app.state.ld.store.get(camera_id)
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    return _with_state(request, cam.public_dict())
+    return _with_state(request, camera_reply(request, cam))
 
 
 @router.post("", status_code=201, dependencies=[require_roles(Role.admin)])
@@ -195,7 +213,7 @@ async def create_camera(request: Request, body: CameraIn) -> dict[str, Any]:
         raise HTTPException(status.HTTP_409_CONFLICT if "exists" in str(e) else 422, str(e)) from None
     await ld.inventory_changed()
     await ld.audit.record("camera_created", subject=request.state.subject, camera_id=cam.id)
-    return cam.public_dict()
+    return camera_reply(request, cam)
 
 
 @router.patch("/{camera_id}", dependencies=[require_roles(Role.admin)])
@@ -210,7 +228,7 @@ async def update_camera(request: Request, camera_id: str, body: CameraPatch) -> 
         raise HTTPException(422, _safe_error(e)) from None
     await ld.inventory_changed()
     await ld.audit.record("camera_updated", subject=request.state.subject, camera_id=camera_id)
-    return cam.public_dict()
+    return camera_reply(request, cam)
 
 
 @router.delete("/{camera_id}", status_code=204, dependencies=[require_roles(Role.admin)])

@@ -15,6 +15,7 @@ from gateway.hls.service import SessionGone
 from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import require_camera
+from gateway.sessions import SessionLimit
 from transcoder.plan import Variant
 
 router = APIRouter(tags=["hls"])
@@ -38,6 +39,7 @@ def _hls(request: Request):  # type: ignore[no-untyped-def]
     responses={
         200: {"content": {PLAYLIST: {}}},
         307: {"description": "another gateway node pulls this camera: the player continues there (cluster)"},
+        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
         503: {"description": "camera unreachable or transcoders busy"},
     },
 )
@@ -56,6 +58,8 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
         )
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
+    except SessionLimit as e:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
     except OwnedElsewhere as e:  # another node pulls the camera: the player continues there
         return redirect_to_owner(request, e.url, camera_id, subject)
     except (StreamUnavailable, TranscodeCapacity) as e:

@@ -11,10 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from acl.identity import Subject
 from gateway.alarms.incidents import WorkflowError, incident_dict
 from gateway.policy import authenticated, require_incident
+from gateway.viewable import viewable_incident
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
 Action = Literal["dispatch", "acknowledge", "onsite", "resolve", "close", "reopen", "escalate", "note"]
+
+
+def _reply(request: Request, inc: Any) -> dict[str, Any]:
+    """An incident as the caller may see it: only the cameras they may view."""
+    return viewable_incident(request.app.state.ld.authorizer, request.state.subject, incident_dict(inc))
 
 
 @router.get("", dependencies=[authenticated()])
@@ -37,7 +43,7 @@ async def list_incidents(
     )
     if not complete:
         response.headers["X-Incidents-Incomplete"] = "1"
-    return [{**incident_dict(i), "actions": flow.next_actions(subject, i)} for i in rows]
+    return [{**_reply(request, i), "actions": flow.next_actions(subject, i)} for i in rows]
 
 
 @router.get("/stats", dependencies=[authenticated()])
@@ -56,7 +62,7 @@ async def get_incident(request: Request, incident_id: str) -> dict[str, Any]:
     """One incident with its history, and the steps the caller may take now."""
     inc = request.state.incident
     actions = request.app.state.ld.alarms.incidents.next_actions(request.state.subject, inc)
-    return {**incident_dict(inc), "actions": actions}
+    return {**_reply(request, inc), "actions": actions}
 
 
 class StepBody(BaseModel):
@@ -78,4 +84,4 @@ async def incident_step(request: Request, incident_id: str, action: Action, body
     except WorkflowError as e:
         field, _, msg = str(e).partition(": ")
         raise HTTPException(409 if field == "action" else 422, [{"field": field, "message": msg}]) from None
-    return incident_dict(inc)
+    return _reply(request, inc)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from acl.identity import Subject
 from acl.models import Role
 from gateway.policy import authenticated, require_roles
+from gateway.viewable import VIEW_ACTION, viewable_cameras
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 
@@ -57,7 +58,7 @@ def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
     ld = request.app.state.ld
     subject: Subject = request.state.subject
     cams = ld.positions.vehicle_cameras.get(vehicle_id, [])
-    return any(ld.authorizer.authorize(subject, "view_snapshot", cid) for cid, _ in cams)
+    return any(ld.authorizer.authorize(subject, VIEW_ACTION, cid) for cid, _ in cams)
 
 
 @router.get("", dependencies=[authenticated()])
@@ -75,7 +76,9 @@ async def list_vehicles(request: Request) -> list[dict[str, Any]]:
                 "id": vid,
                 "kind": kind,
                 "home_district": home,
-                "cameras": [c for c, _ in ld.positions.vehicle_cameras.get(vid, [])],
+                "cameras": viewable_cameras(
+                    ld.authorizer, request.state.subject, [c for c, _ in ld.positions.vehicle_cameras.get(vid, [])]
+                ),
                 "position": None
                 if fix is None
                 else {"lat": fix.lat, "lon": fix.lon, "time": fix.t, "speed": fix.speed, "heading": fix.heading},

@@ -14,7 +14,7 @@ from gateway.cluster.redirect import redirect_to_owner
 from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import public, require_camera, require_session
-from gateway.sessions import end_reason
+from gateway.sessions import SessionLimit, end_reason
 from gateway.webrtc.sdp import SdpError
 from transcoder.plan import Variant
 
@@ -43,6 +43,7 @@ async def whep_options(camera_id: str) -> Response:
     responses={
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
+        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
         415: {"description": "codec not playable in browsers and transcoding disabled, or body not application/sdp"},
         307: {"description": "another gateway node pulls this camera: repeat the POST there (cluster)"},
         503: {"description": "camera unreachable, or every transcoder slot busy"},
@@ -73,6 +74,8 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         )
     except SdpError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+    except SessionLimit as e:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
     except UnsupportedCodec as e:

@@ -60,8 +60,9 @@ class WhepService:
         incident_id: str | None = None,
         variant: Variant = Variant.auto,
     ) -> WhepAnswer:
-        """Answer a viewer's offer. Raises SdpError, UnsupportedCodec, StreamUnavailable, LookupError."""
+        """Answer a viewer's offer. Raises SdpError, SessionLimit, UnsupportedCodec, StreamUnavailable, LookupError."""
         sdp = check_offer(offer, self.settings.max_sdp_bytes)
+        self.sessions.check_room(subject.user_id, subject.username)  # before a camera or transcode is opened
         started = time.monotonic()
         feed = await self.media.attach(
             camera_id, "webrtc", known_codec=known_codec, variant=variant, timeout_s=self.settings.open_timeout_s

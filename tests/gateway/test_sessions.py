@@ -143,3 +143,45 @@ async def test_browser_cookie_login_needs_the_csrf_header(gw: tuple[LiveGateway,
     finally:
         await pc.close()
         g.client.cookies.clear()
+
+
+async def test_per_user_session_cap_across_protocols_and_cameras(tmp_path: Path, cams: FixtureCameraServer) -> None:
+    """``sessions.max_per_user`` open sessions per user, WebRTC and HLS counted together, admins too:
+    one more gets 429 naming the limit, before the camera is opened; other users are not affected."""
+    cameras = {cam: cams.url("h264_360p") for cam in ("cam-a", "cam-b")}
+    rules = [{"subject": "role:operator", "target": f"cam:{c}", "action": "view_live"} for c in cameras]
+    async with gateway_with(tmp_path / "data", cameras, rules=rules, hub=QUICK_HUB, sessions={"max_per_user": 2}) as (
+        g,
+        admin,
+    ):
+        op = await g.add_user("op", Role.operator)
+        v1 = await start_viewer(g, "cam-a", op)
+        v_admin = await start_viewer(g, "cam-a", admin)
+        try:
+            await v1.frames(1, timeout=15)
+            r = await g.client.get("/api/cameras/cam-a/hls/index.m3u8", headers=op)
+            assert r.status_code == 200, r.text
+            hls_sid = r.headers["x-liandong-session"]
+            # The third, by either protocol and on another camera: refused before cam-b is opened.
+            _, sdp = await whep_offer()
+            r = await g.client.post(
+                "/api/cameras/cam-b/whep", content=sdp, headers={**op, "Content-Type": "application/sdp"}
+            )
+            assert r.status_code == 429, r.text
+            assert "sessions.max_per_user" in r.json()["detail"] and "2 open" in r.json()["detail"]
+            r = await g.client.get("/api/cameras/cam-b/hls/index.m3u8", headers=op)
+            assert r.status_code == 429 and "sessions.max_per_user" in r.json()["detail"], r.text
+            assert g.ld.hub.describe("cam-b")["state"] == "idle"
+            # Another user is not affected; ending one of the operator's sessions makes room.
+            r = await g.client.get("/api/cameras/cam-b/hls/index.m3u8", headers=admin)
+            assert r.status_code == 200, r.text
+            assert (await g.client.delete(f"/api/sessions/{hls_sid}", headers=op)).status_code in (200, 204)
+            r = await g.client.get("/api/cameras/cam-b/hls/index.m3u8", headers=op)
+            assert r.status_code == 200, r.text
+            # Admins are capped the same.
+            r = await g.client.get("/api/cameras/cam-a/hls/index.m3u8", headers=admin)
+            assert r.status_code == 429 and "'admin' already has 2 open" in r.json()["detail"], r.text
+            assert len([s for s in g.ld.sessions.list() if s.username == "op"]) == 2
+        finally:
+            await v1.close()
+            await v_admin.close()
