@@ -97,6 +97,7 @@ class RefusalAudit:
         self._overflow: dict[str, _Window] = {}  # kind -> refusals from addresses beyond the cap
         self._pending: list[tuple[str, dict[str, Any]]] = []  # first refusals, to be written in full
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.noted = 0  # every refusal ever noted (for tests and the curious)
 
@@ -133,9 +134,12 @@ class RefusalAudit:
             self._pending.append((key[0], self._summary(key[1], w, "more after the first")))
 
     def _close_expired(self, now: float, *, everything: bool = False) -> None:
+        # Windows are kept in the order they opened (a reopened one is inserted anew): stop at the
+        # first still open.
         for key, w in list(self._windows.items()):
-            if everything or now - w.opened >= self.window_s:
-                self._close(key, w)
+            if not everything and now - w.opened < self.window_s:
+                break
+            self._close(key, w)
         for kind, ow in list(self._overflow.items()):
             if everything or now - ow.opened >= self.window_s:
                 del self._overflow[kind]
@@ -158,12 +162,13 @@ class RefusalAudit:
         """Write the entries due now (every open window too with ``close_all``); the number written."""
         self._close_expired(self._clock(), everything=close_all)
         written = 0
-        while self._pending:
-            kind, fields = self._pending.pop(0)
-            # One at a time: the audit's lock is FIFO, so an authorized action waits for one write at
-            # most. Shielded: stopping the writer mid-write neither loses nor repeats the entry.
-            await asyncio.shield(self.audit.record(kind, **fields))
-            written += 1
+        async with self._flushing:  # after another flush's writes: when this returns, all is written
+            while self._pending:
+                kind, fields = self._pending.pop(0)
+                # One at a time: the audit's lock is FIFO, so an authorized action waits for one write
+                # at most. Shielded: stopping the writer mid-write neither loses nor repeats the entry.
+                await asyncio.shield(self.audit.record(kind, **fields))
+                written += 1
         return written
 
     def start(self) -> None:
