@@ -5,6 +5,7 @@ counts), and never in front of an authorized action's audit entry."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,10 @@ async def test_a_refusal_burst_is_answered_off_the_audit_and_written_bounded_and
         windows = 1 + int(burst_s // WINDOW_S) + 1
         assert len(rows) <= len(KINDS) * 2 * windows, [(e.kind, e.detail) for e in rows]
         assert all(e.address == "127.0.0.1" for e in rows)
-        summary = next(e for e in rows if e.kind == "login_failed" and e.start is not None)
-        assert summary.detail.startswith("count=4; ") and "1x nobody" in summary.detail
+        summaries = [e for e in rows if e.start is not None]
+        assert {e.kind for e in summaries} >= {"alarm_rejected", "unauthenticated", "login_throttled"}
+        assert all(re.match(r"count=\d+; ", e.detail or "") for e in summaries)
+        assert all("1x nobody" in (e.detail or "") for e in summaries if e.kind == "login_failed")
         assert (await g.ld.audit.verify()).ok
 
         # A second burst while an admin adds a camera (an audited, authorized action): its entry is
@@ -100,7 +103,9 @@ async def test_a_refusal_burst_is_answered_off_the_audit_and_written_bounded_and
         rows = await _rows(g, mark)
         created = next(e for e in rows if e.kind == "camera_created")
         ahead = [e for e in rows if e.id < created.id and e.kind in KINDS]
-        assert len(ahead) <= len(KINDS), (len(ahead), action_s)
+        # At most a window's first entry and the count of a window closing meanwhile, per kind.
+        assert len(ahead) <= 2 * len(KINDS), (len(ahead), action_s)
+        print(f"burst {burst_s:.2f} s with the audit locked; {len(ahead)} refusal entries ahead, {action_s:.3f} s")
 
 
 class _ListAudit:
