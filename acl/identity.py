@@ -3,13 +3,16 @@ and short-lived signed stream tokens for players that cannot send headers."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,6 +28,7 @@ __all__ = [
     "IdentityError",
     "LoginThrottle",
     "Passwords",
+    "PasswordsBusy",
     "StreamGrant",
     "StreamTokens",
     "Subject",
@@ -35,6 +39,7 @@ __all__ = [
 # A valid argon2 hash of a random secret: verifying unknown users against it costs the same time
 # as a real check, so response timing does not tell which usernames exist.
 _DUMMY_HASH = PasswordHasher().hash(secrets.token_hex(16))
+_T = TypeVar("_T")
 
 
 class IdentityError(Exception):
@@ -60,11 +65,25 @@ class Subject:
         return self.role is Role.admin
 
 
-class Passwords:
-    """argon2id password hashing."""
+class PasswordsBusy(Exception):
+    """Too many password checks are already waiting (answer 503 and ask the client to retry)."""
 
-    def __init__(self) -> None:
+
+class Passwords:
+    """argon2id password hashing.
+
+    argon2 takes 50-100 ms of CPU by design. The ``*_off_loop`` methods run it in a worker thread
+    (argon2 releases the GIL) so the event loop that relays video never waits for it, at most
+    ``concurrency`` at once; with ``queue`` callers already waiting they raise :class:`PasswordsBusy`
+    instead of queueing without bound.
+    """
+
+    def __init__(self, concurrency: int = 2, queue: int = 32) -> None:
         self._ph = PasswordHasher()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queue = queue
+        self._waiting = 0
+        self.running = 0  # checks in worker threads now (a test reads it)
 
     def hash(self, password: str) -> str:
         """Hash a new password (rejects trivially short ones)."""
@@ -80,6 +99,36 @@ class Passwords:
             return self._ph.verify(stored or _DUMMY_HASH, password) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    async def verify_off_loop(self, stored: str | None, password: str) -> bool:
+        """:meth:`verify` in a worker thread (bounded; :class:`PasswordsBusy` when the queue is full)."""
+        return await self._off_loop(self.verify, stored, password)
+
+    async def hash_off_loop(self, password: str) -> str:
+        """:meth:`hash` in a worker thread (bounded like :meth:`verify_off_loop`)."""
+        return await self._off_loop(self.hash, password)
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._slots.locked() and self._waiting >= self._queue:
+            raise PasswordsBusy("too many password checks at once")
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self.running += 1
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+
+        def done(f: asyncio.Future[_T]) -> None:
+            # The slot is freed when the thread is done, not when a cancelled caller leaves: a
+            # client that disconnects mid-check cannot start more argon2 work than the bound.
+            self.running -= 1
+            self._slots.release()
+            if not f.cancelled():
+                f.exception()  # retrieved: a cancelled caller's failure is not reported twice
+
+        work.add_done_callback(done)
+        return await asyncio.shield(work)
 
 
 def hash_token(token: str) -> str:
@@ -180,16 +229,41 @@ class TokenService:
 
 
 class LoginThrottle:
-    """Sliding-window failure counter per username and per client address.
+    """Failed logins, per client address and per username.
+
+    An address with ``max_failures`` failures in the last ``window_s`` seconds is refused until the
+    oldest ages out: one guesser at one address is stopped. A username is never locked out (anyone
+    could lock out ``police`` by guessing): after ``max_failures`` failures the next attempt must
+    wait ``delay_s``, doubled by each further failure up to ``delay_max_s``; the failures are
+    forgotten ``window_s`` after the last one. So a guesser gets one try per ``delay_max_s`` while
+    the real user with the right password gets in after at most that long, and at once from an
+    address they logged in from before (its last ``known_size`` pairs are remembered).
+
+    An attempt counts as a failure from :meth:`begin` until :meth:`succeeded` or :meth:`cancelled`,
+    so concurrent guesses cannot all pass the check before the first failure is recorded.
 
     In process; several gateway nodes share it through Redis (scale-out issue).
     """
 
-    def __init__(self, max_failures: int, window_s: float, clock: object = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        clock: object = time.monotonic,
+        *,
+        delay_s: float = 1.0,
+        delay_max_s: float = 30.0,
+        known_size: int = 10_000,
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
+        self.delay_s = delay_s
+        self.delay_max_s = delay_max_s
         self._clock = clock
-        self._fails: dict[str, deque[float]] = {}
+        self._fails: dict[str, deque[float]] = {}  # address -> failure times
+        self._users: dict[str, tuple[int, float]] = {}  # username -> (failures, last attempt)
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (username, address) that logged in
+        self._known_size = known_size
 
     def _now(self) -> float:
         return self._clock()  # type: ignore[operator,no-any-return]
@@ -201,27 +275,76 @@ class LoginThrottle:
             q.popleft()
         return q
 
+    def _user(self, username: str) -> tuple[int, float]:
+        key = username.lower()
+        failures, last = self._users.get(key, (0, 0.0))
+        if failures and self._now() - last > self.window_s:
+            del self._users[key]
+            return 0, 0.0
+        return failures, last
+
+    def delay(self, failures: int) -> float:
+        """A username's wait after ``failures`` failures."""
+        if failures < self.max_failures:
+            return 0.0
+        return float(min(self.delay_s * 2 ** min(failures - self.max_failures, 32), self.delay_max_s))
+
     def retry_after(self, username: str, address: str) -> float:
         """Seconds until a login for this user/address may be tried again; 0 when allowed."""
         wait = 0.0
-        for key in (f"u:{username.lower()}", f"a:{address}"):
-            q = self._recent(key)
-            if len(q) >= self.max_failures:
-                wait = max(wait, q[0] + self.window_s - self._now())
+        q = self._recent(f"a:{address}")
+        if len(q) >= self.max_failures:
+            wait = q[0] + self.window_s - self._now()
+        if (username.lower(), address) not in self._known:
+            failures, last = self._user(username)
+            wait = max(wait, last + self.delay(failures) - self._now())
         return max(wait, 0.0)
+
+    def begin(self, username: str, address: str) -> float:
+        """Like :meth:`retry_after`; when 0, the attempt is counted as a failure until it succeeds."""
+        wait = self.retry_after(username, address)
+        if wait <= 0:
+            self.failed(username, address)
+        return wait
 
     def failed(self, username: str, address: str) -> None:
         """Record a failed attempt."""
         now = self._now()
-        for key in (f"u:{username.lower()}", f"a:{address}"):
-            self._recent(key).append(now)
+        self._recent(f"a:{address}").append(now)
+        failures, _ = self._user(username)
+        self._users[username.lower()] = (failures + 1, now)
         if len(self._fails) > 100_000:  # bound memory under a spray attack
             for k in [k for k, q in self._fails.items() if not q][:50_000]:
                 del self._fails[k]
+        if len(self._users) > 100_000:
+            for k in list(self._users)[:50_000]:  # the oldest first seen
+                del self._users[k]
 
-    def succeeded(self, username: str) -> None:
-        """Clear the user's failures after a good login (the address keeps its record)."""
-        self._fails.pop(f"u:{username.lower()}", None)
+    def _undo(self, address: str) -> None:
+        q = self._fails.get(f"a:{address}")
+        if q:
+            q.pop()
+
+    def cancelled(self, username: str, address: str) -> None:
+        """The attempt begun with :meth:`begin` was not decided (the server was busy): uncount it."""
+        self._undo(address)
+        failures, last = self._user(username)
+        if failures > 1:
+            self._users[username.lower()] = (failures - 1, last)
+        else:
+            self._users.pop(username.lower(), None)
+
+    def succeeded(self, username: str, address: str | None = None) -> None:
+        """A good login: the user's failures are cleared and the address becomes known for them
+        (the address keeps its other failures)."""
+        self._users.pop(username.lower(), None)
+        if address is not None:
+            self._undo(address)
+            key = (username.lower(), address)
+            self._known[key] = None
+            self._known.move_to_end(key)
+            while len(self._known) > self._known_size:
+                self._known.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ async def upsert_user(
         raise UserError("username: 1-64 letters, digits or . _ @ -")
     pw = passwords or Passwords()
     try:
-        hashed = pw.hash(password) if password is not None else None
+        hashed = await pw.hash_off_loop(password) if password is not None else None
     except IdentityError as e:
         raise UserError(str(e)) from None
     user = (await s.execute(select(User).where(User.username == name))).scalar_one_or_none()

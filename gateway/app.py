@@ -187,6 +187,7 @@ def _attach_media(ld: Liandong) -> None:
         await ld.sessions.end_for_token(token_id, "login ended")
 
     ld.on_camera_removed.append(camera_removed)
+    ld.on_camera_removed.append(ld.metrics.forget_camera)
     ld.on_token_revoked.append(token_revoked)
 
     async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
@@ -310,14 +311,20 @@ def _install_middleware(app: FastAPI, ld: Liandong) -> None:
             response = JSONResponse({"detail": "internal error", "request_id": rid}, status_code=500)
         finally:
             REQUEST_ID.reset(token)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        ld.metrics.http_requests.labels(request.method, label, str(response.status_code)).inc()
-        ld.metrics.http_latency.labels(label).observe(time.perf_counter() - started)
+        # Labels from bounded sets only (gateway/metrics.py): a client's random method or path is no new series.
+        ld.metrics.http_request(
+            request.method, request.scope.get("route"), response.status_code, time.perf_counter() - started
+        )
         response.headers["X-Request-ID"] = rid
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
+
+    if server.trusted_proxies:
+        from gateway.proxy import ForwardedFor
+
+        # Added last = outermost: everything inside sees the client behind the proxy (gateway/proxy.py).
+        app.add_middleware(ForwardedFor, trusted=server.trusted_proxies)
 
 
 _STORAGE_REPLIES = {
@@ -360,6 +367,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": detail}, status_code=status, headers={"Retry-After": "5"} if status == 503 else {}
         )
+
+    from acl.identity import PasswordsBusy
+
+    @app.exception_handler(PasswordsBusy)
+    async def passwords_busy(_request: Request, _exc: PasswordsBusy) -> JSONResponse:
+        # Password hashing is bounded (acl.identity.Passwords): beyond its queue, come back shortly.
+        return JSONResponse({"detail": "too many password operations at once; try again"}, 503, {"Retry-After": "1"})
 
     from camera_registry.vehicle_index import IndexUnavailable
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,6 +14,7 @@ from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenS
 from camera_registry.store import CameraStore
 from gateway.auth import Authenticator
 from gateway.metrics import Metrics
+from gateway.refusals import RefusalAudit
 from gateway.settings import Settings
 from storage.db import Database
 from storage.secretbox import SecretBox
@@ -56,7 +56,7 @@ class Liandong:
     authorizer: Authorizer
     audit: Audit
     metrics: Metrics = field(default_factory=Metrics)
-    passwords: Passwords = field(default_factory=Passwords)
+    passwords: Passwords | None = None
     tokens: TokenService = field(default_factory=TokenService)
     throttle: LoginThrottle | None = None
     stream_tokens: StreamTokens | None = None
@@ -75,12 +75,16 @@ class Liandong:
     on_camera_removed: list[Hook] = field(default_factory=list)
     on_token_revoked: list[Hook] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
-    _auth_failures: dict[str, list[float]] = field(default_factory=dict, repr=False)  # address -> [start, count]
+    refusals: RefusalAudit | None = None
 
     def __post_init__(self) -> None:
         a = self.settings.auth
+        if self.passwords is None:
+            self.passwords = Passwords(a.login_verify_concurrency, a.login_verify_queue)
         if self.throttle is None:
-            self.throttle = LoginThrottle(a.login_max_failures, a.login_window_s)
+            self.throttle = LoginThrottle(
+                a.login_max_failures, a.login_window_s, delay_s=a.login_delay_s, delay_max_s=a.login_delay_max_s
+            )
         if self.stream_tokens is None:
             self.stream_tokens = StreamTokens(self.box.derive_key("stream-tokens"), a.stream_token_ttl_s)
         if self.auth is None:
@@ -95,6 +99,21 @@ class Liandong:
         # First: the ended login is refused before the other hooks end its streams (relayed to the
         # other nodes of a cluster with the rest).
         self.on_token_revoked.insert(0, self.auth.forget_token)
+        self._attach_refusals()
+
+    def _attach_refusals(self) -> None:
+        """Anonymous refusals are counted in memory and audited in aggregate by a background task
+        (:mod:`gateway.refusals`); it starts first and stops last, writing the open windows."""
+        if self.refusals is None:
+            a = self.settings.auth
+            self.refusals = RefusalAudit(self.audit, a.refusal_window_s, a.refusal_addresses)
+        refusals = self.refusals
+
+        async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+            refusals.start()
+            return refusals.close
+
+        self.extras.setdefault("startups", []).insert(0, start)
 
     async def inventory_changed(self) -> None:
         """Cameras were added, changed or removed."""
@@ -149,30 +168,23 @@ class Liandong:
         return s.owner() if s is not None else None
 
     async def audit_unauthenticated(self, request: Request) -> None:
-        """Audit and count a request refused for lack of valid credentials.
+        """Count a request refused for lack of valid credentials, and audit it in aggregate.
 
-        Entries are capped per client address (``auth.failure_audit_per_minute``) so that a
-        scanner cannot fill the audit log; the metric counts every one."""
+        Nothing is awaited: the refusal is counted in memory and written by a background task, one
+        entry per client address per ``auth.refusal_window_s`` in full plus one with the exact count
+        of the rest (:mod:`gateway.refusals`), so a scanner neither floods the audit nor delays the
+        audit writes of authorized requests. The metric counts every one."""
         self.metrics.denials.labels("unauthenticated").inc()
-        address = request.client.host if request.client else "-"
-        now = time.monotonic()
-        window = self._auth_failures.get(address)
-        if window is None or now - window[0] >= 60:
-            if len(self._auth_failures) >= 10_000:  # bounded: forget every other address's window
-                self._auth_failures.clear()
-            window = self._auth_failures[address] = [now, 0]
-        window[1] += 1
-        limit = self.settings.auth.failure_audit_per_minute
-        if window[1] > limit:
-            if window[1] == limit + 1:
-                log.warning("over %d refused requests a minute from %s: audit entries capped", limit, address)
-            return
-        await self.audit.record(
+        assert self.refusals is not None
+        problem = _credential_problem(request)
+        path = request.url.path
+        self.refusals.note(
             "unauthenticated",
+            request.client.host if request.client else None,
+            f"{problem}: {request.method[:16]} {path}",
             camera_id=request.path_params.get("camera_id"),
-            address=address,
-            detail=_credential_problem(request),
-            path=request.url.path,
+            detail=problem,
+            path=path,
             method=request.method,
         )
 

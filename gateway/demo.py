@@ -237,7 +237,7 @@ def main() -> None:
         # fixture camera server is stopped by the ``with`` block instead of being orphaned.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False)
         except KeyboardInterrupt:
             pass
 

@@ -1,10 +1,23 @@
-"""Prometheus metrics: one registry per app instance (tests build many apps in one process)."""
+"""Prometheus metrics: one registry per app instance (tests build many apps in one process).
+
+Every label value comes from a bounded set, never from a client: each new value is a new series
+kept for the life of the process, so one client sending random methods or paths could grow the
+registry (and every scrape) without bound. HTTP methods outside the standard ones are ``other``,
+routes are the matched route's template (``unmatched`` when none matched), statuses are the code
+when it is a valid one, else ``other``. Camera labels name registered cameras only (the ACL and
+the handlers refuse unknown ids before the hub sees them); a deleted camera's series are dropped
+(:meth:`Metrics.forget_camera`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["HTTP_METHODS", "Metrics"]
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -61,3 +74,25 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 2, 4, 8),
             registry=r,
         )
+
+    def http_request(self, method: str, route: Any, status: int, seconds: float) -> None:
+        """Count one HTTP request: ``route`` is the route the router matched (None when none did)."""
+        m = method if method in HTTP_METHODS else "other"
+        template = getattr(route, "path", None)
+        label = template if isinstance(template, str) else "unmatched"
+        code = str(status) if 100 <= status <= 599 else "other"
+        self.http_requests.labels(m, label, code).inc()
+        self.http_latency.labels(label).observe(seconds)
+
+    async def forget_camera(self, camera_id: str) -> None:
+        """Drop a deleted camera's series (camera ids are reused rarely; their series would stay forever)."""
+        for metric in (
+            self.upstream_state,
+            self.upstream_reconnects,
+            self.upstream_bytes,
+            self.upstream_bitrate,
+            self.viewers,
+            self.dropped_gops,
+            self.transcode_restarts,
+        ):
+            metric.remove_by_labels({"camera": camera_id})

@@ -164,7 +164,8 @@ def may_end_session(subject: Subject, session: dict[str, Any]) -> bool:
 def hmac_source() -> Any:
     """A registered, active alarm source: HMAC-SHA256 over ``<timestamp>.<body>`` (headers
     ``X-Liandong-Source``, ``X-Liandong-Timestamp``, ``X-Liandong-Signature: sha256=<hex>``; see
-    :mod:`gateway.alarms.hmac_auth`). Failures answer 401 and are audited."""
+    :mod:`gateway.alarms.hmac_auth`). Failures answer 401 and are audited in aggregate
+    (:mod:`gateway.refusals`)."""
 
     async def _hmac(request: Request) -> str:
         from gateway.alarms.hmac_auth import SignatureError
@@ -182,8 +183,14 @@ def hmac_source() -> Any:
                 )
             )
         except SignatureError as e:
-            await ld.audit.record(
-                "alarm_rejected", address=request.client.host if request.client else None, detail=str(e)
+            # Anyone can send these: counted and audited in aggregate, off the request path.
+            ld.metrics.denials.labels("hmac-source").inc()
+            source = h.get("x-liandong-source", "")[:64]
+            ld.refusals.note(
+                "alarm_rejected",
+                request.client.host if request.client else None,
+                f"{e} (source {source!r})",
+                detail=str(e),
             )
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from None
 

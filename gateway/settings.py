@@ -67,6 +67,26 @@ class ServerSettings(_Section):
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request body that stalls this long gets 408.")
     keep_alive_s: int = Field(30, ge=1, le=3600, description="Idle kept-alive connections close after this.")
     public_url: str | None = Field(None, description="Base URL printed by the demo and used in links.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-For (and -Proto) is believed; the "
+        "client is the right-most hop not in this list. Empty: the connecting address is the client.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"trusted_proxies: '{item[:60]}' is not an IP address or CIDR") from None
+        return out
+
     ssl_certfile: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS. With ssl_keyfile.")
     ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
     insecure: bool = Field(
@@ -116,10 +136,36 @@ class AuthSettings(_Section):
         False, description="Session cookies only over HTTPS. Unset: true exactly when the server has TLS."
     )
     stream_token_ttl_s: int = Field(300, ge=10, le=24 * 3600)
-    login_max_failures: int = Field(5, ge=1, le=100, description="Failures per window before throttling.")
-    login_window_s: int = Field(300, ge=1, le=86400)
-    failure_audit_per_minute: int = Field(
-        60, ge=0, le=100_000, description="Refused requests audited per client address and minute (all are counted)."
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Failed logins per window: an address is then refused, a username slowed."
+    )
+    login_window_s: int = Field(
+        300, ge=1, le=86400, description="Failures are remembered this long (a username's: after its last one)."
+    )
+    login_delay_s: float = Field(
+        1.0, gt=0, le=60, description="A username's first delay after login_max_failures; it doubles per failure."
+    )
+    login_delay_max_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest delay of a username (never a lockout: the right password gets in)."
+    )
+    login_verify_concurrency: int = Field(
+        2, ge=1, le=64, description="Password checks (argon2, in worker threads) running at once."
+    )
+    login_verify_queue: int = Field(
+        32, ge=0, le=10_000, description="Logins waiting for a password check; beyond it logins get 503 + Retry-After."
+    )
+    refusal_window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="Anonymous refusals (401s, rejected alarms, failed and throttled logins) are audited as one entry "
+        "per address and kind when first seen and one with the exact count when this window closes.",
+    )
+    refusal_addresses: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Addresses tracked per window; refusals from further addresses are counted together (address *).",
     )
     login_cache_s: float = Field(
         5.0,

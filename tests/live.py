@@ -59,7 +59,10 @@ async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
     """Serve the app on 127.0.0.1:<free port> until the block ends."""
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    # proxy_headers off as in `liandong serve`: X-Forwarded-For is the app's business (gateway/proxy.py).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -195,7 +195,9 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
         raise HTTPException(403, [{"field": "role", "message": "only admins may create admins"}])
     try:
         async with ld.db.session() as s:
-            user, _ = await upsert_user(s, body.username, body.password, body.role, display_name=body.display_name)
+            user, _ = await upsert_user(
+                s, body.username, body.password, body.role, display_name=body.display_name, passwords=ld.passwords
+            )
     except UserError as e:
         raise _fail(e) from None
     await ld.audit.record("user_created", subject=subject, detail=f"user {user.id} {body.username} ({body.role.value})")
@@ -210,6 +212,7 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
     subject: Subject = request.state.subject
     if body.role is Role.admin and not subject.is_admin:
         raise HTTPException(403, [{"field": "role", "message": "only admins may make admins"}])
+    hashed = await ld.passwords.hash_off_loop(body.password) if body.password is not None else None
     async with ld.db.session() as s:
         user = await s.get(User, user_id)
         if user is None:
@@ -218,8 +221,8 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
             raise HTTPException(403, "only admins may change admins")
         if body.display_name is not None:
             user.display_name = body.display_name
-        if body.password is not None:
-            user.password_hash = ld.passwords.hash(body.password)
+        if hashed is not None:
+            user.password_hash = hashed
         role_changed = body.role is not None and body.role is not user.role
         if body.role is not None:
             user.role = body.role

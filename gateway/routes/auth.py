@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from acl.credentials import Scope
-from acl.identity import IssuedToken, Subject
+from acl.identity import IssuedToken, PasswordsBusy, Subject
 from acl.models import Role, TokenKind, User
 from gateway.policy import authenticated, public, require_camera, require_roles
 
@@ -41,29 +41,43 @@ class MachineTokenBody(BaseModel):
 
 
 async def _login(request: Request, username: str, password: str, kind: TokenKind) -> IssuedToken:
+    """Check a password login (throttled, off the event loop) and issue a session token.
+
+    Refusals are audited in aggregate (:mod:`gateway.refusals`): anyone can cause them."""
     ld = request.app.state.ld
     address = request.client.host if request.client else "-"
-    wait = ld.throttle.retry_after(username, address)
+    wait = ld.throttle.begin(username, address)
     if wait > 0:
         ld.metrics.logins.labels("throttled").inc()
-        await ld.audit.record("login_throttled", username=username, address=address)
+        ld.refusals.note("login_throttled", address, username[:64], username=username)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many failed logins; try again later",
             headers={"Retry-After": str(int(wait) + 1)},
         )
     async with ld.db.session() as s:
-        user = (await s.execute(select(User).where(User.username == username))).scalar_one_or_none()
-        ok = ld.passwords.verify(user.password_hash if user else None, password)
-        if not ok or user is None or not user.active:
-            ld.throttle.failed(username, address)
-            ld.metrics.logins.labels("failed").inc()
-            await ld.audit.record("login_failed", username=username, address=address)
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-        issued: IssuedToken = await ld.tokens.issue(s, user, kind=kind, ttl_s=ld.settings.auth.token_ttl_s)
-    ld.throttle.succeeded(username)
+        found = (await s.execute(select(User.id, User.password_hash).where(User.username == username))).first()
+    try:
+        ok = await ld.passwords.verify_off_loop(found.password_hash if found else None, password)
+    except PasswordsBusy:
+        ld.throttle.cancelled(username, address)
+        ld.metrics.logins.labels("busy").inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "too many logins at once; try again", headers={"Retry-After": "1"}
+        ) from None
+    issued: IssuedToken | None = None
+    if ok and found is not None:
+        async with ld.db.session() as s:
+            user = await s.get(User, found.id)  # read again after the check: still there and active?
+            if user is not None and user.active:
+                issued = await ld.tokens.issue(s, user, kind=kind, ttl_s=ld.settings.auth.token_ttl_s)
+    if issued is None:  # the attempt stays counted as a failure (throttle.begin)
+        ld.metrics.logins.labels("failed").inc()
+        ld.refusals.note("login_failed", address, username[:64], username=username)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    ld.throttle.succeeded(username, address)
     ld.metrics.logins.labels("ok").inc()
-    await ld.audit.record("login", username=username, user_id=user.id, address=address)
+    await ld.audit.record("login", username=username, user_id=found.id, address=address)
     return issued
 
 

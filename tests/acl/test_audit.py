@@ -17,6 +17,7 @@ async def test_chain_verifies_and_detects_edits(world: World) -> None:
     w = world
     aud = await w.user("auditor1", Role.auditor)
     await w.client.post("/api/auth/token", data={"username": "nobody", "password": "wrong-password"})
+    await w.app.state.ld.refusals.flush()  # written by a background task (gateway/refusals.py)
     r = await w.client.get("/api/audit/verify", headers=aud)
     assert r.json()["ok"] is True and r.json()["checked"] >= 5
     entries = (await w.client.get("/api/audit?limit=1000", headers=aud)).json()

@@ -242,3 +242,41 @@ def test_login_cache_bounded_and_a_lookup_older_than_an_invalidation_is_not_kept
     assert cache.get("late") is None
     cache.forget_user(1)
     assert len(cache) == 0
+
+
+def test_usernames_are_slowed_with_growing_delays_never_locked() -> None:
+    now = [0.0]
+    t = LoginThrottle(3, 300, clock=lambda: now[0], delay_s=1.0, delay_max_s=8.0)
+    for i in range(3):  # the free failures, each from another address (a botnet)
+        assert t.begin("police", f"10.0.0.{i}") == 0
+    waits = []
+    for i in range(3, 9):
+        wait = t.begin("police", f"10.0.0.{i}")
+        assert wait > 0 and t.begin("police", f"10.0.1.{i}") == wait  # a refused try does not count
+        waits.append(wait)
+        now[0] += wait  # the guesser waits exactly as long as told, and fails again
+        assert t.begin("police", f"10.0.0.{i}") == 0
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]  # doubling, capped: one guess per 8 s at most
+    # The real user, at a new address: at most the longest delay, then the right password is checked.
+    assert 0 < t.retry_after("police", "172.16.0.1") <= 8.0
+    now[0] += 8.0
+    assert t.begin("police", "172.16.0.1") == 0
+    t.succeeded("police", "172.16.0.1")
+    assert t.retry_after("police", "10.0.2.1") == 0  # success clears the username's failures
+    # From an address the user logged in from, a guesser elsewhere does not slow them down.
+    for i in range(6):
+        t.begin("police", f"10.0.3.{i}")
+    assert t.retry_after("police", "10.0.4.1") > 0
+    assert t.retry_after("police", "172.16.0.1") == 0
+    # Failures are forgotten window_s after the last one.
+    now[0] += 301
+    assert t.retry_after("police", "10.0.4.1") == 0
+
+
+def test_concurrent_attempts_count_until_decided() -> None:
+    t = LoginThrottle(3, 300, clock=lambda: 0.0)
+    assert [t.begin("a", "10.0.0.1") for _ in range(4)][:3] == [0, 0, 0]
+    assert t.retry_after("b", "10.0.0.1") > 0  # three in flight: the address waits for their outcome
+    t.cancelled("a", "10.0.0.1")
+    t.succeeded("a", "10.0.0.1")
+    assert t.retry_after("b", "10.0.0.1") == 0
