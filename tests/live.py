@@ -110,6 +110,8 @@ class WhepViewer:
     pc: RTCPeerConnection
     track: MediaStreamTrack
     location: str
+    answer: str = ""
+    etag: str = ""
 
     async def frames(self, n: int, timeout: float = 10.0) -> list[Any]:
         """Receive ``n`` decoded frames."""
@@ -142,9 +144,14 @@ async def whep_offer() -> tuple[RTCPeerConnection, str]:
     return pc, pc.localDescription.sdp
 
 
-async def start_viewer(gw: LiveGateway, camera_id: str, headers: dict[str, str]) -> WhepViewer:
-    """POST an offer and wait for the remote track."""
+async def start_viewer(
+    gw: LiveGateway, camera_id: str, headers: dict[str, str], munge: Callable[[str], str] | None = None
+) -> WhepViewer:
+    """POST an offer (rewritten by ``munge``, as other WebRTC stacks would write it) and wait for the
+    remote track; the viewer keeps the answer in ``answer``."""
     pc, sdp = await whep_offer()
+    if munge is not None:
+        sdp = munge(sdp)
     got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
 
     @pc.on("track")
@@ -162,4 +169,4 @@ async def start_viewer(gw: LiveGateway, camera_id: str, headers: dict[str, str])
         raise AssertionError(f"WHEP {r.status_code}: {r.text}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
     track = await asyncio.wait_for(got, 10)
-    return WhepViewer(pc, track, r.headers["location"])
+    return WhepViewer(pc, track, r.headers["location"], r.text, r.headers.get("etag", ""))

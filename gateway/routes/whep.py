@@ -20,6 +20,7 @@ from transcoder.plan import Variant
 
 router = APIRouter(tags=["webrtc"])
 log = logging.getLogger(__name__)
+_ACCEPT_POST = {"Accept-Post": "application/sdp"}
 
 
 def _ice_links(request: Request) -> dict[str, str]:
@@ -33,7 +34,7 @@ def _ice_links(request: Request) -> dict[str, str]:
 async def whep_options(camera_id: str) -> Response:
     """What the WHEP endpoint accepts (also answers CORS-style preflights; no camera data)."""
     _ = camera_id
-    return Response(status_code=204, headers={"Accept-Post": "application/sdp", "Allow": "OPTIONS, POST"})
+    return Response(status_code=204, headers={**_ACCEPT_POST, "Allow": "OPTIONS, POST"})
 
 
 @router.post(
@@ -59,7 +60,9 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "WebRTC is disabled on this gateway; use HLS")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/sdp":
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "Content-Type: must be application/sdp")
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "Content-Type: must be application/sdp", headers=_ACCEPT_POST
+        )
     body = await request.body()
     subject: Subject = request.state.subject
     try:
@@ -82,6 +85,7 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
+            headers=_ACCEPT_POST,
         ) from None
     except TranscodeCapacity as e:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "10"}) from None

@@ -16,7 +16,7 @@ from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
 from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
-from gateway.webrtc.sdp import SdpError, check_offer
+from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from transcoder.plan import Variant
 
@@ -78,7 +78,9 @@ class WhepService:
             transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType in ("video/H264", "video/rtx")])
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-                answer = await pc.createAnswer()
+                created = await pc.createAnswer()
+                # The gateway as DTLS server where the offer lets it choose: see answer_as_dtls_server.
+                answer = RTCSessionDescription(sdp=answer_as_dtls_server(sdp, created.sdp), type="answer")
             except Exception as e:  # aiortc negotiates only what the viewer sent: its failures are the offer's
                 log.info("camera %s: offer rejected by aiortc: %s: %s", camera_id, type(e).__name__, str(e)[:200])
                 raise SdpError(f"SDP offer: cannot be negotiated ({type(e).__name__}: {str(e)[:120]})") from None
