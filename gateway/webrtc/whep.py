@@ -15,7 +15,7 @@ from gateway.media import MediaRouter, UnsupportedCodec
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
-from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
+from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_addresses, restrict_host_addresses
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from transcoder.plan import Variant
@@ -37,7 +37,12 @@ class WhepService:
     """Creates and ends WebRTC viewer sessions."""
 
     def __init__(
-        self, media: MediaRouter, sessions: SessionRegistry, settings: WebRTCSettings, metrics: Metrics
+        self,
+        media: MediaRouter,
+        sessions: SessionRegistry,
+        settings: WebRTCSettings,
+        metrics: Metrics,
+        bind_host: str = "127.0.0.1",
     ) -> None:
         self.media = media
         self.sessions = sessions
@@ -47,7 +52,18 @@ class WhepService:
         self._tracks: dict[str, PassthroughTrack] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        restrict_host_addresses(settings.host_addresses)
+        self.host_addresses = host_addresses_for(settings.host_addresses, bind_host)
+        restrict_host_addresses(self.host_addresses)
+        offered = self.host_addresses or interface_addresses()
+        why = "webrtc.host_addresses" if settings.host_addresses is not None else f"listening on {bind_host}"
+        if self.host_addresses:
+            log.info("WebRTC host candidates: %s (%s)", ", ".join(offered), why)
+        else:
+            log.info(
+                "WebRTC host candidates: every interface address, now %s (%s; set webrtc.host_addresses to choose)",
+                ", ".join(offered) or "none",
+                why,
+            )
 
     async def create(
         self,
