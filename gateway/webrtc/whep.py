@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from acl.identity import Subject
@@ -18,11 +19,25 @@ from gateway.settings import WebRTCSettings
 from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_addresses, restrict_host_addresses
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
+from gateway.webrtc.trickle import TrickleFragment
 from transcoder.plan import Variant
 
-__all__ = ["UnsupportedCodec", "WhepAnswer", "WhepService"]
+__all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 
 log = logging.getLogger(__name__)
+
+
+class IceRestartUnsupported(Exception):
+    """A PATCH asked for an ICE restart (new ICE credentials); aiortc cannot restart ICE."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RemoteIce:
+    """What a trickled fragment is checked against: the offer's ICE credentials and media sections."""
+
+    ufrag: str
+    pwd: str
+    mids: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,7 @@ class WhepService:
         self.metrics = metrics
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, PassthroughTrack] = {}
+        self._remote_ice: dict[str, _RemoteIce] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.host_addresses = host_addresses_for(settings.host_addresses, bind_host)
@@ -116,6 +132,7 @@ class WhepService:
             feed.detach(reason)
             self._pcs.pop(session.id, None)
             self._tracks.pop(session.id, None)
+            self._remote_ice.pop(session.id, None)
             deadline = self._deadlines.pop(session.id, None)
             if deadline is not None:
                 deadline.cancel()
@@ -140,6 +157,7 @@ class WhepService:
             raise
         self._pcs[session.id] = pc
         self._tracks[session.id] = track
+        self._remote_ice[session.id] = _remote_ice(sdp)
         session.stats["transcoded"] = feed.transcoded
         session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
 
@@ -167,10 +185,42 @@ class WhepService:
         if pc is not None and pc.connectionState not in ("connected",):
             await self.sessions.end(session_id, "ICE did not connect in time")
 
+    def media_sections(self, session_id: str) -> list[str] | None:
+        """The ``a=mid`` values of a local session's offer (None: no such session here)."""
+        remote = self._remote_ice.get(session_id)
+        return list(remote.mids) if remote is not None else None
+
+    async def trickle(self, session_id: str, fragment: TrickleFragment) -> None:
+        """Feed a player's trickled candidates to its peer connection.
+
+        Raises LookupError (no such session here) and IceRestartUnsupported (new ICE credentials).
+        """
+        pc = self._pcs.get(session_id)
+        remote = self._remote_ice.get(session_id)
+        if pc is None or remote is None:
+            raise LookupError(session_id)
+        if (fragment.ufrag is not None and fragment.ufrag != remote.ufrag) or (
+            fragment.pwd is not None and fragment.pwd != remote.pwd
+        ):
+            raise IceRestartUnsupported(session_id)
+        for candidate in fragment.candidates:
+            await pc.addIceCandidate(candidate)
+        if fragment.end_of_candidates:
+            await pc.addIceCandidate(None)
+
     def stats(self, session_id: str) -> dict[str, int]:
         """Packets sent to a session so far."""
         track = self._tracks.get(session_id)
         return {"frames_sent": track.sent if track else 0}
+
+
+def _remote_ice(offer: str) -> _RemoteIce:
+    """The ICE credentials and media section ids of an offer that check_offer accepted."""
+    parsed = aiortc_sdp.SessionDescription.parse(offer)
+    first = next(m for m in parsed.media if m.ice is not None)
+    assert first.ice is not None  # check_offer refused offers without ICE credentials
+    mids = [str(m.rtp.muxId) if m.rtp.muxId else str(i) for i, m in enumerate(parsed.media)]
+    return _RemoteIce(first.ice.usernameFragment or "", first.ice.password or "", mids)
 
 
 async def _close_quietly(pc: RTCPeerConnection, camera_id: str) -> None:

@@ -193,7 +193,7 @@ async def test_errors(gw: tuple[LiveGateway, dict[str, str]]) -> None:
     r = await g.client.options("/api/cameras/cam-h264/whep")
     assert r.status_code == 204 and r.headers["accept-post"] == "application/sdp"
     r = await g.client.patch("/api/whep/whatever", headers=admin)
-    assert r.status_code == 404  # no such session
+    assert r.status_code == 404  # trickle ICE is supported (tests/gateway/test_whep_trickle.py)
     assert SECRET not in r.text
 
 
