@@ -56,10 +56,11 @@ class LiveGateway:
 
 @contextlib.asynccontextmanager
 async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
-    """Serve the app on 127.0.0.1:<free port> until the block ends."""
+    """Serve the app on ``server.host`` (127.0.0.1 by default):<free port> until the block ends."""
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    host = settings.server.host
+    port = free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -68,7 +69,7 @@ async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.02)
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{host}:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=20) as client:
             yield LiveGateway(base, app, client)
     finally:
