@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from fixtures.camera_server import SYSTEM_PYTHON, FixtureCameraServer
+from fixtures.netns import GATEWAY_ADDRESS, PLAYER_ADDRESS, NetNamespace, netns_unavailable
 from tests.live import LiveGateway, eventually, gateway_with
 from tests.media import QUICK_HUB
-from tests.netns import GATEWAY_ADDRESS, PLAYER_ADDRESS, NetNamespace, netns_unavailable
 
 PLAYER = Path(__file__).resolve().parents[2] / "fixtures" / "whep_player.py"
 _why_not = netns_unavailable()
