@@ -115,11 +115,6 @@ async def test_gstreamer_player_candidates_in_offer(
     assert r["delete"] == 200, r
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream tokens on the WHEP session resource they created come with the credential table the lead"
-    " is writing on main (gateway/auth.py); until then PATCH and DELETE with the stream token answer 401",
-)
 async def test_gstreamer_player_with_a_stream_token_ends_its_session(
     ns: NetNamespace, cams: FixtureCameraServer, tmp_path: Path
 ) -> None:
