@@ -81,6 +81,8 @@ def running_gateway(
         )
         port = free_port(host)
         cmd = [py, "-m", "gateway.cli", "serve", "--host", host, "--port", str(port)]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            cmd.append("--insecure")  # plain HTTP beyond loopback: a benchmark inside its own namespace
         server = subprocess.Popen(cmd, env=env, cwd=ROOT)
         try:
             base = f"http://{host}:{port}"

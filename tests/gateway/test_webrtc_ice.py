@@ -84,7 +84,7 @@ def test_serve_host_option_reaches_the_app(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(gateway.logs, "configure_logging", lambda *a: None)  # keep pytest's log capture
     monkeypatch.setenv("LIANDONG_DATA_DIR", str(tmp_path))
     try:
-        result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123"])
+        result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123", "--insecure"])
         assert result.exit_code == 0, result.output
         assert ran["host"] == "0.0.0.0" and ran["port"] == 8123 and ran["addresses"] == []
     finally:
