@@ -60,9 +60,10 @@ def children(pid: int) -> list[tuple[int, str]]:
 
 @contextlib.contextmanager
 def running_gateway(
-    cams: FixtureCameraServer, cameras: dict[str, str], env_extra: dict[str, str] | None = None
+    cams: FixtureCameraServer, cameras: dict[str, str], env_extra: dict[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[BenchGateway]:
-    """``cameras``: camera id -> fixture mount. Stops the gateway (SIGTERM, then kill) at the end."""
+    """``cameras``: camera id -> fixture mount; the gateway listens on ``host``. Stops the gateway
+    (SIGTERM, then kill) at the end."""
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LIANDONG_DATA_DIR": tmp, "LIANDONG_LOG__LEVEL": "WARNING", **(env_extra or {})}
@@ -78,10 +79,13 @@ def running_gateway(
             check=True,
             cwd=ROOT,
         )
-        port = free_port()
-        server = subprocess.Popen([py, "-m", "gateway.cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+        port = free_port(host)
+        cmd = [py, "-m", "gateway.cli", "serve", "--host", host, "--port", str(port)]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            cmd.append("--insecure")  # plain HTTP beyond loopback: a benchmark inside its own namespace
+        server = subprocess.Popen(cmd, env=env, cwd=ROOT)
         try:
-            base = f"http://127.0.0.1:{port}"
+            base = f"http://{host}:{port}"
             deadline = time.monotonic() + 30
             while True:
                 with contextlib.suppress(httpx.HTTPError):

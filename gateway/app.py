@@ -168,7 +168,7 @@ def _attach_media(ld: Liandong) -> None:
         on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),
         max_per_user=ld.settings.sessions.max_per_user,
     )
-    ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics)
+    ld.whep = WhepService(ld.media, ld.sessions, ld.settings.webrtc, ld.metrics, bind_host=ld.settings.server.host)
     ld.hls = HlsService(ld.media, ld.sessions, ld.settings.hls, ld.metrics, ld.settings.webrtc.open_timeout_s)
     assert ld.auth is not None
     ld.auth.session_keys = ld.hls.subject_for

@@ -7,6 +7,7 @@ Sources, highest priority first: explicit init values, ``LIANDONG_*`` environmen
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -216,13 +217,26 @@ class WebRTCSettings(_Section):
 
     enabled: bool = True
     ice_servers: list[str] = Field(default_factory=list, description="stun:/turn: URLs; empty = none.")
-    host_addresses: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1"],
-        description="Addresses offered as host ICE candidates; empty = every interface.",
+    host_addresses: list[str] | None = Field(
+        None,
+        description=(
+            "Addresses offered as host ICE candidates; [] = every interface. Unset: 127.0.0.1 when the"
+            " server listens on loopback, else every interface address (logged at start)."
+        ),
     )
     max_sdp_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     session_timeout_s: float = Field(15.0, gt=0, le=600, description="ICE connect deadline.")
     open_timeout_s: float = Field(8.0, gt=0, le=60, description="Wait this long for a cold camera to answer.")
+
+    @field_validator("host_addresses")
+    @classmethod
+    def _ip_addresses(cls, v: list[str] | None) -> list[str] | None:
+        for a in v or []:
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise ValueError(f"{a!r} is not an IP address (host candidates are addresses, not names)") from None
+        return v
 
 
 class HlsSettings(_Section):

@@ -8,7 +8,8 @@ STAMP_DIR=.venv/.stamps
 APT_RUNTIME=(python3 python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-x ffmpeg nodejs npm)
-APT_TEST=(redis-server chromium fonts-noto-cjk)
+# The WHEP interop tests: GStreamer's webrtcbin player (PyGObject), libnice, an H.264 decoder, `ip` for the veth pair.
+APT_TEST=(redis-server chromium fonts-noto-cjk gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-libav iproute2)
 
 need_apt=()
 pkgs=("${APT_RUNTIME[@]}")

@@ -56,12 +56,13 @@ class LiveGateway:
 
 @contextlib.asynccontextmanager
 async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
-    """Serve the app on 127.0.0.1:<free port> until the block ends."""
+    """Serve the app on ``server.host`` (127.0.0.1 by default):<free port> until the block ends."""
     app = create_app(settings)
-    port = free_port()
+    host = settings.server.host
+    port = free_port(host)
     # proxy_headers off as in `liandong serve`: X-Forwarded-For is the app's business (gateway/proxy.py).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False, proxy_headers=False
+        app, host=host, port=port, log_config=None, lifespan="on", access_log=False, proxy_headers=False
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -71,7 +72,7 @@ async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.02)
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{host}:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=20) as client:
             yield LiveGateway(base, app, client)
     finally:
@@ -113,6 +114,8 @@ class WhepViewer:
     pc: RTCPeerConnection
     track: MediaStreamTrack
     location: str
+    answer: str = ""
+    etag: str = ""
 
     async def frames(self, n: int, timeout: float = 10.0) -> list[Any]:
         """Receive ``n`` decoded frames."""
@@ -145,9 +148,14 @@ async def whep_offer() -> tuple[RTCPeerConnection, str]:
     return pc, pc.localDescription.sdp
 
 
-async def start_viewer(gw: LiveGateway, camera_id: str, headers: dict[str, str]) -> WhepViewer:
-    """POST an offer and wait for the remote track."""
+async def start_viewer(
+    gw: LiveGateway, camera_id: str, headers: dict[str, str], munge: Callable[[str], str] | None = None
+) -> WhepViewer:
+    """POST an offer (rewritten by ``munge``, as other WebRTC stacks would write it) and wait for the
+    remote track; the viewer keeps the answer in ``answer``."""
     pc, sdp = await whep_offer()
+    if munge is not None:
+        sdp = munge(sdp)
     got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
 
     @pc.on("track")
@@ -165,4 +173,4 @@ async def start_viewer(gw: LiveGateway, camera_id: str, headers: dict[str, str])
         raise AssertionError(f"WHEP {r.status_code}: {r.text}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
     track = await asyncio.wait_for(got, 10)
-    return WhepViewer(pc, track, r.headers["location"])
+    return WhepViewer(pc, track, r.headers["location"], r.text, r.headers.get("etag", ""))

@@ -1,9 +1,11 @@
 """ICE configuration from settings: the servers we may use and the host addresses we offer.
 
 aiortc/aioice never offer loopback addresses and would offer every interface; a gateway in a
-control room must offer exactly the addresses its operators can reach (loopback for the demo and
-tests). aioice has no option for this, so :func:`restrict_host_addresses` replaces its address
-discovery function once, process-wide, with one that answers from settings.
+control room must offer exactly the addresses its operators can reach. aioice has no option for
+this, so :func:`restrict_host_addresses` replaces its address discovery function once,
+process-wide, with one that answers from settings. Which addresses those are when the settings
+name none is decided by :func:`host_addresses_for`: loopback for a gateway that listens on
+loopback (the demo and tests), every interface address for one that listens beyond it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Sequence
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
-__all__ = ["ice_configuration", "restrict_host_addresses"]
+__all__ = ["host_addresses_for", "ice_configuration", "interface_addresses", "restrict_host_addresses"]
 
 _ORIGINAL = aioice.ice.get_host_addresses
 _ALLOWED: list[str] = []
+LOOPBACK = ["127.0.0.1"]
 
 
 def _configured_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -37,6 +40,33 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
         ipaddress.ip_address(a)  # raises ValueError for anything but an IP address
     _ALLOWED[:] = list(addresses)
     aioice.ice.get_host_addresses = _configured_addresses
+
+
+def interface_addresses() -> list[str]:
+    """What aioice offers when unrestricted: every interface address but loopback (and IPv6 link-local)."""
+    return list(_ORIGINAL(use_ipv4=True, use_ipv6=True))
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it resolves beyond loopback as far as we can tell
+        return False
+
+
+def host_addresses_for(configured: Sequence[str] | None, bind_host: str) -> list[str]:
+    """The addresses to restrict host candidates to ([] = every interface).
+
+    ``configured`` (``webrtc.host_addresses``) wins when set. Unset, a gateway listening on loopback
+    offers 127.0.0.1 (only local viewers can reach it anyway) and one listening beyond loopback
+    (``0.0.0.0``, a LAN address, a name) offers every interface address: players on other machines,
+    and ICE stacks that never use loopback (libnice, in GStreamer), can then connect.
+    """
+    if configured is not None:
+        return list(configured)
+    return list(LOOPBACK) if _is_loopback(bind_host) else []
 
 
 def ice_configuration(urls: Sequence[str]) -> RTCConfiguration:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from acl.identity import Subject
@@ -15,14 +16,28 @@ from gateway.media import MediaRouter, UnsupportedCodec
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
-from gateway.webrtc.ice import ice_configuration, restrict_host_addresses
-from gateway.webrtc.sdp import SdpError, check_offer
+from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_addresses, restrict_host_addresses
+from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
+from gateway.webrtc.trickle import TrickleFragment
 from transcoder.plan import Variant
 
-__all__ = ["UnsupportedCodec", "WhepAnswer", "WhepService"]
+__all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 
 log = logging.getLogger(__name__)
+
+
+class IceRestartUnsupported(Exception):
+    """A PATCH asked for an ICE restart (new ICE credentials); aiortc cannot restart ICE."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RemoteIce:
+    """What a trickled fragment is checked against: the offer's ICE credentials and media sections."""
+
+    ufrag: str
+    pwd: str
+    mids: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +52,12 @@ class WhepService:
     """Creates and ends WebRTC viewer sessions."""
 
     def __init__(
-        self, media: MediaRouter, sessions: SessionRegistry, settings: WebRTCSettings, metrics: Metrics
+        self,
+        media: MediaRouter,
+        sessions: SessionRegistry,
+        settings: WebRTCSettings,
+        metrics: Metrics,
+        bind_host: str = "127.0.0.1",
     ) -> None:
         self.media = media
         self.sessions = sessions
@@ -45,9 +65,21 @@ class WhepService:
         self.metrics = metrics
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, PassthroughTrack] = {}
+        self._remote_ice: dict[str, _RemoteIce] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        restrict_host_addresses(settings.host_addresses)
+        self.host_addresses = host_addresses_for(settings.host_addresses, bind_host)
+        restrict_host_addresses(self.host_addresses)
+        offered = self.host_addresses or interface_addresses()
+        why = "webrtc.host_addresses" if settings.host_addresses is not None else f"listening on {bind_host}"
+        if self.host_addresses:
+            log.info("WebRTC host candidates: %s (%s)", ", ".join(offered), why)
+        else:
+            log.info(
+                "WebRTC host candidates: every interface address, now %s (%s; set webrtc.host_addresses to choose)",
+                ", ".join(offered) or "none",
+                why,
+            )
 
     async def create(
         self,
@@ -78,7 +110,9 @@ class WhepService:
             transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType in ("video/H264", "video/rtx")])
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-                answer = await pc.createAnswer()
+                created = await pc.createAnswer()
+                # The gateway as DTLS server where the offer lets it choose: see answer_as_dtls_server.
+                answer = RTCSessionDescription(sdp=answer_as_dtls_server(sdp, created.sdp), type="answer")
             except Exception as e:  # aiortc negotiates only what the viewer sent: its failures are the offer's
                 log.info("camera %s: offer rejected by aiortc: %s: %s", camera_id, type(e).__name__, str(e)[:200])
                 raise SdpError(f"SDP offer: cannot be negotiated ({type(e).__name__}: {str(e)[:120]})") from None
@@ -98,6 +132,7 @@ class WhepService:
             feed.detach(reason)
             self._pcs.pop(session.id, None)
             self._tracks.pop(session.id, None)
+            self._remote_ice.pop(session.id, None)
             deadline = self._deadlines.pop(session.id, None)
             if deadline is not None:
                 deadline.cancel()
@@ -122,6 +157,7 @@ class WhepService:
             raise
         self._pcs[session.id] = pc
         self._tracks[session.id] = track
+        self._remote_ice[session.id] = _remote_ice(sdp)
         session.stats["transcoded"] = feed.transcoded
         session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
 
@@ -149,10 +185,42 @@ class WhepService:
         if pc is not None and pc.connectionState not in ("connected",):
             await self.sessions.end(session_id, "ICE did not connect in time")
 
+    def media_sections(self, session_id: str) -> list[str] | None:
+        """The ``a=mid`` values of a local session's offer (None: no such session here)."""
+        remote = self._remote_ice.get(session_id)
+        return list(remote.mids) if remote is not None else None
+
+    async def trickle(self, session_id: str, fragment: TrickleFragment) -> None:
+        """Feed a player's trickled candidates to its peer connection.
+
+        Raises LookupError (no such session here) and IceRestartUnsupported (new ICE credentials).
+        """
+        pc = self._pcs.get(session_id)
+        remote = self._remote_ice.get(session_id)
+        if pc is None or remote is None:
+            raise LookupError(session_id)
+        if (fragment.ufrag is not None and fragment.ufrag != remote.ufrag) or (
+            fragment.pwd is not None and fragment.pwd != remote.pwd
+        ):
+            raise IceRestartUnsupported(session_id)
+        for candidate in fragment.candidates:
+            await pc.addIceCandidate(candidate)
+        if fragment.end_of_candidates:
+            await pc.addIceCandidate(None)
+
     def stats(self, session_id: str) -> dict[str, int]:
         """Packets sent to a session so far."""
         track = self._tracks.get(session_id)
         return {"frames_sent": track.sent if track else 0}
+
+
+def _remote_ice(offer: str) -> _RemoteIce:
+    """The ICE credentials and media section ids of an offer that check_offer accepted."""
+    parsed = aiortc_sdp.SessionDescription.parse(offer)
+    first = next(m for m in parsed.media if m.ice is not None)
+    assert first.ice is not None  # check_offer refused offers without ICE credentials
+    mids = [str(m.rtp.muxId) if m.rtp.muxId else str(i) for i, m in enumerate(parsed.media)]
+    return _RemoteIce(first.ice.usernameFragment or "", first.ice.password or "", mids)
 
 
 async def _close_quietly(pc: RTCPeerConnection, camera_id: str) -> None:
