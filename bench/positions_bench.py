@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from camera_registry.positions import PositionService
+from camera_registry.settings import VehicleSettings
 from camera_registry.vehicle_index import MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
-from gateway.settings import VehicleSettings
 
 N = 20_000
 

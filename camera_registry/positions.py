@@ -18,7 +18,7 @@ from camera_registry.store import CameraStore
 from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, VehicleIndex
 
 if TYPE_CHECKING:
-    from gateway.settings import VehicleSettings
+    from camera_registry.settings import VehicleSettings
 
 __all__ = ["Fix", "NearbyCamera", "PositionService", "Track"]
 

@@ -1,4 +1,5 @@
-"""Settings owned by the camera registry (composed into :class:`gateway.settings.Settings` as ``cameras``)."""
+"""Settings owned by the camera registry (composed into :class:`gateway.settings.Settings` as
+``cameras`` and ``vehicles``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CameraSettings"]
+__all__ = ["CameraSettings", "VehicleSettings"]
 
 
 class CameraSettings(BaseModel):
@@ -32,3 +33,17 @@ class CameraSettings(BaseModel):
                 # ip_network's own message names the value (an address range, never a secret).
                 raise ValueError(f"allowed_networks: not a network in CIDR form ({e})") from None
         return out
+
+
+class VehicleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    """GPS positions of buses and trucks."""
+
+    max_future_skew_s: float = Field(30.0, ge=0, le=3600, description="Positions further in the future are rejected.")
+    fresh_s: float = Field(120.0, gt=0, le=86400, description="Default max age of a position used for 'nearest'.")
+    track_retention_s: float = Field(3600.0, ge=60, le=7 * 86400, description="Track history kept per vehicle.")
+    track_max_points: int = Field(
+        720, ge=10, le=100_000, description="Track points kept per vehicle (40 bytes each); the oldest go first."
+    )
+    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Positions per request.")

@@ -21,8 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from camera_registry.settings import CameraSettings
+from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.sessions import SessionSettings
+from snapshot.settings import SnapshotSettings
 
 __all__ = [
     "AclSettings",
@@ -270,37 +271,6 @@ class TranscoderSettings(_Section):
     bitrate_kbps: int = Field(2500, ge=100, le=50000, description="Bitrate of H.265 -> H.264 transcodes.")
     low_height: int = Field(360, ge=90, le=2160, description="Picture height of the low-bitrate variant.")
     low_bitrate_kbps: int = Field(400, ge=50, le=10000, description="Bitrate of the low-bitrate variant.")
-
-
-class SnapshotSettings(_Section):
-    """Thumbnails (the camera wall)."""
-
-    widths: list[int] = Field(
-        default_factory=lambda: [160, 320, 640, 1280], min_length=1, description="Widths clients may ask for."
-    )
-    cache_ttl_s: float = Field(15.0, ge=0, le=3600, description="Oldest thumbnail served before asking the camera.")
-    cold_pool_size: int = Field(
-        48, ge=1, le=256, description="Cold pulls at once (each a short RTSP session, ~1 s of the camera's bitrate)."
-    )
-    cold_timeout_s: float = Field(5.0, gt=0, le=60, description="A cold pull gives up after this long.")
-    jpeg_quality: int = Field(80, ge=10, le=100)
-    refresh_interval_s: float = Field(
-        10.0, ge=1, le=3600, description="Watched cameras' thumbnails older than this are refreshed in the background."
-    )
-    interest_ttl_s: float = Field(60.0, ge=5, le=3600, description="How long a console's interest lasts.")
-    stale_keep: int = Field(5000, ge=0, le=1_000_000, description="Last good thumbnails kept for offline cameras.")
-
-
-class VehicleSettings(_Section):
-    """GPS positions of buses and trucks."""
-
-    max_future_skew_s: float = Field(30.0, ge=0, le=3600, description="Positions further in the future are rejected.")
-    fresh_s: float = Field(120.0, gt=0, le=86400, description="Default max age of a position used for 'nearest'.")
-    track_retention_s: float = Field(3600.0, ge=60, le=7 * 86400, description="Track history kept per vehicle.")
-    track_max_points: int = Field(
-        720, ge=10, le=100_000, description="Track points kept per vehicle (40 bytes each); the oldest go first."
-    )
-    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Positions per request.")
 
 
 _HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

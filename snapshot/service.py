@@ -26,12 +26,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from camera_registry.egress import CameraNetworks
-from gateway.settings import SnapshotSettings
 from snapshot.cache import MemoryCache, SnapshotCache, Thumbnail
 from snapshot.cold import CameraWentLive, ColdPuller, ColdPullError
 from snapshot.interest import InterestBoard
 from snapshot.masks import MaskSet, MaskStore
 from snapshot.render import decode_keyframe, render_jpeg
+from snapshot.settings import SnapshotSettings
 from storage.db import Database
 
 __all__ = ["LiveKeyframes", "SnapshotResult", "SnapshotService", "SnapshotUnavailable"]

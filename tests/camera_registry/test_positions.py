@@ -148,7 +148,7 @@ async def test_nearest_matches_brute_force_with_filters() -> None:
     import random
 
     from camera_registry.positions import PositionService
-    from gateway.settings import VehicleSettings
+    from camera_registry.settings import VehicleSettings
 
     rnd = random.Random(4)
     svc = PositionService(VehicleSettings(fresh_s=60), None, "闵行区", lambda _a, _b: True)

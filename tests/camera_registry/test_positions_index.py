@@ -10,8 +10,8 @@ import pytest
 
 from camera_registry.geo import haversine_m
 from camera_registry.positions import PositionService
+from camera_registry.settings import VehicleSettings
 from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
-from gateway.settings import VehicleSettings
 from tests.redis_server import redis_server
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from camera_registry.positions import PositionService
+from camera_registry.settings import VehicleSettings
 from gateway.demo import INVENTORY, gps_replay, replay_plan
-from gateway.settings import VehicleSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
