@@ -18,12 +18,12 @@ setup-test:
 ## Starts the fixture cameras and the gateway on the embedded defaults, with the demo's own data dir
 ## (never `var`, where `liandong serve` keeps its data); Ctrl-C stops both.
 demo: setup
-	@$(PY) -m gateway.demo --host $(HOST) --port $(PORT) --data-dir $(DEMO_DATA) $(DEMO_FLAGS)
+	@$(PY) -m fixtures.demo --host $(HOST) --port $(PORT) --data-dir $(DEMO_DATA) $(DEMO_FLAGS)
 
 check: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy gateway camera_registry acl transcoder snapshot web storage bench
+	$(VENV)/bin/mypy gateway camera_registry acl transcoder snapshot web storage bench fixtures/demo.py
 
 ## The whole suite, with every service its tests start themselves (RTSP fixture, Redis, Chromium).
 test: check

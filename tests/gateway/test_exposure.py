@@ -21,9 +21,9 @@ from cryptography.x509.oid import NameOID
 
 from acl.models import Role
 from fixtures.camera_server import free_port
+from fixtures.demo import DEMO_DATA_DIR, check_demo_start
 from fixtures.gateway_process import add_user
 from gateway.datadir import MARKER, DataDirInUse, check_demo_may_seed, used_by
-from gateway.demo import DEMO_DATA_DIR, check_demo_start
 from gateway.listen import ListenRefused, check_listen, is_loopback
 from gateway.settings import load_settings
 
@@ -191,7 +191,7 @@ def test_demo_cli_refuses_before_seeding(tmp_path: Path) -> None:
     data.mkdir()
     (data / MARKER).write_text("serve\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway.demo", "--data-dir", str(data), "--port", str(free_port())],
+        [sys.executable, "-m", "fixtures.demo", "--data-dir", str(data), "--port", str(free_port())],
         cwd=ROOT,
         env=_env(tmp_path / "elsewhere"),
         capture_output=True,
