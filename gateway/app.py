@@ -152,11 +152,11 @@ def _attach_media(ld: Liandong) -> None:
     from functools import partial
 
     from gateway.hls.service import HlsService
-    from gateway.hub import StreamHub
-    from gateway.hub.upstream import Upstream
-    from gateway.media import MediaRouter
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
+    from streams import StreamHub
+    from streams.feeds import MediaRouter
+    from streams.upstream import Upstream
 
     # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
     ld.hub = StreamHub(

@@ -46,7 +46,7 @@ _HUB_POLL_S = 0.05
 
 
 class LiveKeyframes(Protocol):
-    """What the snapshot service needs from the stream hub (:class:`gateway.hub.StreamHub`)."""
+    """What the snapshot service needs from the stream hub (:class:`streams.StreamHub`)."""
 
     def latest_keyframe(self, camera_id: str) -> Any:
         """The cached keyframe access unit (``.data`` Annex B with parameter sets, ``.seq``,

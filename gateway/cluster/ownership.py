@@ -36,7 +36,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway.hub import StreamUnavailable
+from streams import StreamUnavailable
 
 __all__ = ["CameraOwnership", "OwnedElsewhere"]
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gateway.hls.fmp4 import TIMESCALE, H264Params, Sample, fragment, init_segment, to_sample_data
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import Reader, ReaderClosed
+from streams.packets import AccessUnit
+from streams.reader import Reader, ReaderClosed
 
 __all__ = ["HlsMuxer", "MuxerSettings", "Part", "Segment", "StreamSource"]
 
@@ -30,7 +30,7 @@ _MAX_DURATION = 5 * TIMESCALE
 
 
 class StreamSource(Protocol):
-    """What the muxer reads: a :class:`gateway.media.Feed` (the camera's stream or its transcode)."""
+    """What the muxer reads: a :class:`streams.feeds.Feed` (the camera's stream or its transcode)."""
 
     reader: Reader
     source: Any  # the hub the reader belongs to

@@ -24,12 +24,12 @@ from typing import Any
 from acl.credentials import CredentialEnded, Kind
 from acl.identity import Subject, hash_token
 from gateway.hls.muxer import HlsMuxer, MuxerSettings
-from gateway.hub import StreamUnavailable
-from gateway.media import MediaRouter
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import HlsSettings
-from transcoder.plan import BROWSER_CODECS, Variant
+from streams import StreamUnavailable
+from streams.feeds import MediaRouter
+from streams.transcode.plan import BROWSER_CODECS, Variant
 
 __all__ = ["HlsService", "HlsSession", "SessionGone"]
 

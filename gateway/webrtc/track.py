@@ -9,8 +9,8 @@ import time
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gateway.hub import Reader, ReaderClosed
-from gateway.hub.packets import CLOCK_RATE
+from streams import Reader, ReaderClosed
+from streams.packets import CLOCK_RATE
 
 __all__ = ["PassthroughTrack"]
 

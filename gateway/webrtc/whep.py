@@ -12,7 +12,6 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from acl.identity import Subject
-from gateway.media import MediaRouter, UnsupportedCodec
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
@@ -20,7 +19,8 @@ from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from gateway.webrtc.trickle import TrickleFragment
-from transcoder.plan import Variant
+from streams.feeds import MediaRouter, UnsupportedCodec
+from streams.transcode.plan import Variant
 
 __all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 

@@ -19,8 +19,8 @@ import pytest
 from camera_registry.egress import REASON, CameraAddressRefused, CameraNetworks
 from camera_registry.probe import probe_url
 from fixtures.camera_server import FixtureCameraServer
-from gateway.hub.upstream import Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 from snapshot.cold import ColdPullError, pull_keyframe
+from streams.upstream import Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 
 SECRET = "s3cr3t-Pw"
 

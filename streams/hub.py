@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.hub.gop import GopCache
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import Reader
-from gateway.hub.upstream import StreamInfo, Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings
+from streams.gop import GopCache
+from streams.packets import AccessUnit
+from streams.reader import Reader
+from streams.upstream import StreamInfo, Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 
 __all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]
 

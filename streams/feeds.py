@@ -1,8 +1,8 @@
 """Where an output's pictures come from: the camera's own stream, or the camera's shared transcode.
 
 WebRTC and HLS ask :class:`MediaRouter` for a reader; it decides per camera and output
-(:func:`transcoder.plan.needs_transcode`). Transcoded streams live in their own
-:class:`~gateway.hub.StreamHub` per variant, whose upstream is one ffmpeg process fed from the
+(:func:`streams.transcode.plan.needs_transcode`). Transcoded streams live in their own
+:class:`~streams.StreamHub` per variant, whose upstream is one ffmpeg process fed from the
 camera hub, so every viewer of a transcoded camera shares one transcode.
 """
 
@@ -12,14 +12,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.hub import StreamHub
-from gateway.hub.reader import Reader
-from gateway.hub.upstream import StreamInfo
 from gateway.metrics import Metrics
 from gateway.settings import HubSettings, TranscoderSettings
-from transcoder.command import Decoder, Encoder
-from transcoder.plan import BROWSER_CODECS, Variant, needs_transcode
-from transcoder.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
+from streams import StreamHub
+from streams.reader import Reader
+from streams.transcode.command import Decoder, Encoder
+from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
+from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
+from streams.upstream import StreamInfo
 
 __all__ = ["Feed", "MediaRouter", "TranscodeCapacity", "UnsupportedCodec"]
 

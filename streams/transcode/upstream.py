@@ -1,6 +1,6 @@
 """A transcode as a hub upstream: reads a camera from the stream hub, runs one ffmpeg, yields H.264.
 
-The transcoder's own :class:`~gateway.hub.StreamHub` (one per variant) builds these through
+The transcoder's own :class:`~streams.StreamHub` (one per variant) builds these through
 :class:`TranscoderPool`, so transcoded streams get the same readers, GOP cache, idle close and
 metrics as cameras; every viewer of a transcoded camera shares one ffmpeg process. A process that
 dies is restarted with backoff and its readers resume at the next keyframe.
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import ReaderClosed
-from gateway.hub.upstream import StreamInfo, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
-from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
+from streams.packets import AccessUnit
+from streams.reader import ReaderClosed
+from streams.transcode.command import Decoder, Encoder, TranscodeSpec, build_command
+from streams.upstream import StreamInfo, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 
 __all__ = ["TranscodeCapacity", "TranscodeUpstream", "TranscoderPool", "VariantSpec"]
 
@@ -100,7 +100,7 @@ class TranscoderPool:
             log.warning("transcoder: the %s encoder does not work here; using libx264", self.encoder)
 
     def factory(self, variant: VariantSpec) -> Callable[..., TranscodeUpstream]:
-        """An ``upstream_factory`` for a :class:`~gateway.hub.StreamHub` of this variant."""
+        """An ``upstream_factory`` for a :class:`~streams.StreamHub` of this variant."""
 
         def make(camera_id: str, _url: str, loop: asyncio.AbstractEventLoop, **kw: Any) -> TranscodeUpstream:
             return TranscodeUpstream(camera_id, self, variant, loop, **kw)  # callbacks, timeouts
@@ -109,7 +109,7 @@ class TranscoderPool:
 
 
 class TranscodeUpstream:
-    """One ffmpeg process fed from the hub; same interface as :class:`gateway.hub.upstream.Upstream`."""
+    """One ffmpeg process fed from the hub; same interface as :class:`streams.upstream.Upstream`."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from camera_registry.egress import CameraNetworks
 from camera_registry.probe import classify_error
 from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
-from gateway.hub.packets import AccessUnit, AccessUnitAssembler
+from streams.packets import AccessUnit, AccessUnitAssembler
 
 __all__ = ["StreamInfo", "Upstream", "UpstreamCallbacks", "UpstreamState"]
 
