@@ -155,14 +155,14 @@ def _attach_media(ld: Liandong) -> None:
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
     from streams import StreamHub
-    from streams.feeds import MediaRouter
+    from streams.feeds import StreamFeeds
     from streams.upstream import Upstream
 
     # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
     ld.hub = StreamHub(
         ld.settings.hub, ld.store.open_url, ld.metrics, upstream_factory=partial(Upstream, networks=ld.store.networks)
     )
-    ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
+    ld.media = StreamFeeds(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
     ld.sessions = SessionRegistry(
         ld.audit,
         on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),

@@ -1,6 +1,6 @@
 """Where an output's pictures come from: the camera's own stream, or the camera's shared transcode.
 
-WebRTC and HLS ask :class:`MediaRouter` for a reader; it decides per camera and output
+WebRTC and HLS ask :class:`StreamFeeds` for a reader; it decides per camera and output
 (:func:`streams.transcode.plan.needs_transcode`). Transcoded streams live in their own
 :class:`~streams.StreamHub` per variant, whose upstream is one ffmpeg process fed from the
 camera hub, so every viewer of a transcoded camera shares one transcode.
@@ -21,7 +21,7 @@ from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
 from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
 from streams.upstream import StreamInfo
 
-__all__ = ["Feed", "MediaRouter", "TranscodeCapacity", "UnsupportedCodec"]
+__all__ = ["Feed", "StreamFeeds", "TranscodeCapacity", "UnsupportedCodec"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ class Feed:
         self.source.detach(self.reader, reason)
 
 
-class MediaRouter:
-    """Hands out readers of browser-playable streams."""
+class StreamFeeds:
+    """Hands out feeds: readers of browser-playable streams, each of the camera's own stream or of its
+    shared transcode (a choice of source, not HTTP routing)."""
 
     def __init__(
         self,
