@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.metrics import Metrics
-from gateway.settings import HubSettings, TranscoderSettings
 from streams import StreamHub
 from streams.reader import Reader
+from streams.settings import HubSettings, TranscoderSettings
 from streams.transcode.command import Decoder, Encoder
 from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
 from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.metrics import Metrics
-from gateway.settings import HubSettings
 from streams.gop import GopCache
 from streams.packets import AccessUnit
 from streams.reader import Reader
+from streams.settings import HubSettings
 from streams.upstream import StreamInfo, Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 
 __all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from fixtures.camera_server import FixtureCameraServer
-from gateway.settings import HubSettings
 from streams import Reader, StreamHub, UpstreamState
+from streams.settings import HubSettings
 from tests.media import decode_units
 
 pytestmark = pytest.mark.media
