@@ -9,17 +9,20 @@ camera hub, so every viewer of a transcoded camera shares one transcode.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.metrics import Metrics
-from streams import StreamHub
+from streams.hub import StreamHub
+from streams.ports import NO_METRICS, StreamInfo, TranscodeMetrics
 from streams.reader import Reader
 from streams.settings import HubSettings, TranscoderSettings
 from streams.transcode.command import Decoder, Encoder
 from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
 from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
-from streams.upstream import StreamInfo
+
+# Raises for an unknown camera (``CameraStore.get`` in the app); what it returns is not used.
+CameraLookup = Callable[[str], Awaitable[object]]
 
 __all__ = ["Feed", "StreamFeeds", "TranscodeCapacity", "UnsupportedCodec"]
 
@@ -57,11 +60,11 @@ class StreamFeeds:
         hub: StreamHub,
         hub_settings: HubSettings,
         settings: TranscoderSettings,
-        store: Any,
-        metrics: Metrics | None = None,
+        known_camera: CameraLookup,
+        metrics: TranscodeMetrics = NO_METRICS,
     ) -> None:
         self.hub = hub
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.settings = settings
         self.pool = TranscoderPool(
             source=hub,
@@ -71,28 +74,30 @@ class StreamFeeds:
             ffmpeg_bin=settings.ffmpeg_bin,
             keyframe_s=settings.keyframe_s,
             on_change=self._count,
-            on_restart=lambda cam: self.metrics.transcode_restarts.labels(cam).inc(),
+            on_restart=self.metrics.transcode_restarted,
         )
 
         async def exists(camera_id: str) -> str:
-            await store.get(camera_id)  # raises NotFound for unknown cameras
+            await known_camera(camera_id)  # raises (NotFound) for unknown cameras
             return ""  # the transcoder reads the camera hub, never a URL
 
         self._variants = {
             Variant.auto: VariantSpec("h264", None, settings.bitrate_kbps),
             Variant.low: VariantSpec("low", settings.low_height, settings.low_bitrate_kbps),
         }
-        # Transcoded streams have their own metrics registry: their upstream states must not overwrite
-        # the cameras' (liandong_transcodes counts them on the main one).
+        # Transcoded streams report nothing as hubs (by design): their upstream states and bytes would
+        # overwrite the cameras' series under the same camera label; the transcodes are counted by
+        # ``metrics`` (running per variant, restarts per camera) instead. Their ownership is the
+        # camera hub's: a transcode runs where the camera is pulled (see _transcoded).
         self.transcoded = {
-            v: StreamHub(hub_settings, exists, Metrics(), upstream_factory=self.pool.factory(spec))
+            v: StreamHub(hub_settings, exists, NO_METRICS, upstream_factory=self.pool.factory(spec))
             for v, spec in self._variants.items()
         }
 
     def _count(self, pool: TranscoderPool) -> None:
         for spec in self._variants.values():
             n = sum(1 for key in pool.running if key.endswith("/" + spec.name))
-            self.metrics.transcodes.labels(spec.name).set(n)
+            self.metrics.transcodes_running(spec.name, n)
 
     async def attach(
         self,
@@ -129,7 +134,9 @@ class StreamFeeds:
         src = self.transcoded[variant]
         # In a cluster the camera's pull (and so its transcode) lives on the node holding its lease:
         # claim it through the camera hub first, which raises OwnedElsewhere (a redirect) if another has it.
-        hold = await self.hub.attach(camera_id, "transcode", with_backlog=False) if self.hub.ownership else None
+        hold = None
+        if self.hub.ownership.may_refuse:
+            hold = await self.hub.attach(camera_id, "transcode", with_backlog=False)
         try:
             reader = await src.attach(camera_id, protocol)
             try:
