@@ -27,9 +27,7 @@ from gateway.hls.muxer import HlsMuxer, MuxerSettings
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import HlsSettings
-from streams import StreamUnavailable
-from streams.feeds import StreamFeeds
-from streams.transcode.plan import BROWSER_CODECS, Variant
+from streams import BROWSER_CODECS, StreamFeeds, StreamUnavailable, Variant
 
 __all__ = ["HlsService", "HlsSession", "SessionGone"]
 

@@ -14,9 +14,7 @@ from gateway.cluster.redirect import redirect_to_owner
 from gateway.hls.service import SessionGone
 from gateway.policy import require_camera
 from gateway.sessions import SessionLimit
-from streams import StreamUnavailable
-from streams.feeds import TranscodeCapacity, UnsupportedCodec
-from streams.transcode.plan import Variant
+from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
 
 router = APIRouter(tags=["hls"])
 

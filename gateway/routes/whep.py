@@ -16,9 +16,7 @@ from gateway.sessions import SessionLimit, end_reason
 from gateway.webrtc.sdp import SdpError
 from gateway.webrtc.trickle import CONTENT_TYPE, FragmentError, parse_fragment
 from gateway.webrtc.whep import IceRestartUnsupported
-from streams import StreamUnavailable
-from streams.feeds import TranscodeCapacity, UnsupportedCodec
-from streams.transcode.plan import Variant
+from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
 
 router = APIRouter(tags=["webrtc"])
 log = logging.getLogger(__name__)

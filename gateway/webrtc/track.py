@@ -9,8 +9,7 @@ import time
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streams import Reader, ReaderClosed
-from streams.packets import CLOCK_RATE
+from streams import CLOCK_RATE, Reader, ReaderClosed
 
 __all__ = ["PassthroughTrack"]
 

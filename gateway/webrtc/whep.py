@@ -19,8 +19,7 @@ from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from gateway.webrtc.trickle import TrickleFragment
-from streams.feeds import StreamFeeds, UnsupportedCodec
-from streams.transcode.plan import Variant
+from streams import StreamFeeds, UnsupportedCodec, Variant
 
 __all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 
