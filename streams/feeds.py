@@ -9,20 +9,16 @@ camera hub, so every viewer of a transcoded camera shares one transcode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from streams.hub import StreamHub
-from streams.ports import NO_METRICS, StreamInfo, TranscodeMetrics
+from streams.ports import NO_METRICS, CameraLookup, StreamInfo, TranscodeMetrics
 from streams.reader import Reader
 from streams.settings import HubSettings, TranscoderSettings
 from streams.transcode.command import Decoder, Encoder
 from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
 from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
-
-# Raises for an unknown camera (``CameraStore.get`` in the app); what it returns is not used.
-CameraLookup = Callable[[str], Awaitable[object]]
 
 __all__ = ["Feed", "StreamFeeds", "TranscodeCapacity", "UnsupportedCodec"]
 

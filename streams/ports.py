@@ -8,6 +8,10 @@
   (:class:`LocalOwnership`); a cluster leases cameras between nodes (``gateway.cluster``).
 - :class:`HubMetrics` and :class:`TranscodeMetrics`: what the hub and the transcoder report
   (``gateway.metrics.Metrics`` in the app; :data:`NO_METRICS` where nothing should be reported).
+- :data:`UrlResolver`, :data:`CameraLookup`: a camera's source URL, and whether a camera exists
+  (the camera store in the app).
+
+The RTSP puller's own need, where to open a camera, is :class:`streams.rtsp.CameraOpener`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_METRICS",
+    "CameraLookup",
     "HubMetrics",
     "LocalOwnership",
     "NoMetrics",
@@ -39,6 +44,8 @@ __all__ = [
 
 # A camera's source URL (with credentials, kept in memory only); raises for unknown cameras.
 UrlResolver = Callable[[str], Awaitable[str]]
+# Raises for an unknown camera (``CameraStore.get`` in the app); what it returns is not used.
+CameraLookup = Callable[[str], Awaitable[object]]
 
 
 class UpstreamState(enum.StrEnum):
