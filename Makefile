@@ -23,7 +23,7 @@ demo: setup
 check: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy gateway camera_registry acl transcoder snapshot web storage bench fixtures/demo.py
+	$(VENV)/bin/mypy gateway camera_registry acl streams snapshot web storage bench fixtures/demo.py
 
 ## The whole suite, with every service its tests start themselves (RTSP fixture, Redis, Chromium).
 test: check

@@ -151,18 +151,18 @@ def _attach_media(ld: Liandong) -> None:
     """The stream hub, the session registry and WebRTC, with their hooks and shutdown."""
     from functools import partial
 
+    from camera_registry.opener import CheckedOpener
     from gateway.hls.service import HlsService
-    from gateway.hub import StreamHub
-    from gateway.hub.upstream import Upstream
-    from gateway.media import MediaRouter
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
+    from streams import RtspUpstream, StreamFeeds, StreamHub
 
     # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
+    opener = CheckedOpener(ld.store.networks)
     ld.hub = StreamHub(
-        ld.settings.hub, ld.store.open_url, ld.metrics, upstream_factory=partial(Upstream, networks=ld.store.networks)
+        ld.settings.hub, ld.store.open_url, ld.metrics, upstream_factory=partial(RtspUpstream, opener=opener)
     )
-    ld.media = MediaRouter(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store, ld.metrics)
+    ld.media = StreamFeeds(ld.hub, ld.settings.hub, ld.settings.transcoder, ld.store.get, ld.metrics)
     ld.sessions = SessionRegistry(
         ld.audit,
         on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),

@@ -15,13 +15,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.ports import UpstreamState
+
 __all__ = ["HTTP_METHODS", "Metrics"]
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
-    """Every metric the gateway exports at ``/metrics``."""
+    """Every metric the gateway exports at ``/metrics``; also the stream core's
+    :class:`~streams.HubMetrics` and :class:`~streams.TranscodeMetrics`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -83,6 +86,41 @@ class Metrics:
         code = str(status) if 100 <= status <= 599 else "other"
         self.http_requests.labels(m, label, code).inc()
         self.http_latency.labels(label).observe(seconds)
+
+    # -- the stream core's reports (streams.ports.HubMetrics, TranscodeMetrics) ----------------
+    def viewers_changed(self, camera_id: str, protocol: str, delta: int) -> None:
+        """Viewers of a camera by protocol came (+) or went (-)."""
+        self.viewers.labels(camera_id, protocol).inc(delta)
+
+    def upstream_state_changed(self, camera_id: str, state: UpstreamState) -> None:
+        """1 for the camera's current upstream state, 0 for the others."""
+        for st in UpstreamState:
+            self.upstream_state.labels(camera_id, st.value).set(1 if st is state else 0)
+
+    def upstream_retrying(self, camera_id: str) -> None:
+        """One more reconnect attempt of the camera's upstream."""
+        self.upstream_reconnects.labels(camera_id).inc()
+
+    def upstream_received(self, camera_id: str, nbytes: int, bitrate_bps: float) -> None:
+        """Bytes from the camera, and its bitrate now."""
+        self.upstream_bytes.labels(camera_id).inc(nbytes)
+        self.upstream_bitrate.labels(camera_id).set(bitrate_bps)
+
+    def first_unit_delivered(self, protocol: str, wait_s: float) -> None:
+        """Time to first frame of a reader."""
+        self.ttff.labels(protocol).observe(wait_s)
+
+    def gop_dropped(self, camera_id: str, protocol: str) -> None:
+        """A slow reader lost a GOP."""
+        self.dropped_gops.labels(camera_id, protocol).inc()
+
+    def transcodes_running(self, variant: str, count: int) -> None:
+        """Running shared transcodes of a variant."""
+        self.transcodes.labels(variant).set(count)
+
+    def transcode_restarted(self, camera_id: str) -> None:
+        """A camera's transcoder process was restarted."""
+        self.transcode_restarts.labels(camera_id).inc()
 
     async def forget_camera(self, camera_id: str) -> None:
         """Drop a deleted camera's series (camera ids are reused rarely; their series would stay forever)."""

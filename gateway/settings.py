@@ -24,6 +24,7 @@ from pydantic_settings import (
 from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.sessions import SessionSettings
 from snapshot.settings import SnapshotSettings
+from streams.settings import HubSettings, TranscoderSettings
 
 __all__ = [
     "AclSettings",
@@ -40,6 +41,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SnapshotSettings",
+    "TranscoderSettings",
     "VehicleSettings",
     "WebRTCSettings",
     "load_settings",
@@ -195,24 +197,6 @@ class AclSettings(_Section):
     )
 
 
-class HubSettings(_Section):
-    """The stream hub: one upstream session per camera."""
-
-    idle_close_s: float = Field(10.0, ge=0, le=3600, description="Close upstream this long after the last reader.")
-    reader_queue_packets: int = Field(300, ge=10, le=10000)
-    open_timeout_s: float = Field(8.0, gt=0, le=120)
-    read_timeout_s: float = Field(5.0, gt=0, le=120)
-    reconnect_initial_s: float = Field(0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(
-        1.0,
-        gt=0,
-        le=3600,
-        description="Longest wait between retries. An upstream exists only while someone watches, and viewers must"
-        " resume within ~3 s of the camera's return: this plus the camera's answer time.",
-    )
-    max_gop_cache_packets: int = Field(400, ge=10, le=10000)
-
-
 class WebRTCSettings(_Section):
     """WebRTC (WHEP). No ICE server is ever used unless listed here."""
 
@@ -253,24 +237,6 @@ class HlsSettings(_Section):
     always_remux: bool = Field(
         True, description="Mux every camera being pulled (H.264) so its first HLS viewer starts at once."
     )
-
-
-class TranscoderSettings(_Section):
-    """Shared transcodes (one per camera and variant, never per viewer) for what browsers cannot play."""
-
-    enabled: bool = True
-    max_concurrent: int = Field(2, ge=0, le=256, description="Cap on running transcodes; beyond it viewers get 503.")
-    encoder: Literal["software", "nvenc", "vaapi", "qsv"] = Field(
-        "software", description="H.264 encoder; a hardware one that fails falls back to libx264."
-    )
-    decoder: Literal["software", "cuda", "vaapi", "qsv"] = Field(
-        "software", description="Where to decode (-hwaccel); a hardware decoder that fails falls back on its own."
-    )
-    ffmpeg_bin: str = Field("ffmpeg", description="The ffmpeg executable.")
-    keyframe_s: float = Field(1.0, gt=0, le=10, description="Keyframe interval of transcoded streams.")
-    bitrate_kbps: int = Field(2500, ge=100, le=50000, description="Bitrate of H.265 -> H.264 transcodes.")
-    low_height: int = Field(360, ge=90, le=2160, description="Picture height of the low-bitrate variant.")
-    low_bitrate_kbps: int = Field(400, ge=50, le=10000, description="Bitrate of the low-bitrate variant.")
 
 
 _HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

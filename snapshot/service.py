@@ -33,6 +33,7 @@ from snapshot.masks import MaskSet, MaskStore
 from snapshot.render import decode_keyframe, render_jpeg
 from snapshot.settings import SnapshotSettings
 from storage.db import Database
+from streams import AccessUnit, StreamInfo
 
 __all__ = ["LiveKeyframes", "SnapshotResult", "SnapshotService", "SnapshotUnavailable"]
 
@@ -46,14 +47,14 @@ _HUB_POLL_S = 0.05
 
 
 class LiveKeyframes(Protocol):
-    """What the snapshot service needs from the stream hub (:class:`gateway.hub.StreamHub`)."""
+    """What the snapshot service needs from the stream hub (:class:`streams.StreamHub`)."""
 
-    def latest_keyframe(self, camera_id: str) -> Any:
+    def latest_keyframe(self, camera_id: str) -> AccessUnit | None:
         """The cached keyframe access unit (``.data`` Annex B with parameter sets, ``.seq``,
         ``.wallclock`` epoch seconds) of a live camera, or None."""
         ...
 
-    def info(self, camera_id: str) -> Any:
+    def info(self, camera_id: str) -> StreamInfo | None:
         """Stream info (``.codec``) of a camera open in the hub, or None."""
         ...
 

@@ -9,7 +9,7 @@ import av
 import pytest
 
 from fixtures.camera_server import FixtureCameraServer
-from gateway.hub.packets import AccessUnit
+from streams.packets import AccessUnit
 
 # The hub's timings in the media tests: an unwatched camera closes after 1 s, and a lost one is
 # noticed after 2 s and retried at once.

@@ -36,7 +36,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway.hub import StreamUnavailable
+from streams import StreamUnavailable
 
 __all__ = ["CameraOwnership", "OwnedElsewhere"]
 
@@ -83,12 +83,15 @@ LostHandler = Callable[[str, str], Awaitable[None]]
 
 
 class CameraOwnership:
-    """Leases of the cameras this node pulls, and the node's heartbeat.
+    """Leases of the cameras this node pulls, and the node's heartbeat: the stream hub's
+    :class:`streams.Ownership` on a cluster node.
 
     The stream hub calls :meth:`claim` before it opens a camera and :meth:`released` after it
     closes one; ``on_lost(camera_id, reason)`` runs when a lease could not be kept (the caller
     ends the camera's readers and upstream).
     """
+
+    may_refuse = True  # another node may hold the camera's lease
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.hub.packets import CLOCK_RATE, split_nals
+from streams import CLOCK_RATE, split_nals
 
 __all__ = ["H264Params", "Sample", "fragment", "init_segment", "to_sample_data"]
 

@@ -16,11 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.hls.fmp4 import TIMESCALE, H264Params, Sample, fragment, init_segment, to_sample_data
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import Reader, ReaderClosed
+from streams import AccessUnit, Reader, ReaderClosed, StreamHub
 
 __all__ = ["HlsMuxer", "MuxerSettings", "Part", "Segment", "StreamSource"]
 
@@ -30,10 +29,10 @@ _MAX_DURATION = 5 * TIMESCALE
 
 
 class StreamSource(Protocol):
-    """What the muxer reads: a :class:`gateway.media.Feed` (the camera's stream or its transcode)."""
+    """What the muxer reads: a :class:`streams.feeds.Feed` (the camera's stream or its transcode)."""
 
     reader: Reader
-    source: Any  # the hub the reader belongs to
+    source: StreamHub  # the hub the reader belongs to
 
     def detach(self, reason: str) -> None: ...
 
@@ -117,7 +116,7 @@ class HlsMuxer:
         return self._reader
 
     @property
-    def feed_source(self) -> Any:
+    def feed_source(self) -> StreamHub:
         """The hub this muxer reads from."""
         return self._source.source
 

@@ -24,12 +24,10 @@ from typing import Any
 from acl.credentials import CredentialEnded, Kind
 from acl.identity import Subject, hash_token
 from gateway.hls.muxer import HlsMuxer, MuxerSettings
-from gateway.hub import StreamUnavailable
-from gateway.media import MediaRouter
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import HlsSettings
-from transcoder.plan import BROWSER_CODECS, Variant
+from streams import BROWSER_CODECS, StreamFeeds, StreamUnavailable, Variant
 
 __all__ = ["HlsService", "HlsSession", "SessionGone"]
 
@@ -60,13 +58,13 @@ class HlsService:
 
     def __init__(
         self,
-        media: MediaRouter,
+        feeds: StreamFeeds,
         sessions: SessionRegistry,
         settings: HlsSettings,
         metrics: Metrics,
         open_timeout_s: float = 8.0,
     ) -> None:
-        self.media = media
+        self.feeds = feeds
         self.sessions = sessions
         self.settings = settings
         self.metrics = metrics
@@ -91,7 +89,7 @@ class HlsService:
         if not (self.settings.enabled and self.settings.always_remux):
             return
         key = (camera_id, Variant.auto)
-        info = self.media.hub.info(camera_id)
+        info = self.feeds.hub.info(camera_id)
         if key in self.muxers or key in self._starting or info is None or info.codec not in BROWSER_CODECS:
             return
         task = asyncio.ensure_future(self._start_muxer(camera_id, Variant.auto, info.codec, passive=True))
@@ -115,7 +113,7 @@ class HlsService:
     async def _start_muxer(
         self, camera_id: str, variant: Variant, known_codec: str | None, passive: bool = False
     ) -> HlsMuxer:
-        feed = await self.media.attach(
+        feed = await self.feeds.attach(
             camera_id, "hls", known_codec=known_codec, variant=variant, timeout_s=self.open_timeout_s, passive=passive
         )
         mux = HlsMuxer(camera_id, feed, self._mux, size=(feed.info.width, feed.info.height), transcoded=feed.transcoded)

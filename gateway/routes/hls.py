@@ -12,11 +12,9 @@ from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
 from gateway.cluster.redirect import redirect_to_owner
 from gateway.hls.service import SessionGone
-from gateway.hub import StreamUnavailable
-from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import require_camera
 from gateway.sessions import SessionLimit
-from transcoder.plan import Variant
+from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
 
 router = APIRouter(tags=["hls"])
 

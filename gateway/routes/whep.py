@@ -11,14 +11,12 @@ from acl.identity import Subject
 from camera_registry.store import NotFound
 from gateway.cluster.ownership import OwnedElsewhere
 from gateway.cluster.redirect import redirect_to_owner
-from gateway.hub import StreamUnavailable
-from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import public, require_camera, require_session
 from gateway.sessions import SessionLimit, end_reason
 from gateway.webrtc.sdp import SdpError
 from gateway.webrtc.trickle import CONTENT_TYPE, FragmentError, parse_fragment
 from gateway.webrtc.whep import IceRestartUnsupported
-from transcoder.plan import Variant
+from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
 
 router = APIRouter(tags=["webrtc"])
 log = logging.getLogger(__name__)

@@ -9,8 +9,7 @@ import time
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gateway.hub import Reader, ReaderClosed
-from gateway.hub.packets import CLOCK_RATE
+from streams import CLOCK_RATE, Reader, ReaderClosed
 
 __all__ = ["PassthroughTrack"]
 

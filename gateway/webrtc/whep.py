@@ -12,7 +12,6 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from acl.identity import Subject
-from gateway.media import MediaRouter, UnsupportedCodec
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
@@ -20,7 +19,7 @@ from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from gateway.webrtc.trickle import TrickleFragment
-from transcoder.plan import Variant
+from streams import StreamFeeds, UnsupportedCodec, Variant
 
 __all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 
@@ -53,13 +52,13 @@ class WhepService:
 
     def __init__(
         self,
-        media: MediaRouter,
+        feeds: StreamFeeds,
         sessions: SessionRegistry,
         settings: WebRTCSettings,
         metrics: Metrics,
         bind_host: str = "127.0.0.1",
     ) -> None:
-        self.media = media
+        self.feeds = feeds
         self.sessions = sessions
         self.settings = settings
         self.metrics = metrics
@@ -96,7 +95,7 @@ class WhepService:
         sdp = check_offer(offer, self.settings.max_sdp_bytes)
         self.sessions.check_room(subject.user_id, subject.username)  # before a camera or transcode is opened
         started = time.monotonic()
-        feed = await self.media.attach(
+        feed = await self.feeds.attach(
             camera_id, "webrtc", known_codec=known_codec, variant=variant, timeout_s=self.settings.open_timeout_s
         )
         reader = feed.reader

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from camera_registry.egress import REASON, CameraAddressRefused, CameraNetworks
+from camera_registry.opener import CheckedOpener
 from camera_registry.probe import probe_url
 from fixtures.camera_server import FixtureCameraServer
-from gateway.hub.upstream import Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
 from snapshot.cold import ColdPullError, pull_keyframe
+from streams import RtspUpstream, UpstreamState
+from streams.ports import UpstreamCallbacks, UpstreamTimeouts
 
 SECRET = "s3cr3t-Pw"
 
@@ -144,13 +146,13 @@ async def _upstream_states(url: str, networks: CameraNetworks, until: set[Upstre
         if state in until:
             done.set()
 
-    up = Upstream(
+    up = RtspUpstream(
         "c1",
         url,
         loop,
         callbacks=UpstreamCallbacks(lambda _u: None, on_state, lambda _i: None, lambda _n: None),
         timeouts=UpstreamTimeouts(open_s=5, read_s=5, backoff_initial_s=0.05, backoff_max_s=0.1, failed_after=2),
-        networks=networks,
+        opener=CheckedOpener(networks),
     )
     up.start()
     try:

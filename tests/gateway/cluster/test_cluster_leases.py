@@ -13,7 +13,7 @@ import redis.asyncio
 
 from fixtures.camera_server import free_port
 from gateway.cluster.ownership import CameraOwnership, OwnedElsewhere
-from gateway.hub import StreamUnavailable
+from streams import StreamUnavailable
 from tests.redis_server import redis_server
 
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from gateway.app import build_container
 from gateway.events import LocalEventBus
 from gateway.settings import load_settings
+from streams import LocalOwnership
 
 
 def test_cluster_is_off_by_default_and_a_single_node_uses_no_redis(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_cluster_is_off_by_default_and_a_single_node_uses_no_redis(tmp_path: Pat
     ld = build_container(s)
     assert "cluster" not in ld.extras
     assert type(ld.events) is LocalEventBus
-    assert ld.hub.ownership is None
+    assert type(ld.hub.ownership) is LocalOwnership  # every camera is this node's to pull
 
 
 def test_cluster_settings_validated(tmp_path: Path) -> None:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import pytest
 
+from camera_registry.opener import CheckedOpener
 from fixtures.camera_server import FixtureCameraServer
-from gateway.hub import Reader, StreamHub, UpstreamState
-from gateway.settings import HubSettings
+from streams import Reader, RtspUpstream, StreamHub, UpstreamState
+from streams.settings import HubSettings
 from tests.media import decode_units
 
 pytestmark = pytest.mark.media
+
+# The app's upstream: PyAV pulls, opened through the camera registry's checks (no network limit here).
+RTSP = partial(RtspUpstream, opener=CheckedOpener())
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,9 @@ async def hub(cams: FixtureCameraServer) -> AsyncIterator[StreamHub]:
     async def resolve(camera_id: str) -> str:
         return cams.url(camera_id, credentials="user:pw")
 
-    h = StreamHub(HubSettings(idle_close_s=1.0, read_timeout_s=2.0, reconnect_initial_s=0.2), resolve)
+    h = StreamHub(
+        HubSettings(idle_close_s=1.0, read_timeout_s=2.0, reconnect_initial_s=0.2), resolve, upstream_factory=RTSP
+    )
     yield h
     await h.close()
 
@@ -151,7 +158,7 @@ async def test_slow_reader_drops_whole_gops(cams: FixtureCameraServer) -> None:
     async def resolve(camera_id: str) -> str:
         return cams.url(camera_id)
 
-    hub = StreamHub(HubSettings(reader_queue_packets=20, idle_close_s=0.5), resolve)
+    hub = StreamHub(HubSettings(reader_queue_packets=20, idle_close_s=0.5), resolve, upstream_factory=RTSP)
     try:
         slow = await hub.attach("h264_360p", "slow")
         fast = await hub.attach("h264_360p", "fast")
@@ -170,7 +177,9 @@ async def test_a_stream_that_ran_well_is_retried_at_once_after_a_flap(cams: Fixt
         return cams.url(camera_id)
 
     # A 3 s backoff would show: the retry after a drop of a stream that ran for 5 s skips it.
-    hub = StreamHub(HubSettings(idle_close_s=1.0, read_timeout_s=2.0, reconnect_initial_s=3.0), resolve)
+    hub = StreamHub(
+        HubSettings(idle_close_s=1.0, read_timeout_s=2.0, reconnect_initial_s=3.0), resolve, upstream_factory=RTSP
+    )
     try:
         r = await hub.attach("h264_360p", "test")
         await take(r, 5)

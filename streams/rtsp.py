@@ -1,73 +1,43 @@
-"""One upstream RTSP session per camera: PyAV demux (no decoding) in a thread, with reconnects."""
+"""A camera's upstream: one RTSP session, PyAV demux (no decoding) in a thread, with reconnects."""
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
-from camera_registry.egress import CameraNetworks
-from camera_registry.probe import classify_error
-from camera_registry.urls import FFMPEG_PROTOCOL_WHITELIST
-from gateway.hub.packets import AccessUnit, AccessUnitAssembler
+from av.container import InputContainer
 
-__all__ = ["StreamInfo", "Upstream", "UpstreamCallbacks", "UpstreamState"]
+from streams.packets import AccessUnitAssembler
+from streams.ports import StreamInfo, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
+
+__all__ = ["CameraOpener", "RtspUpstream"]
 
 log = logging.getLogger(__name__)
 _RAN_WELL_S = 5.0  # a session that lasted this long and dropped is retried at once, not after the backoff
 _BYTES_POST_S = 0.25  # how often the received byte count is handed to the loop (bitrate, metrics)
 
 
-class UpstreamState(enum.StrEnum):
-    """Where a camera's upstream session is."""
+class CameraOpener(Protocol):
+    """Where the stream core opens cameras (``camera_registry.opener.CheckedOpener`` in the app): which
+    hosts may be reached and which FFmpeg protocols may run are its decision, not the puller's."""
 
-    idle = "idle"
-    connecting = "connecting"
-    live = "live"
-    reconnecting = "reconnecting"
-    failed = "failed"
+    def open(self, url: str, *, options: dict[str, str], timeout: tuple[float, float]) -> InputContainer:
+        """``av.open`` the camera (blocking) with these demuxer ``options``; returns the input container."""
+        ...
 
-
-@dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """What the camera sends."""
-
-    codec: str
-    width: int
-    height: int
-    extradata: bytes
-    fps: float | None
+    def failure_reason(self, error: BaseException) -> str:
+        """A fixed, credential-free reason for an open or read error (shown to operators)."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamCallbacks:
-    """What an upstream reports to its hub, each called on the event loop: an access unit, a state
-    change (with a reason when it failed), what the stream is, and bytes received."""
-
-    on_unit: Callable[[AccessUnit], None]
-    on_state: Callable[[UpstreamState, str | None], None]
-    on_info: Callable[[StreamInfo], None]
-    on_bytes: Callable[[int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamTimeouts:
-    """Timeouts and backoff of an upstream."""
-
-    open_s: float = 8.0
-    read_s: float = 5.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    failed_after: int = 3
-
-
-class Upstream:
-    """Pulls one camera in a background thread and hands access units to the event loop.
+class RtspUpstream:
+    """Pulls one camera in a background thread and hands access units to the event loop (an
+    :class:`~streams.ports.Upstream`).
 
     The ``callbacks`` run on ``loop``. The URL (with credentials) is kept only in memory and never logged.
     """
@@ -80,14 +50,14 @@ class Upstream:
         *,
         callbacks: UpstreamCallbacks,
         timeouts: UpstreamTimeouts = UpstreamTimeouts(),
-        networks: CameraNetworks | None = None,
+        opener: CameraOpener,
     ) -> None:
         self.camera_id = camera_id
         self._url = url
-        self._networks = networks or CameraNetworks()  # checked on every (re)connect, after DNS
+        self._opener = opener  # checks where the camera may be reached on every (re)connect, after DNS
         self._loop = loop
         self._cb = callbacks
-        self.t = timeouts
+        self.timeouts = timeouts
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"upstream-{camera_id}", daemon=True)
         self.attempts = 0
@@ -118,7 +88,7 @@ class Upstream:
             self._stop.set()
 
     def _run(self) -> None:
-        delay = self.t.backoff_initial_s
+        delay = self.timeouts.backoff_initial_s
         failures = 0
         first = True
         while not self._stop.is_set():
@@ -132,11 +102,11 @@ class Upstream:
             ran_well = reason is None and time.monotonic() - started >= _RAN_WELL_S
             if reason is None:  # the session ran and ended: retry soon
                 failures = 0
-                delay = self.t.backoff_initial_s
+                delay = self.timeouts.backoff_initial_s
                 reason = "camera closed the stream"
             else:
                 failures += 1
-            state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
+            state = UpstreamState.failed if failures >= self.timeouts.failed_after else UpstreamState.reconnecting
             self._post(self._cb.on_state, state, reason)
             wait = delay * random.uniform(0.8, 1.2)
             if ran_well:
@@ -146,7 +116,7 @@ class Upstream:
             log.info("camera %s upstream: %s; retrying in %.1f s", self.camera_id, reason, wait)
             if self._stop.wait(wait):
                 break
-            delay = min(delay * 2, self.t.backoff_max_s)
+            delay = min(delay * 2, self.timeouts.backoff_max_s)
         self._post(self._cb.on_state, UpstreamState.idle, None)
 
     def _session(self) -> str | None:
@@ -155,15 +125,15 @@ class Upstream:
         # the keyframe a cold viewer needs (measured: +1 s to first frame with a 2 s GOP).
         options = {
             "rtsp_transport": "tcp",
-            "protocol_whitelist": FFMPEG_PROTOCOL_WHITELIST,
-            "timeout": str(int(self.t.read_s * 1_000_000)),
+            "timeout": str(int(self.timeouts.read_s * 1_000_000)),
             "analyzeduration": "1000000",
             "probesize": "500000",
         }
         try:
-            container = self._networks.open(self._url, options=options, timeout=(self.t.open_s, self.t.read_s))
+            timeout = (self.timeouts.open_s, self.timeouts.read_s)
+            container = self._opener.open(self._url, options=options, timeout=timeout)
         except Exception as e:  # every open failure becomes a state with a safe reason
-            return classify_error(e)[1]
+            return self._opener.failure_reason(e)
         ran = False
         try:
             if not container.streams.video:
@@ -197,7 +167,7 @@ class Upstream:
                     unposted, posted_at = 0, time.monotonic()
             return None if ran else "no packets"
         except Exception as e:  # a read error ends the session; the loop reconnects
-            return None if ran else classify_error(e)[1]
+            return None if ran else self._opener.failure_reason(e)
         finally:
             try:
                 container.close()

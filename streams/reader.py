@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from gateway.hub.packets import AccessUnit
+from streams.packets import AccessUnit
 
 __all__ = ["Reader", "ReaderClosed"]
 

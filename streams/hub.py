@@ -6,39 +6,35 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from gateway.hub.gop import GopCache
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import Reader
-from gateway.hub.upstream import StreamInfo, Upstream, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
-from gateway.metrics import Metrics
-from gateway.settings import HubSettings
+from streams.gop import GopCache
+from streams.packets import AccessUnit
+from streams.ports import (
+    NO_METRICS,
+    HubMetrics,
+    LocalOwnership,
+    Ownership,
+    StreamInfo,
+    Upstream,
+    UpstreamCallbacks,
+    UpstreamFactory,
+    UpstreamState,
+    UpstreamTimeouts,
+    UrlResolver,
+)
+from streams.reader import Reader
+from streams.settings import HubSettings
 
-__all__ = ["CameraStream", "Ownership", "StreamHub", "StreamUnavailable"]
+__all__ = ["CameraStream", "StreamHub", "StreamUnavailable"]
 
 log = logging.getLogger(__name__)
-UrlResolver = Callable[[str], Awaitable[str]]
-# Builds a camera's upstream: the RTSP puller by default, the transcoder for derived streams.
-UpstreamFactory = Callable[..., Any]
 
 
 class StreamUnavailable(Exception):
     """The camera's stream cannot be had (unknown camera, hub closed, no data in time)."""
-
-
-class Ownership(Protocol):
-    """Who may pull a camera when several gateway nodes share cameras (see ``gateway.cluster``)."""
-
-    async def claim(self, camera_id: str) -> None:
-        """Allow this node to pull the camera, or raise :class:`StreamUnavailable` (e.g. owned elsewhere)."""
-        ...
-
-    def released(self, camera_id: str) -> None:
-        """This node stopped pulling the camera."""
-        ...
 
 
 @dataclass
@@ -86,18 +82,20 @@ class StreamHub:
         self,
         settings: HubSettings,
         resolve_url: UrlResolver,
-        metrics: Metrics | None = None,
+        metrics: HubMetrics = NO_METRICS,
         *,
-        upstream_factory: UpstreamFactory = Upstream,
-        ownership: Ownership | None = None,
+        upstream_factory: UpstreamFactory,
+        ownership: Ownership = LocalOwnership(),
     ) -> None:
         self.settings = settings
         self._factory = upstream_factory
-        self.ownership = ownership  # None: a single node pulls whatever its readers ask for
+        # Asked before every pull. A cluster node's is its leases; the app still sets it after
+        # construction (gateway.cluster.node) until the composition root passes it here.
+        self.ownership = ownership
         # Called with the camera id when an upstream goes live (e.g. HLS starts remuxing it).
         self.on_live: list[Callable[[str], None]] = []
         self._resolve_url = resolve_url
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self._streams: dict[str, CameraStream] = {}
         self._closed = False
         self._timeouts = UpstreamTimeouts(
@@ -133,7 +131,7 @@ class StreamHub:
         stream.readers.add(reader)
         if not passive:  # a passive reader is no viewer: not counted, does not hold the camera
             self._cancel_idle(stream)
-            self.metrics.viewers.labels(camera_id, protocol).inc()
+            self.metrics.viewers_changed(camera_id, protocol, 1)
         return reader
 
     def detach(self, reader: Reader, reason: str = "detached") -> None:
@@ -144,7 +142,7 @@ class StreamHub:
             return
         stream.readers.discard(reader)
         if not reader.passive:
-            self.metrics.viewers.labels(reader.camera_id, reader.protocol).dec()
+            self.metrics.viewers_changed(reader.camera_id, reader.protocol, -1)
         self._schedule_idle(stream)
 
     def set_passive(self, reader: Reader, passive: bool) -> None:
@@ -153,7 +151,7 @@ class StreamHub:
         was, reader.passive = reader.passive, passive
         if stream is None or reader not in stream.readers or was == passive:
             return
-        self.metrics.viewers.labels(reader.camera_id, reader.protocol).inc(-1 if passive else 1)
+        self.metrics.viewers_changed(reader.camera_id, reader.protocol, -1 if passive else 1)
         if passive:
             self._schedule_idle(stream)
         else:
@@ -225,8 +223,7 @@ class StreamHub:
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
         url = await self._resolve_url(camera_id)  # raises for unknown cameras
-        if self.ownership is not None:
-            await self.ownership.claim(camera_id)  # raises when another node pulls it
+        await self.ownership.claim(camera_id)  # raises when another node pulls it
         stream = self._streams.get(camera_id)  # another task may have started it meanwhile
         if stream is not None and stream.upstream is not None and stream.upstream.alive:
             return stream
@@ -247,7 +244,7 @@ class StreamHub:
         log.info("camera %s: upstream started", camera_id)
         return stream
 
-    def _new_upstream(self, stream: CameraStream, url: str, loop: asyncio.AbstractEventLoop) -> Any:
+    def _new_upstream(self, stream: CameraStream, url: str, loop: asyncio.AbstractEventLoop) -> Upstream:
         camera_id = stream.camera_id
         return self._factory(
             camera_id,
@@ -288,7 +285,7 @@ class StreamHub:
             r.close(why)
             stream.readers.discard(r)
             if not r.passive:
-                self.metrics.viewers.labels(r.camera_id, r.protocol).dec()
+                self.metrics.viewers_changed(r.camera_id, r.protocol, -1)
         self._cancel_idle(stream)
         up, stream.upstream = stream.upstream, None
         if up is not None:
@@ -299,8 +296,7 @@ class StreamHub:
         stream.info_event = asyncio.Event()
         stream.info = None
         self._streams.pop(stream.camera_id, None)
-        if self.ownership is not None:
-            self.ownership.released(stream.camera_id)
+        self.ownership.released(stream.camera_id)
 
     async def close(self) -> None:
         """Stop every upstream and close every reader."""
@@ -369,7 +365,7 @@ class StreamHub:
             for r in stream.readers:
                 r.restart()
         if state is UpstreamState.reconnecting or state is UpstreamState.failed:
-            self.metrics.upstream_reconnects.labels(stream.camera_id).inc()
+            self.metrics.upstream_retrying(stream.camera_id)
         if state is UpstreamState.live:
             stream.live_since = time.monotonic()
         self._set_state(stream, state, reason)
@@ -380,8 +376,7 @@ class StreamHub:
     def _set_state(self, stream: CameraStream, state: UpstreamState, reason: str | None) -> None:
         stream.state = state
         stream.reason = reason
-        for st in UpstreamState:
-            self.metrics.upstream_state.labels(stream.camera_id, st.value).set(1 if st is state else 0)
+        self.metrics.upstream_state_changed(stream.camera_id, state)
 
     def _on_info(self, stream: CameraStream, info: StreamInfo) -> None:
         stream.info = info
@@ -391,14 +386,13 @@ class StreamHub:
         stream.bytes_window.append((time.monotonic(), n))
         if len(stream.bytes_window) > 2000:
             stream.bytes_window = stream.bytes_window[-1000:]
-        self.metrics.upstream_bytes.labels(stream.camera_id).inc(n)
-        self.metrics.upstream_bitrate.labels(stream.camera_id).set(stream.bitrate_bps())
+        self.metrics.upstream_received(stream.camera_id, n, stream.bitrate_bps())
 
     def _observe_first_unit(self, reader: Reader) -> None:
         # From attach to the consumer taking its first unit: for WebRTC that is after ICE and DTLS,
         # so the histogram shows what viewers wait for, warm (GOP cache) and cold alike.
         if reader.first_unit_at is not None:
-            self.metrics.ttff.labels(reader.protocol).observe(reader.first_unit_at - reader.created)
+            self.metrics.first_unit_delivered(reader.protocol, reader.first_unit_at - reader.created)
 
     def _count_drop(self, reader: Reader) -> None:
-        self.metrics.dropped_gops.labels(reader.camera_id, reader.protocol).inc()
+        self.metrics.gop_dropped(reader.camera_id, reader.protocol)

@@ -1,8 +1,8 @@
 """A transcode as a hub upstream: reads a camera from the stream hub, runs one ffmpeg, yields H.264.
 
-The transcoder's own :class:`~gateway.hub.StreamHub` (one per variant) builds these through
+The transcoder's own :class:`~streams.StreamHub` (one per variant) builds these through
 :class:`TranscoderPool`, so transcoded streams get the same readers, GOP cache, idle close and
-metrics as cameras; every viewer of a transcoded camera shares one ffmpeg process. A process that
+restarts as cameras; every viewer of a transcoded camera shares one ffmpeg process. A process that
 dies is restarted with backoff and its readers resume at the next keyframe.
 """
 
@@ -16,12 +16,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from gateway.hub.packets import AccessUnit
-from gateway.hub.reader import ReaderClosed
-from gateway.hub.upstream import StreamInfo, UpstreamCallbacks, UpstreamState, UpstreamTimeouts
-from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
+from streams.hub import StreamHub
+from streams.packets import AccessUnit
+from streams.ports import StreamInfo, UpstreamCallbacks, UpstreamFactory, UpstreamState, UpstreamTimeouts
+from streams.reader import Reader, ReaderClosed
+from streams.transcode.command import Decoder, Encoder, TranscodeSpec, build_command
 
 __all__ = ["TranscodeCapacity", "TranscodeUpstream", "TranscoderPool", "VariantSpec"]
 
@@ -47,7 +47,7 @@ class VariantSpec:
 class TranscoderPool:
     """Shared by every transcode: the cap, the source hub, the encoder choice and live processes."""
 
-    source: Any  # the camera StreamHub
+    source: StreamHub  # the cameras' hub
     max_concurrent: int
     encoder: Encoder = Encoder.software
     decoder: Decoder = Decoder.software
@@ -99,17 +99,24 @@ class TranscoderPool:
             self.encoder_failed = True
             log.warning("transcoder: the %s encoder does not work here; using libx264", self.encoder)
 
-    def factory(self, variant: VariantSpec) -> Callable[..., TranscodeUpstream]:
-        """An ``upstream_factory`` for a :class:`~gateway.hub.StreamHub` of this variant."""
+    def factory(self, variant: VariantSpec) -> UpstreamFactory:
+        """An ``upstream_factory`` for a :class:`~streams.StreamHub` of this variant."""
 
-        def make(camera_id: str, _url: str, loop: asyncio.AbstractEventLoop, **kw: Any) -> TranscodeUpstream:
-            return TranscodeUpstream(camera_id, self, variant, loop, **kw)  # callbacks, timeouts
+        def make(
+            camera_id: str,
+            url: str,  # unused: a transcode reads the camera hub, never the camera
+            loop: asyncio.AbstractEventLoop,
+            *,
+            callbacks: UpstreamCallbacks,
+            timeouts: UpstreamTimeouts,
+        ) -> TranscodeUpstream:
+            return TranscodeUpstream(camera_id, self, variant, loop, callbacks=callbacks, timeouts=timeouts)
 
         return make
 
 
 class TranscodeUpstream:
-    """One ffmpeg process fed from the hub; same interface as :class:`gateway.hub.upstream.Upstream`."""
+    """One ffmpeg process fed from the camera hub: an :class:`~streams.ports.Upstream` of a variant's hub."""
 
     def __init__(
         self,
@@ -126,7 +133,7 @@ class TranscodeUpstream:
         self.variant = variant
         self._loop = loop
         self._cb = callbacks
-        self.t = timeouts
+        self.timeouts = timeouts
         self.key = f"{camera_id}/{variant.name}"
         self.attempts = 0
         self.proc: asyncio.subprocess.Process | None = None
@@ -134,7 +141,7 @@ class TranscodeUpstream:
         self._stopped = False
         self.last_error: str | None = None
 
-    # -- the Upstream interface ---------------------------------------------------------------
+    # -- the Upstream protocol ----------------------------------------------------------------
     def start(self) -> None:
         """Take a slot (raises :class:`TranscodeCapacity`) and start."""
         self.pool.acquire(self.key, self)
@@ -149,16 +156,19 @@ class TranscodeUpstream:
             self._task.cancel()
 
     async def join(self, wait_s: float = 10.0) -> None:
+        """Wait (at most ``wait_s``) for the run loop to end."""
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), wait_s)
 
     @property
     def alive(self) -> bool:
+        """Started and not stopped."""
         return not self._stopped and self._task is not None and not self._task.done()
 
     @property
     def pid(self) -> int | None:
+        """The running ffmpeg's process id."""
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
 
     # -- running ------------------------------------------------------------------------------
@@ -168,7 +178,7 @@ class TranscodeUpstream:
                 self.proc.kill()
 
     async def _run(self) -> None:
-        delay = self.t.backoff_initial_s
+        delay = self.timeouts.backoff_initial_s
         failures = 0
         first = True
         try:
@@ -181,20 +191,20 @@ class TranscodeUpstream:
                 if self._stopped:
                     break
                 if produced:
-                    failures, delay = 0, self.t.backoff_initial_s
+                    failures, delay = 0, self.timeouts.backoff_initial_s
                 else:
                     failures += 1
                 self.last_error = reason
                 self.pool.restarted(self.camera_id)
-                state = UpstreamState.failed if failures >= self.t.failed_after else UpstreamState.reconnecting
+                state = UpstreamState.failed if failures >= self.timeouts.failed_after else UpstreamState.reconnecting
                 self._cb.on_state(state, reason)
                 wait = delay * random.uniform(0.8, 1.2)
                 log.warning("transcode %s: %s; restarting in %.1f s", self.key, reason, wait)
                 if not produced and time.monotonic() - started < _HW_FAIL_WINDOW_S:
                     self.pool.fall_back()
-                    delay = self.t.backoff_initial_s  # the next try is a different command
+                    delay = self.timeouts.backoff_initial_s  # the next try is a different command
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, self.t.backoff_max_s)
+                delay = min(delay * 2, self.timeouts.backoff_max_s)
         finally:
             self._kill()
             self.pool.release(self.key, self)
@@ -207,7 +217,7 @@ class TranscodeUpstream:
         reader = await source.attach(self.camera_id, "transcode")
         helpers: list[asyncio.Task[None]] = []
         try:
-            info = source.info(self.camera_id) or await source.wait_info(self.camera_id, self.t.open_s)
+            info = source.info(self.camera_id) or await source.wait_info(self.camera_id, self.timeouts.open_s)
             spec = TranscodeSpec(
                 input_codec=info.codec,
                 fps=info.fps or 25.0,
@@ -253,7 +263,7 @@ class TranscodeUpstream:
                 task.cancel()
                 task.add_done_callback(_retrieve)
 
-    async def _feed(self, reader: Any, stamps: deque[tuple[int, float]]) -> None:
+    async def _feed(self, reader: Reader, stamps: deque[tuple[int, float]]) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         generation = reader.generation
         while True:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.camera_server import FixtureCameraServer
+from streams.transcode.command import Decoder, Encoder, TranscodeSpec, build_command
+from streams.transcode.plan import Variant, needs_transcode
 from tests.live import LiveGateway, gateway_with, start_viewer, whep_offer
 from tests.media import QUICK_HUB, cameras_fixture
-from transcoder.command import Decoder, Encoder, TranscodeSpec, build_command
-from transcoder.plan import Variant, needs_transcode
 
 pytestmark = pytest.mark.media
 

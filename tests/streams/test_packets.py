@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from gateway.hub.packets import AccessUnitAssembler, split_nals
+from streams.packets import AccessUnitAssembler, split_nals
 from tests.media import decode_units
 
 TB = Fraction(1, 90_000)

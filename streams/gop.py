@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.hub.packets import AccessUnit
+from streams.packets import AccessUnit
 
 __all__ = ["GopCache"]
 

@@ -1,8 +1,8 @@
 """Where an output's pictures come from: the camera's own stream, or the camera's shared transcode.
 
-WebRTC and HLS ask :class:`MediaRouter` for a reader; it decides per camera and output
-(:func:`transcoder.plan.needs_transcode`). Transcoded streams live in their own
-:class:`~gateway.hub.StreamHub` per variant, whose upstream is one ffmpeg process fed from the
+WebRTC and HLS ask :class:`StreamFeeds` for a reader; it decides per camera and output
+(:func:`streams.transcode.plan.needs_transcode`). Transcoded streams live in their own
+:class:`~streams.StreamHub` per variant, whose upstream is one ffmpeg process fed from the
 camera hub, so every viewer of a transcoded camera shares one transcode.
 """
 
@@ -12,16 +12,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.hub import StreamHub
-from gateway.hub.reader import Reader
-from gateway.hub.upstream import StreamInfo
-from gateway.metrics import Metrics
-from gateway.settings import HubSettings, TranscoderSettings
-from transcoder.command import Decoder, Encoder
-from transcoder.plan import BROWSER_CODECS, Variant, needs_transcode
-from transcoder.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
+from streams.hub import StreamHub
+from streams.ports import NO_METRICS, CameraLookup, StreamInfo, TranscodeMetrics
+from streams.reader import Reader
+from streams.settings import HubSettings, TranscoderSettings
+from streams.transcode.command import Decoder, Encoder
+from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
+from streams.transcode.upstream import TranscodeCapacity, TranscoderPool, VariantSpec
 
-__all__ = ["Feed", "MediaRouter", "TranscodeCapacity", "UnsupportedCodec"]
+__all__ = ["Feed", "StreamFeeds", "TranscodeCapacity", "UnsupportedCodec"]
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +47,20 @@ class Feed:
         self.source.detach(self.reader, reason)
 
 
-class MediaRouter:
-    """Hands out readers of browser-playable streams."""
+class StreamFeeds:
+    """Hands out feeds: readers of browser-playable streams, each of the camera's own stream or of its
+    shared transcode (a choice of source, not HTTP routing)."""
 
     def __init__(
         self,
         hub: StreamHub,
         hub_settings: HubSettings,
         settings: TranscoderSettings,
-        store: Any,
-        metrics: Metrics | None = None,
+        known_camera: CameraLookup,
+        metrics: TranscodeMetrics = NO_METRICS,
     ) -> None:
         self.hub = hub
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.settings = settings
         self.pool = TranscoderPool(
             source=hub,
@@ -70,28 +70,30 @@ class MediaRouter:
             ffmpeg_bin=settings.ffmpeg_bin,
             keyframe_s=settings.keyframe_s,
             on_change=self._count,
-            on_restart=lambda cam: self.metrics.transcode_restarts.labels(cam).inc(),
+            on_restart=self.metrics.transcode_restarted,
         )
 
         async def exists(camera_id: str) -> str:
-            await store.get(camera_id)  # raises NotFound for unknown cameras
+            await known_camera(camera_id)  # raises (NotFound) for unknown cameras
             return ""  # the transcoder reads the camera hub, never a URL
 
         self._variants = {
             Variant.auto: VariantSpec("h264", None, settings.bitrate_kbps),
             Variant.low: VariantSpec("low", settings.low_height, settings.low_bitrate_kbps),
         }
-        # Transcoded streams have their own metrics registry: their upstream states must not overwrite
-        # the cameras' (liandong_transcodes counts them on the main one).
+        # Transcoded streams report nothing as hubs (by design): their upstream states and bytes would
+        # overwrite the cameras' series under the same camera label; the transcodes are counted by
+        # ``metrics`` (running per variant, restarts per camera) instead. Their ownership is the
+        # camera hub's: a transcode runs where the camera is pulled (see _transcoded).
         self.transcoded = {
-            v: StreamHub(hub_settings, exists, Metrics(), upstream_factory=self.pool.factory(spec))
+            v: StreamHub(hub_settings, exists, NO_METRICS, upstream_factory=self.pool.factory(spec))
             for v, spec in self._variants.items()
         }
 
     def _count(self, pool: TranscoderPool) -> None:
         for spec in self._variants.values():
             n = sum(1 for key in pool.running if key.endswith("/" + spec.name))
-            self.metrics.transcodes.labels(spec.name).set(n)
+            self.metrics.transcodes_running(spec.name, n)
 
     async def attach(
         self,
@@ -128,7 +130,9 @@ class MediaRouter:
         src = self.transcoded[variant]
         # In a cluster the camera's pull (and so its transcode) lives on the node holding its lease:
         # claim it through the camera hub first, which raises OwnedElsewhere (a redirect) if another has it.
-        hold = await self.hub.attach(camera_id, "transcode", with_backlog=False) if self.hub.ownership else None
+        hold = None
+        if self.hub.ownership.may_refuse:
+            hold = await self.hub.attach(camera_id, "transcode", with_backlog=False)
         try:
             reader = await src.attach(camera_id, protocol)
             try:
