@@ -8,14 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
-from camera_registry.store import NotFound
-from gateway.cluster.ownership import OwnedElsewhere
-from gateway.cluster.redirect import redirect_to_owner
 from gateway.hls.service import SessionGone
-from gateway.hub import StreamUnavailable
-from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import require_camera
-from gateway.sessions import SessionLimit
+from gateway.routes.stream_errors import STREAM_REFUSALS, stream_refused
 from transcoder.plan import Variant
 
 router = APIRouter(tags=["hls"])
@@ -56,19 +51,8 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
         session, mux = await hls.open_session(
             camera_id, variant, subject, request.client.host if request.client else None, cam.codec
         )
-    except NotFound as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    except SessionLimit as e:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
-    except OwnedElsewhere as e:  # another node pulls the camera: the player continues there
-        return redirect_to_owner(request, e.url, camera_id, subject)
-    except (StreamUnavailable, TranscodeCapacity) as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
-    except UnsupportedCodec as e:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
-        ) from None
+    except STREAM_REFUSALS as e:  # a 307 when another node pulls the camera: the player continues there
+        return stream_refused(request, camera_id, e)
     p = mux.params
     assert p is not None
     bandwidth = max(int(ld.hub.describe(camera_id).get("bitrate_bps") or 0), 500_000)

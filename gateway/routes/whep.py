@@ -8,13 +8,9 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
-from camera_registry.store import NotFound
-from gateway.cluster.ownership import OwnedElsewhere
-from gateway.cluster.redirect import redirect_to_owner
-from gateway.hub import StreamUnavailable
-from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.policy import public, require_camera, require_session
-from gateway.sessions import SessionLimit, end_reason
+from gateway.routes.sessions import end_guarded_session
+from gateway.routes.stream_errors import STREAM_REFUSALS, stream_refused
 from gateway.webrtc.sdp import SdpError
 from gateway.webrtc.trickle import CONTENT_TYPE, FragmentError, parse_fragment
 from gateway.webrtc.whep import IceRestartUnsupported
@@ -79,22 +75,8 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         )
     except SdpError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
-    except SessionLimit as e:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
-    except NotFound as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    except UnsupportedCodec as e:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
-            headers=_ACCEPT_POST,
-        ) from None
-    except TranscodeCapacity as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "10"}) from None
-    except OwnedElsewhere as e:
-        return redirect_to_owner(request, e.url, camera_id, subject)
-    except StreamUnavailable as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
+    except STREAM_REFUSALS as e:
+        return stream_refused(request, camera_id, e, headers=_ACCEPT_POST)
     except ValueError as e:  # aiortc rejects offers it cannot parse
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"SDP offer: {str(e)[:200]}") from None
     location = f"/api/whep/{answer.session_id}"
@@ -110,8 +92,7 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
 async def whep_delete(request: Request, session_id: str) -> Response:
     """End a WHEP session: the credential that opened it (the same login, or the same stream
     token), or an admin."""
-    ld = request.app.state.ld
-    await ld.end_session(session_id, end_reason(request.state.viewer_session["user_id"], request.state.subject))
+    await end_guarded_session(request, session_id)
     return Response(status_code=200)
 
 
