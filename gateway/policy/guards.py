@@ -35,6 +35,7 @@ __all__ = [
     "require_roles",
     "require_session",
     "require_user_admin",
+    "user_may_be_managed",
 ]
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from acl.credentials import Scope
 from acl.identity import Subject
 from gateway.hls.service import SessionGone
 from gateway.policy import require_camera
-from gateway.routes.stream_errors import STREAM_REFUSALS, stream_refused
+from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
 from transcoder.plan import Variant
 
 router = APIRouter(tags=["hls"])
@@ -31,12 +31,7 @@ def _hls(request: Request):  # type: ignore[no-untyped-def]
 @router.get(
     "/api/cameras/{camera_id}/hls/index.m3u8",
     dependencies=[require_camera("view_live", Scope.stream_entry)],
-    responses={
-        200: {"content": {PLAYLIST: {}}},
-        307: {"description": "another gateway node pulls this camera: the player continues there (cluster)"},
-        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
-        503: {"description": "camera unreachable or transcoders busy"},
-    },
+    responses={200: {"content": {PLAYLIST: {}}}, **REFUSAL_RESPONSES},
 )
 async def hls_index(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
     """Start watching: opens a viewer session and answers the multivariant playlist.

@@ -4,6 +4,7 @@ snapshots (404, 429, 415, 503 with a retry hint, or a 307 to the node that pulls
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 
@@ -14,10 +15,19 @@ from gateway.hub import StreamUnavailable
 from gateway.media import TranscodeCapacity, UnsupportedCodec
 from gateway.sessions import SessionLimit
 
-__all__ = ["STREAM_REFUSALS", "stream_refused", "to_owner"]
+__all__ = ["REFUSAL_RESPONSES", "STREAM_REFUSALS", "stream_refused", "to_owner"]
 
 # What starting a viewer on a camera may raise; :func:`stream_refused` answers each.
 STREAM_REFUSALS = (NotFound, SessionLimit, UnsupportedCodec, TranscodeCapacity, StreamUnavailable)
+
+# The answers of :func:`stream_refused`, for the routes' OpenAPI ``responses``.
+REFUSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    307: {"description": "another gateway node pulls this camera: repeat the request there (cluster)"},
+    404: {"description": "no such camera"},
+    415: {"description": "the camera's codec is not playable in browsers and transcoding is disabled"},
+    429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
+    503: {"description": "camera unreachable (Retry-After 2), or every transcoder slot busy (Retry-After 10)"},
+}
 
 
 def stream_refused(

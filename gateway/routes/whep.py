@@ -10,7 +10,7 @@ from acl.credentials import Scope
 from acl.identity import Subject
 from gateway.policy import public, require_camera, require_session
 from gateway.routes.sessions import end_guarded_session
-from gateway.routes.stream_errors import STREAM_REFUSALS, stream_refused
+from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
 from gateway.webrtc.sdp import SdpError
 from gateway.webrtc.trickle import CONTENT_TYPE, FragmentError, parse_fragment
 from gateway.webrtc.whep import IceRestartUnsupported
@@ -40,12 +40,11 @@ async def whep_options(camera_id: str) -> Response:
     status_code=201,
     dependencies=[require_camera("view_live", Scope.stream_entry)],
     responses={
+        **REFUSAL_RESPONSES,
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
-        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
         415: {"description": "codec not playable in browsers and transcoding disabled, or body not application/sdp"},
-        307: {"description": "another gateway node pulls this camera: repeat the POST there (cluster)"},
-        503: {"description": "camera unreachable, or every transcoder slot busy"},
+        503: {"description": "WebRTC disabled, camera unreachable (Retry-After 2), or every transcoder slot busy"},
     },
 )
 async def whep_offer(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
