@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from acl.credentials import CredentialEnded, Scope
 from acl.identity import Subject
@@ -122,18 +122,20 @@ async def _check_roles(request: Request, subject: Subject, allowed: frozenset[Ro
         raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
 
 
-def require_user_admin(*roles: Role) -> Any:
+def require_user_admin(*roles: Role, body: type[BaseModel]) -> Any:
     """Creating or changing a user: a system role of ``roles`` (admin always passes), and only an
-    admin may make an admin (the body's ``role``) or change one (the ``user_id`` path parameter,
-    when the route has one); see :func:`~gateway.policy.rules.may_grant_role` and
-    :func:`~gateway.policy.rules.may_manage_user`. A user id that does not exist passes here, for
-    the handler's 404."""
+    admin may make an admin (the ``role`` of the request's ``body`` model) or change one (the
+    ``user_id`` path parameter, when the route has one); see
+    :func:`~gateway.policy.rules.may_grant_role` and :func:`~gateway.policy.rules.may_manage_user`.
+
+    The body is read with the route's own model, so the rule sees the role the route will apply; a
+    body the model refuses passes here for the route's 422, a user id that does not exist for its 404."""
     allowed = frozenset(roles) | {Role.admin}
 
     async def _user_admin(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
         await _check_roles(request, subject, allowed)
         changing = "user_id" in request.path_params
-        if not may_grant_role(subject, await _body_field(request, "role")):
+        if not may_grant_role(subject, getattr(await _valid_body(request, body), "role", None)):
             verb = "make" if changing else "create"
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, [{"field": "role", "message": f"only admins may {verb} admins"}]
@@ -149,9 +151,8 @@ async def user_may_be_managed(request: Request, subject: Subject, user_id: Any, 
     """403 unless ``subject`` may change user ``user_id`` (only admins change admins); ``current``:
     the user's role as the caller's transaction reads it (else it is read here)."""
     if current is None:
-        try:
-            uid = int(user_id)
-        except (TypeError, ValueError):
+        uid = _query(str(user_id), int)
+        if uid is None:
             return  # not a user id: the route's own validation answers
         async with request.app.state.ld.db.session() as s:
             user = await s.get(User, uid)
@@ -162,15 +163,13 @@ async def user_may_be_managed(request: Request, subject: Subject, user_id: Any, 
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may change admins")
 
 
-async def _body_field(request: Request, name: str) -> Any:
-    """A top-level field of a JSON body, before the route validates it (None if absent)."""
-    if not await request.body():
-        return None
+async def _valid_body(request: Request, model: type[BaseModel]) -> BaseModel | None:
+    """The request's JSON body as the route's ``model`` reads it, or None if it does not (the
+    route's own validation then answers 422 before its handler runs)."""
     try:
-        doc = await request.json()
-    except ValueError:
-        return None  # not JSON: the route's validation answers
-    return doc.get(name) if isinstance(doc, dict) else None
+        return model.model_validate(await request.json())  # as FastAPI does: decoded, then validated
+    except (ValueError, ValidationError):  # not JSON (UnicodeDecodeError, JSONDecodeError), or refused
+        return None
 
 
 def require_owner_or_admin(

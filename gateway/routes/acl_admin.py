@@ -21,7 +21,6 @@ from gateway.policy import require_roles, require_user_admin, user_may_be_manage
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 EDIT = require_roles(Role.security_admin)
 READ = require_roles(Role.security_admin, Role.auditor)
-USERS = require_user_admin(Role.security_admin)  # and only admins make or change admins
 
 
 class _Body(BaseModel):
@@ -187,7 +186,7 @@ async def list_users(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/users", status_code=201, dependencies=[USERS])
+@router.post("/users", status_code=201, dependencies=[require_user_admin(Role.security_admin, body=UserBody)])
 async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     """Create a user (only admins may create admins)."""
     ld = request.app.state.ld
@@ -204,7 +203,7 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
-@router.patch("/users/{user_id}", dependencies=[USERS])
+@router.patch("/users/{user_id}", dependencies=[require_user_admin(Role.security_admin, body=UserPatch)])
 async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[str, Any]:
     """Change a user's role, password or active flag (only admins may make or change admins);
     deactivating ends their logins and streams."""

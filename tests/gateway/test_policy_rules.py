@@ -80,6 +80,15 @@ async def test_only_admins_make_or_change_admins(world: World) -> None:
     assert r.status_code == 422
     r = await w.client.post("/api/admin/users", content=b"[]", headers={**w.sec, "Content-Type": "application/json"})
     assert r.status_code == 422
+    # The guard reads the role as the route's model does: no spelling of "admin" slips past it.
+    for role in (" admin ", "ADMIN", "Admin"):
+        r = await w.client.post("/api/admin/users", json={**body, "username": "y", "role": role}, headers=w.sec)
+        assert r.status_code in (403, 422), (role, r.status_code)
+        assert (await w.client.patch(f"/api/admin/users/{uid}", json={"role": role}, headers=w.sec)).status_code in (
+            403,
+            422,
+        )
+    assert "y" not in {u["username"] for u in (await w.client.get("/api/admin/users", headers=w.sec)).json()}
 
 
 async def test_sessions_and_tokens_are_their_owners_or_any_for_admins(world: World) -> None:
