@@ -99,11 +99,31 @@ def _finish(console: Console, rep: InventoryReport, as_json: bool) -> None:
     raise typer.Exit(1 if rep.rejected_count() else 0)
 
 
-def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:
+def _bar(label: str, *, disable: bool = False) -> Progress:
+    """A transient progress bar on stderr (stdout stays for reports and exports)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=disable,
+    )
+
+
+SettingsFrom = Callable[[Path | None], "Settings"]
+
+
+def register(app: typer.Typer, settings_from: SettingsFrom) -> None:
     """Add the ``cameras`` command group to the CLI."""
     cams = typer.Typer(help="The camera inventory: import, export, probe.", no_args_is_help=True)
     app.add_typer(cams, name="cameras")
+    for add in (_add_import, _add_import_vehicles, _add_export, _add_probe):
+        add(cams, settings_from)
 
+
+def _add_import(cams: typer.Typer, settings_from: SettingsFrom) -> None:
     @cams.command("import")
     def import_(
         file: Annotated[Path, typer.Argument(help="CSV or JSON inventory (UTF-8).", exists=True, dir_okay=False)],
@@ -143,15 +163,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         vrecords = _read(vehicles, "vehicles") if vehicles is not None else None
 
         async def job(store: CameraStore) -> InventoryReport:
-            with Progress(
-                TextColumn("importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-                disable=len(records) < PROGRESS_MIN_ROWS,
-            ) as bar:
+            with _bar("importing", disable=len(records) < PROGRESS_MIN_ROWS) as bar:
                 task = bar.add_task("cameras", total=len(records))
                 return await import_inventory(
                     store,
@@ -164,6 +176,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
 
         _finish(console, _run(settings, job), as_json)
 
+
+def _add_import_vehicles(cams: typer.Typer, settings_from: SettingsFrom) -> None:
     @cams.command("import-vehicles")
     def import_vehicles_(
         file: Annotated[Path, typer.Argument(help="CSV or JSON vehicle list (UTF-8).", exists=True, dir_okay=False)],
@@ -180,6 +194,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         rep = _run(settings, lambda store: import_inventory(store, [], records, strict=strict))
         _finish(Console(stderr=as_json), rep, as_json)
 
+
+def _add_export(cams: typer.Typer, settings_from: SettingsFrom) -> None:
     @cams.command("export")
     def export(
         fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
@@ -208,6 +224,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
 
+
+def _add_probe(cams: typer.Typer, settings_from: SettingsFrom) -> None:
     @cams.command("probe")
     def probe(
         ids: Annotated[list[str] | None, typer.Argument(help="Camera ids (or --all).")] = None,
@@ -224,7 +242,6 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         if not ids and not all_:
             raise typer.BadParameter("give camera ids or --all")
         settings = settings_from(config)
-        console = Console(stderr=as_json)
 
         async def job(store: CameraStore) -> list[ProbeResult]:
             targets = await store.all_ids() if all_ else list(dict.fromkeys(ids or []))
@@ -233,14 +250,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                     await store.get(cid)
                 except NotFound as e:
                     raise typer.BadParameter(str(e)) from None
-            with Progress(
-                TextColumn("probing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            ) as bar:
+            with _bar("probing") as bar:
                 task = bar.add_task("probe", total=len(targets))
                 return await probe_cameras(
                     store,
@@ -250,19 +260,23 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                     on_result=lambda _r: bar.advance(task),
                 )
 
-        results = _run(settings, job)
-        if as_json:
-            typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
-        else:
-            t = Table(title="probe")
-            for col in ("camera", "status", "codec", "size", "fps", "reason"):
-                t.add_column(col)
-            for r in results:
-                size = f"{r.width}x{r.height}" if r.width else ""
-                t.add_row(r.camera_id, r.status.value, r.codec or "", size, str(r.fps or ""), r.reason or "")
-            console.print(t)
-        counts: dict[str, int] = {}
+        _print_probe(Console(stderr=as_json), _run(settings, job), as_json)
+
+
+def _print_probe(console: Console, results: list[ProbeResult], as_json: bool) -> None:
+    """The probe results (a table, or one JSON line on stdout) and a one-line count by status."""
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
+    else:
+        t = Table(title="probe")
+        for col in ("camera", "status", "codec", "size", "fps", "reason"):
+            t.add_column(col)
         for r in results:
-            counts[r.status.value] = counts.get(r.status.value, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing"
-        console.print(f"probed {len(results)}: {summary}", markup=False, highlight=False)
+            size = f"{r.width}x{r.height}" if r.width else ""
+            t.add_row(r.camera_id, r.status.value, r.codec or "", size, str(r.fps or ""), r.reason or "")
+        console.print(t)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status.value] = counts.get(r.status.value, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing"
+    console.print(f"probed {len(results)}: {summary}", markup=False, highlight=False)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from camera_registry.models import Camera, Vehicle
-from camera_registry.schemas import CameraIn, VehicleIn
+from camera_registry.schemas import CAMERA_FIELDS, VEHICLE_FIELDS, CameraIn, VehicleIn
 from camera_registry.store import CameraStore
 from camera_registry.url_secrets import CameraSecrets
 from storage.spreadsheet import safe_cell, unquote_cell
@@ -50,20 +50,6 @@ __all__ = [
     "parse_records",
 ]
 
-CAMERA_FIELDS = (
-    "id",
-    "name",
-    "kind",
-    "source_url",
-    "area",
-    "department",
-    "lat",
-    "lon",
-    "vehicle_id",
-    "vehicle_position",
-    "tags",
-)
-VEHICLE_FIELDS = ("id", "kind", "plate", "line", "cargo", "home_district", "contact")
 MAX_ROWS = 200_000
 MAX_FILE_BYTES = 64 * 1024 * 1024
 Format = Literal["csv", "json"]

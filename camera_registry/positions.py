@@ -5,7 +5,6 @@ index (:mod:`camera_registry.vehicle_index`), track history, and "nearest camera
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import math
 import time
 from array import array
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from camera_registry.geo import PointIndex
 from camera_registry.store import CameraStore
 from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, VehicleIndex
+from storage.times import parse_zoned
 
 if TYPE_CHECKING:
     from camera_registry.settings import VehicleSettings
@@ -106,12 +106,9 @@ def _time(v: Any) -> float:
         return float(v)
     if isinstance(v, str):
         try:
-            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("time: not an ISO 8601 time or epoch seconds") from None
-        if t.tzinfo is None:
-            raise ValueError("time: needs a timezone (e.g. +08:00 or Z)")
-        return t.timestamp()
+            return parse_zoned(v).timestamp()
+        except ValueError as e:
+            raise ValueError(f"time: {e} (or epoch seconds)") from None
     raise ValueError("time: required (ISO 8601 or epoch seconds)")
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from camera_registry.models import CameraKind, VehicleKind
 from camera_registry.urls import SourceUrlError, parse_source_url
 
-__all__ = ["CameraIn", "CameraPatch", "VehicleIn"]
+__all__ = ["CAMERA_FIELDS", "CAMERA_PLAIN_FIELDS", "VEHICLE_FIELDS", "CameraIn", "CameraPatch", "VehicleIn"]
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
@@ -92,3 +92,11 @@ class VehicleIn(BaseModel):
     cargo: Annotated[str, StringConstraints(max_length=128)] | None = None
     home_district: ShortText = ""
     contact: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+# The one list of a camera's fields, in the order inventory files have them (import and export
+# columns); everything but the id and the source URL is stored as given (the URL's credentials go
+# to the secret box).
+CAMERA_FIELDS = tuple(CameraIn.model_fields)
+CAMERA_PLAIN_FIELDS = tuple(f for f in CAMERA_FIELDS if f not in ("id", "source_url"))
+VEHICLE_FIELDS = tuple(VehicleIn.model_fields)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from camera_registry.egress import CameraNetworks
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle
-from camera_registry.schemas import CameraIn, CameraPatch, VehicleIn
+from camera_registry.schemas import CAMERA_PLAIN_FIELDS, CameraIn, CameraPatch, VehicleIn
 from camera_registry.url_secrets import CameraSecrets, merge_secrets
 from camera_registry.urls import parse_source_url, same_origin
 from storage.db import Database, utcnow
@@ -25,18 +25,6 @@ from storage.secretbox import SecretBox
 __all__ = ["CameraFilter", "CameraStore", "NotFound", "UpsertResult"]
 
 log = logging.getLogger(__name__)
-
-_CAMERA_FIELDS = (
-    "name",
-    "kind",
-    "area",
-    "department",
-    "lat",
-    "lon",
-    "vehicle_id",
-    "vehicle_position",
-    "tags",
-)
 
 
 class NotFound(LookupError):
@@ -184,7 +172,7 @@ class CameraStore:
         src = parse_source_url(data.source_url)
         self.networks.check(src.url)
         changed = False
-        for name in _CAMERA_FIELDS:
+        for name in CAMERA_PLAIN_FIELDS:
             new = getattr(data, name)
             if getattr(cam, name) != new:
                 setattr(cam, name, new)
@@ -252,7 +240,7 @@ class CameraStore:
             cam = await s.get(Camera, camera_id)
             if cam is None:
                 raise NotFound(f"camera '{camera_id}' not found")
-            current = {n: getattr(cam, n) for n in _CAMERA_FIELDS}
+            current = {n: getattr(cam, n) for n in CAMERA_PLAIN_FIELDS}
             current["source_url"] = cam.source_url  # stored credentials: kept by _apply (same origin)
             given = patch.model_dump(exclude_unset=True)
             clear = bool(given.pop("clear_credentials", False))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from acl.identity import Subject
+from gateway.policy.rules import receives_event, visible_cameras_in
 
 __all__ = ["CAMERA_FIELDS", "Audience", "Event", "EventBus", "LocalEventBus", "Viewer"]
 
@@ -92,18 +93,15 @@ class Viewer:
     revalidate: Callable[[Subject], Awaitable[Subject | None]] | None = None
 
     def render(self, ev: Event) -> str | None:
-        """The event as this viewer may see it, or None."""
-        s, a = self.subject, ev.audience
-        if s.is_admin:
-            return ev.sse()
-        cams = [c for c in a.cameras if self.may_view(s, c)]
-        named = a.everyone or s.user_id in a.users or s.role.value in a.roles
-        if not cams and not named and not (s.departments & set(a.departments)):
+        """The event as this viewer may see it (:func:`gateway.policy.rules.receives_event`, camera
+        lists cut down to what it may view), or None."""
+        s = self.subject
+        if not receives_event(s, ev.audience, self.may_view):
             return None
         data = dict(ev.data)
         for key in CAMERA_FIELDS:
             if isinstance(data.get(key), list):
-                data[key] = [c for c in data[key] if self.may_view(s, c)]
+                data[key] = visible_cameras_in(s, data[key], self.may_view)
         return ev.sse(data)
 
 

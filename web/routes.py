@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from acl.identity import Subject
 from camera_registry.store import CameraFilter
-from gateway.policy import authenticated, public
+from gateway.policy import authenticated, incident_rules, public
+from gateway.policy.rules import visible_camera_ids
+from gateway.routes.params import ZonedSince
 from gateway.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -132,14 +133,6 @@ async def console_config(request: Request) -> dict[str, Any]:
     }
 
 
-def _visible(request: Request) -> set[str] | None:
-    """The cameras the caller may view (at least a snapshot); None = all (administrators)."""
-    subject: Subject = request.state.subject
-    if subject.is_admin:
-        return None
-    return set(request.app.state.ld.authorizer.visible_cameras(subject, "view_snapshot"))
-
-
 @router.get("/api/console/district", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
 async def district_boundary(request: Request) -> dict[str, Any]:
     """The district boundary for the map (the GeoJSON of ``acl.district_geojson``); an empty
@@ -163,7 +156,8 @@ async def map_cameras(request: Request) -> dict[str, Any]:
     """Fixed cameras with a position that the caller may view, compact for a map of 20,000:
     ``[id, name, lat, lon, status, area]`` rows. Cameras on vehicles move with them (``/api/vehicles``)."""
     ld = request.app.state.ld
-    cams, _ = await ld.store.search(CameraFilter(), only_ids=_visible(request), limit=1 << 30)
+    visible = visible_camera_ids(ld.authorizer, request.state.subject)
+    cams, _ = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
     rows = [
         [c.id, c.name, c.lat, c.lon, c.status.value, c.area]
         for c in cams
@@ -173,22 +167,19 @@ async def map_cameras(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/console/dashboard", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
-async def dashboard(
-    request: Request,
-    since: Annotated[dt.datetime | None, Query(description="incidents opened since (ISO 8601); default: all")] = None,
-) -> dict[str, Any]:
+async def dashboard(request: Request, since: ZonedSince = None) -> dict[str, Any]:
     """A supervisor's overview, over what the caller may see: incidents by sub-district and by
     department (total, open, handled %, overdue), totals, and cameras offline per sub-district."""
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    stats = await ld.alarms.incidents.stats(since, subject)
+    rules = incident_rules(request)
+    stats = await rules.flow.stats(since, lambda i: rules.may_see(subject, i))
     totals = {"total": 0, "open": 0, "handled": 0, "overdue": 0}
     for b in stats["by_area"].values():
         for k in totals:
             totals[k] += int(b[k])
-    cams, _ = await ld.store.search(CameraFilter(), only_ids=_visible(request), limit=1 << 30)
+    visible = visible_camera_ids(ld.authorizer, subject)
+    cams, _ = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
     by_area: dict[str, dict[str, int]] = {}
     for c in cams:
         b = by_area.setdefault(c.area or "-", {"total": 0, "offline": 0})
@@ -214,8 +205,7 @@ async def camera_facets(request: Request) -> dict[str, Any]:
     """What the console's filter menus offer: the sub-districts, departments, kinds and statuses of the
     cameras the caller may view, each with how many cameras have it (nothing about other cameras)."""
     ld = request.app.state.ld
-    subject: Subject = request.state.subject
-    visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
+    visible = visible_camera_ids(ld.authorizer, request.state.subject)
     cams, total = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
 
     def counted(values: Counter[str]) -> list[dict[str, Any]]:

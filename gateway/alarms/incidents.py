@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from acl.identity import Subject
-from acl.models import Role
 from gateway.alarms.models import Incident
 from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, centres_in_charge
 from gateway.settings import AlarmSettings
@@ -25,6 +24,8 @@ from storage.db import Database, utcnow
 
 __all__ = [
     "ACTIONS",
+    "COMMAND_ACTIONS",
+    "FIELD_ACTIONS",
     "OPEN_STATES",
     "TRANSITIONS",
     "IncidentWorkflow",
@@ -115,7 +116,7 @@ class IncidentWorkflow:
         self.audit = audit
         self.on_closed: list[Any] = []  # callbacks(incident) after an incident closed
 
-    # -- who may see and do what -----------------------------------------------------------
+    # -- who follows an incident (who may see it and do what: gateway.policy.incidents) ------
     def audience(self, inc: Incident) -> list[str]:
         """Departments that follow the incident: routed ones, the dispatched one, the centres in charge."""
         out = list(inc.departments)
@@ -123,40 +124,6 @@ class IncidentWorkflow:
             out.append(inc.dispatched_to)
         out += sorted(centres_in_charge(self.org.units(), inc.level, inc.area) - set(out))
         return out
-
-    def may_see(self, subject: Subject, inc: Incident) -> bool:
-        """Admins and auditors see every incident; others if they belong to its audience or may view
-        one of its cameras."""
-        if subject.role in (Role.admin, Role.auditor):
-            return True
-        if subject.departments & set(self.audience(inc)):
-            return True
-        return any(self.grants.authorize(subject, "view_snapshot", c) for c in inc.cameras)
-
-    def may_act(self, subject: Subject, action: str, inc: Incident) -> bool:
-        """Whether the subject may take ``action`` (``view`` = read) on the incident."""
-        if subject.is_admin:
-            return True
-        if action == "view":
-            return self.may_see(subject, inc)
-        if subject.role is Role.auditor:
-            return False  # auditors read, never act
-        if action == "note":
-            return self.may_see(subject, inc)
-        centres = centres_in_charge(self.org.units(), inc.level, inc.area)
-        if subject.departments & centres:
-            return action in ACTIONS
-        if action in FIELD_ACTIONS:
-            return inc.dispatched_to is not None and inc.dispatched_to in subject.departments
-        return False
-
-    def next_actions(self, subject: Subject, inc: Incident) -> list[str]:
-        """The steps the subject may take on the incident now (what a console offers as buttons)."""
-        steps = list(TRANSITIONS.get(inc.state, {}))
-        if inc.state != "closed" and inc.level != "district":
-            steps.append("escalate")
-        steps.append("note")
-        return [a for a in steps if self.may_act(subject, a, inc)]
 
     # -- reading ---------------------------------------------------------------------------
     async def get(self, inc_id: str) -> Incident | None:
@@ -166,7 +133,7 @@ class IncidentWorkflow:
 
     async def visible(
         self,
-        subject: Subject,
+        may_see: Callable[[Incident], bool],
         *,
         state: str | None = None,
         area: str | None = None,
@@ -175,8 +142,9 @@ class IncidentWorkflow:
         limit: int = 200,
         scan_max: int = SCAN_MAX,
     ) -> tuple[list[Incident], bool]:
-        """Up to ``limit`` incidents the subject may see (and, with ``overdue``, that are or are not
-        overdue), newest first, and whether the scan was complete.
+        """Up to ``limit`` incidents for which ``may_see`` holds (the caller's rule, see
+        :class:`gateway.policy.incidents.IncidentRules`) and, with ``overdue``, that are or are not
+        overdue, newest first, and whether the scan was complete.
 
         Visibility depends on the ACL (a camera the subject may view makes an incident visible), so it
         is checked here, not in SQL: rows are read newest first in batches (keyset on creation time
@@ -200,7 +168,7 @@ class IncidentWorkflow:
                 rows = list((await s.execute(q.limit(take))).scalars())
             scanned += len(rows)
             for inc in rows:
-                if (overdue is None or bool(overdue_kinds(inc, now)) == overdue) and self.may_see(subject, inc):
+                if (overdue is None or bool(overdue_kinds(inc, now)) == overdue) and may_see(inc):
                     out.append(inc)
                     if len(out) == limit:
                         break
@@ -223,16 +191,18 @@ class IncidentWorkflow:
             q = q.where(Incident.dispatched_to == department)
         return q
 
-    async def stats(self, since: dt.datetime | None = None, subject: Subject | None = None) -> dict[str, Any]:
+    async def stats(
+        self, since: dt.datetime | None = None, may_see: Callable[[Incident], bool] | None = None
+    ) -> dict[str, Any]:
         """Per sub-district and per department: total, open, handled (resolved or closed) %, overdue.
-        With ``subject``, only the incidents that subject may see are counted."""
+        With ``may_see``, only the incidents it holds for are counted."""
         q = select(Incident)
         if since is not None:
             q = q.where(Incident.created_at >= since)
         async with self.db.session() as s:
             rows = list((await s.execute(q)).scalars())
-        if subject is not None:
-            rows = [i for i in rows if self.may_see(subject, i)]
+        if may_see is not None:
+            rows = [i for i in rows if may_see(i)]
         now = utcnow()
         out: dict[str, dict[str, dict[str, float]]] = {"by_area": {}, "by_department": {}}
         for inc in rows:
@@ -251,7 +221,8 @@ class IncidentWorkflow:
     async def act(self, inc_id: str, action: str, by: str, body: dict[str, Any]) -> Incident:
         """Apply a workflow step (or ``note`` / ``escalate``), record who and when, publish it.
 
-        The caller has checked :meth:`may_act`. Raises :class:`WorkflowError` (nothing changed)."""
+        The caller has checked the rules (:class:`gateway.policy.incidents.IncidentRules`).
+        Raises :class:`WorkflowError` (nothing changed)."""
         new_grants: list[str] = []
         async with self.db.session() as s:
             inc = await s.get(Incident, inc_id)

@@ -27,6 +27,7 @@ from gateway.alarms.routing import RoutingTable
 from gateway.settings import AlarmSettings
 from storage.db import Database, utcnow
 from storage.secretbox import SecretBox
+from storage.times import parse_zoned
 
 __all__ = ["AlarmError", "AlarmService", "Received"]
 
@@ -83,11 +84,9 @@ def parse_alarm(body: bytes) -> dict[str, Any]:
         raise AlarmError("time: an ISO 8601 time with a zone")
     else:
         try:
-            when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-        except ValueError:
-            raise AlarmError("time: not an ISO 8601 time") from None
-        if when.tzinfo is None:
-            raise AlarmError("time: needs a timezone")
+            when = parse_zoned(t)
+        except ValueError as e:
+            raise AlarmError(f"time: {e}") from None
     text = doc.get("text", "")
     if not isinstance(text, str) or len(text) > 4000:
         raise AlarmError("text: at most 4000 characters")

@@ -16,7 +16,7 @@ from acl.models import Membership, Role, User
 from acl.policy import Applied, PolicyError, RuleSpec
 from acl.service import rule_dict
 from acl.users import UserError, upsert_user
-from gateway.policy import require_roles
+from gateway.policy import require_roles, require_user_admin, user_may_be_managed
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 EDIT = require_roles(Role.security_admin)
@@ -186,13 +186,11 @@ async def list_users(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/users", status_code=201, dependencies=[EDIT])
+@router.post("/users", status_code=201, dependencies=[require_user_admin(Role.security_admin, body=UserBody)])
 async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     """Create a user (only admins may create admins)."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    if body.role is Role.admin and not subject.is_admin:
-        raise HTTPException(403, [{"field": "role", "message": "only admins may create admins"}])
     try:
         async with ld.db.session() as s:
             user, _ = await upsert_user(
@@ -205,20 +203,19 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
-@router.patch("/users/{user_id}", dependencies=[EDIT])
+@router.patch("/users/{user_id}", dependencies=[require_user_admin(Role.security_admin, body=UserPatch)])
 async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[str, Any]:
-    """Change a user's role, password or active flag; deactivating ends their logins and streams."""
+    """Change a user's role, password or active flag (only admins may make or change admins);
+    deactivating ends their logins and streams."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    if body.role is Role.admin and not subject.is_admin:
-        raise HTTPException(403, [{"field": "role", "message": "only admins may make admins"}])
     hashed = await ld.passwords.hash_off_loop(body.password) if body.password is not None else None
     async with ld.db.session() as s:
         user = await s.get(User, user_id)
         if user is None:
             raise HTTPException(404, f"no user {user_id}")
-        if user.role is Role.admin and not subject.is_admin:
-            raise HTTPException(403, "only admins may change admins")
+        # The guard checked before the password was hashed; asked again of the row this transaction changes.
+        await user_may_be_managed(request, subject, user_id, user.role)
         if body.display_name is not None:
             user.display_name = body.display_name
         if hashed is not None:

@@ -8,29 +8,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from acl.identity import Subject
 from acl.models import Role
 from camera_registry.inventory import MAX_FILE_BYTES, InventoryError, detect_format, import_inventory, parse_bundle
 from camera_registry.models import Camera, CameraKind, CameraStatus
 from camera_registry.schemas import CameraIn, CameraPatch
 from camera_registry.store import CameraFilter, NotFound
 from gateway.policy import authenticated, require_camera, require_roles
+from gateway.policy.rules import SOURCE_FIELDS, may_see_camera_sources, visible_camera_ids
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 API_PROBE_SLOTS = 4  # probes at once from the API, across all requests (each holds a thread)
 
 
-SOURCE_FIELDS = ("source_url", "has_credentials")  # where and how a camera is reached: admins only
-
-
-def may_see_camera_sources(subject: Subject) -> bool:
-    """Whether camera replies show ``subject`` the source URL: only administrators, who register
-    and repair cameras. Viewers watch through the gateway and never need the camera's address."""
-    return subject.is_admin
-
-
 def camera_reply(request: Request, cam: Camera) -> dict[str, Any]:
-    """A camera as the caller may see it; every route that answers with a camera builds it here."""
+    """A camera as the caller may see it (its source only if :func:`~gateway.policy.rules.may_see_camera_sources`);
+    every route that answers with a camera builds it here."""
     out = cam.public_dict()
     if not may_see_camera_sources(request.state.subject):
         for name in SOURCE_FIELDS:
@@ -58,8 +50,7 @@ async def list_cameras(
 ) -> dict[str, Any]:
     """Cameras the caller may view (at least a snapshot), filtered and paginated, ordered by id."""
     ld = request.app.state.ld
-    subject: Subject = request.state.subject
-    visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
+    visible = visible_camera_ids(ld.authorizer, request.state.subject)
     f = CameraFilter(area=area, kind=kind, status=status_, department=department, text=text)
     rows, total = await ld.store.search(f, only_ids=visible, offset=offset, limit=limit)
     return {
@@ -82,8 +73,7 @@ async def nearest_cameras(
 ) -> dict[str, Any]:
     """Cameras nearest to a point that the caller may view; moving ones by their vehicle's fresh fix."""
     ld = request.app.state.ld
-    subject: Subject = request.state.subject
-    visible = None if subject.is_admin else ld.authorizer.visible_cameras(subject, "view_snapshot")
+    visible = visible_camera_ids(ld.authorizer, request.state.subject)
     found = await ld.positions.nearest(
         lat,
         lon,

@@ -11,6 +11,7 @@ from acl.identity import Subject
 from acl.models import ApiToken, User
 from gateway.events import Viewer
 from gateway.policy import authenticated
+from gateway.policy.rules import camera_check
 from storage.db import utcnow
 
 router = APIRouter(tags=["events"])
@@ -29,9 +30,6 @@ async def events(
         raise HTTPException(429, f"at most {ld.settings.events.max_streams_per_user} event streams per user")
     last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
 
-    def may_view(s: Subject, camera_id: str) -> bool:
-        return bool(ld.authorizer.authorize(s, "view_snapshot", camera_id))
-
     async def revalidate(s: Subject) -> Subject | None:
         # A long-lived stream re-checks its login: revoked, expired or deactivated ends it.
         if s.token_id is None:
@@ -47,7 +45,7 @@ async def events(
         return Subject(user.id, user.username, user.role, departments, s.token_id)
 
     return StreamingResponse(
-        ld.events.stream(Viewer(subject, may_view, revalidate), last),
+        ld.events.stream(Viewer(subject, camera_check(ld.authorizer), revalidate), last),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

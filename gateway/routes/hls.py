@@ -8,13 +8,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
-from camera_registry.store import NotFound
-from gateway.cluster.ownership import OwnedElsewhere
-from gateway.cluster.redirect import redirect_to_owner
 from gateway.hls.service import SessionGone
 from gateway.policy import require_camera
-from gateway.sessions import SessionLimit
-from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
+from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
+from streams import Variant
 
 router = APIRouter(tags=["hls"])
 
@@ -34,12 +31,7 @@ def _hls(request: Request):  # type: ignore[no-untyped-def]
 @router.get(
     "/api/cameras/{camera_id}/hls/index.m3u8",
     dependencies=[require_camera("view_live", Scope.stream_entry)],
-    responses={
-        200: {"content": {PLAYLIST: {}}},
-        307: {"description": "another gateway node pulls this camera: the player continues there (cluster)"},
-        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
-        503: {"description": "camera unreachable or transcoders busy"},
-    },
+    responses={200: {"content": {PLAYLIST: {}}}, **REFUSAL_RESPONSES},
 )
 async def hls_index(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
     """Start watching: opens a viewer session and answers the multivariant playlist.
@@ -54,19 +46,8 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
         session, mux = await hls.open_session(
             camera_id, variant, subject, request.client.host if request.client else None, cam.codec
         )
-    except NotFound as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    except SessionLimit as e:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
-    except OwnedElsewhere as e:  # another node pulls the camera: the player continues there
-        return redirect_to_owner(request, e.url, camera_id, subject)
-    except (StreamUnavailable, TranscodeCapacity) as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
-    except UnsupportedCodec as e:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
-        ) from None
+    except STREAM_REFUSALS as e:  # a 307 when another node pulls the camera: the player continues there
+        return stream_refused(request, camera_id, e)
     p = mux.params
     assert p is not None
     bandwidth = max(int(ld.hub.describe(camera_id).get("bitrate_bps") or 0), 500_000)

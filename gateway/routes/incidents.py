@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -10,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acl.identity import Subject
 from gateway.alarms.incidents import WorkflowError, incident_dict
-from gateway.policy import authenticated, require_incident
-from gateway.viewable import viewable_incident
+from gateway.policy import authenticated, incident_rules, require_incident
+from gateway.policy.rules import viewable_incident
+from gateway.routes.params import ZonedSince
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
@@ -36,32 +36,30 @@ async def list_incidents(
     """The newest ``limit`` incidents the caller may see (fewer only when there are no more). At most
     50,000 incidents are read per request; a list cut short by that bound carries the header
     ``X-Incidents-Incomplete: 1``."""
-    flow = request.app.state.ld.alarms.incidents
+    rules = incident_rules(request)
     subject: Subject = request.state.subject
-    rows, complete = await flow.visible(
-        subject, state=state, area=area, department=department, overdue=overdue, limit=limit
+    rows, complete = await rules.flow.visible(
+        lambda i: rules.may_see(subject, i), state=state, area=area, department=department, overdue=overdue, limit=limit
     )
     if not complete:
         response.headers["X-Incidents-Incomplete"] = "1"
-    return [{**_reply(request, i), "actions": flow.next_actions(subject, i)} for i in rows]
+    return [{**_reply(request, i), "actions": rules.next_actions(subject, i)} for i in rows]
 
 
 @router.get("/stats", dependencies=[authenticated()])
-async def incident_stats(
-    request: Request, since: Annotated[dt.datetime | None, Query(description="ISO 8601; default: all")] = None
-) -> dict[str, Any]:
+async def incident_stats(request: Request, since: ZonedSince = None) -> dict[str, Any]:
     """Per sub-district and per department: total, open, handled %, overdue (counts only), over the
     incidents the caller may see."""
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, [{"field": "since", "message": "needs a timezone"}])
-    return dict(await request.app.state.ld.alarms.incidents.stats(since, request.state.subject))
+    rules = incident_rules(request)
+    subject: Subject = request.state.subject
+    return dict(await rules.flow.stats(since, lambda i: rules.may_see(subject, i)))
 
 
 @router.get("/{incident_id}", dependencies=[require_incident()])
 async def get_incident(request: Request, incident_id: str) -> dict[str, Any]:
     """One incident with its history, and the steps the caller may take now."""
     inc = request.state.incident
-    actions = request.app.state.ld.alarms.incidents.next_actions(request.state.subject, inc)
+    actions = incident_rules(request).next_actions(request.state.subject, inc)
     return {**_reply(request, inc), "actions": actions}
 
 

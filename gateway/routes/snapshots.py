@@ -14,6 +14,7 @@ from acl.credentials import Scope
 from acl.identity import Subject
 from acl.models import Role
 from gateway.policy import authenticated, require_camera, require_roles
+from gateway.routes.stream_errors import to_owner
 from snapshot.service import SnapshotResult, SnapshotUnavailable
 
 router = APIRouter(tags=["snapshots"])
@@ -88,9 +89,7 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
         # second session at the camera.
         owner = await cluster.served_elsewhere(camera_id)
         if owner is not None:
-            from gateway.cluster.redirect import redirect_to_owner
-
-            return redirect_to_owner(request, owner, camera_id, request.state.subject)
+            return to_owner(request, camera_id, owner)
     try:
         res = await ld.snapshots.get(camera_id, width)
     except SnapshotUnavailable as e:

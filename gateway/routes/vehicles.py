@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from acl.identity import Subject
 from acl.models import Role
 from gateway.policy import authenticated, require_roles
-from gateway.viewable import VIEW_ACTION, viewable_cameras
+from gateway.policy.rules import may_view_vehicle, viewable_cameras
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 
@@ -58,7 +58,7 @@ def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
     ld = request.app.state.ld
     subject: Subject = request.state.subject
     cams = ld.positions.vehicle_cameras.get(vehicle_id, [])
-    return any(ld.authorizer.authorize(subject, VIEW_ACTION, cid) for cid, _ in cams)
+    return may_view_vehicle(ld.authorizer, subject, (cid for cid, _ in cams))
 
 
 @router.get("", dependencies=[authenticated()])

@@ -8,15 +8,13 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
-from camera_registry.store import NotFound
-from gateway.cluster.ownership import OwnedElsewhere
-from gateway.cluster.redirect import redirect_to_owner
 from gateway.policy import public, require_camera, require_session
-from gateway.sessions import SessionLimit, end_reason
+from gateway.routes.sessions import end_guarded_session
+from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
 from gateway.webrtc.sdp import SdpError
 from gateway.webrtc.trickle import CONTENT_TYPE, FragmentError, parse_fragment
 from gateway.webrtc.whep import IceRestartUnsupported
-from streams import StreamUnavailable, TranscodeCapacity, UnsupportedCodec, Variant
+from streams import Variant
 
 router = APIRouter(tags=["webrtc"])
 log = logging.getLogger(__name__)
@@ -42,12 +40,11 @@ async def whep_options(camera_id: str) -> Response:
     status_code=201,
     dependencies=[require_camera("view_live", Scope.stream_entry)],
     responses={
+        **REFUSAL_RESPONSES,
         201: {"content": {"application/sdp": {}}, "description": "SDP answer; Location = session"},
         400: {"description": "bad SDP offer"},
-        429: {"description": "the user holds sessions.max_per_user viewer sessions already"},
         415: {"description": "codec not playable in browsers and transcoding disabled, or body not application/sdp"},
-        307: {"description": "another gateway node pulls this camera: repeat the POST there (cluster)"},
-        503: {"description": "camera unreachable, or every transcoder slot busy"},
+        503: {"description": "WebRTC disabled, camera unreachable (Retry-After 2), or every transcoder slot busy"},
     },
 )
 async def whep_offer(request: Request, camera_id: str, variant: Variant = Variant.auto) -> Response:
@@ -77,22 +74,8 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
         )
     except SdpError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
-    except SessionLimit as e:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from None
-    except NotFound as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    except UnsupportedCodec as e:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"camera '{camera_id}' sends {e.codec}, which browsers cannot play, and transcoding is disabled",
-            headers=_ACCEPT_POST,
-        ) from None
-    except TranscodeCapacity as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "10"}) from None
-    except OwnedElsewhere as e:
-        return redirect_to_owner(request, e.url, camera_id, subject)
-    except StreamUnavailable as e:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e), headers={"Retry-After": "2"}) from None
+    except STREAM_REFUSALS as e:
+        return stream_refused(request, camera_id, e, headers=_ACCEPT_POST)
     except ValueError as e:  # aiortc rejects offers it cannot parse
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"SDP offer: {str(e)[:200]}") from None
     location = f"/api/whep/{answer.session_id}"
@@ -108,8 +91,7 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
 async def whep_delete(request: Request, session_id: str) -> Response:
     """End a WHEP session: the credential that opened it (the same login, or the same stream
     token), or an admin."""
-    ld = request.app.state.ld
-    await ld.end_session(session_id, end_reason(request.state.viewer_session["user_id"], request.state.subject))
+    await end_guarded_session(request, session_id)
     return Response(status_code=200)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from acl.models import Role
 from gateway.alarms.models import Incident
+from gateway.policy import IncidentRules
 from gateway.settings import AlarmRoute
 from storage.db import utcnow
 from tests.acl.conftest import World
@@ -261,13 +262,12 @@ async def test_a_page_holds_limit_incidents_the_caller_may_see(world: World) -> 
     async with ld.db.session() as s:
         for inc in rows:
             (await s.get(Incident, inc.id)).created_at = start
-    got, complete = await ld.alarms.incidents.visible(
-        ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator"), limit=1000
-    )
+    rules = IncidentRules(ld.alarms.incidents)
+    pol_subject = ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator")
+    got, complete = await ld.alarms.incidents.visible(lambda i: rules.may_see(pol_subject, i), limit=1000)
     assert complete and [i.id for i in got] == sorted(seen, reverse=True)
     # The scan is bounded: cut short, it says so.
-    pol_subject = ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator")
-    got, complete = await ld.alarms.incidents.visible(pol_subject, limit=200, scan_max=300)
+    got, complete = await ld.alarms.incidents.visible(lambda i: rules.may_see(pol_subject, i), limit=200, scan_max=300)
     assert not complete and len(got) == 30
 
 

@@ -1,32 +1,25 @@
-"""Route policies: every route declares who may call it; a route without one fails the test suite.
+"""Route guards: the FastAPI dependencies that decide, per route, who may call it.
 
-Authentication and authorization are decided here and only here (with :mod:`acl` answering the
-camera questions). Routers attach exactly one of these dependencies to each route:
-
-- :func:`public` -- no credentials (health, login).
-- :func:`authenticated` -- any logged-in user.
-- :func:`require_roles` -- a system role (admin, security_admin, auditor).
-- :func:`require_camera` -- ``acl.authorize(subject, action, camera_id)`` on the ``camera_id`` path
-  parameter.
-- :func:`require_session` -- a viewer session's owner (the credential that opened it) or an admin.
-- :func:`require_incident` -- the incident workflow's rules for the ``incident_id`` path parameter.
-- :func:`hmac_source` -- a request signed by a registered alarm source (machines, no user).
-
-Each guard also declares the route's credential :class:`~acl.credentials.Scope` (``api`` unless
-said otherwise): which kinds of credential it accepts is the credential table's answer.
+Routers attach exactly one of these to each route (see :mod:`gateway.policy` for the list); each
+decides with the rules of :mod:`gateway.policy.rules` and :mod:`gateway.policy.incidents`, and
+declares the route's credential :class:`~acl.credentials.Scope` (``api`` unless said otherwise):
+which kinds of credential it accepts is the credential table's answer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from acl.credentials import CredentialEnded, Kind, Scope
+from acl.credentials import CredentialEnded, Scope
 from acl.identity import Subject
-from acl.models import Role
+from acl.models import Role, User
+from gateway.policy.incidents import IncidentRules
+from gateway.policy.rules import Refused, has_role, may_end_session, may_grant_role, may_manage_user, owner_scope
 
 __all__ = [
     "POLICY_ATTR",
@@ -34,14 +27,19 @@ __all__ = [
     "authenticated",
     "current_subject",
     "hmac_source",
+    "incident_rules",
     "public",
     "require_camera",
     "require_incident",
+    "require_owner_or_admin",
     "require_roles",
     "require_session",
+    "require_user_admin",
+    "user_may_be_managed",
 ]
 
 log = logging.getLogger(__name__)
+_Q = TypeVar("_Q")
 POLICY_ATTR = "__liandong_policy__"
 SCOPE_ATTR = "__liandong_scope__"
 
@@ -112,12 +110,102 @@ def require_roles(*roles: Role) -> Any:
     allowed = frozenset(roles) | {Role.admin}
 
     async def _roles(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
-        if subject.role not in allowed:
-            await request.app.state.ld.audit_denied(request, subject, f"role:{'|'.join(sorted(allowed))}", None)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
+        await _check_roles(request, subject, allowed)
         return subject
 
     return Depends(_mark(_roles, f"roles:{','.join(sorted(allowed))}", Scope.api))
+
+
+async def _check_roles(request: Request, subject: Subject, allowed: frozenset[Role]) -> None:
+    if not has_role(subject, allowed):
+        await request.app.state.ld.audit_denied(request, subject, f"role:{'|'.join(sorted(allowed))}", None)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
+
+
+def require_user_admin(*roles: Role, body: type[BaseModel]) -> Any:
+    """Creating or changing a user: a system role of ``roles`` (admin always passes), and only an
+    admin may make an admin (the ``role`` of the request's ``body`` model) or change one (the
+    ``user_id`` path parameter, when the route has one); see
+    :func:`~gateway.policy.rules.may_grant_role` and :func:`~gateway.policy.rules.may_manage_user`.
+
+    The body is read with the route's own model, so the rule sees the role the route will apply; a
+    body the model refuses passes here for the route's 422, a user id that does not exist for its 404."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    async def _user_admin(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
+        await _check_roles(request, subject, allowed)
+        changing = "user_id" in request.path_params
+        if not may_grant_role(subject, getattr(await _valid_body(request, body), "role", None)):
+            verb = "make" if changing else "create"
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, [{"field": "role", "message": f"only admins may {verb} admins"}]
+            )
+        if changing:
+            await user_may_be_managed(request, subject, request.path_params["user_id"])
+        return subject
+
+    return Depends(_mark(_user_admin, f"user-admin:{','.join(sorted(allowed))}", Scope.api))
+
+
+async def user_may_be_managed(request: Request, subject: Subject, user_id: Any, current: Role | None = None) -> None:
+    """403 unless ``subject`` may change user ``user_id`` (only admins change admins); ``current``:
+    the user's role as the caller's transaction reads it (else it is read here)."""
+    if current is None:
+        uid = _query(str(user_id), int)
+        if uid is None:
+            return  # not a user id: the route's own validation answers
+        async with request.app.state.ld.db.session() as s:
+            user = await s.get(User, uid)
+        if user is None:
+            return
+        current = user.role
+    if not may_manage_user(subject, current):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may change admins")
+
+
+async def _valid_body(request: Request, model: type[BaseModel]) -> BaseModel | None:
+    """The request's JSON body as the route's ``model`` reads it, or None if it does not (the
+    route's own validation then answers 422 before its handler runs)."""
+    try:
+        return model.model_validate(await request.json())  # as FastAPI does: decoded, then validated
+    except (ValueError, ValidationError):  # not JSON (UnicodeDecodeError, JSONDecodeError), or refused
+        return None
+
+
+def require_owner_or_admin(
+    *, user_param: str | None = None, all_param: str | None = None, admins_see_all: bool = False, rows: str = "rows"
+) -> Any:
+    """Rows that belong to users (sessions, tokens): admins may read or end anyone's, others only
+    their own (:func:`~gateway.policy.rules.owner_scope`). The query parameter ``user_param`` names
+    a user, ``all_param`` (a boolean) asks for everyone's; asking for another user's answers 403.
+    Whose rows the route may touch is left in ``request.state.owner_scope`` (a user id, or None
+    for every user's)."""
+
+    async def _owner(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
+        q = request.query_params
+        everyone = bool(_query(q.get(all_param) if all_param else None, bool))
+        user_id = _query(q.get(user_param) if user_param else None, int)
+        try:
+            request.state.owner_scope = owner_scope(
+                subject, user_id, everyone=everyone, admins_see_all=admins_see_all, rows=rows
+            )
+        except Refused as e:
+            param = all_param if e.field == "everyone" else user_param
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{param}: {e.message}") from None
+        return subject
+
+    return Depends(_mark(_owner, "owner-or-admin", Scope.api))
+
+
+def _query(value: str | None, type_: type[_Q]) -> _Q | None:
+    """A query parameter read as the route will read it (None if absent or invalid: the route's
+    own validation then answers 422)."""
+    if value is None:
+        return None
+    try:
+        return TypeAdapter(type_).validate_python(value)
+    except ValidationError:
+        return None
 
 
 def require_camera(action: str, scope: Scope = Scope.api) -> Any:
@@ -152,13 +240,6 @@ def require_session(scope: Scope = Scope.api) -> Any:
         return subject
 
     return Depends(_mark(_session, "session-owner", scope))
-
-
-def may_end_session(subject: Subject, session: dict[str, Any]) -> bool:
-    """Whether ``subject`` may end (or change) a viewer session (see :func:`require_session`)."""
-    if subject.credential is Kind.stream_token:
-        return session.get("credential_ref") == subject.credential_ref and session.get("user_id") == subject.user_id
-    return bool(session.get("user_id") == subject.user_id or subject.is_admin)
 
 
 def hmac_source() -> Any:
@@ -198,8 +279,8 @@ def hmac_source() -> Any:
 
 
 def require_incident() -> Any:
-    """The route's ``incident_id`` (and ``action``, default ``view``) checked by the incident
-    workflow's rules (:meth:`gateway.alarms.incidents.IncidentWorkflow.may_act`).
+    """The route's ``incident_id`` (and ``action``, default ``view``) checked by the incident rules
+    (:meth:`gateway.policy.incidents.IncidentRules.may_act`).
 
     An incident the caller may not see answers 404, as if it did not exist; a step the caller may
     not take answers 403 and is audited. The incident is left in ``request.state.incident``.
@@ -207,18 +288,23 @@ def require_incident() -> Any:
 
     async def _incident(request: Request, incident_id: str, subject: Subject = Depends(current_subject)) -> Subject:
         ld = request.app.state.ld
-        flow = ld.alarms.incidents
-        inc = await flow.get(incident_id)
-        if inc is None or not flow.may_act(subject, "view", inc):
+        rules = incident_rules(request)
+        inc = await rules.flow.get(incident_id)
+        if inc is None or not rules.may_act(subject, "view", inc):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident '{incident_id}'")
         action = str(request.path_params.get("action", "view"))
-        if not flow.may_act(subject, action, inc):
+        if not rules.may_act(subject, action, inc):
             await ld.audit_denied(request, subject, f"incident:{action}", None)
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {action} on incident '{incident_id}'")
         request.state.incident = inc
         return subject
 
     return Depends(_mark(_incident, "incident", Scope.api))
+
+
+def incident_rules(request: Request) -> IncidentRules:
+    """The incident rules of this gateway's workflow."""
+    return IncidentRules(request.app.state.ld.alarms.incidents)
 
 
 PolicyCheck = Callable[..., Awaitable[Any]]
