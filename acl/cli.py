@@ -266,8 +266,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """List grant and deny rules."""
+        from acl.decider import rule_dict
         from acl.policy import PolicyStore
-        from acl.service import rule_dict
 
         st = _with_db(settings_from(config), lambda db: PolicyStore(db).load())
         for r in sorted(st.rules, key=lambda r: r.rule_id or 0):

@@ -75,7 +75,7 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
     w = world
     ld = w.app.state.ld
     acl = w.acl
-    acl._ticker.cancel()
+    await acl.sweep.stop()
     await w.user("pol1")
     await w.ok("PUT", f"/api/admin/users/{w.ids['pol1']}/memberships/police", json={})
     await w.user("tr1")
@@ -91,12 +91,12 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
         {"subject": "dept:transport", "target": "cam:qb-2", "not_before": iso(time.time() - 5)},
     ):
         await w.ok("POST", "/api/admin/rules", json={"action": "view_snapshot", **rule})
-    await acl._windows_passed()  # now: nothing has passed since the rules were stored
+    await acl.sweep.windows.passed()  # now: nothing has passed since the rules were stored
     seen = len(ld.events._buffer)
 
     async def edge(at: float) -> list[tuple[tuple[int, ...], tuple[str, ...], bool]]:
         nonlocal seen
-        await acl._windows_passed(at)
+        await acl.sweep.windows.passed(at)
         new = list(ld.events._buffer)[seen:]
         seen += len(new)
         assert all(e.type == "policy.changed" and e.data == {"revision": acl.state.revision} for e in new)
