@@ -16,7 +16,7 @@ from acl.identity import Subject
 from acl.index import ACTION_LEVEL
 from acl.models import Membership, Role, User
 from acl.policy import Applied, PolicyError, RuleSpec
-from acl.users import UserError, upsert_user
+from acl.users import AdminsOnly, NoSuchUser, UserChange, UserError, change_user, upsert_user
 from gateway.policy import require_roles
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -217,49 +217,27 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
     """Change a user's role, password or active flag; deactivating ends their logins and streams."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    if body.role is Role.admin and not subject.is_admin:
-        raise HTTPException(403, [{"field": "role", "message": "only admins may make admins"}])
-    hashed = await ld.passwords.hash_off_loop(body.password) if body.password is not None else None
-    async with ld.db.session() as s:
-        user = await s.get(User, user_id)
-        if user is None:
-            raise HTTPException(404, f"no user {user_id}")
-        if user.role is Role.admin and not subject.is_admin:
-            raise HTTPException(403, "only admins may change admins")
-        if body.display_name is not None:
-            user.display_name = body.display_name
-        if hashed is not None:
-            user.password_hash = hashed
-        role_changed = body.role is not None and body.role is not user.role
-        if body.role is not None:
-            user.role = body.role
-        if body.active is not None:
-            user.active = body.active
-        # Every login of the user ends with a password or role change or a deactivation, in the
-        # same transaction; what derives from them (streams, session keys) ends after the commit.
-        why = _logins_end_because(body.password is not None, role_changed, body.active is False)
-        ended = await ld.tokens.revoke_user(s, user_id) if why else []
-        role, active, name = user.role, user.active, user.username
+    change = UserChange(body.role, body.active, body.password, body.display_name)
+    try:
+        done = await change_user(
+            ld.db, user_id, change, by_admin=subject.is_admin, passwords=ld.passwords, tokens=ld.tokens
+        )
+    except AdminsOnly as e:
+        raise HTTPException(403, [{"field": e.field, "message": str(e)}] if e.field else str(e)) from None
+    except NoSuchUser as e:
+        raise HTTPException(404, str(e)) from None
     ld.auth.forget_user(user_id)  # the next request reads the user again (role, active, revoked logins)
-    if why:
-        await ld.user_logins_ended(user_id, ended, why)
+    if done.why:
+        await ld.user_logins_ended(user_id, done.ended_tokens, done.why)
     changed = sorted(k for k, v in body.model_dump(exclude={"reason"}).items() if v is not None)
     await ld.audit.record(
         "user_changed",
         subject=subject,
-        detail=f"user {user_id} {name}: {', '.join(changed) or 'nothing'}"
+        detail=f"user {user_id} {done.username}: {', '.join(changed) or 'nothing'}"
         + (f" ({body.reason})" if body.reason else ""),
     )
-    await policy_admin(request).user_changed(user_id, role, active)
+    await policy_admin(request).user_changed(user_id, done.role, done.active)
     return {"id": user_id, "ok": True}
-
-
-def _logins_end_because(password: bool, role: bool, deactivated: bool) -> str | None:
-    if deactivated:
-        return "account deactivated"
-    if password:
-        return "password changed"
-    return "role changed" if role else None
 
 
 @router.put("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
