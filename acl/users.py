@@ -14,7 +14,6 @@ from acl.identity import IdentityError, Passwords, TokenService
 from acl.models import Role, User
 
 if TYPE_CHECKING:
-    from gateway.settings import Settings
     from storage.db import Database
 
 __all__ = [
@@ -88,12 +87,12 @@ async def upsert_user(
 
 
 async def create_user(
-    settings: Settings, name: str, password: str, role: Role, *, display_name: str = "", update: bool = False
+    database_url: str, name: str, password: str, role: Role, *, display_name: str = "", update: bool = False
 ) -> str:
     """CLI helper: migrate, then create or update the user; returns 'created' or 'updated'."""
     from storage.db import Database
 
-    db = Database(settings.database_url)
+    db = Database(database_url)
     try:
         await asyncio.to_thread(db.migrate)
         async with db.session() as s:
