@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -87,10 +88,11 @@ class ValidityWindows:
         self.notices = notices
         self.edges = edges
         # Edges (a rule's start or end) passed since ``_seen`` are news; none can come before
-        # ``_next`` while the rules are the ones looked at (``_rules``: the state and its revision).
+        # ``_next`` while the rules are the ones looked at (``_rules``: the state, weakly, so a
+        # replaced policy is not kept alive, and its revision).
         self._seen = time.time()
         self._next = -math.inf
-        self._rules: tuple[PolicyState | None, int] = (None, -1)
+        self._rules: tuple[weakref.ref[PolicyState] | None, int] = (None, -1)
 
     async def passed(self, now: float | None = None) -> int:
         """Announce the edges passed since the last look; returns how many passed."""
@@ -99,8 +101,9 @@ class ValidityWindows:
         since, self._seen = self._seen, now
         if st is None:
             return 0
-        if self._rules[0] is not st or self._rules[1] != st.revision:
-            self._rules, self._next = (st, st.revision), -math.inf  # the rules changed: look again
+        looked, revision = self._rules
+        if looked is None or looked() is not st or revision != st.revision:
+            self._rules, self._next = (weakref.ref(st), st.revision), -math.inf  # the rules changed: look again
         if now < self._next:
             return 0
         passed: list[tuple[Rule, float]] = []

@@ -178,3 +178,19 @@ async def test_the_revoker_ends_what_the_viewer_lost_in_every_session_holder() -
     holders = [Holder(), Holder()]
     assert await StreamRevoker(d, holders).enforce("test") == 2
     assert all(h.ended == [(6, {"a"}, "permission withdrawn: test")] for h in holders)
+
+
+async def test_the_windows_do_not_keep_a_replaced_policy_alive() -> None:
+    import weakref
+
+    from acl.notices import PolicyNotices
+    from acl.revocation import LocalEdgeClaim, ValidityWindows
+
+    t = time.time() + 3600
+    d = _decider_with_window(t)
+    windows = ValidityWindows(d, PolicyNotices(), LocalEdgeClaim())
+    await windows.passed()
+    old = weakref.ref(d.state)
+    d.install(_decider_with_window(t).state, d.index, d.subjects)  # a reload replaced the policy
+    assert old() is None
+    assert await windows.passed(t) == 1  # and the new rules are looked at
