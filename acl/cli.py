@@ -1,9 +1,10 @@
 """``liandong audit ...`` and ``liandong policy ...``: the audit chain and policy administration.
 
-Policy commands write through the same store as the admin API (one revision each, audited). In a
-cluster (``[cluster] redis_url``) each committed change is then announced on Redis as a node
-announces its own, so every node applies it at once; otherwise, or when Redis cannot be reached
-(a warning, the change stands), a running gateway notices the new revision within a second.
+Policy commands write through the same store as the admin API (one revision each, audited). Each
+committed change is then announced through the notifier the caller gives (``gateway/cli.py``: on
+Redis, in a cluster, as a node announces its own, so every node applies it at once); otherwise, or
+when it cannot be told (a warning, the change stands), a running gateway notices the new revision
+within a second.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -23,25 +25,44 @@ from storage.db import run_with_database
 if TYPE_CHECKING:
     from acl.audit import AuditLog
     from acl.policy import Applied, PolicyStore
-    from gateway.settings import Settings
     from storage.db import Database
 
-__all__ = ["register"]
+__all__ = ["AclCli", "ClusterNotifier", "register", "warn_untold"]
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: kept in the policy history.")]
 
+# Announces a committed change (what, its revision or None) to running gateways; returns why that
+# failed, or None. Never raises: the change is committed either way.
+ClusterNotifier = Callable[[str, int | None], Awaitable[str | None]]
 
-def _with_db(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:
-    return run_with_database(settings.database_url, job)
+
+async def _nobody(what: str, revision: int | None) -> str | None:
+    return None
 
 
-def _audit(settings: Settings, db: Database) -> AuditLog:
+@dataclass(frozen=True)
+class AclCli:
+    """What the audit and policy commands need of the configuration."""
+
+    database_url: str
+    data_dir: Path
+    tell_cluster: ClusterNotifier = _nobody
+
+
+CliFrom = Callable[[Path | None], AclCli]
+
+
+def _with_db(cli: AclCli, job: Callable[[Database], Awaitable[T]]) -> T:
+    return run_with_database(cli.database_url, job)
+
+
+def _audit(cli: AclCli, db: Database) -> AuditLog:
     from acl.audit import AuditLog, audit_key
     from storage.secretbox import SecretBox
 
-    return AuditLog(db, audit_key(SecretBox.from_data_dir(settings.data_dir)))
+    return AuditLog(db, audit_key(SecretBox.from_data_dir(cli.data_dir)))
 
 
 def _author() -> str:
@@ -49,18 +70,6 @@ def _author() -> str:
         return f"cli:{getpass.getuser()}"[:64]
     except (KeyError, OSError):
         return "cli"
-
-
-async def tell_cluster(settings: Settings, what: str, revision: int | None) -> str | None:
-    """Announce a committed change to the cluster's nodes (no-op without ``[cluster] redis_url``);
-    returns why that failed, or None. Never raises: the change is committed either way."""
-    from gateway.cluster.announce import tell_nodes
-
-    try:
-        await tell_nodes(settings, what, revision)
-    except Exception as e:  # Redis away, refused, slow: the nodes find the change by their revision check
-        return f"{type(e).__name__}: {e}"[:300]
-    return None
 
 
 def warn_untold(why: str | None) -> None:
@@ -83,55 +92,56 @@ def _since(value: str | None) -> dt.datetime | None:
     return start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start
 
 
-def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:
-    """Add the ``audit`` and ``policy`` command groups."""
+def _change(cli: AclCli, what: str, job: Callable[[PolicyStore, str], Awaitable[Applied]]) -> None:
+    """Run one policy change, audit it, print its revision; exit 2 with the message on bad input."""
+    from acl.policy import PolicyError, PolicyStore
+
+    author = _author()
+    untold: list[str | None] = []
+
+    async def run(db: Database) -> Applied:
+        applied = await job(PolicyStore(db), author)
+        if applied.revision:  # committed: the other nodes first, as the API does (the audit takes a while)
+            untold.append(await cli.tell_cluster(what, applied.revision))
+        await _audit(cli, db).record(
+            "policy_change",
+            username=author,
+            action=what.split(" ", 1)[0],
+            detail=f"revision {applied.revision}: {what}",
+        )
+        return applied
+
+    try:
+        applied = _with_db(cli, run)
+    except PolicyError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    ids = applied.rule_ids
+    typer.echo(f"{what} (revision {applied.revision}{', rule ' + str(ids[0]) if len(ids) == 1 else ''})")
+    for why in untold:
+        warn_untold(why)
+
+
+def register(app: typer.Typer, cli_from: CliFrom) -> None:
+    """Add the ``audit`` and ``policy`` command groups (``cli_from``: the configuration of ``--config``)."""
     audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
     policy = typer.Typer(
         help="Departments, memberships, groups and grants (the admin API does more).", no_args_is_help=True
     )
     app.add_typer(audit, name="audit")
     app.add_typer(policy, name="policy")
+    _audit_commands(audit, cli_from)
+    _organisation_commands(policy, cli_from)
+    _rule_commands(policy, cli_from)
+    _history_commands(policy, cli_from)
 
-    def change(config: Path | None, what: str, job: Callable[[PolicyStore, str], Awaitable[Applied]]) -> None:
-        """Run one policy change, audit it, print its revision; exit 2 with the message on bad input."""
-        import importlib
 
-        from acl.policy import PolicyError, PolicyStore
-
-        # Loaded now (it pulls in the cluster package), not between the commit and the announcement.
-        importlib.import_module("gateway.cluster.announce")
-
-        author = _author()
-        settings = settings_from(config)
-        untold: list[str | None] = []
-
-        async def run(db: Database) -> Applied:
-            applied = await job(PolicyStore(db), author)
-            if applied.revision:  # committed: the other nodes first, as the API does (the audit takes a while)
-                untold.append(await tell_cluster(settings, what, applied.revision))
-            await _audit(settings, db).record(
-                "policy_change",
-                username=author,
-                action=what.split(" ", 1)[0],
-                detail=f"revision {applied.revision}: {what}",
-            )
-            return applied
-
-        try:
-            applied = _with_db(settings, run)
-        except PolicyError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-        ids = applied.rule_ids
-        typer.echo(f"{what} (revision {applied.revision}{', rule ' + str(ids[0]) if len(ids) == 1 else ''})")
-        for why in untold:
-            warn_untold(why)
-
+def _audit_commands(audit: typer.Typer, cli_from: CliFrom) -> None:
     @audit.command("verify")
     def verify(config: ConfigOpt = None) -> None:
         """Check the hash chain; names the first broken entry (exit code 1)."""
-        settings = settings_from(config)
-        res = _with_db(settings, lambda db: _audit(settings, db).verify())
+        cli = cli_from(config)
+        res = _with_db(cli, lambda db: _audit(cli, db).verify())
         if res.ok:
             typer.echo(f"audit chain intact: {res.checked} entries")
             return
@@ -148,15 +158,17 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         if fmt != "csv":
             raise typer.BadParameter("only csv is supported", param_hint="--format")
         start = _since(since)
-        settings = settings_from(config)
-        sys.stdout.write(_with_db(settings, lambda db: _audit(settings, db).export_csv(start)))
+        cli = cli_from(config)
+        sys.stdout.write(_with_db(cli, lambda db: _audit(cli, db).export_csv(start)))
 
+
+def _organisation_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
     @policy.command("departments")
     def departments(config: ConfigOpt = None) -> None:
         """List the organisation: units, their level, parent and area."""
         from acl.policy import PolicyStore
 
-        st = _with_db(settings_from(config), lambda db: PolicyStore(db).load())
+        st = _with_db(cli_from(config), lambda db: PolicyStore(db).load())
         for d in sorted(st.departments.values(), key=lambda d: (d.level.value, d.id)):
             extra = "".join(f" {k}={v}" for k, v in (("parent", d.parent_id), ("area", d.area)) if v)
             typer.echo(f"{d.id}\t{d.level.value}\t{d.name}{extra}")
@@ -172,8 +184,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """Create or change a department."""
-        change(
-            config,
+        _change(
+            cli_from(config),
             f"department {dept_id} saved",
             lambda p, a: p.put_department(a, dept_id, name, level, parent, area, reason),
         )
@@ -202,7 +214,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                 return await p.remove_membership(a, uid, dept_id, reason)
             return await p.set_membership(a, uid, dept_id, role, reason)
 
-        change(config, f"membership of {username} in {dept_id} {'removed' if remove else 'set to ' + role}", job)
+        what = f"membership of {username} in {dept_id} {'removed' if remove else 'set to ' + role}"
+        _change(cli_from(config), what, job)
 
     @policy.command("group")
     def group(
@@ -218,14 +231,16 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
     ) -> None:
         """Create or replace a camera group: static (--camera ...) or dynamic (--area/--kind/--tag/--owner)."""
         flt = {k: v for k, v in (("area", area), ("kind", kind), ("tag", tag), ("department", owner)) if v}
-        change(
-            config,
+        _change(
+            cli_from(config),
             f"group {group_id} saved",
             lambda p, a: p.put_group(
                 a, group_id, name, cameras=camera if camera else None, filter_=flt or None, reason=reason
             ),
         )
 
+
+def _rule_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
     @policy.command("grant")
     def grant(
         subject: Annotated[str, typer.Argument(help="dept:<id>, role:<name> or *")],
@@ -248,7 +263,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
             not_after = not_after.replace(tzinfo=dt.UTC) if not_after.tzinfo is None else not_after
         spec = RuleSpec(subject, target, action, "deny" if deny else "allow", None, not_after)
         verb = "deny" if deny else "grant"
-        change(config, f"{verb} {action} on {target} to {subject}", lambda p, a: p.add_rule(a, spec, reason))
+        _change(cli_from(config), f"{verb} {action} on {target} to {subject}", lambda p, a: p.add_rule(a, spec, reason))
 
     @policy.command("revoke")
     def revoke(
@@ -257,7 +272,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """Remove a grant or deny rule."""
-        change(config, f"rule {rule_id} removed", lambda p, a: p.remove_rule(a, rule_id, reason))
+        _change(cli_from(config), f"rule {rule_id} removed", lambda p, a: p.remove_rule(a, rule_id, reason))
 
     @policy.command("rules")
     def rules(
@@ -266,10 +281,10 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """List grant and deny rules."""
+        from acl.decider import rule_dict
         from acl.policy import PolicyStore
-        from acl.service import rule_dict
 
-        st = _with_db(settings_from(config), lambda db: PolicyStore(db).load())
+        st = _with_db(cli_from(config), lambda db: PolicyStore(db).load())
         for r in sorted(st.rules, key=lambda r: r.rule_id or 0):
             if subject is not None and r.sub != subject:
                 continue
@@ -281,6 +296,8 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
                 tag = f" [{d['tag']}]" if d["tag"] else ""
                 typer.echo(f"{d['id']}\t{d['effect']}\t{d['subject']}\t{d['action']}\t{d['target']}{window}{tag}")
 
+
+def _history_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
     @policy.command("revisions")
     def revisions(
         limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
@@ -289,7 +306,7 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         """The policy history, newest first."""
         from acl.policy import PolicyStore
 
-        revs = _with_db(settings_from(config), lambda db: PolicyStore(db).revisions(limit))
+        revs = _with_db(cli_from(config), lambda db: PolicyStore(db).revisions(limit))
         for r in revs:
             n = len(r.diff.get("changes", []))
             typer.echo(f"{r.id}\t{r.created_at.isoformat(timespec='seconds')}\t{r.author}\t{n} change(s)\t{r.reason}")
@@ -301,4 +318,4 @@ def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings])
         config: ConfigOpt = None,
     ) -> None:
         """Undo every change after a revision (recorded as a new revision)."""
-        change(config, f"rollback to revision {revision}", lambda p, a: p.rollback(revision, a, reason))
+        _change(cli_from(config), f"rollback to revision {revision}", lambda p, a: p.rollback(revision, a, reason))

@@ -8,17 +8,28 @@ once; at district scale (20k cameras, 5k users) that is a few hundred bitset ope
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from acl.compiler import PolicyCompiler, apply_changes, user_keys
 from acl.index import Rule, VisibilityIndex
-from acl.policy import Change
+from acl.models import Role
+from acl.policy import Applied, Change, PolicyStore
 
-__all__ = ["ActionEffect", "DepartmentEffect", "EffectBuilder", "UserEffect", "affected_users", "visibility_effect"]
+__all__ = [
+    "ActionEffect",
+    "DepartmentEffect",
+    "EffectBuilder",
+    "PolicyPreview",
+    "UserEffect",
+    "affected_users",
+    "visibility_effect",
+]
 
 SAMPLE = 5
 
@@ -211,3 +222,62 @@ def _first(index: VisibilityIndex, bits: int) -> list[str]:
         if len(out) >= SAMPLE:
             break
     return out
+
+
+class PolicyPreview:
+    """Dry runs of changes against the policy the decider answers from (nothing is stored)."""
+
+    def __init__(self, policy: PolicyStore, compiler: PolicyCompiler) -> None:
+        self.policy = policy
+        self.compiler = compiler
+
+    async def preview(
+        self,
+        op: Callable[[PolicyStore], Awaitable[Applied]] | None,
+        actions: Iterable[str] = ("view_snapshot", "view_live"),
+        *,
+        user_roles: Mapping[int, str | None] | None = None,
+    ) -> tuple[tuple[Change, ...], list[ActionEffect]]:
+        """What a change (``op``, a :class:`PolicyStore` method call on the store it is given) would
+        write and what it would do to every user's visible cameras, without storing anything.
+        ``user_roles`` previews users' new system roles (None: deactivated) instead of, or with, a
+        stored change. Raises :class:`~acl.policy.PolicyError` exactly as the change itself would."""
+        d = self.compiler.decider
+        async with self.compiler.writing:  # the dry run and the state it is compared with are one moment
+            st = d.state
+            assert st is not None
+            changes = await self.policy.dry_run(op) if op is not None else ()
+            after_state, after_index = st.copy(), d.index.fork()
+            after_keys = dict(d.subjects)
+            apply_changes(after_state, after_index, after_keys, changes)
+            for uid, role in (user_roles or {}).items():
+                if role is None:
+                    after_state.user_roles.pop(uid, None)
+                else:
+                    after_state.user_roles[uid] = role
+                keys = user_keys(after_state, uid)
+                if keys is None:
+                    after_keys.pop(uid, None)
+                else:
+                    after_keys[uid] = keys
+            # Private copies: the comparison runs in slices while this index keeps serving and changing.
+            before_index, before_keys = d.index.fork(), dict(d.subjects)
+            # System admins see everything either way; one made or unmade admin is left out too.
+            admins = frozenset(u for s_ in (st, after_state) for u, r in s_.user_roles.items() if r == Role.admin.value)
+            rules = [*st.rules, *after_state.rules]
+        now = time.time()
+        only = affected_users(changes, rules, before_keys, after_keys)
+        if only is not None and user_roles:
+            only |= set(user_roles)
+        builders = [
+            EffectBuilder(before_index, before_keys, after_index, after_keys, a, now, unrestricted=admins, only=only)
+            for a in actions
+        ]
+        # A change for everyone (a "*" rule) compares every subject set: seconds at district scale.
+        # Slices of a few milliseconds keep the event loop (which relays video) responsive.
+        for b in builders:
+            finished = False
+            while not finished:
+                finished = b.step(0.005)
+                await asyncio.sleep(0)  # let the loop run between slices
+        return changes, [b.effect for b in builders]

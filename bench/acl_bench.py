@@ -4,7 +4,7 @@ Builds a SQLite database in a temporary data dir with ``fixtures.world`` (plus t
 :func:`acl.equivalence.enrich` adds, and vehicles so the truck location rule has trucks), then
 measures, in one process on this machine:
 
-- ``cold_load_s``: a new AclService's ``load()`` (policy + inventory + compile); also the median
+- ``cold_load_s``: a new ACL's ``load()`` (policy + inventory + compile); also the median
   of three more loads;
 - ``authorize_p99_us`` / ``visible_p99_ms``: one call each, random users, steady state; the
   ``*_miss_*`` figures are the first call after every cached answer was dropped (what a policy
@@ -47,10 +47,11 @@ from typing import Any
 
 import httpx
 
+from acl.decider import AccessDecider
 from acl.equivalence import compare_service, enrich, populate, reference_from_database, rule_targets
 from acl.models import Role
 from acl.policy import RuleSpec
-from acl.service import AclService
+from acl.service import AclService, build_acl
 from fixtures.world import make_world
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
@@ -73,7 +74,7 @@ def rss_mb() -> float:
 def feed_positions(acl: AclService, now: float) -> list[tuple[str, float, float, float]]:
     """Half the foreign trucks inside the district, half outside."""
     fixes = []
-    for i, vid in enumerate(sorted(acl._foreign_trucks)):
+    for i, vid in enumerate(sorted(acl.foreign_trucks())):
         lat, lon = INSIDE if i % 2 else OUTSIDE
         fixes.append((vid, lat, lon, now))
         acl.update_vehicle_position(vid, lat, lon, now)
@@ -108,7 +109,7 @@ class FullCollections:
 
     def watch(self, acl: AclService) -> None:
         """Tell the ACL's own collections (before each freeze) from the others."""
-        freeze = acl._freeze_heap
+        freeze = acl.compiler.freeze_heap
 
         def marked() -> None:
             self.in_freeze = True
@@ -117,7 +118,7 @@ class FullCollections:
             finally:
                 self.in_freeze = False
 
-        acl._freeze_heap = marked  # type: ignore[method-assign]
+        acl.compiler.freeze_heap = marked  # type: ignore[method-assign]
 
     def report(self, out: dict[str, Any]) -> None:
         ms = [p * 1000 for p in self.pauses]
@@ -145,7 +146,8 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         ld = app.state.ld
         await asyncio.to_thread(ld.db.migrate)
         await populate(ld.db, world)
-        acl: AclService = ld.authorizer
+        acl: AclService = ld.acl
+        answers: AccessDecider = ld.authorizer  # what requests ask
         t0 = time.perf_counter()
         await acl.load()
         out["cold_load_s"] = round(time.perf_counter() - t0, 3)
@@ -156,7 +158,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         out["gc_collect_after_load_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         loads = []
         for _ in range(3):
-            other = AclService(settings, ld.db, ld.store)
+            other = build_acl(settings.acl, ld.db, ld.store, ld.audit, sessions=[])
             t0 = time.perf_counter()
             await other.load()
             loads.append(time.perf_counter() - t0)
@@ -171,19 +173,19 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         rnd = random.Random(3)
         subjects = [acl.subject_for(u, f"user{u}", "operator") for u in range(1, users + 1)]
         cam_ids = [c[0] for c in world.cameras]
-        out["distinct_subject_sets"] = len({acl._keys(s) for s in subjects})
+        out["distinct_subject_sets"] = len({answers.keys(s) for s in subjects})
 
         # First calls after the cache was dropped (what each caller pays once after a change).
         acl.index.invalidate()
         amiss, vmiss = [], []
         for sub in rnd.sample(subjects, min(2000, users)):
             t = time.perf_counter_ns()
-            acl.authorize(sub, "view_live", cam_ids[rnd.randrange(cameras)])
+            answers.authorize(sub, "view_live", cam_ids[rnd.randrange(cameras)])
             amiss.append((time.perf_counter_ns() - t) / 1000)
         acl.index.invalidate()
         for sub in rnd.sample(subjects, min(2000, users)):
             t = time.perf_counter_ns()
-            acl.visible_cameras(sub, "view_live")
+            answers.visible_cameras(sub, "view_live")
             vmiss.append((time.perf_counter_ns() - t) / 1e6)
         out["authorize_miss_p99_us"] = round(pct(amiss, 99), 1)
         out["visible_miss_p50_ms"] = round(statistics.median(vmiss), 3)
@@ -192,7 +194,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         rss0 = rss_mb()
         for action in ("view_snapshot", "view_live", "manage"):
             for sub in subjects:
-                acl.visible_cameras(sub, action)
+                answers.visible_cameras(sub, action)
         out["cache_entries"] = len(acl.index._cache)
         out["rss_growth_all_answers_cached_mb"] = round(rss_mb() - rss0, 1)
 
@@ -201,7 +203,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
             sub = subjects[rnd.randrange(users)]
             cid = cam_ids[rnd.randrange(cameras)]
             t = time.perf_counter_ns()
-            acl.authorize(sub, "view_live", cid)
+            answers.authorize(sub, "view_live", cid)
             times.append((time.perf_counter_ns() - t) / 1000)
         out["authorize_p50_us"] = round(statistics.median(times), 2)
         out["authorize_p99_us"] = round(pct(times, 99), 2)
@@ -209,7 +211,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         for _ in range(20_000):
             sub = subjects[rnd.randrange(users)]
             t = time.perf_counter_ns()
-            acl.visible_cameras(sub, "view_live")
+            answers.visible_cameras(sub, "view_live")
             vtimes.append((time.perf_counter_ns() - t) / 1e6)
         out["visible_p99_ms"] = round(pct(vtimes, 99), 4)
         await measure_preview(acl, out)
@@ -248,39 +250,39 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
             # Policy changes answered correctly in the same process.
             probe = subjects[0]
             dept = sorted(probe.departments)[0]
-            hidden = [c for c in cam_ids if not acl.authorize(probe, "view_live", c)][:7]
+            hidden = [c for c in cam_ids if not answers.authorize(probe, "view_live", c)][:7]
             ct, answered = [], []
-            patch = acl._patch
+            patch = acl.compiler.patch
             for cid in hidden:
                 seen_at: list[float] = []
 
-                def patched(applied: Any, cid: str = cid, seen_at: list[float] = seen_at) -> None:
+                def patched(changes: Any, revision: int, cid: str = cid, seen_at: list[float] = seen_at) -> None:
                     # The moment the index is patched, every request's answer includes the grant.
-                    patch(applied)
-                    if cid in acl.visible_cameras(probe, "view_live"):
+                    patch(changes, revision)
+                    if cid in answers.visible_cameras(probe, "view_live"):
                         seen_at.append(time.perf_counter())
 
-                acl._patch = patched  # type: ignore[method-assign]
+                acl.compiler.patch = patched  # type: ignore[method-assign]
                 t1 = time.perf_counter()
                 await acl.add_rule("bench", RuleSpec(f"dept:{dept}", f"cam:{cid}", "view_live"), "bench")
                 ct.append((time.perf_counter() - t1) * 1000)
                 answered.append((seen_at[0] - t1) * 1000)
-            acl._patch = patch  # type: ignore[method-assign]
+            acl.compiler.patch = patch  # type: ignore[method-assign]
             out["change_visible_ms"] = round(statistics.median(answered), 2)
             out["change_visible_max_ms"] = round(max(answered), 2)
             out["change_call_ms"] = round(statistics.median(ct), 2)
             mt = []
             for k, unit in enumerate(("sd03", "sd04", "sd05")):
                 joiner = subjects[100 + k]
-                after = acl.index.visible(acl._keys(joiner) | {f"dept:{unit}"}, "view_live", time.time())
-                target = next(c for c in after if not acl.authorize(joiner, "view_live", c))
+                after = acl.index.visible(answers.keys(joiner) | {f"dept:{unit}"}, "view_live", time.time())
+                target = next(c for c in after if not answers.authorize(joiner, "view_live", c))
 
                 def join(uid: int = joiner.user_id, unit: str = unit) -> Any:
                     return acl.policy.set_membership("bench", uid, unit)
 
                 t1 = time.perf_counter()
                 await acl.change("bench", "join", join)
-                ok = target in acl.visible_cameras(joiner, "view_live")
+                ok = target in answers.visible_cameras(joiner, "view_live")
                 mt.append((time.perf_counter() - t1) * 1000)
                 assert ok
             out["change_membership_ms"] = round(statistics.median(mt), 2)
@@ -314,7 +316,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         )
         out["full_scale_reference_build_s"] = round(time.perf_counter() - t2, 1)
         t2 = time.perf_counter()
-        focus = rule_targets(world.rules) + [c for cams in acl._foreign_trucks.values() for c in cams]
+        focus = rule_targets(world.rules) + [c for cams in acl.location.truck_cameras().values() for c in cams]
         res = compare_service(acl, ref, 200, now=now, focus=focus, seed=5)
         out["equivalence_full_scale_pairs_checked"] = res.checked
         out["equivalence_full_scale_mismatches"] = res.mismatches
@@ -385,7 +387,7 @@ async def measure_equivalence(out: dict[str, Any]) -> None:
         ld = app.state.ld
         await asyncio.to_thread(ld.db.migrate)
         await populate(ld.db, world)
-        acl: AclService = ld.authorizer
+        acl: AclService = ld.acl
         await acl.load()
         fixes = feed_positions(acl, now)
         engine = ld.db.sync_engine()
@@ -396,7 +398,7 @@ async def measure_equivalence(out: dict[str, Any]) -> None:
             positions=fixes,
             now=now,
         )
-        focus = rule_targets(world.rules) + [c for cams in acl._foreign_trucks.values() for c in cams]
+        focus = rule_targets(world.rules) + [c for cams in acl.location.truck_cameras().values() for c in cams]
         t2 = time.perf_counter()
         res = compare_service(acl, ref, 10_000, now=now, focus=focus)
         out["equivalence_pairs_checked"] = res.checked

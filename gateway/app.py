@@ -14,6 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from acl.audit import AuditLog, audit_key
+from acl.models import Role
+from acl.revocation import EdgeClaim, LocalEdgeClaim
+from acl.service import AclService, build_acl
+from acl.sessions import SessionTerminator
 from gateway.container import Liandong
 from gateway.logs import REQUEST_ID, redact
 from gateway.routes import (
@@ -43,7 +48,6 @@ Startup = Callable[[Liandong], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 def build_container(settings: Settings) -> Liandong:
     """Build the default collaborators from settings (SQLite under the data dir, in-process state)."""
-    from acl.service import build_acl
     from camera_registry.store import CameraStore
     from storage.db import Database
     from storage.secretbox import SecretBox
@@ -52,16 +56,62 @@ def build_container(settings: Settings) -> Liandong:
     db = Database(settings.database_url, echo=settings.database.echo)
     box = SecretBox.from_data_dir(settings.data_dir)
     store = CameraStore(db, box, _camera_networks(settings))
-    acl = build_acl(settings, db, store)
-    ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl, audit=acl.audit)
+    audit = AuditLog(db, audit_key(box))
+    # The ACL ends streams in these session holders; the media parts add theirs below.
+    session_holders: list[SessionTerminator] = []
+    edges, cluster_client = _window_edge_claim(settings)
+    acl = build_acl(settings.acl, db, store, audit, sessions=session_holders, edges=edges)
+    ld = Liandong(settings=settings, db=db, box=box, store=store, authorizer=acl.decider, acl=acl, audit=audit)
+    ld.extras["session_terminators"] = session_holders
     _attach_media(ld)
-    acl.attach(ld)
+    _wire_acl(ld, acl)
     _attach_positions(ld, acl)
     if settings.cluster.enabled:
         from gateway.cluster.node import attach_cluster
 
-        attach_cluster(ld, acl)
+        attach_cluster(ld, acl, client=cluster_client)
     return ld
+
+
+def _window_edge_claim(settings: Settings) -> tuple[EdgeClaim, Any]:
+    """Which node announces a validity-window edge: this one alone, or the first of the cluster's
+    nodes to claim it on Redis; and the cluster's Redis client (None without a cluster)."""
+    if settings.cluster.redis_url is None:
+        return LocalEdgeClaim(), None
+    from gateway.cluster.edges import RedisEdgeClaim
+    from gateway.cluster.node import node_identity, redis_client
+
+    client = redis_client(settings.cluster.redis_url)
+    return RedisEdgeClaim(client, node_identity(settings)[0], settings.cluster.redis_timeout_s), client
+
+
+def _wire_acl(ld: Liandong, acl: AclService) -> None:
+    """The ACL's hooks into the gateway: departments for logins, logins checked again after a
+    reload, consoles told of changes, inventory changes, and its start (before anything serves)."""
+    assert ld.auth is not None
+    ld.auth.departments_of = acl.decider.departments_of
+    acl.notices.on_reloaded.append(ld.auth.forget_logins)
+    ld.on_inventory_changed.append(acl.inventory_changed)
+
+    def tell_consoles(revision: int, users: frozenset[int] | None) -> None:
+        # The consoles of the users it reaches refresh their own (server-filtered) camera lists;
+        # the others learn nothing of it. Policy editors' and auditors' consoles follow every change.
+        if ld.events is None:
+            return
+        if users is None:
+            ld.events.publish("policy.changed", {"revision": revision}, everyone=True)
+        else:
+            readers = (Role.security_admin.value, Role.auditor.value)
+            ld.events.publish("policy.changed", {"revision": revision}, users=sorted(users), roles=readers)
+
+    acl.notices.on_policy_changed.append(tell_consoles)
+
+    async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+        await acl.start()
+        return acl.stop
+
+    # The policy must be loaded before anything else starts serving.
+    ld.extras.setdefault("startups", []).insert(0, start)
 
 
 def _camera_networks(settings: Settings) -> Any:
@@ -76,7 +126,7 @@ def _camera_networks(settings: Settings) -> Any:
     return CameraNetworks(settings.cameras.allowed_networks)
 
 
-def _attach_positions(ld: Liandong, acl: Any) -> None:
+def _attach_positions(ld: Liandong, acl: AclService) -> None:
     """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
     from camera_registry.positions import PositionService
     from camera_registry.vehicle_index import MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from acl import cli as acl_cli
+from acl.cli import AclCli, warn_untold
 from gateway.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -29,9 +31,21 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def acl_cli_from(config: Path | None) -> AclCli:
+    """What ``liandong audit|policy ...`` need: the database, the data dir, and the cluster to tell."""
+    from functools import partial
+
+    # Loaded now (it pulls in the cluster package), not between a commit and its announcement.
+    from gateway.cluster.announce import tell_cluster
+
+    settings = settings_from(config)
+    return AclCli(settings.database_url, settings.data_dir, partial(tell_cluster, settings))
+
+
 def _register_subcommands() -> None:
-    # Each package owns its commands; they plug in here.
-    for module, name in (("camera_registry.cli", "cameras"), ("acl.cli", None), ("gateway.alarms.cli", None)):
+    # Each package owns its commands; they plug in here with what they need of the configuration.
+    acl_cli.register(app, acl_cli_from)
+    for module, name in (("camera_registry.cli", "cameras"), ("gateway.alarms.cli", None)):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:
@@ -164,13 +178,15 @@ def users_add(
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        outcome = asyncio.run(create_user(settings, name, password, role_, display_name=display_name, update=update))
+        outcome = asyncio.run(
+            create_user(settings.database_url, name, password, role_, display_name=display_name, update=update)
+        )
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"user {name} {outcome} (role {role_.value})")
     # A user's role is part of the policy: the nodes reload it now (a node has no revision to check for it).
-    from acl.cli import tell_cluster, warn_untold
+    from gateway.cluster.announce import tell_cluster
 
     warn_untold(asyncio.run(tell_cluster(settings, f"user {name} {outcome} ({role_.value})", None)))
 

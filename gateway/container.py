@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
+from acl.admin import PolicyAdmin
 from acl.authorizer import Authorizer
 from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenService
 from camera_registry.store import CameraStore
@@ -54,6 +55,7 @@ class Liandong:
     box: SecretBox
     store: CameraStore
     authorizer: Authorizer
+    acl: PolicyAdmin  # the viewing policy, for the security-admin routes
     audit: Audit
     metrics: Metrics = field(default_factory=Metrics)
     passwords: Passwords | None = None

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.sessions import SessionSettings
 from snapshot.settings import SnapshotSettings
@@ -180,21 +181,6 @@ class AuthSettings(_Section):
         "node of the cluster drop it at once; changes made with the CLI take effect within this time.",
     )
     login_cache_size: int = Field(10_000, ge=1, le=1_000_000, description="Validated logins kept (least recent go).")
-
-
-class AclSettings(_Section):
-    """Viewing policy."""
-
-    district_geojson: Path | None = Field(
-        None, description="GeoJSON polygon of the district (truck location rule). Empty = no polygon."
-    )
-    home_district: str = Field("闵行区", description="Trucks registered here are visible anywhere.")
-    position_max_age_s: int = Field(300, ge=1, description="Older GPS positions do not count as inside.")
-    gc_freeze: bool = Field(
-        True,
-        description="After every full policy compile, move the heap out of the cyclic garbage collector's "
-        "full collections (gc.freeze; one full collection first, so nothing frozen earlier leaks).",
-    )
 
 
 class WebRTCSettings(_Section):

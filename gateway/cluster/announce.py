@@ -21,7 +21,7 @@ from gateway.cluster.events import STREAM_KEY, entry_fields
 from gateway.events import Audience
 from gateway.settings import Settings
 
-__all__ = ["cli_sender", "tell_nodes"]
+__all__ = ["cli_sender", "tell_cluster", "tell_nodes"]
 
 
 def cli_sender() -> str:
@@ -56,3 +56,13 @@ async def tell_nodes(settings: Settings, what: str, revision: int | None, timeou
     finally:
         await client.aclose()
     return True
+
+
+async def tell_cluster(settings: Settings, what: str, revision: int | None) -> str | None:
+    """Announce a committed change to the cluster's nodes (no-op without ``[cluster] redis_url``);
+    returns why that failed, or None. Never raises: the change is committed either way."""
+    try:
+        await tell_nodes(settings, what, revision)
+    except Exception as e:  # Redis away, refused, slow: the nodes find the change by their revision check
+        return f"{type(e).__name__}: {e}"[:300]
+    return None

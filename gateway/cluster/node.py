@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from acl.service import AclService
 from gateway.cluster.bus import ControlBus, redis_client
 from gateway.cluster.cors import PeerOrigins
 from gateway.cluster.metrics import ClusterCollector
@@ -67,12 +68,14 @@ class ClusterNode:
         return out
 
 
-def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
-    """Make ``ld`` one node of the cluster named by ``ld.settings.cluster``."""
+def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> ClusterNode:
+    """Make ``ld`` one node of the cluster named by ``ld.settings.cluster`` (``client``: the
+    node's Redis client, when the caller made it first; one is made otherwise)."""
     s = ld.settings
     assert s.cluster.redis_url is not None
     node_id, url = node_identity(s)
-    client = redis_client(s.cluster.redis_url)
+    if client is None:
+        client = redis_client(s.cluster.redis_url)
     c = s.cluster
     ownership = CameraOwnership(
         client,
@@ -135,20 +138,8 @@ def attach_cluster(ld: Liandong, acl: Any) -> ClusterNode:
             ended,
         )
 
-    acl.on_stored.append(policy_stored)
+    acl.notices.on_stored.append(policy_stored)
     bus.handlers["policy"] = policy_elsewhere
-
-    # Every node passes a rule's validity-window edge in its own sweep; the first to claim the edge
-    # tells the consoles (the event stream is shared). Redis away: announce (twice beats never).
-    async def claim_edge(key: str) -> bool:
-        try:
-            claim = client.set(f"liandong:window-edge:{key}", node_id, nx=True, px=600_000)
-            return bool(await asyncio.wait_for(claim, c.redis_timeout_s))
-        except Exception as e:
-            log.debug("cluster: window edge not claimed (%s); announcing it here", type(e).__name__)
-            return True
-
-    acl.claim_edge = claim_edge
 
     events = ld.events
     if hasattr(events, "policy_revision"):  # the Redis event stream waits for the policy of its events

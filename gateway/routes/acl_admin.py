@@ -10,13 +10,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from acl.admin import PolicyAdmin
+from acl.decider import rule_dict
 from acl.identity import Subject
 from acl.index import ACTION_LEVEL
 from acl.models import Membership, Role, User
 from acl.policy import Applied, PolicyError, RuleSpec
-from acl.service import rule_dict
-from acl.users import UserError, upsert_user
-from gateway.policy import require_roles, require_user_admin, user_may_be_managed
+from acl.users import AdminsOnly, NoSuchUser, UserChange, UserError, change_user, upsert_user
+from gateway.policy import require_roles, require_user_admin
+from gateway.policy.rules import may_manage_user
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 EDIT = require_roles(Role.security_admin)
@@ -107,10 +109,16 @@ async def _policy_change(
     """Run one stored policy change (one revision) through the ACL: patched, audited, enforced."""
     author = _author(request)
     try:
-        applied = await request.app.state.ld.authorizer.change(author, what, lambda: op(author), reason)
+        applied = await policy_admin(request).change(author, what, lambda: op(author), reason)
     except PolicyError as e:
         raise _fail(e) from None
     return {"revision": applied.revision}
+
+
+def policy_admin(request: Request) -> PolicyAdmin:
+    """The ACL as the admin routes use it."""
+    admin: PolicyAdmin = request.app.state.ld.acl
+    return admin
 
 
 def _author(request: Request) -> str:
@@ -122,8 +130,8 @@ def _author(request: Request) -> str:
 @router.get("/departments", dependencies=[READ])
 async def list_departments(request: Request) -> list[dict[str, Any]]:
     """Every department, with its member count."""
-    acl = request.app.state.ld.authorizer
-    st = acl.state
+    acl = policy_admin(request)
+    st = acl.loaded_state()
     counts: dict[str, int] = {}
     for ms in st.memberships.values():
         for dept, _ in ms:
@@ -144,7 +152,7 @@ async def list_departments(request: Request) -> list[dict[str, Any]]:
 @router.put("/departments/{dept_id}", dependencies=[EDIT])
 async def put_department(request: Request, dept_id: str, body: DepartmentBody) -> dict[str, int]:
     """Create or change a department."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request,
         f"department {dept_id} saved",
@@ -156,7 +164,7 @@ async def put_department(request: Request, dept_id: str, body: DepartmentBody) -
 @router.delete("/departments/{dept_id}", dependencies=[EDIT])
 async def delete_department(request: Request, dept_id: str, reason: str = "") -> dict[str, int]:
     """Delete a department with its memberships and rules."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request, f"department {dept_id} deleted", lambda a: policy.delete_department(a, dept_id, reason), reason
     )
@@ -199,7 +207,7 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     except UserError as e:
         raise _fail(e) from None
     await ld.audit.record("user_created", subject=subject, detail=f"user {user.id} {body.username} ({body.role.value})")
-    await ld.authorizer.user_changed(user.id, user.role, True)
+    await policy_admin(request).user_changed(user.id, user.role, True)
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
@@ -209,53 +217,38 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
     deactivating ends their logins and streams."""
     ld = request.app.state.ld
     subject: Subject = request.state.subject
-    hashed = await ld.passwords.hash_off_loop(body.password) if body.password is not None else None
-    async with ld.db.session() as s:
-        user = await s.get(User, user_id)
-        if user is None:
-            raise HTTPException(404, f"no user {user_id}")
-        # The guard checked before the password was hashed; asked again of the row this transaction changes.
-        await user_may_be_managed(request, subject, user_id, user.role)
-        if body.display_name is not None:
-            user.display_name = body.display_name
-        if hashed is not None:
-            user.password_hash = hashed
-        role_changed = body.role is not None and body.role is not user.role
-        if body.role is not None:
-            user.role = body.role
-        if body.active is not None:
-            user.active = body.active
-        # Every login of the user ends with a password or role change or a deactivation, in the
-        # same transaction; what derives from them (streams, session keys) ends after the commit.
-        why = _logins_end_because(body.password is not None, role_changed, body.active is False)
-        ended = await ld.tokens.revoke_user(s, user_id) if why else []
-        role, active, name = user.role, user.active, user.username
+    change = UserChange(body.role, body.active, body.password, body.display_name)
+    try:
+        done = await change_user(
+            ld.db,
+            user_id,
+            change,
+            may_manage=lambda role: may_manage_user(subject, role),
+            passwords=ld.passwords,
+            tokens=ld.tokens,
+        )
+    except AdminsOnly as e:
+        raise HTTPException(403, [{"field": e.field, "message": str(e)}] if e.field else str(e)) from None
+    except NoSuchUser as e:
+        raise HTTPException(404, str(e)) from None
     ld.auth.forget_user(user_id)  # the next request reads the user again (role, active, revoked logins)
-    if why:
-        await ld.user_logins_ended(user_id, ended, why)
+    if done.why:
+        await ld.user_logins_ended(user_id, done.ended_tokens, done.why)
     changed = sorted(k for k, v in body.model_dump(exclude={"reason"}).items() if v is not None)
     await ld.audit.record(
         "user_changed",
         subject=subject,
-        detail=f"user {user_id} {name}: {', '.join(changed) or 'nothing'}"
+        detail=f"user {user_id} {done.username}: {', '.join(changed) or 'nothing'}"
         + (f" ({body.reason})" if body.reason else ""),
     )
-    await ld.authorizer.user_changed(user_id, role, active)
+    await policy_admin(request).user_changed(user_id, done.role, done.active)
     return {"id": user_id, "ok": True}
-
-
-def _logins_end_because(password: bool, role: bool, deactivated: bool) -> str | None:
-    if deactivated:
-        return "account deactivated"
-    if password:
-        return "password changed"
-    return "role changed" if role else None
 
 
 @router.put("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
 async def put_membership(request: Request, user_id: int, dept_id: str, body: MembershipBody) -> dict[str, int]:
     """Put a user in a department with a role."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request,
         f"membership of user {user_id} in {dept_id} set to {body.role}",
@@ -267,7 +260,7 @@ async def put_membership(request: Request, user_id: int, dept_id: str, body: Mem
 @router.delete("/users/{user_id}/memberships/{dept_id}", dependencies=[EDIT])
 async def delete_membership(request: Request, user_id: int, dept_id: str, reason: str = "") -> dict[str, int]:
     """Take a user out of a department (their streams that depended on it end)."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request,
         f"membership of user {user_id} in {dept_id} removed",
@@ -280,8 +273,8 @@ async def delete_membership(request: Request, user_id: int, dept_id: str, reason
 @router.get("/groups", dependencies=[READ])
 async def list_groups(request: Request) -> list[dict[str, Any]]:
     """Camera groups with their current size."""
-    acl = request.app.state.ld.authorizer
-    st = acl.state
+    acl = policy_admin(request)
+    st = acl.loaded_state()
     out = []
     for g in sorted(st.groups.values(), key=lambda g: g.id):
         size = bin(acl.index.target_bits(f"group:{g.id}")).count("1")
@@ -292,8 +285,8 @@ async def list_groups(request: Request) -> list[dict[str, Any]]:
 @router.get("/groups/{group_id}/cameras", dependencies=[READ])
 async def group_cameras(request: Request, group_id: str) -> list[str]:
     """The cameras a group holds now (dynamic groups follow the inventory)."""
-    acl = request.app.state.ld.authorizer
-    if group_id not in acl.state.groups:
+    acl = policy_admin(request)
+    if group_id not in acl.loaded_state().groups:
         raise HTTPException(404, f"no group '{group_id}'")
     bits = acl.index.target_bits(f"group:{group_id}")
     return [c.id for i, c in enumerate(acl.index.cameras) if bits >> i & 1]
@@ -302,7 +295,7 @@ async def group_cameras(request: Request, group_id: str) -> list[str]:
 @router.put("/groups/{group_id}", dependencies=[EDIT])
 async def put_group(request: Request, group_id: str, body: GroupBody) -> dict[str, int]:
     """Create or replace a group."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request,
         f"group {group_id} saved",
@@ -316,7 +309,7 @@ async def put_group(request: Request, group_id: str, body: GroupBody) -> dict[st
 @router.delete("/groups/{group_id}", dependencies=[EDIT])
 async def delete_group(request: Request, group_id: str, reason: str = "") -> dict[str, int]:
     """Delete a group and the rules naming it."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request, f"group {group_id} deleted", lambda a: policy.delete_group(a, group_id, reason), reason
     )
@@ -330,7 +323,7 @@ async def list_rules(
     target: Annotated[str | None, Query(max_length=80)] = None,
 ) -> list[dict[str, Any]]:
     """Grant and deny rules (incident grants included, tagged)."""
-    rules = request.app.state.ld.authorizer.state.rules
+    rules = policy_admin(request).loaded_state().rules
     return [
         rule_dict(r)
         for r in sorted(rules, key=lambda r: r.rule_id or 0)
@@ -341,7 +334,7 @@ async def list_rules(
 @router.post("/rules", status_code=201, dependencies=[EDIT])
 async def add_rule(request: Request, body: RuleBody) -> dict[str, int]:
     """Add a grant or a deny rule."""
-    acl = request.app.state.ld.authorizer
+    acl = policy_admin(request)
     spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
     try:
         rule_id, rev = await acl.add_rule(_author(request), spec, body.reason)
@@ -353,7 +346,7 @@ async def add_rule(request: Request, body: RuleBody) -> dict[str, int]:
 @router.put("/rules/{rule_id}", dependencies=[EDIT])
 async def replace_rule(request: Request, rule_id: int, body: RuleBody) -> dict[str, int]:
     """Change a rule (subject, target, action, effect or window); it keeps its id."""
-    acl = request.app.state.ld.authorizer
+    acl = policy_admin(request)
     spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
     author = _author(request)
     try:
@@ -368,7 +361,7 @@ async def replace_rule(request: Request, rule_id: int, body: RuleBody) -> dict[s
 @router.delete("/rules/{rule_id}", dependencies=[EDIT])
 async def delete_rule(request: Request, rule_id: int, reason: str = "") -> dict[str, int]:
     """Remove a rule; streams that depended on it end within a second."""
-    acl = request.app.state.ld.authorizer
+    acl = policy_admin(request)
     try:
         rev = await acl.remove_rule(_author(request), rule_id, reason)
     except PolicyError as e:
@@ -379,7 +372,7 @@ async def delete_rule(request: Request, rule_id: int, reason: str = "") -> dict[
 @router.post("/incident-grants", status_code=201, dependencies=[EDIT])
 async def add_incident_grants(request: Request, body: IncidentGrantBody) -> dict[str, Any]:
     """Grant departments access to cameras for an incident, expiring by itself."""
-    acl = request.app.state.ld.authorizer
+    acl = policy_admin(request)
     if body.action not in ACTION_LEVEL:
         raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
     until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=body.minutes)
@@ -395,7 +388,7 @@ async def add_incident_grants(request: Request, body: IncidentGrantBody) -> dict
 @router.delete("/incident-grants/{incident_id}", dependencies=[EDIT])
 async def revoke_incident_grants(request: Request, incident_id: str) -> dict[str, int]:
     """End an incident's grants now."""
-    n = await request.app.state.ld.authorizer.revoke_incident(_author(request), incident_id)
+    n = await policy_admin(request).revoke_incident(_author(request), incident_id)
     if n == 0:
         raise HTTPException(404, f"no grants for incident '{incident_id}'")
     return {"revoked": n}
@@ -414,7 +407,7 @@ async def who_can_view(
 ) -> dict[str, Any]:
     """Who can ``action`` this camera now and by which rules; and who a deny rule blocks."""
     ld = request.app.state.ld
-    acl = ld.authorizer
+    acl = policy_admin(request)
     _action(action)
     if camera_id not in acl.index.all():
         raise HTTPException(404, f"no camera '{camera_id}'")
@@ -434,7 +427,7 @@ async def what_can_user_view(
 ) -> dict[str, Any]:
     """What a user can ``action`` now, and which rules grant each camera (first ``limit`` cameras)."""
     ld = request.app.state.ld
-    acl = ld.authorizer
+    acl = policy_admin(request)
     _action(action)
     async with ld.db.session() as s:
         u = await s.get(User, user_id)
@@ -468,7 +461,7 @@ async def revisions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
     """Policy history, newest first, with diffs."""
-    revs = await request.app.state.ld.authorizer.policy.revisions(limit, offset)
+    revs = await policy_admin(request).policy.revisions(limit, offset)
     return [
         {
             "id": r.id,
@@ -484,7 +477,7 @@ async def revisions(
 @router.post("/revisions/{revision_id}/rollback", dependencies=[EDIT])
 async def rollback(request: Request, revision_id: int, body: RollbackBody) -> dict[str, int]:
     """Return the policy to how it was right after ``revision_id`` (recorded as a new revision)."""
-    policy = request.app.state.ld.authorizer.policy
+    policy = policy_admin(request).policy
     return await _policy_change(
         request,
         f"rollback to revision {revision_id}",

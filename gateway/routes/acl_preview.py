@@ -14,7 +14,7 @@ from acl.models import Role, User
 from acl.policy import Applied, PolicyError, PolicyStore, RuleSpec
 from acl.preview import ActionEffect
 from gateway.policy import require_roles
-from gateway.routes.acl_admin import GroupBody, RuleBody, _fail
+from gateway.routes.acl_admin import GroupBody, RuleBody, _fail, policy_admin
 
 router = APIRouter(prefix="/api/acl", tags=["admin"])
 EDIT = require_roles(Role.security_admin)
@@ -137,12 +137,13 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
     field). System admins see everything either way and are not counted. ``patch_user`` previews a
     user's new system role or deactivation (``PATCH /api/admin/users/{id}``), which writes no revision."""
     ld = request.app.state.ld
+    acl = policy_admin(request)
     subject: Subject = request.state.subject
     try:
         if body.op == "patch_user":
-            changes, effects = await ld.authorizer.preview(None, user_roles=await _user_roles(request, body))
+            changes, effects = await acl.preview(None, user_roles=await _user_roles(request, body))
         else:
-            changes, effects = await ld.authorizer.preview(_operation(body, subject.username))
+            changes, effects = await acl.preview(_operation(body, subject.username))
     except PolicyError as e:
         err = _fail(e)
         err.status_code = 422  # the ids are in the body here, not in the path
@@ -153,7 +154,7 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
         async with ld.db.session() as s:
             rows = await s.execute(select(User.id, User.username).where(User.id.in_(ids)))
             names = {uid: name for uid, name in rows.all()}
-    depts = {d.id: d.name for d in ld.authorizer.state.departments.values()}
+    depts = {d.id: d.name for d in acl.loaded_state().departments.values()}
     return {
         "changes": [
             {"op": c.op, "kind": c.kind, "row": c.row, **({"old": c.old} if c.old else {})}

@@ -50,7 +50,7 @@ class World:
 
     @property
     def acl(self) -> Any:
-        return self.app.state.ld.authorizer
+        return self.app.state.ld.acl
 
     async def user(self, name: str, role: Role = Role.operator) -> dict[str, str]:
         r = await self.client.post(

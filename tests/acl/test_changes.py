@@ -10,7 +10,7 @@ from typing import Any
 from acl.equivalence import reference_from_database
 from acl.index import ACTION_LEVEL
 from acl.models import Role
-from acl.service import AclService
+from acl.service import AclService, build_acl
 from tests.acl.conftest import World
 from tests.acl.test_revocation import open_session
 
@@ -30,7 +30,7 @@ async def assert_consistent(w: World, step: str) -> None:
     """Every (user, camera, action): patched index == freshly loaded service == plain Casbin."""
     ld = w.app.state.ld
     live: AclService = w.acl
-    fresh = AclService(ld.settings, ld.db, ld.store)
+    fresh = build_acl(ld.settings.acl, ld.db, ld.store, ld.audit, sessions=[])
     await fresh.load()
     now = time.time()
     for vid, lat, lon in FIXES:
@@ -290,7 +290,7 @@ async def test_reloads_freeze_the_heap_without_keeping_what_they_replace(world: 
     import weakref
 
     acl = world.acl
-    assert acl.settings.acl.gc_freeze and gc.get_freeze_count() > 0
+    assert acl.compiler.gc_freeze and gc.get_freeze_count() > 0
 
     class Node:
         def __init__(self) -> None:

@@ -46,7 +46,7 @@ class Scene:
         )
 
     def focus(self) -> list[str]:
-        trucks = [c for cams in self.acl._foreign_trucks.values() for c in cams]
+        trucks = [c for cams in self.acl.location.truck_cameras().values() for c in cams]
         return rule_targets(self.world.rules) + trucks
 
 
@@ -65,19 +65,19 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         ld = app.state.ld
         await asyncio.to_thread(ld.db.migrate)
         await populate(ld.db, world)
-        await ld.authorizer.load()
+        await ld.acl.load()
         fixes = []
         # Foreign trucks: fresh inside, outside, stale inside; the district's own trucks anywhere.
-        for i, vid in enumerate(sorted(ld.authorizer._foreign_trucks)):
+        for i, vid in enumerate(sorted(ld.acl.foreign_trucks())):
             (lat, lon), age = [(INSIDE, 1), (OUTSIDE, 1), (FAR_INSIDE, 10_000)][i % 3]
             fixes.append((vid, lat, lon, now - age))
-        home = sorted({str(c[5]) for c in world.cameras if c[2] == "truck"} - set(ld.authorizer._foreign_trucks))
+        home = sorted({str(c[5]) for c in world.cameras if c[2] == "truck"} - set(ld.acl.foreign_trucks()))
         fixes.append((home[0], *OUTSIDE, now))
         for f in fixes:
-            ld.authorizer.update_vehicle_position(*f)
+            ld.acl.update_vehicle_position(*f)
         engine = ld.db.sync_engine()
         await ld.db.close()  # answers need no database; the reference reads it synchronously
-        return Scene(ld.authorizer, settings, engine, world, fixes, now)
+        return Scene(ld.acl, settings, engine, world, fixes, now)
 
     sc = asyncio.run(build())
     yield sc
@@ -85,7 +85,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
 
 
 def test_service_matches_casbin_on_10000_questions(scene: Scene) -> None:
-    assert len(scene.acl._foreign_trucks) >= 6  # the location rule is exercised, both ways
+    assert len(scene.acl.foreign_trucks()) >= 6  # the location rule is exercised, both ways
     result = compare_service(scene.acl, scene.reference(), 10_000, now=scene.now, focus=scene.focus())
     assert result.checked == 10_000
     assert result.mismatches == 0, result.examples

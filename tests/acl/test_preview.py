@@ -27,7 +27,7 @@ async def stored(w: World) -> tuple[int, int, int]:
     """Revision, number of rules, number of audit entries."""
     ld = w.app.state.ld
     audit = await ld.audit.query(limit=10_000)
-    return await ld.authorizer.policy.latest_revision(), len(ld.authorizer.state.rules), len(audit)
+    return await ld.acl.policy.latest_revision(), len(ld.acl.state.rules), len(audit)
 
 
 async def test_a_grant_preview_counts_users_and_cameras_and_stores_nothing(world: World) -> None:
@@ -98,7 +98,7 @@ async def test_a_rollback_preview_matches_what_the_rollback_does(world: World) -
     w = world
     a = await w.user("op-a")
     await member(w, "op-a", "police")
-    rev = await w.app.state.ld.authorizer.policy.latest_revision()
+    rev = await w.app.state.ld.acl.policy.latest_revision()
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:qb-1", "action": "view_live"})
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:xz-1", "action": "view_live"})
     assert await w.visible(a) == {"qb-1", "xz-1"}
@@ -152,7 +152,7 @@ async def test_a_policy_change_reaches_the_consoles_it_can_change_and_the_policy
     a, b, aud, sec = viewer("op-a"), viewer("op-b"), viewer("aud", "auditor"), viewer("secadmin", "security_admin")
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:qb-1", "action": "view_live"})
     ev = latest()
-    assert ev.data == {"revision": await w.app.state.ld.authorizer.policy.latest_revision()}
+    assert ev.data == {"revision": await w.app.state.ld.acl.policy.latest_revision()}
     text = a.render(ev)
     assert text is not None and "event: policy.changed" in text
     assert b.render(ev) is None  # op-b's view did not change: their console learns nothing
@@ -185,7 +185,7 @@ async def test_the_csv_export_follows_the_viewer_filters(world: World) -> None:
 async def test_comparing_only_the_users_a_change_can_reach_gives_the_full_answer(
     world: World, monkeypatch: Any
 ) -> None:
-    import acl.service
+    import acl.preview
 
     w = world
     for name, dept in [("op-a", "police"), ("op-b", "transport"), ("op-c", "qibao"), ("op-d", None)]:
@@ -198,7 +198,7 @@ async def test_comparing_only_the_users_a_change_can_reach_gives_the_full_answer
     await w.ok(
         "POST", "/api/admin/rules", json={"subject": "role:operator", "target": "group:st", "action": "view_snapshot"}
     )
-    rev = await w.app.state.ld.authorizer.policy.latest_revision()
+    rev = await w.app.state.ld.acl.policy.latest_revision()
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:qibao", "target": "group:st", "action": "view_live"})
     proposals = [
         {"op": "add_rule", "rule": {"subject": "dept:transport", "target": "group:qb", "action": "view_live"}},
@@ -211,7 +211,7 @@ async def test_comparing_only_the_users_a_change_can_reach_gives_the_full_answer
         {"op": "rollback", "revision_id": rev},
     ]
     narrowed = [await preview(w, p) for p in proposals]
-    monkeypatch.setattr(acl.service, "affected_users", lambda *a: None)  # compare every user instead
+    monkeypatch.setattr(acl.preview, "affected_users", lambda *a: None)  # compare every user instead
     full = [await preview(w, p) for p in proposals]
     assert narrowed == full
     assert any(e["users_total"] for p in full for e in p["effects"])  # the proposals do change things

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from types import SimpleNamespace
+from typing import Any
 
 from tests.acl.conftest import World
 
@@ -75,7 +77,7 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
     w = world
     ld = w.app.state.ld
     acl = w.acl
-    acl._ticker.cancel()
+    await acl.sweep.stop()
     await w.user("pol1")
     await w.ok("PUT", f"/api/admin/users/{w.ids['pol1']}/memberships/police", json={})
     await w.user("tr1")
@@ -91,12 +93,12 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
         {"subject": "dept:transport", "target": "cam:qb-2", "not_before": iso(time.time() - 5)},
     ):
         await w.ok("POST", "/api/admin/rules", json={"action": "view_snapshot", **rule})
-    await acl._windows_passed()  # now: nothing has passed since the rules were stored
+    await acl.sweep.windows.passed()  # now: nothing has passed since the rules were stored
     seen = len(ld.events._buffer)
 
     async def edge(at: float) -> list[tuple[tuple[int, ...], tuple[str, ...], bool]]:
         nonlocal seen
-        await acl._windows_passed(at)
+        await acl.sweep.windows.passed(at)
         new = list(ld.events._buffer)[seen:]
         seen += len(new)
         assert all(e.type == "policy.changed" and e.data == {"revision": acl.state.revision} for e in new)
@@ -109,3 +111,86 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
     assert await edge(t + 60) == [((w.ids["pol1"],), readers, False)]  # closed
     assert await edge(t + 150) == [((), (), True)]  # a rule for everyone: everyone
     assert await edge(t + 10_000) == []
+
+
+# -- the parts on their own (acl/revocation.py), without the app ---------------------------------
+def _decider_with_window(t: float) -> Any:
+    from acl.decider import AccessDecider
+    from acl.index import CameraAttrs, Rule, VisibilityIndex
+    from acl.policy import PolicyState
+
+    rules = [Rule("dept:police", "cam:a", "view_live", nbf=t, exp=t + 60, rule_id=1)]
+    st = PolicyState({}, {5: [("police", "member")]}, {5: "operator"}, {}, {}, rules)
+    d = AccessDecider()
+    d.install(st, VisibilityIndex([CameraAttrs("a")], rules, {}, {}), {5: frozenset({"role:operator", "dept:police"})})
+    return d
+
+
+class _Claims:
+    def __init__(self, grant: bool) -> None:
+        self.grant, self.keys = grant, []  # type: ignore[var-annotated]
+
+    async def claim(self, key: str) -> bool:
+        self.keys.append(key)
+        return self.grant
+
+
+async def test_an_edge_another_node_claimed_is_not_announced_here() -> None:
+    from acl.notices import PolicyNotices
+    from acl.revocation import ValidityWindows
+
+    t = time.time() + 3600
+    for grant, heard in ((True, [(0, frozenset({5}))]), (False, [])):
+        notices = PolicyNotices()
+        told: list[tuple[int, frozenset[int] | None]] = []
+        notices.on_policy_changed.append(lambda rev, users, told=told: told.append((rev, users)))
+        claims = _Claims(grant)
+        windows = ValidityWindows(_decider_with_window(t), notices, claims)
+        assert await windows.passed(t - 1) == 0 and claims.keys == []
+        assert await windows.passed(t) == 1
+        assert told == heard and len(claims.keys) == 1
+        assert await windows.passed(t + 1) == 0  # each edge once
+
+
+async def test_the_revoker_ends_what_the_viewer_lost_in_every_session_holder() -> None:
+    from acl.identity import Subject
+    from acl.models import Role
+    from acl.revocation import StreamRevoker
+
+    d = _decider_with_window(time.time() - 10)  # the window is open now: user 5 may view "a"
+
+    class Holder:
+        def __init__(self) -> None:
+            self.ended: list[tuple[int | None, set[str] | None, str]] = []
+            gone = Subject(user_id=6, username="gone", role=Role.operator, departments=frozenset())
+            self.sessions = [
+                SimpleNamespace(user_id=5, username="pol", camera_id="a", subject=None),
+                SimpleNamespace(user_id=6, username="gone", camera_id="a", subject=gone),
+            ]
+
+        def list(self) -> list[Any]:
+            return self.sessions
+
+        async def end_sessions(self, user_id: int | None, camera_ids: set[str] | None, reason: str) -> int:
+            self.ended.append((user_id, camera_ids, reason))
+            return 1
+
+    holders = [Holder(), Holder()]
+    assert await StreamRevoker(d, holders).enforce("test") == 2
+    assert all(h.ended == [(6, {"a"}, "permission withdrawn: test")] for h in holders)
+
+
+async def test_the_windows_do_not_keep_a_replaced_policy_alive() -> None:
+    import weakref
+
+    from acl.notices import PolicyNotices
+    from acl.revocation import LocalEdgeClaim, ValidityWindows
+
+    t = time.time() + 3600
+    d = _decider_with_window(t)
+    windows = ValidityWindows(d, PolicyNotices(), LocalEdgeClaim())
+    await windows.passed()
+    old = weakref.ref(d.state)
+    d.install(_decider_with_window(t).state, d.index, d.subjects)  # a reload replaced the policy
+    assert old() is None
+    assert await windows.passed(t) == 1  # and the new rules are looked at
