@@ -53,8 +53,8 @@ from acl.models import Role
 from acl.policy import RuleSpec
 from acl.service import AclService, build_acl
 from fixtures.world import make_world
-from gateway.app import create_app
 from gateway.settings import Settings, load_settings
+from gateway.wiring import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 INSIDE, OUTSIDE = (31.15, 121.40), (31.30, 121.25)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -27,9 +28,8 @@ from camera_registry.inventory import (
 if TYPE_CHECKING:
     from camera_registry.probe import ProbeResult
     from camera_registry.store import CameraStore
-    from gateway.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["CameraCli", "register"]
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
@@ -38,7 +38,16 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Write nothing at all 
 PROGRESS_MIN_ROWS = 500  # smaller files finish before a bar is worth drawing
 
 
-def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
+@dataclass(frozen=True, slots=True)
+class CameraCli:
+    """What the camera commands need of the configuration."""
+
+    database_url: str
+    data_dir: Path
+    allowed_networks: list[str]
+
+
+def _run(settings: CameraCli, job: Callable[[CameraStore], Awaitable[T]]) -> T:
     """Migrate, open the store, run ``job``, close."""
     from camera_registry.egress import CameraNetworks
     from camera_registry.store import CameraStore
@@ -46,7 +55,7 @@ def _run(settings: Settings, job: Callable[[CameraStore], Awaitable[T]]) -> T:
     from storage.secretbox import SecretBox
 
     box = SecretBox.from_data_dir(settings.data_dir)
-    networks = CameraNetworks(settings.cameras.allowed_networks)
+    networks = CameraNetworks(settings.allowed_networks)
     return run_with_database(settings.database_url, lambda db: job(CameraStore(db, box, networks)))
 
 
@@ -112,7 +121,7 @@ def _bar(label: str, *, disable: bool = False) -> Progress:
     )
 
 
-SettingsFrom = Callable[[Path | None], "Settings"]
+SettingsFrom = Callable[[Path | None], CameraCli]
 
 
 def register(app: typer.Typer, settings_from: SettingsFrom) -> None:

@@ -11,6 +11,9 @@ import typer
 
 from acl import cli as acl_cli
 from acl.cli import AclCli, warn_untold
+from camera_registry import cli as camera_cli
+from camera_registry.cli import CameraCli
+from gateway.alarms import cli as alarm_cli
 from gateway.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -42,18 +45,17 @@ def acl_cli_from(config: Path | None) -> AclCli:
     return AclCli(settings.database_url, settings.data_dir, partial(tell_cluster, settings))
 
 
+def camera_cli_from(config: Path | None) -> CameraCli:
+    """What ``liandong cameras ...`` need: the database, the data dir, the allowed camera networks."""
+    settings = settings_from(config)
+    return CameraCli(settings.database_url, settings.data_dir, list(settings.cameras.allowed_networks))
+
+
 def _register_subcommands() -> None:
     # Each package owns its commands; they plug in here with what they need of the configuration.
     acl_cli.register(app, acl_cli_from)
-    for module, name in (("camera_registry.cli", "cameras"), ("gateway.alarms.cli", None)):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                continue
-            raise
-        mod.register(app, settings_from)
-        _ = name
+    camera_cli.register(app, camera_cli_from)
+    alarm_cli.register(app, settings_from)
 
 
 @app.command()
@@ -70,9 +72,9 @@ def serve(
     """Run the gateway HTTP server (HTTPS with --ssl-certfile/--ssl-keyfile; beyond loopback only with TLS)."""
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.logs import configure_logging
     from gateway.server import guarded_h11
+    from gateway.wiring import create_app
 
     given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
     server = {k: v for k, v in given.items() if v is not None} | ({"insecure": True} if insecure else {})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 
@@ -20,7 +21,19 @@ from gateway.settings import Settings
 from storage.db import Database
 from storage.secretbox import SecretBox
 
-__all__ = ["Audit", "Liandong", "LogAudit"]
+if TYPE_CHECKING:
+    from acl.sessions import SessionTerminator
+    from camera_registry.positions import PositionService
+    from gateway.alarms.service import AlarmService
+    from gateway.cluster.node import ClusterNode
+    from gateway.events import EventBus
+    from gateway.hls.service import HlsService
+    from gateway.sessions import SessionRegistry
+    from gateway.webrtc.whep import WhepService
+    from snapshot.service import SnapshotService
+    from streams import StreamFeeds, StreamHub
+
+__all__ = ["Audit", "Liandong", "LogAudit", "Startup", "Stop"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,9 @@ class LogAudit:
 
 
 Hook = Callable[..., Awaitable[None]]
+Stop = Callable[[], Awaitable[None]]
+# A part's start: run in order at start-up; what it returns runs at shutdown, in the reverse order.
+Startup = Callable[[], Awaitable[Stop | None]]
 
 
 @dataclass
@@ -57,65 +73,34 @@ class Liandong:
     authorizer: Authorizer
     acl: PolicyAdmin  # the viewing policy, for the security-admin routes
     audit: Audit
-    metrics: Metrics = field(default_factory=Metrics)
-    passwords: Passwords | None = None
-    tokens: TokenService = field(default_factory=TokenService)
-    throttle: LoginThrottle | None = None
-    stream_tokens: StreamTokens | None = None
-    auth: Authenticator | None = None  # type: ignore[assignment]
-    hub: Any = None
-    sessions: Any = None
-    whep: Any = None
-    media: Any = None
-    hls: Any = None
-    snapshots: Any = None
-    positions: Any = None
-    events: Any = None
-    alarms: Any = None
+    metrics: Metrics
+    passwords: Passwords
+    tokens: TokenService
+    throttle: LoginThrottle
+    stream_tokens: StreamTokens
+    auth: Authenticator
+    refusals: RefusalAudit
+    # The parts below are built by the composition root (gateway/wiring.py), in this order.
+    hub: StreamHub = field(init=False)
+    media: StreamFeeds = field(init=False)
+    sessions: SessionRegistry = field(init=False)
+    whep: WhepService = field(init=False)
+    hls: HlsService = field(init=False)
+    snapshots: SnapshotService = field(init=False)
+    events: EventBus = field(init=False)
+    positions: PositionService = field(init=False)
+    alarms: AlarmService = field(init=False)
+    cluster: ClusterNode | None = None
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)
     on_token_revoked: list[Hook] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
-    refusals: RefusalAudit | None = None
-
-    def __post_init__(self) -> None:
-        a = self.settings.auth
-        if self.passwords is None:
-            self.passwords = Passwords(a.login_verify_concurrency, a.login_verify_queue)
-        if self.throttle is None:
-            self.throttle = LoginThrottle(
-                a.login_max_failures, a.login_window_s, delay_s=a.login_delay_s, delay_max_s=a.login_delay_max_s
-            )
-        if self.stream_tokens is None:
-            self.stream_tokens = StreamTokens(self.box.derive_key("stream-tokens"), a.stream_token_ttl_s)
-        if self.auth is None:
-            self.auth = Authenticator(
-                self.db,
-                self.tokens,
-                self.stream_tokens,
-                a.cookie_name,
-                login_cache_s=a.login_cache_s,
-                login_cache_size=a.login_cache_size,
-            )
-        # First: the ended login is refused before the other hooks end its streams (relayed to the
-        # other nodes of a cluster with the rest).
-        self.on_token_revoked.insert(0, self.auth.forget_token)
-        self._attach_refusals()
-
-    def _attach_refusals(self) -> None:
-        """Anonymous refusals are counted in memory and audited in aggregate by a background task
-        (:mod:`gateway.refusals`); it starts first and stops last, writing the open windows."""
-        if self.refusals is None:
-            a = self.settings.auth
-            self.refusals = RefusalAudit(self.audit, a.refusal_window_s, a.refusal_addresses)
-        refusals = self.refusals
-
-        async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
-            refusals.start()
-            return refusals.close
-
-        self.extras.setdefault("startups", []).insert(0, start)
+    # What ends viewer sessions when a user's logins end (the session registry; the ACL's sweeps share it).
+    session_terminators: list[SessionTerminator] = field(default_factory=list)
+    # Start-ups in the order the composition root wrote them (the policy first); stops run reversed.
+    startups: list[Startup] = field(default_factory=list)
+    # At most this many camera probes started from the API at once (each a short RTSP session in a thread).
+    probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
     async def inventory_changed(self) -> None:
         """Cameras were added, changed or removed."""
@@ -146,27 +131,24 @@ class Liandong:
         """A user's logins were revoked in a committed change (password or role change,
         deactivation): end what derives from each through the same path as :meth:`end_login`, and
         every session the user holds however it was opened."""
-        assert self.auth is not None
         self.auth.forget_user(user_id)
         for token_id in token_ids:
             await self.sessions_revoked_for_token(token_id)
-        for term in self.extras.get("session_terminators", []):
+        for term in self.session_terminators:
             await term.end_sessions(user_id, None, reason)
 
     async def end_session(self, session_id: str, reason: str) -> bool:
         """End one viewer session on whichever node holds it."""
-        cluster = self.extras.get("cluster")
-        if cluster is not None:
-            return bool(await cluster.sessions.end(session_id, reason))
+        if self.cluster is not None:
+            return bool(await self.cluster.sessions.end(session_id, reason))
         return bool(await self.sessions.end(session_id, reason))
 
     async def find_session(self, session_id: str) -> dict[str, Any] | None:
         """An open viewer session on any node, with who may end it (``user_id``, ``credential_ref``)."""
-        cluster = self.extras.get("cluster")
-        if cluster is not None:
-            found: dict[str, Any] | None = await cluster.sessions.get(session_id)
+        if self.cluster is not None:
+            found: dict[str, Any] | None = await self.cluster.sessions.get(session_id)
             return found
-        s = self.sessions.get(session_id) if self.sessions is not None else None
+        s = self.sessions.get(session_id)
         return s.owner() if s is not None else None
 
     async def audit_unauthenticated(self, request: Request) -> None:
@@ -177,7 +159,6 @@ class Liandong:
         of the rest (:mod:`gateway.refusals`), so a scanner neither floods the audit nor delays the
         audit writes of authorized requests. The metric counts every one."""
         self.metrics.denials.labels("unauthenticated").inc()
-        assert self.refusals is not None
         problem = _credential_problem(request)
         path = request.url.path
         self.refusals.note(

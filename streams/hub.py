@@ -89,8 +89,7 @@ class StreamHub:
     ) -> None:
         self.settings = settings
         self._factory = upstream_factory
-        # Asked before every pull. A cluster node's is its leases; the app still sets it after
-        # construction (gateway.cluster.node) until the composition root passes it here.
+        # Asked before every pull: a cluster node's leases (gateway.wiring passes them), else always ours.
         self.ownership = ownership
         # Called with the camera id when an upstream goes live (e.g. HLS starts remuxing it).
         self.on_live: list[Callable[[str], None]] = []

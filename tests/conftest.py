@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from acl.models import Role
-from gateway.app import create_app
 from gateway.settings import Settings, load_settings
+from gateway.wiring import create_app
 
 PASSWORD = "correct horse battery"
 

@@ -18,8 +18,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from acl.models import Role
 from fixtures.camera_server import free_port
-from gateway.app import create_app
 from gateway.settings import Settings, load_settings
+from gateway.wiring import create_app
 
 PASSWORD = "correct horse battery"
 

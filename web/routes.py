@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -69,7 +70,7 @@ def page_headers(settings: Settings, peers: Iterable[str] = ()) -> dict[str, str
 
 async def _peer_origins(request: Request) -> list[str]:
     """The cluster's other node origins (live now) that differ from this page's origin; none without a cluster."""
-    node = request.app.state.ld.extras.get("cluster")
+    node = request.app.state.ld.cluster
     if node is None or node.origins is None:
         return []
     here = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
@@ -141,14 +142,22 @@ async def district_boundary(request: Request) -> dict[str, Any]:
     path = ld.settings.acl.district_geojson
     if path is None:
         return {"type": "FeatureCollection", "features": []}
-    cached = ld.extras.get("console_district")
-    if cached is None or cached[0] != path:
-        try:
-            doc = await asyncio.to_thread(lambda: json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            raise HTTPException(503, "the district boundary file cannot be read") from None
-        cached = ld.extras["console_district"] = (path, doc)
-    return dict(cached[1])
+    try:
+        doc = await asyncio.to_thread(_district_document, Path(path))
+    except (OSError, ValueError):
+        raise HTTPException(503, "the district boundary file cannot be read") from None
+    return dict(doc)
+
+
+def _district_document(path: Path) -> dict[str, Any]:
+    """The boundary file's GeoJSON, parsed once per version of the file."""
+    return _parsed_geojson(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_geojson(path: str, _mtime_ns: int) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return doc
 
 
 @router.get("/api/console/map/cameras", dependencies=[authenticated()], include_in_schema=True, tags=["web"])

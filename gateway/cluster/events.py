@@ -115,6 +115,9 @@ class RedisEventBus(LocalEventBus):
         queue: int = 1000,
         pending_max: int = 10_000,
         group_idle_s: float = 3600.0,
+        policy_revision: Callable[[], int] = lambda: 0,
+        catch_up: Callable[[], Awaitable[Any]] | None = None,
+        heartbeating: Callable[[list[str]], Awaitable[set[str]]] | None = None,
     ) -> None:
         super().__init__(keep, heartbeat_s, queue)
         self.r = client
@@ -123,8 +126,8 @@ class RedisEventBus(LocalEventBus):
         # This node's consumer group (and its one consumer): the node id, stable over restarts.
         self.group = group
         self.group_idle_s = group_idle_s
-        # Node id -> whether it heartbeats now (set by the node; without it no group is ever removed).
-        self.heartbeating: Callable[[list[str]], Awaitable[set[str]]] | None = None
+        # Which of these node ids heartbeat now (the node's leases; without it no group is ever removed).
+        self.heartbeating = heartbeating
         self._dead_since: dict[str, float] = {}  # groups without a consumer: when first seen without heartbeat
         self._loaded = False
         self._stopping = False
@@ -140,8 +143,9 @@ class RedisEventBus(LocalEventBus):
         # An event is rendered by a policy at least as new as the one its publisher had: an alarm's
         # incident grant is committed on one node just before its event, and a console elsewhere
         # must not see the event with the new cameras cut out because its node reloads a moment later.
-        self.policy_revision: Callable[[], int] = lambda: 0
-        self.catch_up: Callable[[], Awaitable[Any]] | None = None
+        # The revision of the policy this node enforces, and how to load a newer one.
+        self.policy_revision = policy_revision
+        self.catch_up = catch_up
         self.catch_up_after_s = 0.3
         self.published = 0
         self.dropped = 0

@@ -17,10 +17,10 @@ from gateway.cluster.cors import PeerOrigins
 from gateway.cluster.metrics import ClusterCollector
 from gateway.cluster.ownership import CameraOwnership
 from gateway.cluster.sessions import SessionDirectory
-from gateway.container import Liandong
+from gateway.container import Liandong, Startup
 from gateway.settings import Settings
 
-__all__ = ["ClusterNode", "attach_cluster", "node_identity", "redis_client"]
+__all__ = ["ClusterNode", "attach_cluster", "cluster_ownership", "node_identity", "redis_client"]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def node_identity(settings: Settings) -> tuple[str, str]:
 
 @dataclass
 class ClusterNode:
-    """This node's cluster parts (``ld.extras["cluster"]``)."""
+    """This node's cluster parts (``Liandong.cluster``)."""
 
     node_id: str
     url: str
@@ -68,16 +68,11 @@ class ClusterNode:
         return out
 
 
-def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> ClusterNode:
-    """Make ``ld`` one node of the cluster named by ``ld.settings.cluster`` (``client``: the
-    node's Redis client, when the caller made it first; one is made otherwise)."""
-    s = ld.settings
-    assert s.cluster.redis_url is not None
-    node_id, url = node_identity(s)
-    if client is None:
-        client = redis_client(s.cluster.redis_url)
-    c = s.cluster
-    ownership = CameraOwnership(
+def cluster_ownership(settings: Settings, client: Any) -> CameraOwnership:
+    """This node's camera leases (the stream hub's :class:`~streams.ports.Ownership` in a cluster)."""
+    c = settings.cluster
+    node_id, url = node_identity(settings)
+    return CameraOwnership(
         client,
         node_id,
         url,
@@ -88,15 +83,21 @@ def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> Cluster
         placement=c.placement,
         placement_slack=c.placement_slack,
     )
+
+
+def attach_cluster(
+    ld: Liandong, acl: AclService, client: Any, ownership: CameraOwnership
+) -> tuple[ClusterNode, Startup]:
+    """Make ``ld`` one node of the cluster named by ``ld.settings.cluster``: ``client`` is the node's
+    Redis client and ``ownership`` the leases its stream hub was built with. Returns the node and its
+    start-up (the composition root puts it after the policy's and before the media's)."""
+    s = ld.settings
+    node_id, url = node_identity(s)
+    c = s.cluster
     bus = ControlBus(client, node_id)
     directory = SessionDirectory(client, ld.sessions, bus, ownership)
     node = ClusterNode(node_id, url, ownership, bus, directory, ClusterCollector(ownership, ld.metrics.registry))
     node.origins = PeerOrigins(url, ownership.live_nodes, consoles=c.console_origins)
-    ld.extras["cluster"] = node
-    from gateway.cluster.routes import router
-
-    ld.extras.setdefault("routers", []).append(router)
-    ld.hub.ownership = ownership
 
     async def lost(camera_id: str, reason: str) -> None:
         # Viewers reconnect (the console retries) and are redirected to the new owner.
@@ -141,19 +142,6 @@ def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> Cluster
     acl.notices.on_stored.append(policy_stored)
     bus.handlers["policy"] = policy_elsewhere
 
-    events = ld.events
-    if hasattr(events, "policy_revision"):  # the Redis event stream waits for the policy of its events
-
-        def revision() -> int:
-            return int(acl.state.revision) if acl.state is not None else 0
-
-        async def catch_up() -> None:
-            await acl.reload("an event needs a newer policy")
-
-        events.policy_revision = revision
-        events.catch_up = catch_up
-        events.heartbeating = ownership.heartbeating  # whose event consumer groups are still needed
-
     def relay(hooks: list[Callable[..., Awaitable[None]]], op: str, arg: str | None) -> None:
         async def announce(*args: Any) -> None:
             await bus.publish(op, **({arg: args[0]} if arg else {}))
@@ -167,7 +155,7 @@ def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> Cluster
         hooks.append(announce)
         bus.handlers[op] = heard
 
-    # Added last in build_container, so every other hook is in the lists already.
+    # Added last by the composition root, so every other hook is in the lists already.
     relay(ld.on_inventory_changed, "inventory", None)
     relay(ld.on_camera_removed, "camera_removed", "camera_id")
     relay(ld.on_token_revoked, "token_revoked", "token_id")
@@ -237,7 +225,7 @@ def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> Cluster
             except Exception as e:  # Redis away: keep what we know, try again
                 log.debug("cluster: truck positions not read (%s)", type(e).__name__)
 
-    async def start(_ld: Liandong) -> Callable[[], Awaitable[None]]:
+    async def start() -> Callable[[], Awaitable[None]]:
         trucks = asyncio.create_task(follow_trucks(), name="cluster-trucks")
         relay = asyncio.create_task(relay_fixes(), name="cluster-fixes")
         await ownership.start()
@@ -263,7 +251,4 @@ def attach_cluster(ld: Liandong, acl: AclService, client: Any = None) -> Cluster
 
         return stop
 
-    # After the ACL (the policy must be loaded), before the media parts (they stop first, releasing leases).
-    startups = ld.extras.setdefault("startups", [])
-    startups.insert(1, start)
-    return node
+    return node, start

@@ -20,7 +20,7 @@ def redirect_to_owner(request: Request, owner_url: str, camera_id: str, subject:
     Any HTTP method keeps its body on a 307 (WHEP POST, HLS and snapshot GETs alike).
     """
     ld = request.app.state.ld
-    node = ld.extras.get("cluster")
+    node = ld.cluster
     if node is not None:
         node.metrics.redirected(getattr(request.scope.get("route"), "path", "other"))
     if subject.token_id is None:  # every credential derives from a login; nothing to hand on otherwise

@@ -25,7 +25,7 @@ async def cluster_status(
     ``pending`` (read, not yet in its replay buffer) and ``lag`` (events it has not read yet;
     null while Redis cannot count them). ``event_groups`` is null when Redis does not answer."""
     ld = request.app.state.ld
-    node = ld.extras["cluster"]
+    node = ld.cluster
     own = node.ownership
     state = getattr(ld.authorizer, "state", None)
     groups = None

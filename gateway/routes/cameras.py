@@ -17,7 +17,6 @@ from gateway.policy import authenticated, require_camera, require_roles
 from gateway.policy.rules import SOURCE_FIELDS, may_see_camera_sources, visible_camera_ids
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
-API_PROBE_SLOTS = 4  # probes at once from the API, across all requests (each holds a thread)
 
 
 def camera_reply(request: Request, cam: Camera) -> dict[str, Any]:
@@ -173,7 +172,7 @@ async def probe_camera(
         await ld.store.get(camera_id)
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
-    slots: asyncio.Semaphore = ld.extras.setdefault("camera_probe_slots", asyncio.Semaphore(API_PROBE_SLOTS))
+    slots: asyncio.Semaphore = ld.probe_slots
     async with slots:
         results = await probe_cameras(ld.store, [camera_id], concurrency=1, timeout_s=timeout_s)
     if not results:  # deleted meanwhile

@@ -23,7 +23,7 @@ async def list_sessions(
     ld = request.app.state.ld
     _ = user_id  # declared for validation and the docs; whose sessions is the guard's answer
     owner: int | None = request.state.owner_scope
-    cluster = ld.extras.get("cluster")
+    cluster = ld.cluster
     if cluster is not None:  # every node's sessions; live stats for this node's own
         rows = await cluster.sessions.list(user_id=owner, camera_id=camera_id)
         for d in rows:
@@ -62,7 +62,7 @@ async def end_sessions(
     if user_id is None and camera_id is None:
         raise HTTPException(422, [{"field": "user_id", "message": "give user_id and/or camera_id"}])
     ld = request.app.state.ld
-    cluster = ld.extras.get("cluster")
+    cluster = ld.cluster
     if cluster is not None:
         return {"ended": await cluster.sessions.end_sessions(user_id, camera_id, "ended by admin")}
     n = await ld.sessions.end_sessions(user_id, {camera_id} if camera_id else None, "ended by admin")

@@ -83,7 +83,7 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
     _check_width(request, width)
     await _camera_exists(request, camera_id)
     ld = request.app.state.ld
-    cluster = ld.extras.get("cluster")
+    cluster = ld.cluster
     if cluster is not None and ld.hub.latest_keyframe(camera_id) is None:
         # Another node pulls the camera: it has the live keyframe, and a cold pull here would be a
         # second session at the camera.

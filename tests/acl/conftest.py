@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from acl.models import Role
-from gateway.app import create_app
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]

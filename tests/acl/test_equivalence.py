@@ -18,8 +18,8 @@ import pytest
 
 from acl.equivalence import compare_service, enrich, populate, reference_from_database, rule_targets
 from fixtures.world import make_world
-from gateway.app import create_app
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 INSIDE, OUTSIDE, FAR_INSIDE = (31.15, 121.40), (31.30, 121.25), (31.12, 121.45)

@@ -12,9 +12,9 @@ from sqlalchemy import update
 
 from acl.identity import LoginThrottle, StreamTokens, hash_token
 from acl.models import ApiToken, Role
-from gateway.app import create_app
 from gateway.auth import LoginCache
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 from storage.db import utcnow
 from tests.conftest import PASSWORD, add_user, login
 

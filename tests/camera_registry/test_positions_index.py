@@ -120,8 +120,8 @@ async def test_redis_down_answers_503_and_alarms_still_land(tmp_path: Path) -> N
     from acl.models import Role
     from acl.users import upsert_user
     from camera_registry.inventory import import_cameras, import_vehicles
-    from gateway.app import create_app
     from gateway.settings import load_settings
+    from gateway.wiring import create_app
     from tests.conftest import PASSWORD, login
     from tests.gateway.test_alarms import signed
 

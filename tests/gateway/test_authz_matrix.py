@@ -21,9 +21,9 @@ from sqlalchemy import update
 
 from acl.identity import hash_token
 from acl.models import ApiToken, Role
-from gateway.app import create_app
 from gateway.refusals import refusal_count
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 from tests.conftest import PASSWORD, add_user, iter_routes, login
 from tests.gateway.test_route_policies import policies
 

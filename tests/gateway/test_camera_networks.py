@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from camera_registry.egress import REASON
-from gateway.app import build_container
 from gateway.settings import Settings, load_settings
+from gateway.wiring import build_services
 from tests.camera_registry.test_egress import Listener
 
 SECRET = "s3cr3t-Pw"
@@ -98,9 +98,9 @@ def test_cli_import_refuses_addresses_outside(tmp_path: Path) -> None:
 
 def test_startup_warns_without_a_limit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="gateway.app"):
-        build_container(load_settings(None, data_dir=tmp_path / "a"))
+        build_services(load_settings(None, data_dir=tmp_path / "a"))
     assert "cameras.allowed_networks is empty" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gateway.app"):
-        build_container(load_settings(None, data_dir=tmp_path / "b", cameras={"allowed_networks": NETS}))
+        build_services(load_settings(None, data_dir=tmp_path / "b", cameras={"allowed_networks": NETS}))
     assert "allowed_networks" not in caplog.text

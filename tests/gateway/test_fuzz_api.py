@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 
 from acl.models import Role
 from fixtures.camera_server import free_port
-from gateway.app import create_app
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 
 PASSWORD = "fuzz-password-123"
 SECRET = "fuzz-cam-secret-77"

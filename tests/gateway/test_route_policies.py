@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 
-from gateway.app import create_app
 from gateway.policy import POLICY_ATTR
 from gateway.settings import load_settings
+from gateway.wiring import create_app
 from tests.conftest import iter_routes
 
 

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from gateway.app import create_app
 from gateway.settings import load_settings
 from gateway.webrtc.ice import host_addresses_for, interface_addresses
+from gateway.wiring import create_app
 
 
 @pytest.mark.parametrize(

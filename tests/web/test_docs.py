@@ -46,7 +46,7 @@ async def test_docs_page_is_served_from_the_gateway_under_a_strict_csp(app_clien
 
 
 def test_docs_routes_declare_a_policy_like_every_other(tmp_path: Path) -> None:
-    from gateway.app import create_app
+    from gateway.wiring import create_app
 
     app = create_app(load_settings(None, data_dir=tmp_path))
     by_path = {getattr(r, "path", ""): r for r in iter_routes(app.routes)}

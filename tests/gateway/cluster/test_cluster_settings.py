@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.app import build_container
 from gateway.events import LocalEventBus
 from gateway.settings import load_settings
+from gateway.wiring import build_services
 from streams import LocalOwnership
 
 
 def test_cluster_is_off_by_default_and_a_single_node_uses_no_redis(tmp_path: Path) -> None:
     s = load_settings(None, data_dir=tmp_path)
     assert not s.cluster.enabled and s.shared_redis_url is None
-    ld = build_container(s)
-    assert "cluster" not in ld.extras
+    ld = build_services(s)
+    assert ld.cluster is None
     assert type(ld.events) is LocalEventBus
     assert type(ld.hub.ownership) is LocalOwnership  # every camera is this node's to pull
 
@@ -55,8 +55,9 @@ def test_cluster_node_is_wired_without_touching_redis_at_build(tmp_path: Path) -
     from gateway.cluster.ownership import CameraOwnership
 
     s = load_settings(None, data_dir=tmp_path, cluster={"redis_url": "redis://127.0.0.1:1/0", "node_id": "gw-1"})
-    ld = build_container(s)
-    node = ld.extras["cluster"]
+    ld = build_services(s)
+    node = ld.cluster
+    assert node is not None
     assert node.node_id == "gw-1" and node.url == "http://127.0.0.1:8000"
     assert isinstance(ld.hub.ownership, CameraOwnership)
     assert isinstance(ld.events, RedisEventBus)

@@ -1,0 +1,354 @@
+"""The composition root: every part of a gateway node, built from its settings in dependency order
+and joined through constructors and the hooks written here, and nowhere else.
+
+Read top to bottom, :func:`build_services` is the house: storage, the camera registry, the audit,
+the viewing policy, identity, the stream core and its outputs (WebRTC, HLS, snapshots), events,
+positions and alarms, and the cluster when one is configured. Its last lines set the start-up
+order (the policy first; shutdown runs in the reverse order). :func:`create_app` wraps the result
+in the HTTP app with the consoles' routers; only this module and the CLI import every package.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from acl.audit import AuditLog, audit_key
+from acl.identity import LoginThrottle, Passwords, StreamTokens, TokenService
+from acl.models import Role
+from acl.revocation import EdgeClaim, LocalEdgeClaim
+from acl.service import AclService, build_acl
+from acl.sessions import SessionTerminator
+from camera_registry.egress import CameraNetworks
+from camera_registry.opener import CheckedOpener
+from camera_registry.positions import PositionService
+from camera_registry.store import CameraStore
+from camera_registry.vehicle_index import MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
+from gateway.alarms.ports import AclOrganisation
+from gateway.alarms.service import AlarmService
+from gateway.app import http_app
+from gateway.auth import Authenticator
+from gateway.container import Liandong, Startup, Stop
+from gateway.events import EventBus, LocalEventBus
+from gateway.hls.service import HlsService
+from gateway.metrics import Metrics
+from gateway.refusals import RefusalAudit
+from gateway.sessions import SessionRegistry
+from gateway.settings import Settings
+from gateway.webrtc.whep import WhepService
+from snapshot.cache import MemoryCache, RedisCache, SnapshotCache
+from snapshot.service import SnapshotService
+from storage.db import Database
+from storage.secretbox import SecretBox
+from streams import LocalOwnership, Ownership, RtspUpstream, StreamFeeds, StreamHub
+
+__all__ = ["build_services", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    """The gateway app for ``settings``: every part built here, the consoles' pages and data, the
+    API docs and, in a cluster, the cluster's status routes."""
+    from web.docs import router as docs_router
+    from web.routes import router as web_router
+
+    ld = build_services(settings)
+    routers: list[APIRouter] = [web_router, docs_router]
+    if ld.cluster is not None:
+        from gateway.cluster.routes import router as cluster_router
+
+        routers.insert(0, cluster_router)
+    return http_app(ld, routers, migrate=migrate)
+
+
+def build_services(settings: Settings) -> Liandong:
+    """Every part of a node, in dependency order (SQLite under the data dir and in-process state
+    unless the settings name PostgreSQL, Redis or a cluster)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url, echo=settings.database.echo)
+    box = SecretBox.from_data_dir(settings.data_dir)
+    store = CameraStore(db, box, _camera_networks(settings))
+    audit = AuditLog(db, audit_key(box))
+
+    # A cluster's Redis client: camera leases, the window-edge claim, the control bus, events.
+    cluster_client = None
+    if settings.cluster.enabled:
+        from gateway.cluster.node import redis_client
+
+        assert settings.cluster.redis_url is not None
+        cluster_client = redis_client(settings.cluster.redis_url)
+
+    # The viewing policy ends streams in the session holders the media parts add below.
+    session_holders: list[SessionTerminator] = []
+    acl = build_acl(
+        settings.acl, db, store, audit, sessions=session_holders, edges=_edge_claim(settings, cluster_client)
+    )
+
+    a = settings.auth
+    tokens = TokenService()
+    stream_tokens = StreamTokens(box.derive_key("stream-tokens"), a.stream_token_ttl_s)
+    auth = Authenticator(
+        db,
+        tokens,
+        stream_tokens,
+        a.cookie_name,
+        acl.decider.departments_of,
+        login_cache_s=a.login_cache_s,
+        login_cache_size=a.login_cache_size,
+    )
+    ld = Liandong(
+        settings=settings,
+        db=db,
+        box=box,
+        store=store,
+        authorizer=acl.decider,
+        acl=acl,
+        audit=audit,
+        metrics=Metrics(),
+        passwords=Passwords(a.login_verify_concurrency, a.login_verify_queue),
+        tokens=tokens,
+        throttle=LoginThrottle(
+            a.login_max_failures, a.login_window_s, delay_s=a.login_delay_s, delay_max_s=a.login_delay_max_s
+        ),
+        stream_tokens=stream_tokens,
+        auth=auth,
+        refusals=RefusalAudit(audit, a.refusal_window_s, a.refusal_addresses),
+        session_terminators=session_holders,
+    )
+    # First: an ended login is refused before the other hooks end its streams (relayed to the
+    # other nodes of a cluster with the rest).
+    ld.on_token_revoked.append(auth.forget_token)
+
+    ownership: Ownership = LocalOwnership()
+    cluster_ownership = None
+    if cluster_client is not None:
+        from gateway.cluster.node import cluster_ownership as make_ownership
+
+        ownership = cluster_ownership = make_ownership(settings, cluster_client)
+    start_media = _media(ld, ownership)
+    start_acl = _acl_hooks(ld, acl)
+    start_positions = _positions_and_alarms(ld, acl, ownership)
+    start_cluster: Startup | None = None
+    if cluster_client is not None and cluster_ownership is not None:
+        from gateway.cluster.node import attach_cluster
+
+        # Last: it relays the hooks every other part has added by now.
+        ld.cluster, start_cluster = attach_cluster(ld, acl, cluster_client, cluster_ownership)
+
+    # Start-up in this order, shutdown in the reverse: refusal accounting first (it writes its open
+    # windows last), then the policy (nothing serves before it is loaded), the cluster (leases),
+    # the media parts (they stop before the leases go), positions and alarms.
+    ld.startups = [
+        _refusals_start(ld.refusals),
+        start_acl,
+        *([start_cluster] if start_cluster is not None else []),
+        start_media,
+        start_positions,
+    ]
+    return ld
+
+
+def _camera_networks(settings: Settings) -> CameraNetworks:
+    """The boundary of camera URLs (``cameras.allowed_networks``); without one, say so at startup."""
+    if not settings.cameras.allowed_networks:
+        log.warning(
+            "cameras.allowed_networks is empty: camera URLs may lead to any host, internal services included "
+            "(set it to the camera networks' CIDRs)"
+        )
+    return CameraNetworks(settings.cameras.allowed_networks)
+
+
+def _edge_claim(settings: Settings, cluster_client: Any) -> EdgeClaim:
+    """Which node announces a validity-window edge: this one alone, or the first of the cluster's
+    nodes to claim it on Redis."""
+    if cluster_client is None:
+        return LocalEdgeClaim()
+    from gateway.cluster.edges import RedisEdgeClaim
+    from gateway.cluster.node import node_identity
+
+    return RedisEdgeClaim(cluster_client, node_identity(settings)[0], settings.cluster.redis_timeout_s)
+
+
+def _refusals_start(refusals: RefusalAudit) -> Startup:
+    async def start() -> Stop:
+        refusals.start()
+        return refusals.close
+
+    return start
+
+
+def _acl_hooks(ld: Liandong, acl: AclService) -> Startup:
+    """The policy's hooks into the rest: logins checked again after a reload, consoles told of
+    changes, inventory changes; and its start."""
+    acl.notices.on_reloaded.append(ld.auth.forget_logins)
+    ld.on_inventory_changed.append(acl.inventory_changed)
+
+    def tell_consoles(revision: int, users: frozenset[int] | None) -> None:
+        # The consoles of the users it reaches refresh their own (server-filtered) camera lists;
+        # the others learn nothing of it. Policy editors' and auditors' consoles follow every change.
+        if users is None:
+            ld.events.publish("policy.changed", {"revision": revision}, everyone=True)
+        else:
+            readers = (Role.security_admin.value, Role.auditor.value)
+            ld.events.publish("policy.changed", {"revision": revision}, users=sorted(users), roles=readers)
+
+    acl.notices.on_policy_changed.append(tell_consoles)
+
+    async def start() -> Stop:
+        await acl.start()
+        return acl.stop
+
+    return start
+
+
+def _media(ld: Liandong, ownership: Ownership) -> Startup:
+    """The stream core and its outputs: the hub, feeds, viewer sessions, WebRTC, HLS, snapshots."""
+    s = ld.settings
+    # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
+    opener = CheckedOpener(ld.store.networks)
+    ld.hub = StreamHub(
+        s.hub,
+        ld.store.open_url,
+        ld.metrics,
+        upstream_factory=partial(RtspUpstream, opener=opener),
+        ownership=ownership,
+    )
+    ld.media = StreamFeeds(ld.hub, s.hub, s.transcoder, ld.store.get, ld.metrics)
+    ld.sessions = SessionRegistry(
+        ld.audit,
+        on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),
+        max_per_user=s.sessions.max_per_user,
+    )
+    ld.whep = WhepService(ld.media, ld.sessions, s.webrtc, ld.metrics, bind_host=s.server.host)
+    ld.hls = HlsService(ld.media, ld.sessions, s.hls, ld.metrics, s.webrtc.open_timeout_s)
+    ld.auth.session_keys = ld.hls.subject_for
+    ld.hub.on_live.append(ld.hls.on_camera_live)
+    ld.session_terminators.append(ld.sessions)
+    ld.snapshots = _snapshots(ld)
+
+    async def camera_removed(camera_id: str) -> None:
+        await ld.sessions.end_for_camera(camera_id, "camera deleted")
+        await ld.hls.end_camera(camera_id, "camera deleted")
+        await ld.media.end_camera(camera_id, "camera deleted")
+        await ld.hub.end_camera(camera_id, "camera deleted")
+        await ld.snapshots.forget(camera_id)
+
+    async def token_revoked(token_id: int) -> None:
+        await ld.sessions.end_for_token(token_id, "login ended")
+
+    ld.on_camera_removed.append(camera_removed)
+    ld.on_camera_removed.append(ld.metrics.forget_camera)
+    ld.on_token_revoked.append(token_revoked)
+
+    async def start() -> Stop:
+        ld.snapshots.start()
+        ld.hls.start()
+
+        async def stop() -> None:
+            await ld.snapshots.close()
+            await ld.sessions.close()
+            await ld.hls.close()
+            await ld.media.close()
+            await ld.hub.close()
+
+        return stop
+
+    return start
+
+
+def _snapshots(ld: Liandong) -> SnapshotService:
+    cache: SnapshotCache = MemoryCache()
+    if ld.settings.shared_redis_url:
+        import redis.asyncio
+
+        cache = RedisCache(redis.asyncio.from_url(ld.settings.shared_redis_url))
+    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks)
+
+
+def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventBus:
+    """Live events for the consoles: in process, or a Redis stream shared by the cluster's nodes
+    (which renders an event by a policy at least as new as its publisher's, and removes the
+    consumer groups of nodes whose leases stopped heartbeating)."""
+    s = settings
+    if not s.cluster.redis_url:
+        return LocalEventBus(s.events.kept, s.events.heartbeat_s, s.events.queue)
+    from gateway.cluster.events import RedisEventBus
+    from gateway.cluster.node import node_identity, redis_client
+    from gateway.cluster.ownership import CameraOwnership
+
+    assert isinstance(ownership, CameraOwnership)
+
+    def revision() -> int:
+        return int(acl.state.revision) if acl.state is not None else 0
+
+    async def catch_up() -> None:
+        await acl.reload("an event needs a newer policy")
+
+    return RedisEventBus(
+        redis_client(s.cluster.redis_url),
+        group=node_identity(s)[0],
+        keep=s.events.kept,
+        stream_keep=s.cluster.events_kept,
+        heartbeat_s=s.events.heartbeat_s,
+        queue=s.events.queue,
+        group_idle_s=s.cluster.event_group_idle_s,
+        policy_revision=revision,
+        catch_up=catch_up,
+        heartbeating=ownership.heartbeating,
+    )
+
+
+def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership) -> Startup:
+    """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
+    s = ld.settings
+    index: VehicleIndex = MemoryVehicleIndex()
+    if s.shared_redis_url:
+        import redis.asyncio
+
+        index = RedisVehicleIndex(redis.asyncio.from_url(s.shared_redis_url))
+    ld.events = _events(s, acl, ownership)
+    ld.positions = PositionService(
+        s.vehicles, ld.store, s.acl.home_district, acl.inside_district, index=index, on_fix=acl.update_vehicle_position
+    )
+
+    async def camera_offline(camera_id: str) -> bool:
+        try:
+            return bool((await ld.store.get(camera_id)).status.value == "offline")
+        except LookupError:
+            return True
+
+    ld.alarms = AlarmService(
+        s.alarms,
+        ld.db,
+        ld.box,
+        positions=ld.positions,
+        org=AclOrganisation(acl),
+        grants=acl,
+        hub=ld.hub,
+        events=ld.events,
+        audit=ld.audit,
+        camera_offline=camera_offline,
+    )
+    ld.positions.on_moved = ld.alarms.vehicle_moved  # follow mode
+    ld.on_token_revoked.append(ld.events.end_for_token)
+
+    async def reload() -> None:
+        await ld.positions.load()
+
+    ld.on_inventory_changed.append(reload)
+
+    async def start() -> Stop:
+        await ld.positions.load()
+        stop_alarms = await ld.alarms.start()
+
+        async def stop() -> None:
+            await stop_alarms()
+            await ld.positions.close()
+
+        return stop
+
+    return start
