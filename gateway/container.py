@@ -6,11 +6,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from acl.admin import PolicyAdmin
+from acl.audit import AuditLog
 from acl.authorizer import Authorizer
 from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenService
 from camera_registry.store import CameraStore
@@ -33,27 +34,9 @@ if TYPE_CHECKING:
     from snapshot.service import SnapshotService
     from streams import StreamFeeds, StreamHub
 
-__all__ = ["Audit", "Liandong", "LogAudit", "Startup", "Stop"]
+__all__ = ["Liandong", "Startup", "Stop", "services"]
 
 log = logging.getLogger(__name__)
-
-
-class Audit(Protocol):
-    """Where security-relevant events go (the ACL's hash-chained audit log in production)."""
-
-    async def record(self, kind: str, **fields: Any) -> None:
-        """Append one event."""
-        ...
-
-
-class LogAudit:
-    """An audit sink that only logs (used by tools that have no database)."""
-
-    async def record(self, kind: str, **fields: Any) -> None:
-        subject = fields.pop("subject", None)
-        if isinstance(subject, Subject):
-            fields.setdefault("username", subject.username)
-        log.info("audit %s %s", kind, {k: v for k, v in fields.items() if v is not None})
 
 
 Hook = Callable[..., Awaitable[None]]
@@ -64,7 +47,7 @@ Startup = Callable[[], Awaitable[Stop | None]]
 
 @dataclass
 class Liandong:
-    """Everything a request handler may need, reached as ``request.app.state.ld``."""
+    """Everything a request handler may need, reached as ``services(request)``."""
 
     settings: Settings
     db: Database
@@ -72,7 +55,7 @@ class Liandong:
     store: CameraStore
     authorizer: Authorizer
     acl: PolicyAdmin  # the viewing policy, for the security-admin routes
-    audit: Audit
+    audit: AuditLog
     metrics: Metrics
     passwords: Passwords
     tokens: TokenService
@@ -199,3 +182,9 @@ def _credential_problem(request: Request) -> str:
     if request.query_params.get("token"):
         return "stream token invalid, expired, revoked, for another camera or not accepted on this route"
     return "no credentials"
+
+
+def services(request: Request) -> Liandong:
+    """The services of the app serving ``request`` (typed: what routes and guards reach)."""
+    ld: Liandong = request.app.state.ld
+    return ld

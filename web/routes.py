@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 
 from acl.identity import Subject
 from camera_registry.store import CameraFilter
+from gateway.container import services
 from gateway.policy import authenticated, incident_rules, public
 from gateway.policy.rules import visible_camera_ids
 from gateway.routes.params import ZonedSince
@@ -70,7 +71,7 @@ def page_headers(settings: Settings, peers: Iterable[str] = ()) -> dict[str, str
 
 async def _peer_origins(request: Request) -> list[str]:
     """The cluster's other node origins (live now) that differ from this page's origin; none without a cluster."""
-    node = request.app.state.ld.cluster
+    node = services(request).cluster
     if node is None or node.origins is None:
         return []
     here = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
@@ -80,7 +81,7 @@ async def _peer_origins(request: Request) -> list[str]:
 @router.get("/", dependencies=[public()])
 async def index(request: Request) -> FileResponse:
     """The operator console (it asks for a login itself)."""
-    headers = page_headers(request.app.state.ld.settings, await _peer_origins(request))
+    headers = page_headers(services(request).settings, await _peer_origins(request))
     return FileResponse(STATIC_DIR / "index.html", headers=headers)
 
 
@@ -115,7 +116,7 @@ async def vendor(name: str) -> FileResponse:
 async def console_config(request: Request) -> dict[str, Any]:
     """What the console needs to know: ICE servers for WebRTC, enabled protocols, the map's tile
     server, and the departments an incident can be dispatched to (id, name, level)."""
-    ld = request.app.state.ld
+    ld = services(request)
     s = ld.settings
     state = getattr(ld.authorizer, "state", None)
     depts = [] if state is None else sorted(state.departments.values(), key=lambda d: d.id)
@@ -138,7 +139,7 @@ async def console_config(request: Request) -> dict[str, Any]:
 async def district_boundary(request: Request) -> dict[str, Any]:
     """The district boundary for the map (the GeoJSON of ``acl.district_geojson``); an empty
     FeatureCollection when none is configured."""
-    ld = request.app.state.ld
+    ld = services(request)
     path = ld.settings.acl.district_geojson
     if path is None:
         return {"type": "FeatureCollection", "features": []}
@@ -164,7 +165,7 @@ def _parsed_geojson(path: str, _mtime_ns: int) -> dict[str, Any]:
 async def map_cameras(request: Request) -> dict[str, Any]:
     """Fixed cameras with a position that the caller may view, compact for a map of 20,000:
     ``[id, name, lat, lon, status, area]`` rows. Cameras on vehicles move with them (``/api/vehicles``)."""
-    ld = request.app.state.ld
+    ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
     cams, _ = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
     rows = [
@@ -179,7 +180,7 @@ async def map_cameras(request: Request) -> dict[str, Any]:
 async def dashboard(request: Request, since: ZonedSince = None) -> dict[str, Any]:
     """A supervisor's overview, over what the caller may see: incidents by sub-district and by
     department (total, open, handled %, overdue), totals, and cameras offline per sub-district."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     rules = incident_rules(request)
     stats = await rules.flow.stats(since, lambda i: rules.may_see(subject, i))
@@ -213,7 +214,7 @@ async def dashboard(request: Request, since: ZonedSince = None) -> dict[str, Any
 async def camera_facets(request: Request) -> dict[str, Any]:
     """What the console's filter menus offer: the sub-districts, departments, kinds and statuses of the
     cameras the caller may view, each with how many cameras have it (nothing about other cameras)."""
-    ld = request.app.state.ld
+    ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
     cams, total = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
 

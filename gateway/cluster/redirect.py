@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request, Response, status
 
 from acl.identity import Subject
+from gateway.container import services
 
 __all__ = ["redirect_to_owner"]
 
@@ -19,7 +20,7 @@ def redirect_to_owner(request: Request, owner_url: str, camera_id: str, subject:
     load balancer with one route per node the redirect stays on the origin and cookies go along too.
     Any HTTP method keeps its body on a 307 (WHEP POST, HLS and snapshot GETs alike).
     """
-    ld = request.app.state.ld
+    ld = services(request)
     node = ld.cluster
     if node is not None:
         node.metrics.redirected(getattr(request.scope.get("route"), "path", "other"))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from redis.exceptions import RedisError
 
 from acl.models import Role
+from gateway.container import services
 from gateway.policy import require_roles
 
 router = APIRouter(tags=["cluster"])
@@ -24,8 +25,9 @@ async def cluster_status(
     each camera named by ``camera`` (repeatable), and per node its event consumer group:
     ``pending`` (read, not yet in its replay buffer) and ``lag`` (events it has not read yet;
     null while Redis cannot count them). ``event_groups`` is null when Redis does not answer."""
-    ld = request.app.state.ld
+    ld = services(request)
     node = ld.cluster
+    assert node is not None  # this router is mounted on cluster nodes only (gateway.wiring)
     own = node.ownership
     state = getattr(ld.authorizer, "state", None)
     groups = None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from acl.credentials import CredentialEnded, Scope
 from acl.identity import Subject
 from acl.models import Role, User
+from gateway.container import services
 from gateway.policy.incidents import IncidentRules
 from gateway.policy.rules import Refused, has_role, may_end_session, may_grant_role, may_manage_user, owner_scope
 
@@ -54,11 +55,11 @@ async def authenticate(request: Request, scope: Scope) -> Subject:
     """The authenticated subject of the request for ``scope``, or 401 (410 for an ended
     credential), audited (see :mod:`gateway.auth` and :mod:`acl.credentials`)."""
     try:
-        subject = await request.app.state.ld.auth.authenticate(request, scope)
+        subject = await services(request).auth.authenticate(request, scope)
     except CredentialEnded as e:
         raise HTTPException(status.HTTP_410_GONE, str(e)) from None
     if subject is None:
-        await request.app.state.ld.audit_unauthenticated(request)
+        await services(request).audit_unauthenticated(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "authentication required" + _problem(request),
@@ -118,7 +119,7 @@ def require_roles(*roles: Role) -> Any:
 
 async def _check_roles(request: Request, subject: Subject, allowed: frozenset[Role]) -> None:
     if not has_role(subject, allowed):
-        await request.app.state.ld.audit_denied(request, subject, f"role:{'|'.join(sorted(allowed))}", None)
+        await services(request).audit_denied(request, subject, f"role:{'|'.join(sorted(allowed))}", None)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
 
 
@@ -154,7 +155,7 @@ async def user_may_be_managed(request: Request, subject: Subject, user_id: Any, 
         uid = _query(str(user_id), int)
         if uid is None:
             return  # not a user id: the route's own validation answers
-        async with request.app.state.ld.db.session() as s:
+        async with services(request).db.session() as s:
             user = await s.get(User, uid)
         if user is None:
             return
@@ -216,7 +217,7 @@ def require_camera(action: str, scope: Scope = Scope.api) -> Any:
     """
 
     async def _camera(request: Request, camera_id: str, subject: Subject = Depends(_subject_in(scope))) -> Subject:
-        ld = request.app.state.ld
+        ld = services(request)
         if not ld.authorizer.authorize(subject, action, camera_id):
             await ld.audit_denied(request, subject, action, camera_id)
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {action} on camera '{camera_id}'")
@@ -232,7 +233,7 @@ def require_session(scope: Scope = Scope.api) -> Any:
     (``{"user_id", "credential_ref", ...}``) is left in ``request.state.viewer_session``."""
 
     async def _session(request: Request, session_id: str, subject: Subject = Depends(_subject_in(scope))) -> Subject:
-        ld = request.app.state.ld
+        ld = services(request)
         found = await ld.find_session(session_id)
         if found is None or not may_end_session(subject, found):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
@@ -251,7 +252,7 @@ def hmac_source() -> Any:
     async def _hmac(request: Request) -> str:
         from gateway.alarms.hmac_auth import SignatureError
 
-        ld = request.app.state.ld
+        ld = services(request)
         body = await request.body()
         h = request.headers
         try:
@@ -287,7 +288,7 @@ def require_incident() -> Any:
     """
 
     async def _incident(request: Request, incident_id: str, subject: Subject = Depends(current_subject)) -> Subject:
-        ld = request.app.state.ld
+        ld = services(request)
         rules = incident_rules(request)
         inc = await rules.flow.get(incident_id)
         if inc is None or not rules.may_act(subject, "view", inc):
@@ -304,7 +305,7 @@ def require_incident() -> Any:
 
 def incident_rules(request: Request) -> IncidentRules:
     """The incident rules of this gateway's workflow."""
-    return IncidentRules(request.app.state.ld.alarms.incidents)
+    return IncidentRules(services(request).alarms.incidents)
 
 
 PolicyCheck = Callable[..., Awaitable[Any]]

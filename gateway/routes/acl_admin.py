@@ -17,6 +17,7 @@ from acl.index import ACTION_LEVEL
 from acl.models import Membership, Role, User
 from acl.policy import Applied, PolicyError, RuleSpec
 from acl.users import AdminsOnly, NoSuchUser, UserChange, UserError, change_user, upsert_user
+from gateway.container import services
 from gateway.policy import require_roles, require_user_admin
 from gateway.policy.rules import may_manage_user
 
@@ -117,7 +118,7 @@ async def _policy_change(
 
 def policy_admin(request: Request) -> PolicyAdmin:
     """The ACL as the admin routes use it."""
-    admin: PolicyAdmin = request.app.state.ld.acl
+    admin: PolicyAdmin = services(request).acl
     return admin
 
 
@@ -174,7 +175,7 @@ async def delete_department(request: Request, dept_id: str, reason: str = "") ->
 @router.get("/users", dependencies=[READ])
 async def list_users(request: Request) -> list[dict[str, Any]]:
     """Users with their departments."""
-    ld = request.app.state.ld
+    ld = services(request)
     async with ld.db.session() as s:
         users = list((await s.execute(select(User).order_by(User.id))).scalars())
         ms = list((await s.execute(select(Membership))).scalars())
@@ -197,7 +198,7 @@ async def list_users(request: Request) -> list[dict[str, Any]]:
 @router.post("/users", status_code=201, dependencies=[require_user_admin(Role.security_admin, body=UserBody)])
 async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     """Create a user (only admins may create admins)."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     try:
         async with ld.db.session() as s:
@@ -215,7 +216,7 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
 async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[str, Any]:
     """Change a user's role, password or active flag (only admins may make or change admins);
     deactivating ends their logins and streams."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     change = UserChange(body.role, body.active, body.password, body.display_name)
     try:
@@ -406,7 +407,7 @@ async def who_can_view(
     request: Request, camera_id: str, action: Annotated[str, Query(max_length=20)] = "view_live"
 ) -> dict[str, Any]:
     """Who can ``action`` this camera now and by which rules; and who a deny rule blocks."""
-    ld = request.app.state.ld
+    ld = services(request)
     acl = policy_admin(request)
     _action(action)
     if camera_id not in acl.index.all():
@@ -426,7 +427,7 @@ async def what_can_user_view(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:
     """What a user can ``action`` now, and which rules grant each camera (first ``limit`` cameras)."""
-    ld = request.app.state.ld
+    ld = services(request)
     acl = policy_admin(request)
     _action(action)
     async with ld.db.session() as s:

@@ -13,6 +13,7 @@ from acl.identity import Subject
 from acl.models import Role, User
 from acl.policy import Applied, PolicyError, PolicyStore, RuleSpec
 from acl.preview import ActionEffect
+from gateway.container import services
 from gateway.policy import require_roles
 from gateway.routes.acl_admin import GroupBody, RuleBody, _fail, policy_admin
 
@@ -61,7 +62,7 @@ def _need(value: Any, name: str, op: str) -> Any:
 async def _user_roles(request: Request, body: PreviewBody) -> dict[int, str | None]:
     """patch_user: the user's system role after the change (None when deactivated)."""
     uid = _need(body.user_id, "user_id", body.op)
-    async with request.app.state.ld.db.session() as s:
+    async with services(request).db.session() as s:
         user = await s.get(User, uid)
     if user is None:
         raise HTTPException(422, [{"field": "user_id", "message": f"no user {uid}"}])
@@ -136,7 +137,7 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
     stored and nothing is audited. Errors are the ones the change itself would give (422 naming the
     field). System admins see everything either way and are not counted. ``patch_user`` previews a
     user's new system role or deactivation (``PATCH /api/admin/users/{id}``), which writes no revision."""
-    ld = request.app.state.ld
+    ld = services(request)
     acl = policy_admin(request)
     subject: Subject = request.state.subject
     try:

@@ -12,6 +12,7 @@ from acl.models import Role
 from gateway.alarms.hmac_auth import SourceError
 from gateway.alarms.routing import RouteError
 from gateway.alarms.service import AlarmError, parse_alarm
+from gateway.container import services
 from gateway.policy import hmac_source, require_roles
 from gateway.settings import AlarmRoute
 
@@ -35,7 +36,7 @@ async def post_alarm(request: Request, source: str = hmac_source()) -> JSONRespo
     The alarm and its incident are stored before the reply (202 with the incident id); a repeated
     alarm id from the same source gets the same incident id (200, ``duplicate: true``).
     """
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         alarm = parse_alarm(await request.body())
     except AlarmError as e:
@@ -63,13 +64,13 @@ class SourcePatch(BaseModel):
 @router.get("/api/admin/alarm-sources", dependencies=[ADMIN])
 async def list_sources(request: Request) -> list[dict[str, Any]]:
     """Registered alarm sources (never their secrets)."""
-    return list(await request.app.state.ld.alarms.sources.list())
+    return list(await services(request).alarms.sources.list())
 
 
 @router.post("/api/admin/alarm-sources", status_code=201, dependencies=[ADMIN])
 async def add_source(request: Request, body: SourceBody) -> dict[str, str]:
     """Register a source; its secret is in this reply only."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         secret = await ld.alarms.sources.add(body.name)
     except SourceError as e:
@@ -81,7 +82,7 @@ async def add_source(request: Request, body: SourceBody) -> dict[str, str]:
 @router.post("/api/admin/alarm-sources/{name}/rotate", dependencies=[ADMIN])
 async def rotate_source(request: Request, name: str) -> dict[str, str]:
     """A new secret for a source (shown once; the old one stops working)."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         secret = await ld.alarms.sources.rotate(name)
     except LookupError as e:
@@ -93,7 +94,7 @@ async def rotate_source(request: Request, name: str) -> dict[str, str]:
 @router.patch("/api/admin/alarm-sources/{name}", dependencies=[ADMIN])
 async def patch_source(request: Request, name: str, body: SourcePatch) -> dict[str, Any]:
     """Disable a source (its alarms are refused) or enable it again."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         await ld.alarms.sources.set_active(name, body.active)
     except LookupError as e:
@@ -108,13 +109,13 @@ async def patch_source(request: Request, name: str, body: SourcePatch) -> dict[s
 async def list_routes(request: Request) -> list[dict[str, Any]]:
     """The routing table: from settings (fixed) and from this API; the area's sub-district centre
     is always on duty as well."""
-    return list(request.app.state.ld.alarms.routing.routes())
+    return list(services(request).alarms.routing.routes())
 
 
 @router.post("/api/admin/alarm-routes", status_code=201, dependencies=[ADMIN])
 async def add_route(request: Request, body: AlarmRoute) -> dict[str, Any]:
     """Add a route ``{area, type, departments, hours}`` (``*`` matches any; hours ``HH:MM-HH:MM``, local)."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         route = await ld.alarms.routing.add(body, request.state.subject.username)
     except RouteError as e:
@@ -126,7 +127,7 @@ async def add_route(request: Request, body: AlarmRoute) -> dict[str, Any]:
 @router.delete("/api/admin/alarm-routes/{route_id}", dependencies=[ADMIN])
 async def delete_route(request: Request, route_id: int) -> dict[str, bool]:
     """Remove a route added through the API."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         await ld.alarms.routing.remove(route_id)
     except LookupError as e:

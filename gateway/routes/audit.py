@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from acl.models import Role
+from gateway.container import services
 from gateway.policy import require_roles
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
@@ -28,7 +29,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Audit entries, newest first."""
-    rows = await request.app.state.ld.audit.query(
+    rows = await services(request).audit.query(
         kind=kind,
         user_id=user_id,
         camera_id=camera_id,
@@ -52,7 +53,7 @@ async def export_csv(
     until: dt.datetime | None = None,
 ) -> Response:
     """Entries as CSV, oldest first, with the same filters as the list."""
-    text = await request.app.state.ld.audit.export_csv(
+    text = await services(request).audit.export_csv(
         since, kind=kind, user_id=user_id, camera_id=camera_id, incident_id=incident_id, until=until
     )
     return Response(
@@ -63,5 +64,5 @@ async def export_csv(
 @router.get("/verify", dependencies=[AUDITORS])
 async def verify(request: Request) -> dict[str, Any]:
     """Check the hash chain; names the first broken entry."""
-    r = await request.app.state.ld.audit.verify()
+    r = await services(request).audit.verify()
     return {"ok": r.ok, "checked": r.checked, "first_broken_id": r.first_broken_id, "problem": r.problem}

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from acl.credentials import Scope
 from acl.identity import IssuedToken, PasswordsBusy, Subject
 from acl.models import Role, TokenKind, User
+from gateway.container import services
 from gateway.policy import authenticated, public, require_camera, require_owner_or_admin, require_roles
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -44,7 +45,7 @@ async def _login(request: Request, username: str, password: str, kind: TokenKind
     """Check a password login (throttled, off the event loop) and issue a session token.
 
     Refusals are audited in aggregate (:mod:`gateway.refusals`): anyone can cause them."""
-    ld = request.app.state.ld
+    ld = services(request)
     address = request.client.host if request.client else "-"
     wait = ld.throttle.begin(username, address)
     if wait > 0:
@@ -75,6 +76,7 @@ async def _login(request: Request, username: str, password: str, kind: TokenKind
         ld.metrics.logins.labels("failed").inc()
         ld.refusals.note("login_failed", address, username[:64], username=username)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    assert found is not None  # a token was issued for it
     ld.throttle.succeeded(username, address)
     ld.metrics.logins.labels("ok").inc()
     await ld.audit.record("login", username=username, user_id=found.id, address=address)
@@ -89,13 +91,13 @@ async def token(
 ) -> TokenReply:
     """OAuth2 password flow: form fields ``username`` and ``password``."""
     issued = await _login(request, username, password, TokenKind.session)
-    return TokenReply(access_token=issued.token, expires_in=request.app.state.ld.settings.auth.token_ttl_s)
+    return TokenReply(access_token=issued.token, expires_in=services(request).settings.auth.token_ttl_s)
 
 
 @router.post("/login", dependencies=[public(Scope.login)])
 async def login(request: Request, body: LoginBody, response: Response) -> dict[str, object]:
     """Browser login: sets an HttpOnly SameSite session cookie and a readable CSRF cookie."""
-    ld = request.app.state.ld
+    ld = services(request)
     issued = await _login(request, body.username, body.password, TokenKind.session)
     a = ld.settings.auth
     response.set_cookie(
@@ -120,7 +122,7 @@ async def login(request: Request, body: LoginBody, response: Response) -> dict[s
 @router.post("/logout", dependencies=[authenticated()])
 async def logout(request: Request, response: Response) -> dict[str, bool]:
     """End the current login (cookie or bearer token) and everything derived from it."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     if subject.token_id is not None:
         await ld.end_login(subject.token_id)
@@ -145,7 +147,7 @@ async def me(request: Request) -> dict[str, object]:
 @router.get("/tokens", dependencies=[require_owner_or_admin(all_param="all_users", rows="tokens")])
 async def list_tokens(request: Request, all_users: bool = False) -> list[dict[str, object]]:
     """Your tokens (admins: everyone's with ``all_users=true``). Token values are never shown again."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     _ = all_users  # declared for validation and the docs; whose tokens is the guard's answer
     async with ld.db.session() as s:
@@ -169,7 +171,7 @@ async def list_tokens(request: Request, all_users: bool = False) -> list[dict[st
 async def create_machine_token(request: Request, body: MachineTokenBody) -> dict[str, object]:
     """Create a machine token for an integration account (admins only; shown once, never expires,
     ends by revocation or any change to the account)."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     name = body.username or subject.username
     async with ld.db.session() as s:
@@ -201,7 +203,7 @@ async def create_machine_token(request: Request, body: MachineTokenBody) -> dict
 @router.delete("/tokens/{token_id}", dependencies=[require_owner_or_admin(admins_see_all=True, rows="tokens")])
 async def revoke_token(request: Request, token_id: int) -> dict[str, bool]:
     """Revoke a token (your own, or anyone's for admins) and everything derived from it."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     if not await ld.end_login(token_id, user_id=request.state.owner_scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found or already revoked")
@@ -217,7 +219,7 @@ async def stream_token(request: Request, camera_id: str) -> dict[str, object]:
     ``auth.stream_token_ttl_s`` or with your login, whichever is first, and dies when your login
     ends. It is accepted nowhere else (see docs/security.md); every use is authorized against the
     current policy."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     assert subject.token_id is not None  # an api-scope subject always comes from a login
     token = ld.stream_tokens.issue(subject.user_id, camera_id, subject.token_id, subject.expires_at)

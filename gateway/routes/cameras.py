@@ -13,6 +13,7 @@ from camera_registry.inventory import MAX_FILE_BYTES, InventoryError, detect_for
 from camera_registry.models import Camera, CameraKind, CameraStatus
 from camera_registry.schemas import CameraIn, CameraPatch
 from camera_registry.store import CameraFilter, NotFound
+from gateway.container import services
 from gateway.policy import authenticated, require_camera, require_roles
 from gateway.policy.rules import SOURCE_FIELDS, may_see_camera_sources, visible_camera_ids
 
@@ -30,7 +31,7 @@ def camera_reply(request: Request, cam: Camera) -> dict[str, Any]:
 
 
 def _with_state(request: Request, cam: dict[str, Any]) -> dict[str, Any]:
-    hub = getattr(request.app.state.ld, "hub", None)
+    hub = getattr(services(request), "hub", None)
     if hub is not None:
         cam["stream"] = hub.describe(cam["id"])
     return cam
@@ -48,7 +49,7 @@ async def list_cameras(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Cameras the caller may view (at least a snapshot), filtered and paginated, ordered by id."""
-    ld = request.app.state.ld
+    ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
     f = CameraFilter(area=area, kind=kind, status=status_, department=department, text=text)
     rows, total = await ld.store.search(f, only_ids=visible, offset=offset, limit=limit)
@@ -71,7 +72,7 @@ async def nearest_cameras(
     limit: Annotated[int, Query(ge=1, le=200)] = 10,
 ) -> dict[str, Any]:
     """Cameras nearest to a point that the caller may view; moving ones by their vehicle's fresh fix."""
-    ld = request.app.state.ld
+    ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
     found = await ld.positions.nearest(
         lat,
@@ -122,7 +123,7 @@ async def import_camera_inventory(
     "cameras": [...]}`` to import both in one transaction. The reply counts created / updated /
     unchanged / rejected rows and lists each rejected row with its number and reason.
     """
-    ld = request.app.state.ld
+    ld = services(request)
     subs = _substitutions(substitute or [])
     body = bytearray()
     async for chunk in request.stream():
@@ -167,7 +168,7 @@ async def probe_camera(
     """Check the camera's source now (RTSP DESCRIBE over TCP) and record codec, size, fps and status."""
     from camera_registry.probe import probe_cameras
 
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         await ld.store.get(camera_id)
     except NotFound as e:
@@ -186,7 +187,7 @@ async def probe_camera(
 async def get_camera(request: Request, camera_id: str) -> dict[str, Any]:
     """One camera."""
     try:
-        cam = await request.app.state.ld.store.get(camera_id)
+        cam = await services(request).store.get(camera_id)
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
     return _with_state(request, camera_reply(request, cam))
@@ -195,7 +196,7 @@ async def get_camera(request: Request, camera_id: str) -> dict[str, Any]:
 @router.post("", status_code=201, dependencies=[require_roles(Role.admin)])
 async def create_camera(request: Request, body: CameraIn) -> dict[str, Any]:
     """Register a camera (credentials in the URL are stored encrypted and never shown again)."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         cam = await ld.store.create(body)
     except ValueError as e:
@@ -208,7 +209,7 @@ async def create_camera(request: Request, body: CameraIn) -> dict[str, Any]:
 @router.patch("/{camera_id}", dependencies=[require_roles(Role.admin)])
 async def update_camera(request: Request, camera_id: str, body: CameraPatch) -> dict[str, Any]:
     """Change a camera; the merged record is validated as a whole."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         cam = await ld.store.update(camera_id, body)
     except NotFound as e:
@@ -223,7 +224,7 @@ async def update_camera(request: Request, camera_id: str, body: CameraPatch) -> 
 @router.delete("/{camera_id}", status_code=204, dependencies=[require_roles(Role.admin)])
 async def delete_camera(request: Request, camera_id: str) -> None:
     """Delete a camera; its viewers are disconnected."""
-    ld = request.app.state.ld
+    ld = services(request)
     try:
         await ld.store.delete(camera_id)
     except NotFound as e:

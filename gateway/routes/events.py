@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from acl.identity import Subject
 from acl.models import ApiToken, User
+from gateway.container import services
 from gateway.events import Viewer
 from gateway.policy import authenticated
 from gateway.policy.rules import camera_check
@@ -24,7 +25,7 @@ async def events(
     """``text/event-stream`` of ``incident.opened``, ``incident.cameras``, ``incident.updated`` and
     ``incident.overdue`` for what this user may see; resumes after ``Last-Event-ID``. The stream ends
     when the login ends."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     if ld.events.streams_of(subject.user_id) >= ld.settings.events.max_streams_per_user:
         raise HTTPException(429, f"at most {ld.settings.events.max_streams_per_user} event streams per user")

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from gateway.container import services
 from gateway.policy import public, require_roles
 
 router = APIRouter(tags=["health"])
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """The database answers; 503 otherwise."""
     try:
-        async with request.app.state.ld.db.session() as s:
+        async with services(request).db.session() as s:
             await s.execute(text("SELECT 1"))
     except Exception:  # any database failure means not ready
         return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)
@@ -32,4 +33,4 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", dependencies=[require_roles()], include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (admins and machine tokens of admins)."""
-    return Response(generate_latest(request.app.state.ld.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
+from gateway.container import services
 from gateway.hls.service import SessionGone
 from gateway.policy import require_camera
 from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
@@ -22,7 +23,7 @@ _MEDIA_CACHE = {"Cache-Control": "private, max-age=60"}
 
 
 def _hls(request: Request):  # type: ignore[no-untyped-def]
-    ld = request.app.state.ld
+    ld = services(request)
     if ld.hls is None or not ld.settings.hls.enabled:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "HLS is disabled on this gateway; use WebRTC")
     return ld.hls
@@ -39,7 +40,7 @@ async def hls_index(request: Request, camera_id: str, variant: Variant = Variant
     Native players without a login can pass ``?token=`` (``POST /api/auth/stream-token/{camera_id}``).
     """
     hls = _hls(request)
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     try:
         cam = await ld.store.get(camera_id)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acl.identity import Subject
 from gateway.alarms.incidents import WorkflowError, incident_dict
+from gateway.container import services
 from gateway.policy import authenticated, incident_rules, require_incident
 from gateway.policy.rules import viewable_incident
 from gateway.routes.params import ZonedSince
@@ -20,7 +21,7 @@ Action = Literal["dispatch", "acknowledge", "onsite", "resolve", "close", "reope
 
 def _reply(request: Request, inc: Any) -> dict[str, Any]:
     """An incident as the caller may see it: only the cameras they may view."""
-    return viewable_incident(request.app.state.ld.authorizer, request.state.subject, incident_dict(inc))
+    return viewable_incident(services(request).authorizer, request.state.subject, incident_dict(inc))
 
 
 @router.get("", dependencies=[authenticated()])
@@ -75,7 +76,7 @@ class StepBody(BaseModel):
 @router.post("/{incident_id}/{action}", dependencies=[require_incident()])
 async def incident_step(request: Request, incident_id: str, action: Action, body: StepBody) -> dict[str, Any]:
     """Take a step: dispatch, acknowledge, onsite, resolve, close, reopen, escalate or note."""
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     try:
         inc = await ld.alarms.incidents.act(incident_id, action, subject.username, body.model_dump(exclude_none=True))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from acl.models import Role
+from gateway.container import services
 from gateway.policy import require_owner_or_admin, require_roles, require_session
 from gateway.sessions import end_reason
 
@@ -20,7 +21,7 @@ async def list_sessions(
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     """Open sessions: admins see all (filterable by ``user_id``), others their own."""
-    ld = request.app.state.ld
+    ld = services(request)
     _ = user_id  # declared for validation and the docs; whose sessions is the guard's answer
     owner: int | None = request.state.owner_scope
     cluster = ld.cluster
@@ -49,7 +50,7 @@ async def end_guarded_session(request: Request, session_id: str) -> bool:
     """End the session :func:`~gateway.policy.require_session` let the caller end (here and as
     ``DELETE /api/whep/{id}``), audited as ended by its viewer or by an admin."""
     reason = end_reason(request.state.viewer_session["user_id"], request.state.subject)
-    return bool(await request.app.state.ld.end_session(session_id, reason))
+    return bool(await services(request).end_session(session_id, reason))
 
 
 @router.delete("", dependencies=[require_roles(Role.admin)])
@@ -61,7 +62,7 @@ async def end_sessions(
     """End every session of a user and/or a camera (one of the two is required)."""
     if user_id is None and camera_id is None:
         raise HTTPException(422, [{"field": "user_id", "message": "give user_id and/or camera_id"}])
-    ld = request.app.state.ld
+    ld = services(request)
     cluster = ld.cluster
     if cluster is not None:
         return {"ended": await cluster.sessions.end_sessions(user_id, camera_id, "ended by admin")}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from acl.credentials import Scope
 from acl.identity import Subject
 from acl.models import Role
+from gateway.container import services
 from gateway.policy import authenticated, require_camera, require_roles
 from gateway.routes.stream_errors import to_owner
 from snapshot.service import SnapshotResult, SnapshotUnavailable
@@ -21,14 +22,14 @@ router = APIRouter(tags=["snapshots"])
 
 
 def _check_width(request: Request, width: int) -> None:
-    widths = request.app.state.ld.settings.snapshot.widths
+    widths = services(request).settings.snapshot.widths
     if width not in widths:
         raise HTTPException(422, [{"field": "width", "message": f"must be one of {widths}"}])
 
 
 async def _camera_exists(request: Request, camera_id: str) -> None:
     try:
-        await request.app.state.ld.store.get(camera_id)
+        await services(request).store.get(camera_id)
     except LookupError as e:
         raise HTTPException(404, str(e)) from None
 
@@ -82,7 +83,7 @@ async def snapshot(request: Request, camera_id: str, width: Annotated[int, Query
     ``X-Camera-Status`` whether the camera answered; a stale thumbnail carries ``X-Snapshot-Stale``."""
     _check_width(request, width)
     await _camera_exists(request, camera_id)
-    ld = request.app.state.ld
+    ld = services(request)
     cluster = ld.cluster
     if cluster is not None and ld.hub.latest_keyframe(camera_id) is None:
         # Another node pulls the camera: it has the live keyframe, and a cold pull here would be a
@@ -131,13 +132,13 @@ class MasksBody(BaseModel):
 async def get_masks(request: Request, camera_id: str) -> dict[str, Any]:
     """A camera's privacy masks."""
     await _camera_exists(request, camera_id)
-    return {"camera_id": camera_id, "masks": await request.app.state.ld.snapshots.masks.get(camera_id)}
+    return {"camera_id": camera_id, "masks": await services(request).snapshots.masks.get(camera_id)}
 
 
 @router.put("/api/cameras/{camera_id}/masks", dependencies=[require_roles(Role.security_admin)])
 async def put_masks(request: Request, camera_id: str, body: MasksBody) -> dict[str, Any]:
     """Replace a camera's privacy masks; every thumbnail from then on has them."""
-    ld = request.app.state.ld
+    ld = services(request)
     await _camera_exists(request, camera_id)
     subject: Subject = request.state.subject
     masks = [{"points": [list(p) for p in m.points], "mode": m.mode} for m in body.masks]
@@ -161,7 +162,7 @@ async def interest(request: Request, body: InterestBody) -> dict[str, Any]:
     Only cameras the caller may view count. Reports add up; each camera lapses ``ttl_s`` after the
     console last named it, so the page names cameras as they come on screen and again while they stay.
     """
-    ld = request.app.state.ld
+    ld = services(request)
     if body.width is not None:
         _check_width(request, body.width)
     subject: Subject = request.state.subject

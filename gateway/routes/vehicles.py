@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from acl.identity import Subject
 from acl.models import Role
+from gateway.container import services
 from gateway.policy import authenticated, require_roles
 from gateway.policy.rules import may_view_vehicle, viewable_cameras
 
@@ -49,13 +50,13 @@ async def post_positions(request: Request) -> dict[str, Any]:
             raise HTTPException(422, [{"field": "body", "message": "must be a JSON array of positions"}])
         items = doc
     try:
-        return dict(await request.app.state.ld.positions.ingest(items))
+        return dict(await services(request).positions.ingest(items))
     except ValueError as e:
         raise HTTPException(413, str(e)) from None
 
 
 def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
-    ld = request.app.state.ld
+    ld = services(request)
     subject: Subject = request.state.subject
     cams = ld.positions.vehicle_cameras.get(vehicle_id, [])
     return may_view_vehicle(ld.authorizer, subject, (cid for cid, _ in cams))
@@ -64,7 +65,7 @@ def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
 @router.get("", dependencies=[authenticated()])
 async def list_vehicles(request: Request) -> list[dict[str, Any]]:
     """Vehicles with at least one camera the caller may view, with their latest fix."""
-    ld = request.app.state.ld
+    ld = services(request)
     ids = [vid for vid in sorted(ld.positions.vehicles) if _visible_vehicle(request, vid)]
     fixes = await ld.positions.latest_many(ids)
     out = []
@@ -92,7 +93,7 @@ async def vehicle_track(
     request: Request, vehicle_id: str, since: Annotated[float | None, Query(description="epoch seconds")] = None
 ) -> dict[str, Any]:
     """A vehicle's recent fixes (only if the caller may view one of its cameras)."""
-    ld = request.app.state.ld
+    ld = services(request)
     if vehicle_id not in ld.positions.vehicles or not _visible_vehicle(request, vehicle_id):
         raise HTTPException(404, f"no vehicle '{vehicle_id}' you may view")
     points = ld.positions.track(vehicle_id, since)

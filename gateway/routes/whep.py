@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from acl.credentials import Scope
 from acl.identity import Subject
+from gateway.container import services
 from gateway.policy import public, require_camera, require_session
 from gateway.routes.sessions import end_guarded_session
 from gateway.routes.stream_errors import REFUSAL_RESPONSES, STREAM_REFUSALS, stream_refused
@@ -22,7 +23,7 @@ _ACCEPT_POST = {"Accept-Post": "application/sdp"}
 
 
 def _ice_links(request: Request) -> dict[str, str]:
-    urls = request.app.state.ld.settings.webrtc.ice_servers
+    urls = services(request).settings.webrtc.ice_servers
     if not urls:
         return {}
     return {"Link": ", ".join(f'<{u}>; rel="ice-server"' for u in urls)}
@@ -52,7 +53,7 @@ async def whep_offer(request: Request, camera_id: str, variant: Variant = Varian
 
     ``variant=low`` asks for the camera's low-bitrate rendition (a shared transcode); cameras whose
     codec browsers cannot play (H.265) are transcoded to H.264 automatically."""
-    ld = request.app.state.ld
+    ld = services(request)
     if not ld.settings.webrtc.enabled:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "WebRTC is disabled on this gateway; use HLS")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -113,7 +114,7 @@ async def whep_patch(request: Request, session_id: str) -> Response:
 
     ``If-Match`` must name the session's ``ETag`` (412 otherwise); ICE restarts (new credentials, or
     ``If-Match: *``) answer 422: aiortc cannot restart ICE, so the player must POST a new offer."""
-    ld = request.app.state.ld
+    ld = services(request)
     # require_session let in only the credential that opened the session (or an admin).
     mids = ld.whep.media_sections(session_id)
     if mids is None:  # a session of another node (cluster): its peer connection is there

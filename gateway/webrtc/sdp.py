@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from aiortc import RTCRtpCodecParameters
 from aiortc import sdp as aiortc_sdp
 
 __all__ = ["SdpError", "answer_as_dtls_server", "check_offer"]
@@ -95,7 +96,7 @@ def _check_parsed(text: str) -> None:
                 raise SdpError("SDP offer: an a=candidate has a port outside 1-65535")
 
 
-def _h264_terms(codec: aiortc_sdp.RTCRtpCodecParameters) -> tuple[str, str, bool]:
+def _h264_terms(codec: RTCRtpCodecParameters) -> tuple[str, str, bool]:
     """(packetization mode, profile-level-id as written, whether its profile is one we send) of an offered H.264."""
     mode = str(codec.parameters.get("packetization-mode", "0"))  # RFC 6184: absent means 0
     written = codec.parameters.get("profile-level-id")
@@ -107,7 +108,7 @@ def _h264_terms(codec: aiortc_sdp.RTCRtpCodecParameters) -> tuple[str, str, bool
     return mode, str(written or "absent"), profile in _SENDABLE_PROFILES
 
 
-def _check_h264_parameters(codecs: list[aiortc_sdp.RTCRtpCodecParameters]) -> None:
+def _check_h264_parameters(codecs: list[RTCRtpCodecParameters]) -> None:
     """Refuse, in the offer's own terms, H.264 the gateway cannot send (aiortc itself would only say
     "Failed to set remote video description send parameters")."""
     terms = [(c.payloadType, *_h264_terms(c)) for c in codecs]

@@ -36,7 +36,7 @@ class PassthroughTrack(MediaStreamTrack):
         self.sent = 0
         self.first_sent_at: float | None = None
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
         """The next access unit as a packet with a continuous 90 kHz timestamp."""
         if self.readyState != "live":
             raise MediaStreamError
