@@ -31,18 +31,34 @@ class SessionSettings(BaseModel):
         ge=1,
         le=100_000,
         description="Open viewer sessions (WebRTC and HLS together) one user may hold on this node, admins "
-        "included; one more gets 429. Keeps one login from taking every camera pull and transcode.",
+        "included; one more gets 429. Keeps one login from taking every camera pull.",
+    )
+    max_transcodes_per_user: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Distinct transcodes (camera and variant) one user's sessions may read at once on this node; "
+        "a session that needs one more gets 429 (joining a transcode the user already reads is free). Keeps one "
+        "login from taking every transcoder.max_concurrent slot.",
     )
 
 
 class SessionLimit(Exception):
-    """The user already holds ``sessions.max_per_user`` open sessions."""
+    """The user already holds ``sessions.max_per_user`` open sessions, or reads
+    ``sessions.max_transcodes_per_user`` transcodes and this session would need another."""
 
-    def __init__(self, username: str, limit: int) -> None:
-        super().__init__(
-            f"too many viewer sessions: '{username}' already has {limit} open, the most one user may hold "
-            "(sessions.max_per_user); close a tile or end a session first"
-        )
+    def __init__(self, username: str, limit: int, *, transcodes: bool = False) -> None:
+        if transcodes:
+            message = (
+                f"too many transcoded streams: '{username}' already reads {limit}, the most one user may hold "
+                "(sessions.max_transcodes_per_user); close a transcoded tile (H.265 or low variant) first"
+            )
+        else:
+            message = (
+                f"too many viewer sessions: '{username}' already has {limit} open, the most one user may hold "
+                "(sessions.max_per_user); close a tile or end a session first"
+            )
+        super().__init__(message)
         self.limit = limit
 
 
@@ -99,12 +115,18 @@ class SessionRegistry:
     """In-process registry of open sessions. Implements :class:`acl.sessions.SessionTerminator`."""
 
     def __init__(
-        self, audit: Any, on_change: Callable[[str, int], None] | None = None, *, max_per_user: int | None = None
+        self,
+        audit: Any,
+        on_change: Callable[[str, int], None] | None = None,
+        *,
+        max_per_user: int | None = None,
+        max_transcodes_per_user: int | None = None,
     ) -> None:
         self._audit = audit
         self._sessions: dict[str, Session] = {}
         self._on_change = on_change
         self.max_per_user = max_per_user  # None: no cap
+        self.max_transcodes_per_user = max_transcodes_per_user  # None: no cap
         self._per_user: dict[int, int] = {}
         # Observers of opened and ended sessions (the cluster's session directory).
         self.on_open: list[Callable[[Session], None]] = []
@@ -120,11 +142,21 @@ class SessionRegistry:
         if self._on_change:
             self._on_change(protocol, sum(1 for s in self._sessions.values() if s.protocol == protocol))
 
-    def check_room(self, user_id: int, username: str) -> None:
-        """Raise :class:`SessionLimit` if the user may open no more sessions (asked before a camera
-        is opened for them, and again, atomically, when the session is registered)."""
+    def check_room(self, user_id: int, username: str, transcode: tuple[str, str] | None = None) -> None:
+        """Raise :class:`SessionLimit` if the user may open no more sessions, or (``transcode``: the
+        camera and variant of the transcode the new session would read) no more transcodes. Asked
+        before a camera or transcode is opened for them; the session count again, atomically, when
+        the session is registered."""
         if self.max_per_user is not None and self._per_user.get(user_id, 0) >= self.max_per_user:
             raise SessionLimit(username, self.max_per_user)
+        if transcode is not None and self.max_transcodes_per_user is not None:
+            reading = {
+                (s.camera_id, str(s.stats.get("variant")))
+                for s in self._sessions.values()
+                if s.user_id == user_id and s.stats.get("transcoded")
+            }
+            if transcode not in reading and len(reading) >= self.max_transcodes_per_user:
+                raise SessionLimit(username, self.max_transcodes_per_user, transcodes=True)
 
     async def open(
         self,

@@ -222,6 +222,7 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
         ld.audit,
         on_change=lambda proto, n: ld.metrics.sessions.labels(proto).set(n),
         max_per_user=s.sessions.max_per_user,
+        max_transcodes_per_user=s.sessions.max_transcodes_per_user,
     )
     ld.whep = WhepService(ld.media, ld.sessions, s.webrtc, ld.metrics, bind_host=s.server.host)
     ld.hls = HlsService(ld.media, ld.sessions, s.hls, ld.metrics, s.webrtc.open_timeout_s)

@@ -23,7 +23,7 @@ from streams.ports import (
 from streams.reader import Reader, ReaderClosed
 from streams.rtsp import CameraOpener, RtspUpstream
 from streams.settings import HubSettings, TranscoderSettings
-from streams.transcode.plan import BROWSER_CODECS, Variant
+from streams.transcode.plan import BROWSER_CODECS, Variant, needs_transcode
 from streams.transcode.upstream import TranscodeCapacity
 
 __all__ = [
@@ -53,5 +53,6 @@ __all__ = [
     "UpstreamFactory",
     "UpstreamState",
     "Variant",
+    "needs_transcode",
     "split_nals",
 ]

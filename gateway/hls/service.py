@@ -27,7 +27,7 @@ from gateway.hls.muxer import HlsMuxer, MuxerSettings
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import HlsSettings
-from streams import BROWSER_CODECS, StreamFeeds, StreamUnavailable, Variant
+from streams import BROWSER_CODECS, StreamFeeds, StreamUnavailable, Variant, needs_transcode
 
 __all__ = ["HlsService", "HlsSession", "SessionGone"]
 
@@ -138,7 +138,8 @@ class HlsService:
     ) -> tuple[HlsSession, HlsMuxer]:
         """Start (or join) the camera's muxer and register a viewer session (:class:`SessionLimit`
         when the user holds ``sessions.max_per_user`` already, checked before the camera is opened)."""
-        self.sessions.check_room(subject.user_id, subject.username)
+        transcode = (camera_id, variant.value) if needs_transcode(known_codec, variant) else None
+        self.sessions.check_room(subject.user_id, subject.username, transcode)
         mux = await self.muxer(camera_id, variant, known_codec)
         if mux.reader.passive:  # an always-on muxer: a viewer now keeps the camera open
             mux.feed_source.set_passive(mux.reader, False)
@@ -166,6 +167,7 @@ class HlsService:
         holder["s"] = s
         self._by_key[key] = s
         reg.stats["transcoded"] = mux.transcoded
+        reg.stats["variant"] = variant.value
         return s, mux
 
     def subject_for(self, key: str, camera_id: str | None) -> Subject | None:

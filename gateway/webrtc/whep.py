@@ -19,7 +19,7 @@ from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
 from gateway.webrtc.track import PassthroughTrack
 from gateway.webrtc.trickle import TrickleFragment
-from streams import StreamFeeds, UnsupportedCodec, Variant
+from streams import StreamFeeds, UnsupportedCodec, Variant, needs_transcode
 
 __all__ = ["IceRestartUnsupported", "UnsupportedCodec", "WhepAnswer", "WhepService"]
 
@@ -93,7 +93,9 @@ class WhepService:
     ) -> WhepAnswer:
         """Answer a viewer's offer. Raises SdpError, SessionLimit, UnsupportedCodec, StreamUnavailable, LookupError."""
         sdp = check_offer(offer, self.settings.max_sdp_bytes)
-        self.sessions.check_room(subject.user_id, subject.username)  # before a camera or transcode is opened
+        # Before a camera or transcode is opened for it.
+        transcode = (camera_id, variant.value) if needs_transcode(known_codec, variant) else None
+        self.sessions.check_room(subject.user_id, subject.username, transcode)
         started = time.monotonic()
         feed = await self.feeds.attach(
             camera_id, "webrtc", known_codec=known_codec, variant=variant, timeout_s=self.settings.open_timeout_s
@@ -158,6 +160,7 @@ class WhepService:
         self._tracks[session.id] = track
         self._remote_ice[session.id] = _remote_ice(sdp)
         session.stats["transcoded"] = feed.transcoded
+        session.stats["variant"] = variant.value
         session.stats["setup_ms"] = round((time.monotonic() - started) * 1000, 1)
 
         @pc.on("connectionstatechange")

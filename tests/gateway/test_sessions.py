@@ -185,3 +185,34 @@ async def test_per_user_session_cap_across_protocols_and_cameras(tmp_path: Path,
         finally:
             await v1.close()
             await v_admin.close()
+
+
+async def test_per_user_transcode_cap(tmp_path: Path, cams: FixtureCameraServer) -> None:
+    """``sessions.max_transcodes_per_user`` distinct transcodes per user: one operator cannot take
+    every ``transcoder.max_concurrent`` slot. Joining a transcode the user already reads is free;
+    one more is refused (429 naming the limit) before it starts; another user still gets a slot."""
+    cameras = {cam: cams.url("h264_360p") for cam in ("cam-a", "cam-b")}
+    rules = [{"subject": "role:operator", "target": f"cam:{c}", "action": "view_live"} for c in cameras]
+    async with gateway_with(
+        tmp_path / "data", cameras, rules=rules, hub=QUICK_HUB, transcoder={"max_concurrent": 2}
+    ) as (g, admin):
+        op = await g.add_user("op", Role.operator)
+        low = "/api/cameras/{}/hls/index.m3u8?variant=low"
+        r = await g.client.get(low.format("cam-a"), headers=op)
+        assert r.status_code == 200, r.text
+        r = await g.client.get(low.format("cam-a"), headers=op)  # the same transcode again: free
+        assert r.status_code == 200, r.text
+        r = await g.client.get("/api/cameras/cam-b/hls/index.m3u8", headers=op)  # no transcode: free
+        assert r.status_code == 200, r.text
+        r = await g.client.get(low.format("cam-b"), headers=op)
+        assert r.status_code == 429, r.text
+        assert "sessions.max_transcodes_per_user" in r.json()["detail"] and "already reads 1" in r.json()["detail"]
+        _, sdp = await whep_offer()
+        r = await g.client.post(
+            "/api/cameras/cam-b/whep?variant=low", content=sdp, headers={**op, "Content-Type": "application/sdp"}
+        )
+        assert r.status_code == 429 and "sessions.max_transcodes_per_user" in r.json()["detail"], r.text
+        assert len(g.ld.media.running()) == 1  # the refused ones started nothing
+        # The second slot is still there for someone else.
+        r = await g.client.get(low.format("cam-b"), headers=admin)
+        assert r.status_code == 200, r.text
