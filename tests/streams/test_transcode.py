@@ -47,7 +47,13 @@ cams = cameras_fixture("h264_360p", "h265")
 
 async def _gateway(tmp_path: Path, cams: FixtureCameraServer, **transcoder: object) -> AsyncIterator[LiveGateway]:
     cameras = {"cam-265": cams.url("h265", "viewer:tc-secret"), "cam-264": cams.url("h264_360p")}
-    async with gateway_with(tmp_path / "data", cameras, hub=QUICK_HUB, transcoder=transcoder) as (g, admin):
+    # One user (the admin) asks for every transcode here: the global cap is what these tests measure,
+    # not the per-user one (sessions.max_transcodes_per_user, tests/gateway/test_sessions.py).
+    per_user = {"max_transcodes_per_user": 8}
+    async with gateway_with(tmp_path / "data", cameras, hub=QUICK_HUB, transcoder=transcoder, sessions=per_user) as (
+        g,
+        admin,
+    ):
         g.client.headers.update(admin)
         yield g
 
