@@ -8,7 +8,7 @@ import bisect
 import math
 import time
 from array import array
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +116,9 @@ class PositionService:
     """Validates fixes, keeps tracks, and answers nearest-camera questions.
 
     ``on_fix`` hears every valid fix (the ACL's location rule must see trucks leave the district);
-    ``on_moved`` hears fixes that became a vehicle's current position inside what is tracked.
+    ``on_moved`` hears fixes that became a vehicle's current position inside what is tracked;
+    ``on_taken`` hears the fixes taken in here (not those :meth:`heard_elsewhere`), which a cluster
+    node relays to the other nodes.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class PositionService:
         index: VehicleIndex | None = None,
         on_fix: FixListener | None = None,
         on_moved: FixListener | None = None,
+        on_taken: FixListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -137,6 +140,7 @@ class PositionService:
         self.index: VehicleIndex = index if index is not None else MemoryVehicleIndex()
         self.on_fix = on_fix
         self.on_moved = on_moved
+        self.on_taken = on_taken
         self.tracks: dict[str, Track] = {}
         self.vehicles: dict[str, tuple[str, str]] = {}  # id -> (kind, home district)
         self.vehicle_cameras: dict[str, list[tuple[str, str]]] = {}  # vehicle -> [(camera, kind)]
@@ -172,7 +176,8 @@ class PositionService:
         self.fixed_kind = fixed_kind
         self.fixed.replace(fixed)
 
-    def _foreign_truck(self, vehicle_id: str) -> bool:
+    def foreign_truck(self, vehicle_id: str) -> bool:
+        """Whether the vehicle is a truck registered outside the home district."""
         kind, home = self.vehicles.get(vehicle_id, ("", ""))
         return kind == "truck" and home != self.home_district
 
@@ -216,13 +221,15 @@ class PositionService:
                 continue
             fixes.append(fix)
             # Trucks registered elsewhere are tracked only inside the district.
-            hidden.append(self._foreign_truck(fix.vehicle_id) and not self.inside_district(fix.lat, fix.lon))
+            hidden.append(self.foreign_truck(fix.vehicle_id) and not self.inside_district(fix.lat, fix.lon))
         current = await self.index.update(fixes, hidden) if fixes else []
         cutoff = now - self.settings.track_retention_s
         stale = outside = 0
         for fix, hide, cur in zip(fixes, hidden, current, strict=True):
             if self.on_fix is not None:
                 self.on_fix(fix.vehicle_id, fix.lat, fix.lon, fix.t)  # the ACL's location rule sees every fix
+            if self.on_taken is not None:
+                self.on_taken(fix.vehicle_id, fix.lat, fix.lon, fix.t)
             if hide:
                 outside += 1
                 continue
@@ -244,6 +251,26 @@ class PositionService:
             "rejected": len(errors),
             "errors": errors[:100],
         }
+
+    def heard_elsewhere(self, fixes: Iterable[Fix], now: float | None = None) -> int:
+        """Fixes another node took in (already validated there): the location rule hears them at
+        once, and they join the tracks as they did there (foreign trucks only inside the district).
+        Unknown vehicles and fixes older than the retention are skipped; returns how many joined."""
+        cutoff = (time.time() if now is None else now) - self.settings.track_retention_s
+        joined = 0
+        for fix in fixes:
+            if fix.vehicle_id not in self.vehicles or fix.t < cutoff:
+                continue
+            if self.on_fix is not None:
+                self.on_fix(fix.vehicle_id, fix.lat, fix.lon, fix.t)
+            if self.foreign_truck(fix.vehicle_id) and not self.inside_district(fix.lat, fix.lon):
+                continue
+            track = self.tracks.get(fix.vehicle_id)
+            if track is None:
+                track = self.tracks[fix.vehicle_id] = Track(self.settings.track_max_points)
+            track.add(fix)
+            joined += 1
+        return joined
 
     def prune(self, now: float | None = None) -> None:
         """Drop track points older than the retention period (and empty tracks)."""

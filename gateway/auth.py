@@ -200,6 +200,13 @@ class Authenticator:
         return subject
 
     async def _authenticate(self, request: Request, scope: Scope) -> Subject | None:
+        subject = await self._check(request, scope)
+        if subject is None and not getattr(request.state, "credential_problem", None):
+            # Every refusal says what was presented (never the credential itself), for the audit.
+            request.state.credential_problem = _refused_because(request, self.cookie_name)
+        return subject
+
+    async def _check(self, request: Request, scope: Scope) -> Subject | None:
         presented = _presented(request, self.cookie_name)
         if presented is None:
             return None
@@ -276,6 +283,25 @@ class SessionKeys(Protocol):
 
 
 _LOGIN_KINDS = frozenset({Kind.bearer, Kind.machine, Kind.cookie})
+
+_UNKNOWN = {
+    Kind.bearer: "bearer token unknown, expired or revoked",
+    Kind.machine: "bearer token unknown, expired or revoked",
+    Kind.cookie: "session cookie unknown, expired or revoked",
+    Kind.stream_token: "stream token invalid, expired or revoked, or its login ended",
+    Kind.session_key: "session key unknown",
+}
+
+
+def _refused_because(request: Request, cookie_name: str) -> str:
+    """Why a request whose credential checked out to nobody was refused, by the kind presented."""
+    presented = _presented(request, cookie_name)
+    if presented is None:
+        return "no credentials"
+    kinds, value = presented
+    if value == "-":
+        return "Authorization header is not a bearer token"
+    return " / ".join(sorted({_UNKNOWN.get(k, f"{k} not valid") for k in kinds}))
 
 
 def _presented(request: Request, cookie_name: str) -> tuple[frozenset[Kind], str] | None:

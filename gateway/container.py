@@ -168,20 +168,9 @@ class Liandong:
 
 
 def _credential_problem(request: Request) -> str:
-    """What the refused request presented (never the credential itself)."""
-    problem = getattr(request.state, "credential_problem", None)
-    if problem:
-        return str(problem)
-    header = request.headers.get("authorization", "")
-    if header:
-        if header.partition(" ")[0].lower() != "bearer":
-            return "Authorization header is not a bearer token"
-        return "bearer token unknown, expired or revoked"
-    if request.cookies:
-        return "session cookie unknown, expired or revoked (or no session cookie)"
-    if request.query_params.get("token"):
-        return "stream token invalid, expired, revoked, for another camera or not accepted on this route"
-    return "no credentials"
+    """What the refused request presented (never the credential itself), as the authenticator
+    found it; a request refused before any authentication presented nothing it looked at."""
+    return str(getattr(request.state, "credential_problem", None) or "no credentials")
 
 
 def services(request: Request) -> Liandong:

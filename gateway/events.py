@@ -135,6 +135,14 @@ class EventBus(Protocol):
         """End the streams opened with a login (logout, revocation)."""
         ...
 
+    async def start(self) -> None:
+        """Start whatever carries events between nodes (nothing in process)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop it (flushing what it can)."""
+        ...
+
 
 _CLOSE = object()
 
@@ -202,6 +210,12 @@ class LocalEventBus:
         for sub in list(self._subs):
             if sub.viewer.subject.token_id == token_id:
                 self._close(sub, "login ended")
+
+    async def start(self) -> None:
+        return None  # nothing between nodes
+
+    async def stop(self) -> None:
+        return None
 
     async def stream(self, viewer: Viewer, last_id: int | None = None) -> AsyncGenerator[str, None]:
         sub = _Sub(viewer, asyncio.Queue(self.queue_size))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -26,7 +26,7 @@ from camera_registry.egress import CameraNetworks
 from camera_registry.opener import CheckedOpener
 from camera_registry.positions import PositionService
 from camera_registry.store import CameraStore
-from camera_registry.vehicle_index import MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
+from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
 from gateway.alarms.ports import AclOrganisation
 from gateway.alarms.service import AlarmService
 from gateway.app import http_app
@@ -44,6 +44,10 @@ from snapshot.service import SnapshotService
 from storage.db import Database
 from storage.secretbox import SecretBox
 from streams import LocalOwnership, Ownership, RtspUpstream, StreamFeeds, StreamHub
+
+if TYPE_CHECKING:
+    from gateway.cluster.node import FixOutbox
+    from gateway.cluster.ownership import CameraOwnership
 
 __all__ = ["build_services", "create_app"]
 
@@ -126,26 +130,29 @@ def build_services(settings: Settings) -> Liandong:
     ownership: Ownership = LocalOwnership()
     cluster_ownership = None
     if cluster_client is not None:
-        from gateway.cluster.node import cluster_ownership as make_ownership
+        cluster_ownership = _cluster_leases(ld, cluster_client)
+        ownership = cluster_ownership
+    outbox = None
+    if cluster_ownership is not None:
+        from gateway.cluster.node import FixOutbox
 
-        ownership = cluster_ownership = make_ownership(settings, cluster_client)
+        outbox = FixOutbox()
     start_media = _media(ld, ownership)
     start_acl = _acl_hooks(ld, acl)
-    start_positions = _positions_and_alarms(ld, acl, ownership)
+    start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
     start_cluster: Startup | None = None
-    if cluster_client is not None and cluster_ownership is not None:
-        from gateway.cluster.node import attach_cluster
-
+    if cluster_client is not None and cluster_ownership is not None and outbox is not None:
         # Last: it relays the hooks every other part has added by now.
-        ld.cluster, start_cluster = attach_cluster(ld, acl, cluster_client, cluster_ownership)
+        start_cluster = _cluster(ld, acl, cluster_client, cluster_ownership, outbox)
 
     # Start-up in this order, shutdown in the reverse: refusal accounting first (it writes its open
     # windows last), then the policy (nothing serves before it is loaded), the cluster (leases),
-    # the media parts (they stop before the leases go), positions and alarms.
+    # the events between nodes, the media parts (they stop before the leases go), positions and alarms.
     ld.startups = [
         _refusals_start(ld.refusals),
         start_acl,
         *([start_cluster] if start_cluster is not None else []),
+        _events_start(ld.events),
         start_media,
         start_positions,
     ]
@@ -171,6 +178,65 @@ def _edge_claim(settings: Settings, cluster_client: Any) -> EdgeClaim:
     from gateway.cluster.node import node_identity
 
     return RedisEdgeClaim(cluster_client, node_identity(settings)[0], settings.cluster.redis_timeout_s)
+
+
+def _cluster_leases(ld: Liandong, client: Any) -> CameraOwnership:
+    """The camera leases of a cluster node, and what a lost, paused or confirmed-again lease does
+    to the node's media (``ld.hub`` and ``ld.sessions`` are built by the time a lease changes)."""
+    from gateway.cluster.node import cluster_ownership
+
+    async def lost(camera_id: str, reason: str) -> None:
+        # Viewers reconnect (the console retries) and are redirected to the new owner.
+        await ld.sessions.end_for_camera(camera_id, f"camera moved to another node: {reason}")
+        await ld.hub.end_camera(camera_id, reason)
+
+    # Redis unreachable: pause the pull (this node can no longer prove it owns the camera) but keep
+    # the viewers connected; when Redis confirms the lease again the pull resumes, and when another
+    # node took the camera meanwhile (a partition, not an outage) the viewers are sent there.
+    def suspend(camera_id: str, reason: str) -> None:
+        ld.hub.suspend(camera_id, reason)
+
+    async def resume(camera_id: str) -> bool:
+        return bool(await ld.hub.resume(camera_id))
+
+    return cluster_ownership(ld.settings, client, on_lost=lost, on_suspend=suspend, on_resume=resume)
+
+
+def _cluster(ld: Liandong, acl: AclService, client: Any, ownership: CameraOwnership, outbox: FixOutbox) -> Startup:
+    """This node in the cluster: changes made here are stored first, then announced; other nodes
+    reload from the database or run their own hooks when they hear of them."""
+    from gateway.cluster.node import ClusterNode
+
+    async def reload_policy(reason: str, inventory: bool) -> int:
+        return await acl.reload(reason, inventory=inventory)
+
+    node = ClusterNode(
+        ld.settings,
+        client,
+        ownership,
+        ld.sessions,
+        ld.metrics.registry,
+        reload_policy=reload_policy,
+        fixes_heard=lambda fixes: ld.positions.heard_elsewhere(Fix(*f) for f in fixes),
+        outbox=outbox,
+        latest_fixes=ld.positions.index.latest_fixes,
+        watched_trucks=acl.foreign_trucks,
+        truck_position=acl.update_vehicle_position,
+    )
+    ld.cluster = node
+    acl.notices.on_stored.append(node.policy_stored)
+    ld.on_inventory_changed.append(node.relay("inventory", ld.on_inventory_changed))
+    ld.on_camera_removed.append(node.relay("camera_removed", ld.on_camera_removed, "camera_id"))
+    ld.on_token_revoked.append(node.relay("token_revoked", ld.on_token_revoked, "token_id"))
+    return node.start
+
+
+def _events_start(events: EventBus) -> Startup:
+    async def start() -> Stop:
+        await events.start()
+        return events.stop
+
+    return start
 
 
 def _refusals_start(refusals: RefusalAudit) -> Startup:
@@ -303,8 +369,9 @@ def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventB
     )
 
 
-def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership) -> Startup:
-    """Vehicle positions (nearest cameras, the location rule), live events, and alarms/incidents."""
+def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, outbox: FixOutbox | None) -> Startup:
+    """Vehicle positions (nearest cameras, the location rule; in a cluster the fixes taken in here
+    go to the other nodes through ``outbox``), live events, and alarms/incidents."""
     s = ld.settings
     index: VehicleIndex = MemoryVehicleIndex()
     if s.shared_redis_url:
@@ -313,7 +380,13 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership) -
         index = RedisVehicleIndex(redis.asyncio.from_url(s.shared_redis_url))
     ld.events = _events(s, acl, ownership)
     ld.positions = PositionService(
-        s.vehicles, ld.store, s.acl.home_district, acl.inside_district, index=index, on_fix=acl.update_vehicle_position
+        s.vehicles,
+        ld.store,
+        s.acl.home_district,
+        acl.inside_district,
+        index=index,
+        on_fix=acl.update_vehicle_position,
+        on_taken=outbox.taken if outbox is not None else None,
     )
 
     async def camera_offline(camera_id: str) -> bool:

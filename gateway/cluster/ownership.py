@@ -80,6 +80,8 @@ class OwnedElsewhere(StreamUnavailable):
 
 
 LostHandler = Callable[[str, str], Awaitable[None]]
+SuspendHandler = Callable[[str, str], None]
+ResumeHandler = Callable[[str], Awaitable[bool]]
 
 
 class CameraOwnership:
@@ -88,7 +90,10 @@ class CameraOwnership:
 
     The stream hub calls :meth:`claim` before it opens a camera and :meth:`released` after it
     closes one; ``on_lost(camera_id, reason)`` runs when a lease could not be kept (the caller
-    ends the camera's readers and upstream).
+    ends the camera's readers and upstream). With ``on_suspend`` and ``on_resume`` a lease that
+    could not be renewed pauses the pull instead (the viewers wait) and resumes it when Redis
+    confirms the lease again; ``on_resume`` answers False when the camera could not be resumed,
+    and the lease is released. The three are given by the composition root.
     """
 
     may_refuse = True  # another node may hold the camera's lease
@@ -106,6 +111,9 @@ class CameraOwnership:
         prefix: str = "liandong:",
         placement: str = "least_loaded",
         placement_slack: int = 2,
+        on_lost: LostHandler | None = None,
+        on_suspend: SuspendHandler | None = None,
+        on_resume: ResumeHandler | None = None,
     ) -> None:
         if placement not in ("least_loaded", "first"):
             raise ValueError("placement must be 'least_loaded' or 'first'")
@@ -121,11 +129,11 @@ class CameraOwnership:
         self.renew_s = renew_s
         self.timeout_s = timeout_s
         self.prefix = prefix
-        self.on_lost: LostHandler | None = None
+        self.on_lost = on_lost
         # Without these, a lease that could not be renewed is lost (sessions end); with them the
         # pull pauses while the readers wait, and resumes when Redis confirms the lease again.
-        self.on_suspend: Callable[[str, str], Any] | None = None
-        self.on_resume: Callable[[str], Awaitable[None]] | None = None
+        self.on_suspend = on_suspend
+        self.on_resume = on_resume
         self.outage_grace_s = outage_grace_s
         self._owned: dict[str, float] = {}  # camera -> monotonic time until which the lease surely holds
         self._suspended: dict[str, float] = {}  # camera -> when its pull was paused (Redis unreachable)
@@ -311,9 +319,17 @@ class CameraOwnership:
                 self._owned[cam] = sent + self.lease_ms / 1000
                 self.counts["resumed"] += 1
                 log.info("camera %s: lease confirmed again; resuming the pull", cam)
-                self._spawn(self.on_resume(cam))
+                self._spawn(self._resume(cam, self.on_resume))
             else:
                 self._lose(cam, "another node took the camera over while this one was cut off")
+
+    async def _resume(self, camera_id: str, resume: ResumeHandler) -> None:
+        try:
+            if await resume(camera_id):
+                return
+        except Exception as e:  # e.g. the camera was deleted meanwhile
+            log.warning("camera %s: could not resume (%s)", camera_id, type(e).__name__)
+        self.released(camera_id)
 
     def _expire_unrenewed(self) -> None:
         # Stop early enough that the lease in Redis is still ours when the pull has ended.
