@@ -182,3 +182,43 @@ async def test_nearest_matches_brute_force_with_filters() -> None:
                 ]
         brute.sort(key=lambda x: x[1])
         assert [round(c.distance_m, 3) for c in got] == [round(d, 3) for _, d in brute[:7]], trial
+
+
+async def test_fixes_taken_here_are_handed_on_and_fixes_heard_elsewhere_join_the_tracks() -> None:
+    from camera_registry.positions import PositionService
+    from camera_registry.settings import VehicleSettings
+    from camera_registry.vehicle_index import Fix
+
+    heard: list[tuple[str, float, float, float]] = []
+    taken: list[tuple[str, float, float, float]] = []
+    inside = lambda lat, _lon: lat < 31.5  # noqa: E731 (the district: everything south of 31.5)
+    svc = PositionService(
+        VehicleSettings(),
+        None,
+        "闵行区",
+        inside,
+        on_fix=lambda *f: heard.append(f),
+        on_taken=lambda *f: taken.append(f),
+    )
+    svc.set_inventory({"bus": ("bus", "闵行区"), "visitor": ("truck", "松江区")}, [])
+    now = time.time()
+    await svc.ingest([{"vehicle_id": "bus", "lat": 31.1, "lon": 121.4, "time": now - 5}], now=now)
+    assert taken == [("bus", 31.1, 121.4, now - 5)] and heard == taken
+
+    # Another node's fixes: the location rule hears every one, tracks keep what the node that took
+    # them in kept (a foreign truck outside the district is not tracked), nothing is handed on again.
+    joined = svc.heard_elsewhere(
+        [
+            Fix("bus", 31.2, 121.4, now - 1),
+            Fix("visitor", 31.9, 121.4, now - 1),  # outside the district
+            Fix("visitor", 31.2, 121.4, now),
+            Fix("stranger", 31.2, 121.4, now),  # not ours
+            Fix("bus", 31.0, 121.4, now - 10 * 86400),  # older than the retention
+        ],
+        now=now,
+    )
+    assert joined == 2
+    assert [f[0] for f in heard[1:]] == ["bus", "visitor", "visitor"]
+    assert len(taken) == 1
+    assert [(p[1], p[0]) for p in svc.track("bus", now=now)] == [(31.1, now - 5), (31.2, now - 1)]
+    assert [(p[1], p[0]) for p in svc.track("visitor", now=now)] == [(31.2, now)]
