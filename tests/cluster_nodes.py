@@ -134,7 +134,7 @@ class Cluster:
         for node in self.nodes:
             self.wait_up(node)
 
-    def wait_up(self, node: Node, timeout: float = 40.0) -> None:
+    def wait_up(self, node: Node, timeout: float = 120.0) -> None:
         """Wait for /healthz (RuntimeError with the log tail if the node died or is slow)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
