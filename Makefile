@@ -28,7 +28,7 @@ check: setup-test
 
 ## The whole suite, with every service its tests start themselves (RTSP fixture, Redis, Chromium).
 test: check
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 fmt: setup-test
 	$(VENV)/bin/ruff format .
