@@ -212,7 +212,7 @@ async def dashboard(request: Request, since: ZonedSince = None) -> dict[str, Any
 
 @router.get("/api/console/facets", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
 async def camera_facets(request: Request) -> dict[str, Any]:
-    """What the console's filter menus offer: the sub-districts, departments, kinds and statuses of the
+    """What the console's filter menus offer: the sub-districts, stations, departments, kinds and statuses of the
     cameras the caller may view, each with how many cameras have it (nothing about other cameras)."""
     ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
@@ -224,6 +224,7 @@ async def camera_facets(request: Request) -> dict[str, Any]:
     return {
         "total": total,
         "areas": counted(Counter(c.area for c in cams)),
+        "stations": counted(Counter(c.station for c in cams)),
         "departments": counted(Counter(c.department for c in cams)),
         "kinds": counted(Counter(c.kind.value for c in cams)),
         "statuses": counted(Counter(c.status.value for c in cams)),
