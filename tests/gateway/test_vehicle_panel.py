@@ -52,7 +52,8 @@ async def _setup(w: World) -> tuple[dict[str, str], dict[str, str], dict[str, st
     for gid, flt in (("buses", {"kind": ["bus"]}), ("trucks", {"kind": ["truck"]})):
         await w.ok("PUT", f"/api/admin/groups/{gid}", json={"name": gid, "filter": flt})
     for target in ("group:buses", "group:trucks"):
-        await w.ok("POST", "/api/admin/rules", json={"subject": "dept:transport", "target": target, "action": "view_live"})
+        rule = {"subject": "dept:transport", "target": target, "action": "view_live"}
+        await w.ok("POST", "/api/admin/rules", json=rule)
     transport = await w.user("tp")
     await w.ok("PUT", f"/api/admin/users/{w.ids['tp']}/memberships/transport", json={})
     other = await w.user("qb")
