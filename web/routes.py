@@ -78,20 +78,20 @@ async def _peer_origins(request: Request) -> list[str]:
     return [o for o in await node.origins.get() if o != here]
 
 
-@router.get("/", dependencies=[public()])
+@router.api_route("/", methods=["GET", "HEAD"], dependencies=[public()])
 async def index(request: Request) -> FileResponse:
     """The operator console (it asks for a login itself)."""
     headers = page_headers(services(request).settings, await _peer_origins(request))
     return FileResponse(STATIC_DIR / "index.html", headers=headers)
 
 
-@router.get("/admin", dependencies=[public()])
+@router.api_route("/admin", methods=["GET", "HEAD"], dependencies=[public()])
 async def admin_console() -> FileResponse:
     """The security-admin console (it asks for a login itself; the API enforces every role)."""
     return FileResponse(STATIC_DIR / "admin.html", headers=HEADERS)
 
 
-@router.get("/static/{name:path}", dependencies=[public()])
+@router.api_route("/static/{name:path}", methods=["GET", "HEAD"], dependencies=[public()])
 async def static(name: str) -> FileResponse:
     """Static assets of the consoles; nothing outside web/static can be named."""
     path = (STATIC_DIR / name).resolve()
@@ -100,7 +100,7 @@ async def static(name: str) -> FileResponse:
     return FileResponse(path, headers=HEADERS)
 
 
-@router.get("/vendor/{name:path}", dependencies=[public()])
+@router.api_route("/vendor/{name:path}", methods=["GET", "HEAD"], dependencies=[public()])
 async def vendor(name: str) -> FileResponse:
     """A browser library from web/node_modules (installed by ``make demo``/``make test``); only listed files."""
     rel = VENDOR.get(name)

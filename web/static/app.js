@@ -8,6 +8,7 @@ import { applyTexts, has, t, toggleLang } from "./i18n.js";
 import { Login } from "./login.js";
 import { MapView } from "./map.js";
 import { LAYOUTS, TileGrid } from "./tiles.js";
+import { VehiclePanel } from "./vehiclepanel.js";
 
 const $ = (id) => document.getElementById(id);
 const FILTERS = { "f-text": "text", "f-area": "area", "f-kind": "kind", "f-status": "status", "f-dept": "department" };
@@ -19,9 +20,11 @@ const list = new CameraList($("camera-scroll"), $("camera-list"), {
   onOpen: (cam, t0) => grid.open(cam.id, cam.name, t0),
   onLoaded: () => showCount(),
 });
+const vehiclePanel = new VehiclePanel($("vehicle-panel"), { onOpen: (ids, names) => openCameras(ids, names) });
 const mapView = new MapView($("map"), $("map-note"), {
   config: () => state.config,
   onOpen: (ids, names) => openCameras(ids, names),
+  panel: vehiclePanel,
 });
 const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"), {
   config: () => state.config,
