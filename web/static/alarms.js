@@ -362,5 +362,5 @@ function duration(ms) {
   const p = (n) => String(n).padStart(2, "0");
   const h = Math.floor(s / 3600);
   const rest = `${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
-  return h >= 24 ? `${Math.floor(h / 24)}d ${p(h % 24)}:${rest}` : `${p(h)}:${rest}`;
+  return h >= 24 ? `${t("unit_days", Math.floor(h / 24))}${p(h % 24)}:${rest}` : `${p(h)}:${rest}`;
 }

@@ -279,7 +279,7 @@ export class MapView {
 }
 
 function age(s) {
-  if (s < 90) return `${Math.max(0, Math.round(s))} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
+  if (s < 90) return t("unit_seconds", Math.max(0, Math.round(s)));
+  if (s < 5400) return t("unit_minutes", Math.round(s / 60));
+  return t("unit_hours", Math.round(s / 3600));
 }
