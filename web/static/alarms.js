@@ -2,7 +2,7 @@
 // the steps the gateway says this user may take (acknowledge, dispatch, note, ...); a beep on a new
 // alarm. The list reloads when the event stream says an incident changed.
 import { api, errorDetail } from "./api.js";
-import { has, t } from "./i18n.js";
+import { has, serverText, t } from "./i18n.js";
 
 const RELOAD_DEBOUNCE_MS = 250;
 const RELOAD_EVERY_MS = 30_000; // overdue flags change with time alone; the events cover the rest
@@ -259,7 +259,7 @@ export class AlarmPanel {
     });
     b.disabled = false;
     if (!r.ok) {
-      this.errors.set(inc.id, `${t("act_failed")}: ${await errorDetail(r)}`);
+      this.errors.set(inc.id, `${t("act_failed")}: ${serverText(await errorDetail(r))}`);
       this.render();
       return;
     }

@@ -1,4 +1,5 @@
 // Console texts: zh-CN by default, English on request (remembered in localStorage).
+import { translateServer } from "./server-texts.js";
 import { texts } from "./texts.js";
 
 const num = (n) => Number(n).toLocaleString("en-US"); // 20,003 reads the same in both languages
@@ -89,3 +90,8 @@ const TEXT = {
 };
 
 export const { t, has, currentLang, applyTexts, toggleLang } = texts(TEXT);
+
+/** A server refusal in the console's language (the table both consoles share, server-texts.js). */
+export function serverText(message) {
+  return translateServer(message, currentLang());
+}
