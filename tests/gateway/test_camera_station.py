@@ -1,5 +1,6 @@
 """Cameras carry their neighbourhood station (居村委): the list filters by it, the console's facets
-count it, dynamic groups select on it, so a station's unit can be granted exactly its cameras."""
+count it, dynamic groups select on it, so a station's unit can be granted exactly its cameras; the
+admin console's pickers offer stations, sub-districts, tags, departments and cameras."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ STATIONS = [
 async def test_station_filters_facets_groups_and_grants(world: World) -> None:
     w = world
     ld = w.app.state.ld
-    rows = [{"source_url": "rtsp://127.0.0.1:9/x", "kind": "fixed", **c} for c in STATIONS]
+    rows = [{"source_url": "rtsp://127.0.0.1:9/x", "kind": "fixed", "tags": ["社区"], **c} for c in STATIONS]
     assert (await import_inventory(ld.store, rows)).written
     await ld.inventory_changed()
     root = w.sec_root  # type: ignore[attr-defined]
@@ -45,6 +46,13 @@ async def test_station_filters_facets_groups_and_grants(world: World) -> None:
     r = await w.client.patch("/api/cameras/gm-3", json={"station": "古美二村居委"}, headers=root)
     assert r.status_code == 200, r.text
     assert await w.visible(op) == {"gm-1", "gm-2", "gm-3"}
+
+    # Policy editors choose stations, sub-districts, tags, departments and cameras from lists.
+    attrs = (await w.client.get("/api/admin/camera-attributes", headers=w.sec)).json()
+    assert {"value": "古美二村居委", "area": "古美路街道"} in attrs["stations"]
+    assert "古美路街道" in attrs["areas"] and "社区" in attrs["tags"] and "gumei" in attrs["departments"]
+    assert ["gm-1", "古美二村小区门口"] in attrs["cameras"]
+    assert (await w.client.get("/api/admin/camera-attributes", headers=op)).status_code == 403
 
     # An unknown filter attribute is refused with the field named.
     r = await w.client.put("/api/admin/groups/bad", json={"name": "x", "filter": {"stations": ["a"]}}, headers=w.sec)

@@ -339,7 +339,17 @@ async def test_groups_memberships_routing_and_users_through_the_console(
     await page.fill("#group-form [name=name]", "七宝全部")
     await page.select_option("#group-form [name=type]", "dynamic")
     await expect(page.locator("#group-form [data-field='cameras']")).to_be_hidden()
-    await page.fill("#group-form [name=f_area]", "七宝镇")
+    # Sub-districts, stations, tags, departments and cameras are chosen from lists, not typed as ids.
+    await expect(page.locator("#area-options option[value='七宝镇']")).to_have_count(1)
+    await expect(page.locator("#dept-options option[value='city']")).to_have_text("城管")
+    await expect(page.locator("#camera-options option[value='cam-qb']")).to_have_count(1)
+    await expect(page.locator("#target-options option[value='cam:cam-qb']")).to_have_count(1)
+    area_picker = page.locator("#group-form input.picker[data-into='f_area']")
+    for _ in range(2):  # chosen twice, listed once
+        await area_picker.fill("七宝镇")
+        await area_picker.dispatch_event("change")
+    await expect(area_picker).to_have_value("")
+    await expect(page.locator("#group-form [name=f_area]")).to_have_value("七宝镇")
     await page.fill("#group-form [name=f_kind]", "fixed, bus")
     await page.click("#group-form button[type=submit]")
     await expect(preview.locator(".effect-none")).to_be_visible()  # nobody has a rule on it yet
