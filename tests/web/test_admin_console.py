@@ -383,7 +383,7 @@ async def test_groups_memberships_routing_and_users_through_the_console(
     line = preview.locator(".effect-action[data-action='view_live'] .effect-gain")
     await expect(line).to_have_text("【看实时视频】此变更使 城管 的 1 名用户多看到 2 路摄像机")
     await page.click("#preview-confirm")
-    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("城管 (member)")
+    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("城管 (成员)")
     await expect(page.locator("#membership-list li[data-dept='city']")).to_be_visible()
     r = await g.client.get("/api/cameras", headers=await login_headers(g, "op-police"))
     assert sorted(c["id"] for c in r.json()["items"]) == ["cam-265", "cam-qb"]

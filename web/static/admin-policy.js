@@ -105,6 +105,13 @@ function deleteDepartment(d) {
 }
 
 // -- users and memberships -----------------------------------------------------------------------
+/** A role within a department: the usual ones translated (member, lead), others as the policy names them. */
+function memberRole(role) {
+  const key = `mrole_${role}`;
+  const text = t(key);
+  return text === key ? role : text;
+}
+
 let selectedUser = null;
 
 export function renderUsers() {
@@ -116,7 +123,7 @@ export function renderUsers() {
       ["display_name", (u) => u.display_name || ""],
       ["role", (u) => t("role_" + u.role)],
       ["active", (u) => (u.active ? "✓" : t("inactive"))],
-      ["departments", (u) => u.memberships.map((m) => `${deptName(m.department_id)} (${m.role})`).join(", ")],
+      ["departments", (u) => u.memberships.map((m) => `${deptName(m.department_id)} (${memberRole(m.role)})`).join(", ")],
       [
         "actions",
         (u) => el("button", { type: "button", class: "small", onclick: () => showUser(u.id) }, t(state.can.edit ? "edit" : "detail")),
@@ -148,7 +155,7 @@ function showUser(id) {
       el(
         "li",
         { dataset: { dept: m.department_id } },
-        `${deptName(m.department_id)} (${m.department_id}) · ${m.role} `,
+        `${deptName(m.department_id)} (${m.department_id}) · ${memberRole(m.role)} `,
         editButton("remove_membership", () => removeMembership(u, m.department_id), { class: "small danger" }),
       ),
     ),
