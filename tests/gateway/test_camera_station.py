@@ -4,6 +4,12 @@ admin console's pickers offer stations, sub-districts, tags, departments and cam
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+from typer.testing import CliRunner
+
 from camera_registry.inventory import export_cameras, import_inventory
 from tests.acl.conftest import World
 
@@ -14,7 +20,7 @@ STATIONS = [
 ]
 
 
-async def test_station_filters_facets_groups_and_grants(world: World) -> None:
+async def test_station_filters_facets_groups_and_grants(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = world
     ld = w.app.state.ld
     rows = [{"source_url": "rtsp://127.0.0.1:9/x", "kind": "fixed", "tags": ["社区"], **c} for c in STATIONS]
@@ -57,3 +63,18 @@ async def test_station_filters_facets_groups_and_grants(world: World) -> None:
     # An unknown filter attribute is refused with the field named.
     r = await w.client.put("/api/admin/groups/bad", json={"name": "x", "filter": {"stations": ["a"]}}, headers=w.sec)
     assert r.status_code in (400, 422) and "filter.stations" in r.text, r.text
+
+    # The CLI makes station groups too; the running gateway picks the change up by itself.
+    from gateway.cli import app as cli
+
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(ld.settings.data_dir))
+    args = ["policy", "group", "pyc3", "--name", "平阳三村", "--station", "平阳三村居委"]
+    res = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert res.exit_code == 0, res.output
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        groups = {g["id"]: g for g in (await w.client.get("/api/admin/groups", headers=w.sec)).json()}
+        if "pyc3" in groups:
+            break
+        await asyncio.sleep(0.2)
+    assert groups["pyc3"]["filter"] == {"station": ["平阳三村居委"]}
