@@ -222,6 +222,9 @@ def _organisation_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
         group_id: Annotated[str, typer.Argument()],
         name: Annotated[str, typer.Option()],
         area: Annotated[list[str] | None, typer.Option(help="Dynamic: cameras in this area (repeatable).")] = None,
+        station: Annotated[
+            list[str] | None, typer.Option(help="Dynamic: cameras of this neighbourhood station, 居村委 (repeatable).")
+        ] = None,
         kind: Annotated[list[str] | None, typer.Option(help="Dynamic: fixed, bus or truck (repeatable).")] = None,
         tag: Annotated[list[str] | None, typer.Option(help="Dynamic: cameras with this tag (repeatable).")] = None,
         owner: Annotated[list[str] | None, typer.Option(help="Dynamic: owning department (repeatable).")] = None,
@@ -229,8 +232,9 @@ def _organisation_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
         reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
-        """Create or replace a camera group: static (--camera ...) or dynamic (--area/--kind/--tag/--owner)."""
-        flt = {k: v for k, v in (("area", area), ("kind", kind), ("tag", tag), ("department", owner)) if v}
+        """Create or replace a camera group: static (--camera) or dynamic (--area/--station/--kind/--tag/--owner)."""
+        pairs = (("area", area), ("station", station), ("kind", kind), ("tag", tag), ("department", owner))
+        flt = {k: v for k, v in pairs if v}
         _change(
             cli_from(config),
             f"group {group_id} saved",

@@ -63,7 +63,8 @@ class PolicyCompiler:
         """Read the cameras' attributes (what dynamic groups and the location rule select on)."""
         rows, vehicles = await self.inventory.attributes()
         self.cameras = [
-            CameraAttrs(cid, area, kind, dept, tuple(tags), vid) for cid, area, kind, dept, tags, vid in rows
+            CameraAttrs(cid, area, kind, dept, tuple(tags), vid, station)
+            for cid, area, kind, dept, tags, vid, station in rows
         ]
         self.location.inventory_loaded(self.cameras, vehicles)
 

@@ -24,6 +24,7 @@ from acl.casbin_model import reference_enforcer
 from acl.index import ACTION_LEVEL, FOREIGN_TRUCKS_OUTSIDE
 from acl.models import Membership, Role, User
 from acl.policy_models import CameraGroup, CasbinRule, Department, OrgLevel
+from camera_registry.districts import same_district
 from camera_registry.models import Camera, CameraKind, CameraStatus, Vehicle, VehicleKind
 from storage.db import Database
 
@@ -174,9 +175,9 @@ def reference_from_database(
         ]
         memberships = conn.execute(select(Membership.user_id, Membership.department_id, Membership.role)).all()
         cams = conn.execute(
-            select(Camera.id, Camera.area, Camera.kind, Camera.department, Camera.tags, Camera.vehicle_id).order_by(
-                Camera.id
-            )
+            select(
+                Camera.id, Camera.area, Camera.kind, Camera.department, Camera.tags, Camera.vehicle_id, Camera.station
+            ).order_by(Camera.id)
         ).all()
         dynamic = conn.execute(select(CameraGroup.id, CameraGroup.filter).where(CameraGroup.dynamic.is_(True))).all()
         homes = dict(conn.execute(select(Vehicle.id, Vehicle.home_district)).all())
@@ -190,9 +191,10 @@ def reference_from_database(
             g += [[f"user:{uid}", f"dept:{dept}"], [f"user:{uid}", f"role:{mrole}"]]
     g2: list[list[str]] = []
     for gid, flt in dynamic:
-        for cid, area, kind, dept, tags, _vid in cams:
+        for cid, area, kind, dept, tags, _vid, station in cams:
             attrs = {
                 "area": {area},
+                "station": {station},
                 "kind": {kind.value if isinstance(kind, CameraKind) else str(kind)},
                 "department": {dept},
                 "tag": set(tags or ()),
@@ -207,9 +209,9 @@ def reference_from_database(
         for fix_vid, lat, lon, t in positions:
             if fix_vid not in last or last[fix_vid][2] <= t:
                 last[fix_vid] = (lat, lon, t)
-        for cid, _area, kind, _dept, _tags, vid in cams:
+        for cid, _area, kind, _dept, _tags, vid, _station in cams:
             is_truck = (kind.value if isinstance(kind, CameraKind) else str(kind)) == "truck"
-            if not is_truck or vid is None or vid not in homes or homes[vid] == home_district:
+            if not is_truck or vid is None or vid not in homes or same_district(homes[vid], home_district):
                 continue
             fix = last.get(vid)
             inside = (

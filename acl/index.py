@@ -40,7 +40,7 @@ __all__ = [
 ACTION_LEVEL = {"view_snapshot": 1, "view_live": 2, "manage": 3}
 # A computed group: cameras on trucks registered outside the district that are not (freshly) inside it.
 FOREIGN_TRUCKS_OUTSIDE = "@foreign-trucks-outside"
-DYNAMIC_KEYS = ("area", "kind", "tag", "department")
+DYNAMIC_KEYS = ("area", "station", "kind", "tag", "department")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,7 @@ class CameraAttrs:
     department: str = ""
     tags: tuple[str, ...] = ()
     vehicle_id: str | None = None
+    station: str = ""  # the neighbourhood station (居村委) within ``area``
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ class VisibilityIndex:
         attr: dict[tuple[str, str], int] = {}
         for i, c in enumerate(self.cameras):
             bit = 1 << i
-            for key, val in (("area", c.area), ("kind", c.kind), ("department", c.department)):
+            for key, val in (("area", c.area), ("station", c.station), ("kind", c.kind), ("department", c.department)):
                 attr[(key, val)] = attr.get((key, val), 0) | bit
             for t in c.tags:
                 attr[("tag", t)] = attr.get(("tag", t), 0) | bit

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,11 +18,14 @@ from typing import TYPE_CHECKING, Protocol
 from acl.decider import AccessDecider
 from acl.index import FOREIGN_TRUCKS_OUTSIDE, CameraAttrs
 from acl.policy import RuleSpec
+from camera_registry.districts import normalise_district, same_district
 
 if TYPE_CHECKING:
     from camera_registry.models import Vehicle
 
 __all__ = ["LOCATION_RULE", "LOCATION_TAG", "District", "LocationRule", "ShapelyDistrict", "load_district"]
+
+log = logging.getLogger(__name__)
 
 LOCATION_TAG = "location"
 LOCATION_RULE = RuleSpec("*", f"group:{FOREIGN_TRUCKS_OUTSIDE}", "view_snapshot", "deny", tag=LOCATION_TAG)
@@ -36,19 +40,29 @@ class District(Protocol):
 
 
 class ShapelyDistrict:
-    """A district outline read from GeoJSON (a polygon, a Feature or the first Feature of a collection)."""
+    """A district outline read from GeoJSON (a polygon, a Feature or the first Feature of a collection).
+
+    ``name`` is the feature's ``district`` property, normalised (``上海市闵行区`` -> ``闵行区``), or
+    None when the file does not say which district it outlines.
+    """
 
     def __init__(self, geojson: Mapping[str, object]) -> None:
         from shapely.geometry import shape
         from shapely.prepared import prep
 
         geom: object = geojson
+        feature: object = None
         if geojson.get("type") == "FeatureCollection":
             features = geojson["features"]
             assert isinstance(features, list)
+            feature = features[0]
             geom = features[0]["geometry"]
         elif geojson.get("type") == "Feature":
+            feature = geojson
             geom = geojson["geometry"]
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        named = props.get("district") if isinstance(props, dict) else None
+        self.name: str | None = normalise_district(named) if isinstance(named, str) and named.strip() else None
         self._area = prep(shape(geom))
 
     def contains(self, lat: float, lon: float) -> bool:
@@ -83,6 +97,7 @@ class LocationRule:
         self._trucks: dict[str, list[str]] = {}  # foreign vehicle -> its cameras
         self._positions: dict[str, tuple[float, float, float]] = {}  # vehicle -> (lat, lon, epoch)
         self._inside: dict[str, bool] = {}
+        self._reported: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -90,12 +105,33 @@ class LocationRule:
         return self.district is not None
 
     def inventory_loaded(self, cameras: Iterable[CameraAttrs], vehicles: Mapping[str, Vehicle]) -> None:
-        """The cameras changed: which of them are on trucks registered outside the district."""
+        """The cameras changed: which of them are on trucks registered outside the district
+        (``上海市闵行区``, ``闵行区`` and ``Minhang`` are all the home district)."""
         self._trucks = {}
         for c in cameras:
             v = vehicles.get(c.vehicle_id or "")
-            if c.kind == "truck" and v is not None and v.home_district != self.home_district:
+            if c.kind == "truck" and v is not None and not same_district(v.home_district, self.home_district):
                 self._trucks.setdefault(v.id, []).append(c.id)
+        problem = self.problem()
+        if problem is not None and problem != self._reported:
+            # Loud: without it, trucks from elsewhere would be visible everywhere and nobody would know.
+            log.error("TRUCK LOCATION RULE IS OFF: %s", problem)
+        self._reported = problem
+
+    def problem(self) -> str | None:
+        """Why the truck rule cannot do its job (``/readyz`` reports it), or None when it can: trucks
+        registered outside the district but no district polygon, or a polygon of another district."""
+        if self.district is None:
+            if self._trucks:
+                return (
+                    f"{len(self._trucks)} trucks are registered outside {self.home_district} but no district "
+                    "polygon is configured (acl.district_geojson): they would be visible everywhere"
+                )
+            return None
+        name = getattr(self.district, "name", None)
+        if isinstance(name, str) and not same_district(name, self.home_district):
+            return f"the district polygon outlines {name} but acl.home_district is {self.home_district}"
+        return None
 
     def inside_district(self, lat: float, lon: float) -> bool:
         """Whether a point is inside the district polygon (True when no polygon is configured)."""
@@ -104,6 +140,13 @@ class LocationRule:
     def foreign_trucks(self) -> list[str]:
         """Vehicles the location rule watches (trucks registered outside the district)."""
         return list(self._trucks)
+
+    def shares(self, vehicle_id: str) -> bool:
+        """Whether the vehicle's details may be shown at all: a truck registered outside the district
+        only while it is (freshly) inside it, as the registering district shares them once it enters;
+        every other vehicle always. Also for administrators: this is a data-sharing condition, not a
+        viewing grant."""
+        return vehicle_id not in self._trucks or self._inside.get(vehicle_id, False)
 
     def truck_cameras(self) -> dict[str, list[str]]:
         """Foreign vehicle -> its cameras."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from camera_registry.districts import normalise_district
 
 __all__ = ["AclSettings"]
 
@@ -24,3 +26,9 @@ class AclSettings(BaseModel):
         description="After every full policy compile, move the heap out of the cyclic garbage collector's "
         "full collections (gc.freeze; one full collection first, so nothing frozen earlier leaks).",
     )
+
+    @field_validator("home_district")
+    @classmethod
+    def _home(cls, v: str) -> str:
+        # ``上海市闵行区``, ``闵行区`` and ``Minhang`` are one district (camera_registry.districts).
+        return normalise_district(v)

@@ -258,7 +258,7 @@ def _normalise_camera(raw: Any, substitutions: dict[str, str]) -> dict[str, Any]
     for k, v in raw.items():
         if isinstance(v, str):
             v = v.strip()
-            if v == "" and k not in ("area", "department"):
+            if v == "" and k not in ("area", "station", "department"):
                 continue
         out[k] = v
     if isinstance(out.get("tags"), str):
@@ -331,8 +331,10 @@ def _validate(records: Iterable[Any], parse: Callable[[Any], Row]) -> tuple[Impo
 async def _write_vehicles(
     store: CameraStore, s: AsyncSession, report: ImportReport, valid: Sequence[tuple[int, VehicleIn]]
 ) -> None:
-    for n, v in valid:
-        report.rows.append(RowResult(n, v.id, await store.upsert_vehicle(s, v)))
+    for start in range(0, len(valid), _BATCH):
+        batch = valid[start : start + _BATCH]
+        outcomes = await store.upsert_vehicles(s, [v for _, v in batch])
+        report.rows += [RowResult(n, v.id, o) for (n, v), o in zip(batch, outcomes, strict=True)]
 
 
 async def _write_cameras(
@@ -473,6 +475,7 @@ async def export_cameras(store: CameraStore, fmt: Format, *, with_credentials_: 
                 "kind": c.kind.value,
                 "source_url": url,
                 "area": c.area,
+                "station": c.station,
                 "department": c.department,
                 "lat": c.lat,
                 "lon": c.lon,

@@ -50,6 +50,10 @@ class Vehicle(Base):
     cargo: Mapped[str | None] = mapped_column(String(128), default=None, comment="truck cargo")
     home_district: Mapped[str] = mapped_column(String(64), default="")
     contact: Mapped[str | None] = mapped_column(String(256), default=None, comment="driver/escort contact")
+    driver: Mapped[str | None] = mapped_column(String(64), default=None)
+    driver_phone: Mapped[str | None] = mapped_column(String(32), default=None)
+    escort: Mapped[str | None] = mapped_column(String(64), default=None, comment="truck escort (押运员)")
+    company: Mapped[str | None] = mapped_column(String(128), default=None, comment="operator or carrier")
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -74,6 +78,9 @@ class Camera(Base):
     source_url: Mapped[str] = mapped_column(String(2048), comment="rtsp(s) URL without credentials")
     credentials_enc: Mapped[str | None] = mapped_column(Text, default=None, comment="encrypted user:password")
     area: Mapped[str] = mapped_column(String(64), default="", index=True, comment="sub-district")
+    station: Mapped[str] = mapped_column(
+        String(64), default="", server_default="", index=True, comment="neighbourhood station (居村委)"
+    )
     department: Mapped[str] = mapped_column(String(64), default="", index=True, comment="owning department")
     lat: Mapped[float | None] = mapped_column(Float, default=None)
     lon: Mapped[float | None] = mapped_column(Float, default=None)
@@ -103,6 +110,7 @@ class Camera(Base):
             "source_url": self.source_url,
             "has_credentials": self.credentials_enc is not None,
             "area": self.area,
+            "station": self.station,
             "department": self.department,
             "lat": self.lat,
             "lon": self.lon,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from camera_registry.districts import normalise_district
 from camera_registry.models import CameraKind, VehicleKind
 from camera_registry.urls import SourceUrlError, parse_source_url
 
@@ -35,6 +36,7 @@ class CameraIn(BaseModel):
     kind: CameraKind = CameraKind.fixed
     source_url: Annotated[str, StringConstraints(max_length=2048)]
     area: ShortText = ""
+    station: ShortText = Field("", description="Neighbourhood station (居村委工作站) inside the sub-district.")
     department: ShortText = ""
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
@@ -66,6 +68,7 @@ class CameraPatch(BaseModel):
     kind: CameraKind | None = None
     source_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     area: ShortText | None = None
+    station: ShortText | None = None
     department: ShortText | None = None
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
@@ -92,6 +95,16 @@ class VehicleIn(BaseModel):
     cargo: Annotated[str, StringConstraints(max_length=128)] | None = None
     home_district: ShortText = ""
     contact: Annotated[str, StringConstraints(max_length=256)] | None = None
+    driver: Annotated[str, StringConstraints(max_length=64)] | None = None
+    driver_phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    escort: Annotated[str, StringConstraints(max_length=64)] | None = None
+    company: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+    @field_validator("home_district")
+    @classmethod
+    def _district(cls, v: str) -> str:
+        # One spelling per district, so the location rule compares like with like.
+        return normalise_district(v)
 
 
 # The one list of a camera's fields, in the order inventory files have them (import and export

@@ -36,6 +36,7 @@ class CameraFilter:
     """Filters of the camera list."""
 
     area: str | None = None
+    station: str | None = None
     kind: CameraKind | None = None
     status: CameraStatus | None = None
     department: str | None = None
@@ -120,10 +121,17 @@ class CameraStore:
             for c in rows
             if (allowed is None or c.id in allowed)
             and (not f.area or c.area == f.area)
+            and (not f.station or c.station == f.station)
             and (not f.kind or c.kind == f.kind)
             and (not f.status or c.status == f.status)
             and (not f.department or c.department == f.department)
-            and (not text or text in c.name.lower() or text in c.id.lower() or text in c.area.lower())
+            and (
+                not text
+                or text in c.name.lower()
+                or text in c.id.lower()
+                or text in c.area.lower()
+                or text in c.station.lower()
+            )
         ]
         return out[offset : offset + limit], len(out)
 
@@ -140,11 +148,15 @@ class CameraStore:
         async with self.db.session() as s:
             return list((await s.execute(select(Camera.id).order_by(Camera.id))).scalars())
 
-    async def attributes(self) -> tuple[list[tuple[str, str, str, str, list[str], str | None]], dict[str, Vehicle]]:
-        """(id, area, kind, department, tags, vehicle_id) of every camera, and every vehicle by id."""
+    async def attributes(
+        self,
+    ) -> tuple[list[tuple[str, str, str, str, list[str], str | None, str]], dict[str, Vehicle]]:
+        """(id, area, kind, department, tags, vehicle_id, station) of every camera, and every vehicle by id."""
         async with self.db.session() as s:
-            q = select(Camera.id, Camera.area, Camera.kind, Camera.department, Camera.tags, Camera.vehicle_id)
-            rows = [(r[0], r[1], r[2].value, r[3], list(r[4] or []), r[5]) for r in (await s.execute(q)).all()]
+            q = select(
+                Camera.id, Camera.area, Camera.kind, Camera.department, Camera.tags, Camera.vehicle_id, Camera.station
+            )
+            rows = [(r[0], r[1], r[2].value, r[3], list(r[4] or []), r[5], r[6]) for r in (await s.execute(q)).all()]
             vehicles = {v.id: v for v in (await s.execute(select(Vehicle))).scalars()}
         return sorted(rows), vehicles
 
@@ -308,6 +320,28 @@ class CameraStore:
                 setattr(v, k, val)
                 changed = True
         return "updated" if changed else "unchanged"
+
+    async def upsert_vehicles(self, s: AsyncSession, rows: Sequence[VehicleIn]) -> list[str]:
+        """Upsert distinct-id vehicles in the caller's transaction with one SELECT and one flush
+        (a ``get`` and a flush per row cost ~10 ms each: a district's thousand vehicles took seconds)."""
+        ids = [r.id for r in rows]
+        existing = {v.id: v for v in (await s.execute(select(Vehicle).where(Vehicle.id.in_(ids)))).scalars()}
+        out = []
+        for data in rows:
+            fields = data.model_dump()
+            v = existing.get(data.id)
+            if v is None:
+                s.add(Vehicle(**fields))
+                out.append("created")
+                continue
+            changed = False
+            for k, val in fields.items():
+                if getattr(v, k) != val:
+                    setattr(v, k, val)
+                    changed = True
+            out.append("updated" if changed else "unchanged")
+        await s.flush()
+        return out
 
     async def vehicles(self, ids: Sequence[str] | None = None) -> list[Vehicle]:
         """Vehicles (all, or the given ids)."""

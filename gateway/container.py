@@ -23,6 +23,7 @@ from storage.db import Database
 from storage.secretbox import SecretBox
 
 if TYPE_CHECKING:
+    from acl.location import LocationRule
     from acl.sessions import SessionTerminator
     from camera_registry.positions import PositionService
     from gateway.alarms.service import AlarmService
@@ -82,6 +83,11 @@ class Liandong:
     session_terminators: list[SessionTerminator] = field(default_factory=list)
     # Start-ups in the order the composition root wrote them (the policy first); stops run reversed.
     startups: list[Startup] = field(default_factory=list)
+    # Checks that keep the node from being ready (``/readyz`` answers 503 naming them): each returns
+    # why, or None when all is well (e.g. the truck location rule cannot work without a polygon).
+    readiness: list[Callable[[], str | None]] = field(default_factory=list)
+    # The truck location rule: which vehicles' details the district may show now (vehicle panels).
+    location: LocationRule = field(init=False)
     # At most this many camera probes started from the API at once (each a short RTSP session in a thread).
     probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 

@@ -123,6 +123,9 @@ def build_services(settings: Settings) -> Liandong:
         refusals=RefusalAudit(audit, a.refusal_window_s, a.refusal_addresses),
         session_terminators=session_holders,
     )
+    # The truck location rule is never silently off: /readyz reports why it cannot work.
+    ld.readiness.append(acl.location.problem)
+    ld.location = acl.location
     # First: an ended login is refused before the other hooks end its streams (relayed to the
     # other nodes of a cluster with the rest).
     ld.on_token_revoked.append(auth.forget_token)

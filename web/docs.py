@@ -28,7 +28,7 @@ HEADERS = {"Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-cache", "X-
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/docs", dependencies=[public()])
+@router.api_route("/docs", methods=["GET", "HEAD"], dependencies=[public()])
 async def swagger_ui() -> FileResponse:
     """Swagger UI for the API (public, as the schema is; every operation still needs its credentials)."""
     return FileResponse(STATIC_DIR / "docs.html", headers=HEADERS)

@@ -78,20 +78,20 @@ async def _peer_origins(request: Request) -> list[str]:
     return [o for o in await node.origins.get() if o != here]
 
 
-@router.get("/", dependencies=[public()])
+@router.api_route("/", methods=["GET", "HEAD"], dependencies=[public()])
 async def index(request: Request) -> FileResponse:
     """The operator console (it asks for a login itself)."""
     headers = page_headers(services(request).settings, await _peer_origins(request))
     return FileResponse(STATIC_DIR / "index.html", headers=headers)
 
 
-@router.get("/admin", dependencies=[public()])
+@router.api_route("/admin", methods=["GET", "HEAD"], dependencies=[public()])
 async def admin_console() -> FileResponse:
     """The security-admin console (it asks for a login itself; the API enforces every role)."""
     return FileResponse(STATIC_DIR / "admin.html", headers=HEADERS)
 
 
-@router.get("/static/{name:path}", dependencies=[public()])
+@router.api_route("/static/{name:path}", methods=["GET", "HEAD"], dependencies=[public()])
 async def static(name: str) -> FileResponse:
     """Static assets of the consoles; nothing outside web/static can be named."""
     path = (STATIC_DIR / name).resolve()
@@ -100,7 +100,7 @@ async def static(name: str) -> FileResponse:
     return FileResponse(path, headers=HEADERS)
 
 
-@router.get("/vendor/{name:path}", dependencies=[public()])
+@router.api_route("/vendor/{name:path}", methods=["GET", "HEAD"], dependencies=[public()])
 async def vendor(name: str) -> FileResponse:
     """A browser library from web/node_modules (installed by ``make demo``/``make test``); only listed files."""
     rel = VENDOR.get(name)
@@ -212,8 +212,9 @@ async def dashboard(request: Request, since: ZonedSince = None) -> dict[str, Any
 
 @router.get("/api/console/facets", dependencies=[authenticated()], include_in_schema=True, tags=["web"])
 async def camera_facets(request: Request) -> dict[str, Any]:
-    """What the console's filter menus offer: the sub-districts, departments, kinds and statuses of the
-    cameras the caller may view, each with how many cameras have it (nothing about other cameras)."""
+    """What the console's filter menus offer: the sub-districts, stations, departments (with their
+    names), kinds and statuses of the cameras the caller may view, each with how many cameras have
+    it (nothing about other cameras)."""
     ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
     cams, total = await ld.store.search(CameraFilter(), only_ids=visible, limit=1 << 30)
@@ -221,10 +222,17 @@ async def camera_facets(request: Request) -> dict[str, Any]:
     def counted(values: Counter[str]) -> list[dict[str, Any]]:
         return [{"value": v, "count": n} for v, n in sorted(values.items()) if v]
 
+    # Departments by name as well as id: a duty officer reads 七宝派出所, not pcs-qibao.
+    state = getattr(ld.authorizer, "state", None)
+    names = {} if state is None else {d.id: d.name for d in state.departments.values()}
+    departments = [
+        {**d, "name": names.get(d["value"], d["value"])} for d in counted(Counter(c.department for c in cams))
+    ]
     return {
         "total": total,
         "areas": counted(Counter(c.area for c in cams)),
-        "departments": counted(Counter(c.department for c in cams)),
+        "stations": counted(Counter(c.station for c in cams)),
+        "departments": departments,
         "kinds": counted(Counter(c.kind.value for c in cams)),
         "statuses": counted(Counter(c.status.value for c in cams)),
     }

@@ -18,6 +18,7 @@ from acl.models import Role
 
 __all__ = [
     "SOURCE_FIELDS",
+    "VEHICLE_DETAIL_FIELDS",
     "VIEW_ACTION",
     "AudienceFacts",
     "CameraAccess",
@@ -28,9 +29,11 @@ __all__ = [
     "may_grant_role",
     "may_manage_user",
     "may_see_camera_sources",
+    "may_see_vehicle",
     "may_view_vehicle",
     "owner_scope",
     "receives_event",
+    "vehicle_details",
     "viewable_cameras",
     "viewable_incident",
     "visible_camera_ids",
@@ -169,6 +172,53 @@ def viewable_incident(cameras: CameraAccess, subject: Subject, incident: dict[st
 def may_view_vehicle(cameras: CameraAccess, subject: Subject, camera_ids: Iterable[str]) -> bool:
     """Whether ``subject`` may see a vehicle (its position, its track): if they may view one of its cameras."""
     return any(cameras.authorize(subject, VIEW_ACTION, c) for c in camera_ids)
+
+
+# What a vehicle panel shows of each kind: a bus's line, plate, driver and company; a hazardous-goods
+# truck's cargo, escort, driver and their phone, company and where it is registered. Nothing else of
+# the record (a bus driver's phone, the dispatch contact) leaves the server.
+VEHICLE_DETAIL_FIELDS = {
+    "bus": ("plate", "line", "driver", "company", "home_district"),
+    "truck": ("plate", "cargo", "escort", "driver", "driver_phone", "company", "home_district"),
+}
+
+
+def may_see_vehicle(
+    cameras: CameraAccess, subject: Subject, camera_ids: Iterable[str], kind_camera_ids: Iterable[str]
+) -> bool:
+    """Whether ``subject`` may see a vehicle on the map and in its panel: one with cameras if they
+    may view one of them (:func:`may_view_vehicle`); one with GPS but no camera yet if they may view
+    a camera on another vehicle of its kind (``kind_camera_ids``: whoever watches the buses sees
+    every bus)."""
+    ids = list(camera_ids)
+    if ids:
+        return may_view_vehicle(cameras, subject, ids)
+    return may_view_vehicle(cameras, subject, kind_camera_ids)
+
+
+def vehicle_details(
+    cameras: CameraAccess,
+    subject: Subject,
+    record: dict[str, Any],
+    camera_ids: Iterable[str],
+    *,
+    shared: bool,
+) -> dict[str, Any] | None:
+    """The vehicle panel's reply for ``record`` (id, kind and the vehicle's fields), or None when
+    ``subject`` may not see it. ``shared`` is the location rule's answer: a truck registered
+    elsewhere is shown only while inside the district, to everyone alike (administrators too: it
+    is the registering district's condition for sharing, not a viewing grant). The cameras listed
+    are those the subject may view."""
+    if not shared:
+        return None
+    kind = str(record.get("kind", ""))
+    fields = VEHICLE_DETAIL_FIELDS.get(kind, ("plate",))
+    return {
+        "id": record["id"],
+        "kind": kind,
+        **{f: record.get(f) for f in fields},
+        "cameras": viewable_cameras(cameras, subject, camera_ids),
+    }
 
 
 # -- live events ----------------------------------------------------------------------------------

@@ -270,6 +270,23 @@ async def delete_membership(request: Request, user_id: int, dept_id: str, reason
     )
 
 
+# -- pickers ----------------------------------------------------------------------------------
+@router.get("/camera-attributes", dependencies=[READ])
+async def camera_attributes(request: Request) -> dict[str, Any]:
+    """What the policy editors choose from instead of typing ids: every sub-district, station (with
+    its sub-district), tag and owning department the inventory has, and every camera as
+    ``[id, name]`` (thousands: the console searches them in the browser)."""
+    cams, _ = await services(request).store.search(limit=1 << 30)
+    stations = sorted({(c.station, c.area) for c in cams if c.station})
+    return {
+        "areas": sorted({c.area for c in cams if c.area}),
+        "stations": [{"value": s, "area": a} for s, a in stations],
+        "tags": sorted({t for c in cams for t in c.tags or ()}),
+        "departments": sorted({c.department for c in cams if c.department}),
+        "cameras": [[c.id, c.name] for c in cams],
+    }
+
+
 # -- groups -----------------------------------------------------------------------------------
 @router.get("/groups", dependencies=[READ])
 async def list_groups(request: Request) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ def _with_state(request: Request, cam: dict[str, Any]) -> dict[str, Any]:
 async def list_cameras(
     request: Request,
     area: Annotated[str | None, Query(max_length=64)] = None,
+    station: Annotated[str | None, Query(max_length=64, description="neighbourhood station (居村委)")] = None,
     kind: CameraKind | None = None,
     status_: Annotated[CameraStatus | None, Query(alias="status")] = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
@@ -51,7 +52,7 @@ async def list_cameras(
     """Cameras the caller may view (at least a snapshot), filtered and paginated, ordered by id."""
     ld = services(request)
     visible = visible_camera_ids(ld.authorizer, request.state.subject)
-    f = CameraFilter(area=area, kind=kind, status=status_, department=department, text=text)
+    f = CameraFilter(area=area, station=station, kind=kind, status=status_, department=department, text=text)
     rows, total = await ld.store.search(f, only_ids=visible, offset=offset, limit=limit)
     return {
         "total": total,

@@ -21,12 +21,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", dependencies=[public()])
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers; 503 otherwise."""
+    """The database answers and nothing keeps the node from doing its job (e.g. the truck location
+    rule without a district polygon: ``problems``); 503 otherwise."""
+    ld = services(request)
     try:
-        async with services(request).db.session() as s:
+        async with ld.db.session() as s:
             await s.execute(text("SELECT 1"))
     except Exception:  # any database failure means not ready
         return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)
+    problems = [p for check in ld.readiness if (p := check()) is not None]
+    if problems:
+        return JSONResponse({"status": "unavailable", "database": "ok", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

@@ -9,9 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from acl.identity import Subject
 from acl.models import Role
+from camera_registry.schemas import VEHICLE_FIELDS
+from camera_registry.store import CameraFilter
 from gateway.container import services
 from gateway.policy import authenticated, require_roles
-from gateway.policy.rules import may_view_vehicle, viewable_cameras
+from gateway.policy.rules import may_see_vehicle, vehicle_details, viewable_cameras
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 
@@ -55,18 +57,39 @@ async def post_positions(request: Request) -> dict[str, Any]:
         raise HTTPException(413, str(e)) from None
 
 
-def _visible_vehicle(request: Request, vehicle_id: str) -> bool:
+def _kind_cameras(request: Request, kind: str) -> list[str]:
+    """Cameras on vehicles of ``kind`` (what decides whether a vehicle without cameras is seen)."""
+    ld = services(request)
+    return [
+        cid
+        for vid, cams in ld.positions.vehicle_cameras.items()
+        if ld.positions.vehicles.get(vid, ("", ""))[0] == kind
+        for cid, _ in cams
+    ]
+
+
+def _visible_vehicle(request: Request, vehicle_id: str, by_kind: dict[str, bool] | None = None) -> bool:
     ld = services(request)
     subject: Subject = request.state.subject
-    cams = ld.positions.vehicle_cameras.get(vehicle_id, [])
-    return may_view_vehicle(ld.authorizer, subject, (cid for cid, _ in cams))
+    cams = [cid for cid, _ in ld.positions.vehicle_cameras.get(vehicle_id, [])]
+    if cams:
+        return may_see_vehicle(ld.authorizer, subject, cams, ())
+    kind = ld.positions.vehicles.get(vehicle_id, ("", ""))[0]
+    if by_kind is not None and kind in by_kind:
+        return by_kind[kind]
+    seen = may_see_vehicle(ld.authorizer, subject, (), _kind_cameras(request, kind))
+    if by_kind is not None:
+        by_kind[kind] = seen  # asked once per kind and request, not once per camera-less vehicle
+    return seen
 
 
 @router.get("", dependencies=[authenticated()])
 async def list_vehicles(request: Request) -> list[dict[str, Any]]:
-    """Vehicles with at least one camera the caller may view, with their latest fix."""
+    """Vehicles the caller may see (one of their cameras, or for a vehicle with GPS but no camera
+    yet, a camera on a vehicle of its kind), with their latest fix."""
     ld = services(request)
-    ids = [vid for vid in sorted(ld.positions.vehicles) if _visible_vehicle(request, vid)]
+    by_kind: dict[str, bool] = {}
+    ids = [vid for vid in sorted(ld.positions.vehicles) if _visible_vehicle(request, vid, by_kind)]
     fixes = await ld.positions.latest_many(ids)
     out = []
     for vid in ids:
@@ -86,6 +109,36 @@ async def list_vehicles(request: Request) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+@router.get("/{vehicle_id}", dependencies=[authenticated()])
+async def vehicle_panel(request: Request, vehicle_id: str) -> dict[str, Any]:
+    """A vehicle's panel: a bus's line, plate, driver, company and its cameras; a truck's cargo,
+    escort, driver and phone, company and where it is registered; its latest fix. Only if the
+    caller may see the vehicle (as on the map), and a truck registered elsewhere only while it is
+    inside the district. 404 otherwise, the same as for a vehicle that does not exist."""
+    ld = services(request)
+    missing = HTTPException(404, f"no vehicle '{vehicle_id}' you may view")
+    if vehicle_id not in ld.positions.vehicles or not _visible_vehicle(request, vehicle_id):
+        raise missing
+    found = await ld.store.vehicles([vehicle_id])
+    if not found:
+        raise missing
+    v = found[0]
+    record = {"id": v.id, "kind": v.kind.value, **{f: getattr(v, f) for f in VEHICLE_FIELDS if f not in ("id", "kind")}}
+    cams = [cid for cid, _ in ld.positions.vehicle_cameras.get(vehicle_id, [])]
+    reply = vehicle_details(ld.authorizer, request.state.subject, record, cams, shared=ld.location.shares(vehicle_id))
+    if reply is None:
+        raise missing
+    rows, _ = await ld.store.search(CameraFilter(), only_ids=set(reply["cameras"]), limit=len(cams) or 1)
+    reply["cameras"] = [{"id": c.id, "name": c.name, "position": c.vehicle_position} for c in rows]
+    fix = (await ld.positions.latest_many([vehicle_id])).get(vehicle_id)
+    reply["position"] = (
+        None
+        if fix is None
+        else {"lat": fix.lat, "lon": fix.lon, "time": fix.t, "speed": fix.speed, "heading": fix.heading}
+    )
+    return reply
 
 
 @router.get("/{vehicle_id}/track", dependencies=[authenticated()])

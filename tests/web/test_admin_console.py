@@ -339,7 +339,17 @@ async def test_groups_memberships_routing_and_users_through_the_console(
     await page.fill("#group-form [name=name]", "七宝全部")
     await page.select_option("#group-form [name=type]", "dynamic")
     await expect(page.locator("#group-form [data-field='cameras']")).to_be_hidden()
-    await page.fill("#group-form [name=f_area]", "七宝镇")
+    # Sub-districts, stations, tags, departments and cameras are chosen from lists, not typed as ids.
+    await expect(page.locator("#area-options option[value='七宝镇']")).to_have_count(1)
+    await expect(page.locator("#dept-options option[value='city']")).to_have_text("城管")
+    await expect(page.locator("#camera-options option[value='cam-qb']")).to_have_count(1)
+    await expect(page.locator("#target-options option[value='cam:cam-qb']")).to_have_count(1)
+    area_picker = page.locator("#group-form input.picker[data-into='f_area']")
+    for _ in range(2):  # chosen twice, listed once
+        await area_picker.fill("七宝镇")
+        await area_picker.dispatch_event("change")
+    await expect(area_picker).to_have_value("")
+    await expect(page.locator("#group-form [name=f_area]")).to_have_value("七宝镇")
     await page.fill("#group-form [name=f_kind]", "fixed, bus")
     await page.click("#group-form button[type=submit]")
     await expect(preview.locator(".effect-none")).to_be_visible()  # nobody has a rule on it yet
@@ -373,7 +383,7 @@ async def test_groups_memberships_routing_and_users_through_the_console(
     line = preview.locator(".effect-action[data-action='view_live'] .effect-gain")
     await expect(line).to_have_text("【看实时视频】此变更使 城管 的 1 名用户多看到 2 路摄像机")
     await page.click("#preview-confirm")
-    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("城管 (member)")
+    await expect(page.locator(f"#user-table tr[data-user='{pid}']")).to_contain_text("城管 (成员)")
     await expect(page.locator("#membership-list li[data-dept='city']")).to_be_visible()
     r = await g.client.get("/api/cameras", headers=await login_headers(g, "op-police"))
     assert sorted(c["id"] for c in r.json()["items"]) == ["cam-265", "cam-qb"]

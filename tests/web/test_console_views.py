@@ -146,7 +146,44 @@ async def test_map_shows_boundary_visible_cameras_and_a_moving_bus(
         "() => document.getElementById('map').liandongMap.map.setView([31.165, 121.362], 15, { animate: false })"
     )
     await page.click(bus)
+    # ... its panel first (line, plate, driver as the server answers), then its cameras from there.
+    vp = page.locator("#vehicle-panel")
+    await expect(vp).to_have_attribute("data-state", "shown")
+    await expect(vp.locator("dd[data-field='line']")).to_have_text("闵行9路")
+    await expect(vp.locator("dd[data-field='plate']")).to_have_text("沪A99999")
+    await vp.locator(".vp-cams button").click()
     assert (await playing(page, bus_cam))["width"] == 640
+
+    # A truck from elsewhere: its panel is empty outside the district and full while inside, then
+    # empty again when it leaves (the map polls; the panel asks again each time).
+    from camera_registry.inventory import import_vehicles
+
+    truck = {"id": "truck-sz", "kind": "truck", "plate": "苏E30001", "cargo": "液氯", "home_district": "江苏省苏州市",
+             "escort": "张敏", "driver_phone": "13900002001", "company": "苏州工业园区危运有限公司"}  # fmt: skip
+    await import_vehicles(g.ld.store, [truck])
+    body = {"id": "truck-sz-cab", "name": "苏E30001 驾驶室", "kind": "truck", "vehicle_id": "truck-sz",
+            "source_url": web_cams.url("h264_360p")}  # fmt: skip
+    assert (await g.client.post("/api/cameras", json=body, headers=admin)).status_code == 201
+    rule = {"subject": "dept:mapdept", "target": "cam:truck-sz-cab", "action": "view_live"}
+    assert (await g.client.post("/api/admin/rules", json=rule, headers=admin)).status_code == 201
+    outside, inside = (31.262, 121.262), (31.157, 121.352)
+    r = await g.client.post("/api/vehicles/positions", json=[{"vehicle_id": "truck-sz", "lat": outside[0],
+                            "lon": outside[1], "time": time.time()}], headers=feed)  # fmt: skip
+    assert r.json()["outside_district"] == 1, r.text
+    await page.click("#views button[data-view='map']")  # the panel lives on the map, refreshed with it
+    await page.evaluate("() => document.getElementById('map').liandongMap.panel.open('truck-sz')")
+    await expect(vp).to_have_attribute("data-state", "hidden")
+    await expect(vp).to_contain_text("外区危化品车仅在本区内时共享")
+    await expect(vp.locator("dd")).to_have_count(0)
+    await post_fix(g, feed, "truck-sz", *inside)
+    await expect(vp).to_have_attribute("data-state", "shown", timeout=10_000)
+    await expect(vp.locator("dd[data-field='escort']")).to_have_text("张敏")
+    await expect(vp.locator("dd[data-field='home_district']")).to_have_text("江苏省苏州市")
+    await expect(page.locator("#map [data-vehicle='truck-sz']")).to_have_count(1)
+    r = await g.client.post("/api/vehicles/positions", json=[{"vehicle_id": "truck-sz", "lat": outside[0],
+                            "lon": outside[1], "time": time.time()}], headers=feed)  # fmt: skip
+    await expect(vp).to_have_attribute("data-state", "hidden", timeout=10_000)
+    await expect(vp.locator("dd")).to_have_count(0)
 
 
 async def make_centre_operator(g: LiveGateway, admin: dict[str, str], name: str) -> None:

@@ -12,6 +12,7 @@ export const state = {
   users: [],
   groups: [],
   rules: [],
+  attributes: {}, // what the pickers offer (GET /api/admin/camera-attributes)
   reload: async () => {}, // set by admin.js: reload every list after a change
   // What this console changed itself, so that its own policy.changed events are not news.
   ownRevisions: new Set(),

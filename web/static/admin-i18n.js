@@ -1,4 +1,5 @@
 // Admin console texts: zh-CN by default, English on request (the same choice as the operator console).
+import { translateServer } from "./server-texts.js";
 import { texts } from "./texts.js";
 
 const num = (n) => Number(n).toLocaleString("en-US");
@@ -12,7 +13,7 @@ const TEXT = {
     tab_departments: "部门", tab_users: "用户与成员", tab_groups: "摄像机分组", tab_rules: "授权与禁止规则",
     tab_routes: "报警路由", tab_explain: "权限解释", tab_history: "策略历史", tab_audit: "审计日志",
     id: "编号", name: "名称", level: "层级", parent: "上级", area: "街镇", members: "成员", actions: "操作",
-    level_district: "区中心", level_subdistrict: "街镇分中心", level_station: "站点", level_department: "部门",
+    level_district: "区中心", level_subdistrict: "街镇分中心", level_station: "居村委工作站", level_department: "部门",
     none: "（无）", save: "保存", preview: "预览影响", confirm_save: "确认保存", cancel: "取消", edit: "编辑",
     delete: "删除", new: "新建", reason: "原因（记入历史）", saved: (rev) => `已保存（修订 ${rev}）`, done: "已完成",
     display_name: "显示名", role: "系统角色", active: "启用", inactive: "已停用", departments: "所属部门",
@@ -21,7 +22,7 @@ const TEXT = {
     role_operator: "值班员", role_security_admin: "安全管理员", role_auditor: "审计员", role_admin: "系统管理员",
     role_integration: "系统接口",
     group_static: "静态（指定摄像机）", group_dynamic: "动态（按属性）", type: "类型", size: "摄像机数",
-    cameras_list: "摄像机编号（逗号或换行分隔）", f_area: "街镇", f_kind: "类型", f_tag: "标签", f_department: "权属部门",
+    cameras_list: "摄像机编号（逗号或换行分隔）", mrole_member: "成员", mrole_lead: "负责人", pick: "搜索并添加…", pick_camera: "按名称或编号搜索摄像机并添加…", f_area: "街镇", f_station: "居村委工作站", f_kind: "类型", f_tag: "标签", f_department: "权属部门",
     comma_list: "多个值用逗号分隔", show_members: "查看成员", filter: "筛选条件",
     subject: "主体", target: "对象", action: "动作", effect: "效果", window: "有效期", not_before: "生效时间",
     not_after: "失效时间", tag: "标记", allow: "允许", deny: "禁止", new_rule: "新建规则", edit_rule: (id) => `修改规则 ${id}`,
@@ -60,7 +61,7 @@ const TEXT = {
     tab_audit: "Audit log",
     id: "Id", name: "Name", level: "Level", parent: "Parent", area: "Sub-district", members: "Members",
     actions: "Actions", level_district: "District centre", level_subdistrict: "Sub-district centre",
-    level_station: "Station", level_department: "Department", none: "(none)", save: "Save", preview: "Preview effect",
+    level_station: "Neighbourhood station", level_department: "Department", none: "(none)", save: "Save", preview: "Preview effect",
     confirm_save: "Confirm and save", cancel: "Cancel", edit: "Edit", delete: "Delete", new: "New",
     reason: "Reason (kept in history)", saved: (rev) => `Saved (revision ${rev})`, done: "Done",
     display_name: "Display name", role: "System role", active: "Active", inactive: "Deactivated",
@@ -70,7 +71,7 @@ const TEXT = {
     role_operator: "Operator", role_security_admin: "Security admin", role_auditor: "Auditor", role_admin: "Admin",
     role_integration: "Integration",
     group_static: "Static (listed cameras)", group_dynamic: "Dynamic (by attribute)", type: "Type", size: "Cameras",
-    cameras_list: "Camera ids (comma or newline separated)", f_area: "Sub-district", f_kind: "Kind", f_tag: "Tag",
+    cameras_list: "Camera ids (comma or newline separated)", mrole_member: "member", mrole_lead: "lead", pick: "Search and add…", pick_camera: "Search cameras by name or id and add…", f_area: "Sub-district", f_station: "Neighbourhood station", f_kind: "Kind", f_tag: "Tag",
     f_department: "Owning department", comma_list: "Separate several values with commas", show_members: "Members",
     filter: "Filter",
     subject: "Subject", target: "Target", action: "Action", effect: "Effect", window: "Valid", not_before: "Valid from",
@@ -107,52 +108,7 @@ const TEXT = {
 const { t, applyTexts, toggleLang, currentLang } = texts(TEXT);
 export { applyTexts, t, toggleLang };
 
-// The server explains refusals in English; the console shows the usual ones in Chinese (others as sent).
-const SERVER_ZH = [
-  [/^must be dept:<id>, role:<name> or \*$/, () => "须为 dept:部门编号、role:角色 或 *"],
-  [/^must be cam:<id> or group:<id>$/, () => "须为 cam:摄像机编号 或 group:分组编号"],
-  [/^must be one of (.+)$/, (m) => `须为以下之一：${m[1]}`],
-  [/^must be allow or deny$/, () => "须为 allow（允许）或 deny（禁止）"],
-  [/^must be later than not_before$/, () => "须晚于生效时间"],
-  [/^needs a timezone$/, () => "需要时区"],
-  [/^nothing would change$/, () => "没有任何变化"],
-  [/^an identical rule exists$/, () => "已存在相同的规则"],
-  [/^no department '(.+)'$/, (m) => `部门“${m[1]}”不存在`],
-  [/^no group '(.+)'$/, (m) => `分组“${m[1]}”不存在`],
-  [/^no camera '(.+)'$/, (m) => `摄像机“${m[1]}”不存在`],
-  [/^no user (\d+)$/, (m) => `用户 ${m[1]} 不存在`],
-  [/^no rule (\d+)$/, (m) => `规则 ${m[1]} 不存在`],
-  [/^no such department$/, () => "部门不存在"],
-  [/^would make a cycle$/, () => "会形成上下级循环"],
-  [/^1-64 letters, digits, '\.', '_' or '-'$/, () => "1-64 个字母、数字或 . _ -"],
-  [/^1-64 letters, digits or \. _ @ -$/, () => "1-64 个字母、数字或 . _ @ -"],
-  [/^1-128 characters$/, () => "1-128 个字符"],
-  [/^'(.+)' already exists/, (m) => `“${m[1]}”已存在`],
-  [/^the user is not in that department$/, () => "该用户不在此部门"],
-  [/^give either cameras .+$/, () => "请填写摄像机编号（静态分组）或筛选条件（动态分组）"],
-  [/^unknown attribute .+$/, () => "未知属性（可用：街镇、类型、标签、权属部门）"],
-  [/^each attribute needs a non-empty list of values$/, () => "每个属性至少需要一个值"],
-  [/^(\d+) does not exist$/, (m) => `修订 ${m[1]} 不存在`],
-  [/^(\d+) is already the newest$/, (m) => `修订 ${m[1]} 已是最新`],
-  [/^cannot roll back to (\d+)/, (m) => `无法回滚到修订 ${m[1]}：其依赖的用户、部门或分组已不存在或已重建；未做任何更改`],
-  [/^unknown department\(s\) (.+)$/, (m) => `未知部门：${m[1]}`],
-  [/^only admins may .+$/, () => "只有系统管理员可以这样做"],
-  [/^String should have at least (\d+) characters?$/, (m) => `至少 ${m[1]} 个字符`],
-  [/^String should have at most (\d+) characters?$/, (m) => `最多 ${m[1]} 个字符`],
-  [/^String should match pattern .+$/, () => "格式不正确"],
-  [/^Field required$/, () => "必填"],
-  [/^Input should be a valid integer.*$/, () => "须为整数"],
-  [/^Input should be a valid datetime.*$/, () => "须为有效时间"],
-  [/^Value error, (.+)$/, (m) => serverText(m[1])],
-];
-
 /** A server message in the console's language (known refusals are translated; others as sent). */
 export function serverText(message) {
-  const text = String(message ?? "");
-  if (currentLang() === "en") return text;
-  for (const [re, zh] of SERVER_ZH) {
-    const m = text.match(re);
-    if (m) return zh(m);
-  }
-  return text;
+  return translateServer(message, currentLang());
 }

@@ -23,6 +23,8 @@ const list = (s) =>
     .map((x) => x.trim())
     .filter(Boolean);
 const enc = encodeURIComponent;
+// The attributes a dynamic group selects on (acl.index.DYNAMIC_KEYS).
+const FILTER_KEYS = ["area", "station", "kind", "tag", "department"];
 
 function editButton(label, onclick, extra = {}) {
   return state.can.edit ? el("button", { type: "button", class: "small", onclick, ...extra }, t(label)) : "";
@@ -103,6 +105,13 @@ function deleteDepartment(d) {
 }
 
 // -- users and memberships -----------------------------------------------------------------------
+/** A role within a department: the usual ones translated (member, lead), others as the policy names them. */
+function memberRole(role) {
+  const key = `mrole_${role}`;
+  const text = t(key);
+  return text === key ? role : text;
+}
+
 let selectedUser = null;
 
 export function renderUsers() {
@@ -114,7 +123,7 @@ export function renderUsers() {
       ["display_name", (u) => u.display_name || ""],
       ["role", (u) => t("role_" + u.role)],
       ["active", (u) => (u.active ? "✓" : t("inactive"))],
-      ["departments", (u) => u.memberships.map((m) => `${deptName(m.department_id)} (${m.role})`).join(", ")],
+      ["departments", (u) => u.memberships.map((m) => `${deptName(m.department_id)} (${memberRole(m.role)})`).join(", ")],
       [
         "actions",
         (u) => el("button", { type: "button", class: "small", onclick: () => showUser(u.id) }, t(state.can.edit ? "edit" : "detail")),
@@ -146,7 +155,7 @@ function showUser(id) {
       el(
         "li",
         { dataset: { dept: m.department_id } },
-        `${deptName(m.department_id)} (${m.department_id}) · ${m.role} `,
+        `${deptName(m.department_id)} (${m.department_id}) · ${memberRole(m.role)} `,
         editButton("remove_membership", () => removeMembership(u, m.department_id), { class: "small danger" }),
       ),
     ),
@@ -279,7 +288,7 @@ async function editGroup(g) {
   f.elements.name.value = g.name;
   f.elements.type.value = g.dynamic ? "dynamic" : "static";
   groupKind();
-  for (const k of ["area", "kind", "tag", "department"]) f.elements["f_" + k].value = ((g.filter || {})[k] || []).join(", ");
+  for (const k of FILTER_KEYS) f.elements["f_" + k].value = ((g.filter || {})[k] || []).join(", ");
   f.elements.cameras.value = "";
   if (!g.dynamic) {
     const res = await call(`/api/admin/groups/${enc(g.id)}/cameras`);
@@ -303,7 +312,7 @@ async function saveGroup(ev) {
   if (v.type.value === "static") group.cameras = list(v.cameras.value);
   else {
     group.filter = {};
-    for (const k of ["area", "kind", "tag", "department"]) {
+    for (const k of FILTER_KEYS) {
       const vals = list(v["f_" + k].value);
       if (vals.length) group.filter[k] = vals;
     }
@@ -355,7 +364,37 @@ export function renderRules() {
     ...state.departments.map((d) => el("option", { value: `dept:${d.id}` }, d.name)),
     ...["operator", "security_admin", "auditor", "member", "lead"].map((r) => el("option", { value: `role:${r}` })),
   );
-  $("target-options").replaceChildren(...state.groups.map((g) => el("option", { value: `group:${g.id}` }, g.name)));
+  $("target-options").replaceChildren(
+    ...state.groups.map((g) => el("option", { value: `group:${g.id}` }, g.name)),
+    ...(state.attributes.cameras || []).map(([id, name]) => el("option", { value: `cam:${id}` }, name)),
+  );
+}
+
+// -- pickers: choose from what the inventory and the policy have instead of typing ids ----------
+/** Fill the pickers' lists (sub-districts, stations, tags, departments by name, cameras by name). */
+export function renderPickers() {
+  const a = state.attributes;
+  const opts = (values) => values.map(([value, label]) => el("option", { value }, label));
+  $("area-options").replaceChildren(...opts((a.areas || []).map((v) => [v, v])));
+  $("station-options").replaceChildren(...opts((a.stations || []).map((s) => [s.value, `${s.value} · ${s.area}`])));
+  $("tag-options").replaceChildren(...opts((a.tags || []).map((v) => [v, v])));
+  $("dept-options").replaceChildren(...opts(state.departments.map((d) => [d.id, d.name])));
+  $("camera-options").replaceChildren(...opts((a.cameras || []).map(([id, name]) => [id, name])));
+}
+
+/** A picker adds what was chosen to its field's comma list (once) and empties itself. */
+export function wirePickers(root = document) {
+  for (const p of root.querySelectorAll("input.picker[data-into]")) {
+    p.addEventListener("change", () => {
+      const value = p.value.trim();
+      if (!value) return;
+      const field = p.form.elements[p.dataset.into];
+      const have = list(field.value);
+      if (!have.includes(value)) field.value = [...have, value].join(", ");
+      p.value = "";
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  }
 }
 
 // "dept:city" with the department's name beside it, "group:x" with the group's.

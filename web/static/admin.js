@@ -9,7 +9,16 @@ import { Login } from "./login.js";
 let events = null;
 let refreshTimer = null;
 const LEFT_MESSAGE = "liandong.admin.left"; // why the last login ended, shown after the page reloads
-import { initPolicy, loadRoutes, renderDepartments, renderGroups, renderRules, renderUsers } from "./admin-policy.js";
+import {
+  initPolicy,
+  loadRoutes,
+  renderDepartments,
+  renderGroups,
+  renderPickers,
+  renderRules,
+  renderUsers,
+  wirePickers,
+} from "./admin-policy.js";
 import { initReview, loadAudit, loadHistory } from "./admin-review.js";
 
 const login = new Login({ t, enter, hide: ["no-access", "read-only"] });
@@ -29,6 +38,7 @@ async function boot() {
   $("logout").addEventListener("click", onLogout);
   for (const b of $("tabs").querySelectorAll("button[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("preview-confirm").addEventListener("click", confirmPreview);
+  wirePickers();
   $("preview-cancel").addEventListener("click", hidePreview);
   initPolicy();
   initReview();
@@ -115,13 +125,15 @@ function showTab(name) {
 
 /** Load the policy lists again (after every change) and redraw. */
 async function reloadPolicy() {
-  const [depts, users, groups, rules, newest] = await Promise.all([
+  const [depts, users, groups, rules, newest, attributes] = await Promise.all([
     call("/api/admin/departments"),
     call("/api/admin/users"),
     call("/api/admin/groups"),
     call("/api/admin/rules"),
     call("/api/admin/revisions?limit=1"),
+    call("/api/admin/camera-attributes"),
   ]);
+  if (attributes.ok) state.attributes = attributes.data;
   if (newest.ok && newest.data.length) state.knownRevision = Math.max(state.knownRevision, newest.data[0].id);
   if (depts.ok) state.departments = depts.data;
   if (users.ok) state.users = users.data;
@@ -137,6 +149,7 @@ function renderAll() {
   renderUsers();
   renderGroups();
   renderRules();
+  renderPickers();
   document.body.dataset.loaded = "1";
 }
 

@@ -2,7 +2,7 @@
 // the steps the gateway says this user may take (acknowledge, dispatch, note, ...); a beep on a new
 // alarm. The list reloads when the event stream says an incident changed.
 import { api, errorDetail } from "./api.js";
-import { has, t } from "./i18n.js";
+import { has, serverText, t } from "./i18n.js";
 
 const RELOAD_DEBOUNCE_MS = 250;
 const RELOAD_EVERY_MS = 30_000; // overdue flags change with time alone; the events cover the rest
@@ -259,7 +259,7 @@ export class AlarmPanel {
     });
     b.disabled = false;
     if (!r.ok) {
-      this.errors.set(inc.id, `${t("act_failed")}: ${await errorDetail(r)}`);
+      this.errors.set(inc.id, `${t("act_failed")}: ${serverText(await errorDetail(r))}`);
       this.render();
       return;
     }
@@ -362,5 +362,5 @@ function duration(ms) {
   const p = (n) => String(n).padStart(2, "0");
   const h = Math.floor(s / 3600);
   const rest = `${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
-  return h >= 24 ? `${Math.floor(h / 24)}d ${p(h % 24)}:${rest}` : `${p(h)}:${rest}`;
+  return h >= 24 ? `${t("unit_days", Math.floor(h / 24))}${p(h % 24)}:${rest}` : `${p(h)}:${rest}`;
 }

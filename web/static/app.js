@@ -8,20 +8,26 @@ import { applyTexts, has, t, toggleLang } from "./i18n.js";
 import { Login } from "./login.js";
 import { MapView } from "./map.js";
 import { LAYOUTS, TileGrid } from "./tiles.js";
+import { VehiclePanel } from "./vehiclepanel.js";
 
 const $ = (id) => document.getElementById(id);
-const FILTERS = { "f-text": "text", "f-area": "area", "f-kind": "kind", "f-status": "status", "f-dept": "department" };
+const FILTERS = {
+  "f-text": "text", "f-area": "area", "f-station": "station", "f-kind": "kind", "f-status": "status", "f-dept": "department",
+};
 const state = { me: null, config: { ice_servers: [] }, events: null, visible: null, view: "wall" };
 const VIEWS = { wall: "grid", map: "map-view", dashboard: "dashboard" };
 
 const grid = new TileGrid($("grid"), $("tile-template"), () => state.config);
 const list = new CameraList($("camera-scroll"), $("camera-list"), {
   onOpen: (cam, t0) => grid.open(cam.id, cam.name, t0),
+  deptName: (id) => deptName(id),
   onLoaded: () => showCount(),
 });
+const vehiclePanel = new VehiclePanel($("vehicle-panel"), { onOpen: (ids, names) => openCameras(ids, names) });
 const mapView = new MapView($("map"), $("map-note"), {
   config: () => state.config,
   onOpen: (ids, names) => openCameras(ids, names),
+  panel: vehiclePanel,
 });
 const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"), {
   config: () => state.config,
@@ -66,7 +72,7 @@ async function boot() {
   $("logout").addEventListener("click", onLogout);
   $("layout").addEventListener("change", () => grid.setLayout(Number($("layout").value)));
   $("f-text").addEventListener("input", debounce(reloadList, 250));
-  for (const id of ["f-area", "f-kind", "f-status", "f-dept"]) $(id).addEventListener("change", reloadList);
+  for (const id of ["f-area", "f-station", "f-kind", "f-status", "f-dept"]) $(id).addEventListener("change", reloadList);
   window.addEventListener("hashchange", openFromHash);
   window.addEventListener("pagehide", () => grid.abandon());
   setUnauthorizedHandler(() => {
@@ -95,15 +101,22 @@ async function leave(message) {
   login.show(message);
 }
 
+/** A department's name (the console never shows a unit's id where its name is known). */
+function deptName(id) {
+  const d = (state.config.departments || []).find((x) => x.id === id);
+  return d ? d.name : id;
+}
+
 async function enter(me) {
   state.me = me;
-  login.signedIn(`${me.username}${me.departments.length ? " · " + me.departments.join(", ") : ""}`);
   $("console").hidden = false;
   $("views").hidden = false;
   $("alarm-toggle").hidden = false;
   $("admin-link").hidden = !["admin", "security_admin", "auditor"].includes(me.role);
   const [config, facets] = await Promise.all([api("/api/config"), api("/api/console/facets")]);
   if (config.ok) state.config = await config.json();
+  const units = me.departments.map(deptName);
+  login.signedIn(`${me.username}${units.length ? " · " + units.join("、") : ""}`);
   if (facets.ok) fillFacets(await facets.json());
   await reloadList();
   openFromHash();
@@ -142,11 +155,11 @@ async function openCameras(ids, names = [], incidentId = null) {
 // The filter menus list only values the user's own cameras have (with counts).
 function fillFacets(f) {
   state.visible = f.total;
-  for (const [id, values] of [["f-area", f.areas], ["f-dept", f.departments]]) {
+  for (const [id, values] of [["f-area", f.areas], ["f-station", f.stations || []], ["f-dept", f.departments]]) {
     const sel = $(id);
     const keep = sel.value;
     while (sel.options.length > 1) sel.remove(1);
-    for (const v of values) sel.add(new Option(`${v.value} (${v.count})`, v.value));
+    for (const v of values) sel.add(new Option(`${v.name || v.value} (${v.count})`, v.value));
     sel.value = keep;
   }
 }

@@ -12,8 +12,9 @@ const THUMB_CACHE = 400; // thumbnails kept as object URLs
 
 export class CameraList {
   /** `scroller` scrolls, `ul` holds the rows; `onOpen(cam, t0)` opens a camera, `onLoaded(total)` reports counts. */
-  constructor(scroller, ul, { onOpen, onLoaded }) {
+  constructor(scroller, ul, { onOpen, onLoaded, deptName }) {
     this.scroller = scroller;
+    this.deptName = deptName || ((id) => id); // units by name, never by id
     this.ul = ul;
     this.onOpen = onOpen;
     this.onLoaded = onLoaded;
@@ -175,7 +176,8 @@ export class CameraList {
     badge.textContent = text;
     const meta = document.createElement("span");
     meta.className = "cam-meta";
-    meta.textContent = [cam.id, cam.area, t(`kind_${cam.kind}`), cam.department].filter(Boolean).join(" · ");
+    const dept = cam.department ? this.deptName(cam.department) : "";
+    meta.textContent = [cam.id, cam.area, cam.station, t(`kind_${cam.kind}`), dept].filter(Boolean).join(" · ");
     li.append(thumb, name, badge, meta);
     const th = this.thumbs.get(cam.id);
     if (th) this.showThumb(thumb, th);

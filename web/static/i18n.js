@@ -1,4 +1,5 @@
 // Console texts: zh-CN by default, English on request (remembered in localStorage).
+import { translateServer } from "./server-texts.js";
 import { texts } from "./texts.js";
 
 const num = (n) => Number(n).toLocaleString("en-US"); // 20,003 reads the same in both languages
@@ -36,6 +37,11 @@ const TEXT = {
     dash_offline_by_area: "各街镇离线摄像机", period_today: "今日", period_7d: "近 7 天", period_30d: "近 30 天",
     period_all: "全部时间", dash_none: "暂无数据", dash_handled_short: "已处置", dash_overdue_short: "超时",
     admin_console: "安全管理",
+    all_stations: "全部居村委工作站", vehicle_details: "车辆详情",
+    unit_days: (n) => `${n}天`, unit_seconds: (n) => `${n}秒`, unit_minutes: (n) => `${n}分钟`, unit_hours: (n) => `${n}小时`, vehicle_plate: "车牌", vehicle_line: "线路", vehicle_driver: "驾驶员",
+    vehicle_driver_phone: "驾驶员电话", vehicle_escort: "押运员", vehicle_cargo: "装载货物", vehicle_company: "所属企业",
+    vehicle_home_district: "注册地", vehicle_open_cameras: (n) => `打开车载摄像机（${n} 路）`,
+    vehicle_no_cameras: "该车暂无摄像机", vehicle_hidden: "无权查看该车辆详情；外区危化品车仅在本区内时共享",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -74,7 +80,18 @@ const TEXT = {
     period_today: "Today", period_7d: "Last 7 days", period_30d: "Last 30 days", period_all: "All time",
     dash_none: "Nothing yet", dash_handled_short: "handled", dash_overdue_short: "overdue",
     admin_console: "Security admin",
+    all_stations: "All neighbourhood stations", vehicle_details: "Vehicle",
+    unit_days: (n) => `${n}d `, unit_seconds: (n) => `${n} s`, unit_minutes: (n) => `${n} min`, unit_hours: (n) => `${n} h`, vehicle_plate: "Plate", vehicle_line: "Line", vehicle_driver: "Driver",
+    vehicle_driver_phone: "Driver's phone", vehicle_escort: "Escort", vehicle_cargo: "Cargo", vehicle_company: "Company",
+    vehicle_home_district: "Registered in", vehicle_open_cameras: (n) => `Open its cameras (${n})`,
+    vehicle_no_cameras: "No camera on this vehicle yet",
+    vehicle_hidden: "You may not see this vehicle; trucks from elsewhere are shared only inside the district",
   },
 };
 
 export const { t, has, currentLang, applyTexts, toggleLang } = texts(TEXT);
+
+/** A server refusal in the console's language (the table both consoles share, server-texts.js). */
+export function serverText(message) {
+  return translateServer(message, currentLang());
+}

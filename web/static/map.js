@@ -13,8 +13,9 @@ const TRACK_EVERY_MS = 10_000;
 
 export class MapView {
   /** `el` holds the map; `config()` gives the console config; `onOpen(ids, names)` opens cameras in tiles. */
-  constructor(el, note, { config, onOpen }) {
+  constructor(el, note, { config, onOpen, panel }) {
     this.el = el;
+    this.panel = panel || null; // the vehicle panel (vehiclepanel.js) a marker click opens
     this.note = note;
     this.config = config;
     this.onOpen = onOpen;
@@ -162,6 +163,7 @@ export class MapView {
     try {
       const r = await api("/api/vehicles");
       if (r.ok && this.map) this.showVehicles(await r.json());
+      if (this.panel) await this.panel.refresh();
       if (this.map) await this.updateTracks();
     } finally {
       this.polling = false;
@@ -180,10 +182,7 @@ export class MapView {
         const icon = L.divIcon({ className: `vehicle ${v.kind}`, iconSize: [16, 16], html: "" });
         const layer = this.vehicleLayers[v.kind] || this.vehicleLayers.bus;
         const marker = L.marker(pos, { icon, keyboard: false, riseOnHover: true }).addTo(layer);
-        marker.on("click", () => {
-          const cur = this.vehicles.get(v.id);
-          if (cur && cur.data.cameras.length) this.onOpen(cur.data.cameras, cur.data.cameras);
-        });
+        marker.on("click", () => (this.panel ? this.panel.open(v.id) : null));
         entry = { marker, data: v };
         this.vehicles.set(v.id, entry);
       } else {
@@ -280,7 +279,7 @@ export class MapView {
 }
 
 function age(s) {
-  if (s < 90) return `${Math.max(0, Math.round(s))} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
+  if (s < 90) return t("unit_seconds", Math.max(0, Math.round(s)));
+  if (s < 5400) return t("unit_minutes", Math.round(s / 60));
+  return t("unit_hours", Math.round(s / 3600));
 }

@@ -1,6 +1,6 @@
 // The live wall: a 1/4/9/16 grid of tiles, each one camera over WHEP. Closing a tile ends its session.
 import { api, errorDetail, notifyUnauthorized } from "./api.js";
-import { t } from "./i18n.js";
+import { serverText, t } from "./i18n.js";
 import { HlsPlayer } from "./hlsplayer.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
@@ -183,7 +183,7 @@ class Tile {
       this.snap.classList.remove("busy");
     }
     if (!r || !r.ok) {
-      const why = r ? (REFUSALS[r.status] ? t(REFUSALS[r.status]) : await errorDetail(r)) : t("failed");
+      const why = r ? (REFUSALS[r.status] ? t(REFUSALS[r.status]) : serverText(await errorDetail(r))) : t("failed");
       this.snap.title = `${t("snapshot_failed")}: ${why}`;
       this.el.dataset.snapshot = "failed";
       return;
