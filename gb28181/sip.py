@@ -227,6 +227,8 @@ def _parse_head(head: bytes) -> SipMessage:
     for raw in lines[1:]:
         if len(raw) > _MAX_LINE:
             raise SipParseError("header line too long")
+        if b"\r" in raw or b"\x00" in raw:  # a bare CR would become a line break when we write it
+            raise SipParseError("bare CR or NUL in a header")
         if raw[:1] in (b" ", b"\t") and msg.headers:  # folded continuation (tolerated)
             n, v = msg.headers[-1]
             msg.headers[-1] = (n, v + " " + raw.strip().decode("utf-8", "replace"))
