@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from gb28181.rtp import Rfc4571Reader, RtpError, RtpPacket
 
@@ -100,7 +99,7 @@ class RtpReceiver:
             self._server = await asyncio.start_server(self._tcp, self.host, self.port)
         else:
             t, _ = await loop.create_datagram_endpoint(lambda: _UdpIn(self), local_addr=(self.host, self.port))
-            self._udp = cast(asyncio.DatagramTransport, t)
+            self._udp = t
 
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername")[0])

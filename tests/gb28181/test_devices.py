@@ -8,6 +8,7 @@ reader, offline after missed keepalives and online again, a device restart mid-s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -180,7 +181,7 @@ async def test_unknown_device_waits_then_is_accepted_and_plays_over_udp(gw: Any,
     units = await read_units(gw, DEV_UDP, 30)
     assert units[0].keyframe
     assert decoded(units) >= 25
-    assert all(b.pts > a.pts for a, b in zip(units, units[1:], strict=False))
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(units))
     assert dev.saw("invite udp")
     await until(lambda: dev.saw("bye"), "BYE after the last reader left")
 

@@ -203,7 +203,7 @@ def test_gb2312_catalog_and_its_bound() -> None:
         f"<Item><DeviceID>3402000000131{i:07d}</DeviceID><Name>摄像机{i}</Name><Status>ON</Status></Item>"
         for i in range(50)
     )
-    body = f'<?xml version="1.0" encoding="GB2312"?><Response><CmdType>Catalog</CmdType><SumNum>100000</SumNum>'
+    body = '<?xml version="1.0" encoding="GB2312"?><Response><CmdType>Catalog</CmdType><SumNum>100000</SumNum>'
     body += f"<DeviceList>{items}<Item><DeviceID>bad</DeviceID></Item></DeviceList></Response>"
     root = manscdp.parse(body.encode("gbk"))
     total, got = manscdp.catalog_items(root, limit=10)
