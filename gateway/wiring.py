@@ -284,9 +284,11 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
     factory: UpstreamFactory = partial(RtspUpstream, opener=opener)
     if s.gb28181.enabled:
         # GB/T 28181 channels (gb28181:// sources) are one more upstream kind; nothing above the hub knows.
+        from gb28181.metrics import SipCollector
         from gb28181.node import Gb28181Node
 
         ld.gb28181 = Gb28181Node(s.gb28181, ld.store, ld.inventory_changed)
+        ld.metrics.registry.register(SipCollector(ld.gb28181.server))
         factory = partial(
             _by_scheme, rtsp=factory, gb28181=partial(ld.gb28181.upstream, transport=s.gb28181.media_transport)
         )

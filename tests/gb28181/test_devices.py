@@ -21,6 +21,7 @@ from typing import Any
 import av
 import pytest
 import pytest_asyncio
+from prometheus_client import generate_latest
 
 from camera_registry.models import CameraStatus
 from fixtures.camera_server import free_port
@@ -211,6 +212,9 @@ async def test_wrong_password_is_refused(gw: Any, clip: Path) -> None:
     dev = device(gw, clip, DEV_BAD, password="wrong")
     await until(lambda: dev.saw("register 403"), "the wrong digest refused")
     assert gw.gb28181.server.counters.auth_failed >= 1
+    scrape = generate_latest(gw.metrics.registry).decode()
+    assert 'liandong_gb28181_sip_refused_total{reason="auth_failed"}' in scrape
+    assert 'liandong_gb28181_devices{state="online"}' in scrape
     assert DEV_BAD not in gw.gb28181.server.devices
 
 

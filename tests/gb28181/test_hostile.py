@@ -153,7 +153,7 @@ async def test_a_catalog_of_100000_channels_is_bounded(endpoint: tuple) -> None:
             f"<Item><DeviceID>3402000000131{page * 10 + i:07d}</DeviceID><Name>n</Name><Status>ON</Status></Item>"
             for i in range(10)
         )
-        fields = f"<SumNum>100000</SumNum><DeviceList Num=\"10\">{items}</DeviceList>"
+        fields = f'<SumNum>100000</SumNum><DeviceList Num="10">{items}</DeviceList>'
         reply = await c.ask(c.request("MESSAGE", manscdp.build("Response", "Catalog", 1, OTHER, fields)))
         assert reply.status == 200
     assert d.catalogs and max(len(cat) for cat in d.catalogs) == 50
