@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from gb28181 import digest, manscdp
 from gb28181.manscdp import CatalogItem
@@ -181,7 +181,7 @@ class Gb28181Server:
         for fut in self._pending.values():
             fut.cancel()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:
             try:
                 await coro
@@ -193,6 +193,8 @@ class Gb28181Server:
         t = asyncio.create_task(run())
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never awaits ``coro``: close it (no-op once it ran).
+        t.add_done_callback(lambda _t: coro.close())
 
     # -- transport -------------------------------------------------------------------------
     def _datagram(self, data: bytes, addr: Addr) -> None:

@@ -124,7 +124,7 @@ async def test_register_flood_from_one_address_is_bounded(endpoint: tuple) -> No
 
 
 async def test_garbage_oversized_and_entities_are_counted_and_the_endpoint_keeps_answering(endpoint: tuple) -> None:
-    server, d = endpoint
+    server, _ = endpoint
     c = Client(server, OTHER)
     await c.send(b"\x00" * 60_000)
     await c.send(b"INVITE sip:x SIP/2.0\r\n\r\n")
