@@ -41,6 +41,8 @@ from gateway.sessions import SessionRegistry
 from gateway.settings import Settings
 from gateway.webrtc.whep import WhepService
 from snapshot.cache import MemoryCache, RedisCache, SnapshotCache
+from snapshot.cold import ColdFrame
+from snapshot.render import decode_keyframe
 from snapshot.service import SnapshotService
 from storage.db import Database
 from storage.secretbox import SecretBox
@@ -368,7 +370,23 @@ def _snapshots(ld: Liandong) -> SnapshotService:
         import redis.asyncio
 
         cache = RedisCache(redis.asyncio.from_url(ld.settings.shared_redis_url))
-    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks)
+
+    async def through_hub(camera_id: str) -> ColdFrame:
+        # A cold thumbnail of a source FFmpeg cannot open (a GB/T 28181 channel): one short hub reader.
+        feed = await ld.media.attach(camera_id, "snapshot")
+        try:
+            while not (unit := await feed.reader.get()).keyframe:
+                pass
+            info = ld.hub.info(camera_id)
+            image = await asyncio.to_thread(decode_keyframe, info.codec if info else "h264", unit.data)
+            return ColdFrame(image, unit.wallclock)
+        finally:
+            feed.detach("snapshot taken")
+
+    return SnapshotService(
+        ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks,
+        through_hub=through_hub,
+    )  # fmt: skip
 
 
 def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventBus:

@@ -200,6 +200,9 @@ async def test_nvr_over_tcp_with_field_quirks_and_a_catalog_of_three(gw: Any, cl
     units = await read_units(gw, ids[1], 30)
     assert units[0].keyframe and decoded(units) >= 25
     assert dev.saw("invite tcp")
+    # A cold thumbnail of a channel nobody watches: one short hub reader (FFmpeg cannot open it).
+    thumb = await gw.snapshots.get(ids[2], 320)
+    assert thumb.source == "cold" and thumb.thumb.jpeg[:2] == b"\xff\xd8"
     # A later catalog updates, never duplicates.
     await gw.gb28181.server.query_catalog(DEV_TCP)
     await asyncio.sleep(0.5)
