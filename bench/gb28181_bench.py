@@ -25,6 +25,7 @@ from pathlib import Path
 import av
 
 from gb28181 import digest
+from gb28181.manscdp import CatalogItem
 from gb28181.ps import PsDemuxer, PsMuxer
 from gb28181.server import Gb28181Server
 from gb28181.settings import Gb28181Settings
@@ -41,7 +42,7 @@ def make_stream(seconds: int) -> tuple[list[bytes], float]:
              "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
             check=True,
         )  # fmt: skip
-        c = av.open(str(path), format="h264")
+        c = av.open(str(path), mode="r", format="h264")
         mux = PsMuxer()
         ps = b"".join(mux.mux(bytes(p), i * 3600, bool(p.is_keyframe)) for i, p in enumerate(c.demux()) if p.size)
     return [ps[i : i + 1400] for i in range(0, len(ps), 1400)], len(ps) * 8 / seconds
@@ -59,7 +60,7 @@ def own(payloads: list[bytes]) -> tuple[float, int]:
 
 def pyav(payloads: list[bytes]) -> tuple[float, int]:
     t0 = time.process_time()
-    c = av.open(io.BytesIO(b"".join(payloads)), format="mpeg")
+    c = av.open(io.BytesIO(b"".join(payloads)), mode="r", format="mpeg")
     asm, n = AccessUnitAssembler("h264"), 0
     vs = c.streams.video[0]
     for pkt in c.demux(vs):
@@ -72,7 +73,7 @@ class _Dir:
     async def accepted(self, device_id: str) -> bool:
         return True
 
-    async def catalog(self, device_id: str, items: list[object]) -> None:
+    async def catalog(self, device_id: str, items: list[CatalogItem]) -> None:
         return None
 
     async def device_state(self, device_id: str, online: bool, reason: str) -> None:
