@@ -290,6 +290,11 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
         from gb28181.node import Gb28181Node
 
         ld.gb28181 = Gb28181Node(s.gb28181, ld.store, ld.inventory_changed)
+        if s.cluster.enabled:
+            log.warning(
+                "gb28181 on a cluster node: devices register to this node only, and a channel leased to another"
+                " node cannot be INVITEd there (docs/gb28181.md, Several nodes); enable gb28181 on one node"
+            )
         ld.metrics.registry.register(SipCollector(ld.gb28181.server))
         factory = partial(
             _by_scheme, rtsp=factory, gb28181=partial(ld.gb28181.upstream, transport=s.gb28181.media_transport)
