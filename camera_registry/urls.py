@@ -1,4 +1,6 @@
-"""Camera source URLs: only rtsp:// and rtsps://, credentials split out, FFmpeg options safe.
+"""Camera source URLs: only rtsp:// and rtsps://, credentials split out, FFmpeg options safe; and
+``gb28181://<device id>/<channel id>`` for channels of GB/T 28181 devices (never opened by FFmpeg:
+the stream core hands them to the GB/T 28181 upstream).
 
 FFmpeg accepts many protocols (``file:``, ``concat:``, ``pipe:``, ``http:`` ...) and follows
 nested URLs; a camera URL must never reach any of them. Every FFmpeg open in the project passes
@@ -14,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 __all__ = [
     "FFMPEG_PROTOCOL_WHITELIST",
+    "GB28181_URL",
     "SourceUrl",
     "SourceUrlError",
     "parse_source_url",
@@ -24,6 +27,7 @@ __all__ = [
 ALLOWED_SCHEMES = ("rtsp", "rtsps")
 FFMPEG_PROTOCOL_WHITELIST = "rtsp,rtsps,rtp,srtp,udp,tcp,tls"
 MAX_URL_LEN = 2048
+GB28181_URL = re.compile(r"^gb28181://([0-9]{20})/([0-9]{20})$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
 _UNSAFE = re.compile(r"[\x00-\x20\x7f|\\<>\"'`{}^]")
 
@@ -59,6 +63,10 @@ def parse_source_url(raw: str) -> SourceUrl:
     if len(raw) > MAX_URL_LEN:
         raise SourceUrlError(f"source_url: longer than {MAX_URL_LEN} characters")
     scheme = raw.split(":", 1)[0].lower() if ":" in raw else ""
+    if scheme == "gb28181":
+        if not GB28181_URL.match(raw):
+            raise SourceUrlError("source_url: must be of the form gb28181://<20-digit device id>/<20-digit channel id>")
+        return SourceUrl(url=raw, username=None, password=None)
     if scheme not in ALLOWED_SCHEMES:
         shown = scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme) else "?"
         raise SourceUrlError(f"source_url: scheme '{shown}' not allowed (only rtsp:// and rtsps://)")

@@ -27,6 +27,7 @@ from gateway.routes import (
     auth,
     cameras,
     events,
+    gb28181,
     health,
     hls,
     incidents,
@@ -98,6 +99,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         alarms,
         incidents,
         events,
+        gb28181,
     ):
         app.include_router(module.router)
     for router in routers:

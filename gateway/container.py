@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.hls.service import HlsService
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
+    from gb28181.node import Gb28181Node
     from snapshot.service import SnapshotService
     from streams import StreamFeeds, StreamHub
 
@@ -75,6 +76,7 @@ class Liandong:
     positions: PositionService = field(init=False)
     alarms: AlarmService = field(init=False)
     cluster: ClusterNode | None = None
+    gb28181: Gb28181Node | None = None  # GB/T 28181 devices (gb28181.enabled)
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

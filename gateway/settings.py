@@ -24,6 +24,7 @@ from pydantic_settings import (
 from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.sessions import SessionSettings
+from gb28181.settings import Gb28181Settings
 from snapshot.settings import SnapshotSettings
 from streams.settings import HubSettings, TranscoderSettings
 
@@ -403,6 +404,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     cameras: CameraSettings = CameraSettings()
     sessions: SessionSettings = SessionSettings()
+    gb28181: Gb28181Settings = Gb28181Settings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

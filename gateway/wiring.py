@@ -10,6 +10,7 @@ in the HTTP app with the consoles' routers; only this module and the CLI import 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,10 +41,13 @@ from gateway.sessions import SessionRegistry
 from gateway.settings import Settings
 from gateway.webrtc.whep import WhepService
 from snapshot.cache import MemoryCache, RedisCache, SnapshotCache
+from snapshot.cold import ColdFrame
+from snapshot.render import decode_keyframe
 from snapshot.service import SnapshotService
 from storage.db import Database
 from storage.secretbox import SecretBox
-from streams import LocalOwnership, Ownership, RtspUpstream, StreamFeeds, StreamHub
+from streams import LocalOwnership, Ownership, RtspUpstream, StreamFeeds, StreamHub, Upstream, UpstreamFactory
+from streams.ports import UpstreamCallbacks, UpstreamTimeouts
 
 if TYPE_CHECKING:
     from gateway.cluster.node import FixOutbox
@@ -279,11 +283,27 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
     s = ld.settings
     # Every camera connection is checked against cameras.allowed_networks after DNS (the store's).
     opener = CheckedOpener(ld.store.networks)
+    factory: UpstreamFactory = partial(RtspUpstream, opener=opener)
+    if s.gb28181.enabled:
+        # GB/T 28181 channels (gb28181:// sources) are one more upstream kind; nothing above the hub knows.
+        from gb28181.metrics import SipCollector
+        from gb28181.node import Gb28181Node
+
+        ld.gb28181 = Gb28181Node(s.gb28181, ld.store, ld.inventory_changed)
+        if s.cluster.enabled:
+            log.warning(
+                "gb28181 on a cluster node: devices register to this node only, and a channel leased to another"
+                " node cannot be INVITEd there (docs/gb28181.md, Several nodes); enable gb28181 on one node"
+            )
+        ld.metrics.registry.register(SipCollector(ld.gb28181.server))
+        factory = partial(
+            _by_scheme, rtsp=factory, gb28181=partial(ld.gb28181.upstream, transport=s.gb28181.media_transport)
+        )
     ld.hub = StreamHub(
         s.hub,
         ld.store.open_url,
         ld.metrics,
-        upstream_factory=partial(RtspUpstream, opener=opener),
+        upstream_factory=factory,
         ownership=ownership,
     )
     ld.media = StreamFeeds(ld.hub, s.hub, s.transcoder, ld.store.get, ld.metrics)
@@ -317,8 +337,12 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
     async def start() -> Stop:
         ld.snapshots.start()
         ld.hls.start()
+        if ld.gb28181 is not None:
+            await ld.gb28181.start()
 
         async def stop() -> None:
+            if ld.gb28181 is not None:
+                await ld.gb28181.stop()
             await ld.snapshots.close()
             await ld.sessions.close()
             await ld.hls.close()
@@ -330,13 +354,44 @@ def _media(ld: Liandong, ownership: Ownership) -> Startup:
     return start
 
 
+def _by_scheme(
+    camera_id: str,
+    url: str,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    callbacks: UpstreamCallbacks,
+    timeouts: UpstreamTimeouts,
+    rtsp: UpstreamFactory,
+    gb28181: UpstreamFactory,
+) -> Upstream:
+    """The upstream kind a camera's source URL names: ``gb28181://`` channels, else RTSP."""
+    make = gb28181 if url.startswith("gb28181://") else rtsp
+    return make(camera_id, url, loop, callbacks=callbacks, timeouts=timeouts)
+
+
 def _snapshots(ld: Liandong) -> SnapshotService:
     cache: SnapshotCache = MemoryCache()
     if ld.settings.shared_redis_url:
         import redis.asyncio
 
         cache = RedisCache(redis.asyncio.from_url(ld.settings.shared_redis_url))
-    return SnapshotService(ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks)
+
+    async def through_hub(camera_id: str) -> ColdFrame:
+        # A cold thumbnail of a source FFmpeg cannot open (a GB/T 28181 channel): one short hub reader.
+        feed = await ld.media.attach(camera_id, "snapshot")
+        try:
+            while not (unit := await feed.reader.get()).keyframe:
+                pass
+            info = ld.hub.info(camera_id)
+            image = await asyncio.to_thread(decode_keyframe, info.codec if info else "h264", unit.data)
+            return ColdFrame(image, unit.wallclock)
+        finally:
+            feed.detach("snapshot taken")
+
+    return SnapshotService(
+        ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks,
+        through_hub=through_hub,
+    )  # fmt: skip
 
 
 def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventBus:

@@ -94,8 +94,12 @@ class ColdPuller:
         timeout_s: float,
         went_live: Callable[[str], bool] | None = None,
         networks: CameraNetworks | None = None,
+        through_hub: Callable[[str], Awaitable[ColdFrame]] | None = None,
     ) -> None:
         self._resolve = resolve_url
+        # Sources FFmpeg cannot open (GB/T 28181 channels: the device must be INVITEd) are pulled
+        # briefly through the stream hub instead, by this callable (a reader until the first keyframe).
+        self._through_hub = through_hub
         self._networks = networks or CameraNetworks()
         self._went_live = went_live
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="snapshot-cold")
@@ -147,6 +151,8 @@ class ColdPuller:
             self.active += 1
             self.peak_active = max(self.peak_active, self.active)
             try:
+                if self._through_hub is not None and not url.startswith(("rtsp://", "rtsps://")):
+                    return await asyncio.wait_for(self._through_hub(camera_id), self.timeout_s)
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._pool, pull_keyframe, url, self.timeout_s, self._networks)
             finally:

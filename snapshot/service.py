@@ -27,7 +27,7 @@ import numpy as np
 
 from camera_registry.egress import CameraNetworks
 from snapshot.cache import MemoryCache, SnapshotCache, Thumbnail
-from snapshot.cold import CameraWentLive, ColdPuller, ColdPullError
+from snapshot.cold import CameraWentLive, ColdFrame, ColdPuller, ColdPullError
 from snapshot.interest import InterestBoard
 from snapshot.masks import MaskSet, MaskStore
 from snapshot.render import decode_keyframe, render_jpeg
@@ -105,6 +105,7 @@ class SnapshotService:
         db: Database,
         cache: SnapshotCache | None = None,
         networks: CameraNetworks | None = None,
+        through_hub: Callable[[str], Awaitable[ColdFrame]] | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -117,6 +118,7 @@ class SnapshotService:
             settings.cold_timeout_s,
             went_live=lambda cid: self.hub.latest_keyframe(cid) is not None,
             networks=networks,
+            through_hub=through_hub,
         )
         self._frames: OrderedDict[str, _Frame] = OrderedDict()
         self._decoding: dict[tuple[str, str], asyncio.Future[_Frame]] = {}
