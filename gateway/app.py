@@ -30,6 +30,7 @@ from gateway.routes import (
     health,
     hls,
     incidents,
+    rtsp,
     sessions,
     snapshots,
     vehicles,
@@ -98,6 +99,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         alarms,
         incidents,
         events,
+        rtsp,
     ):
         app.include_router(module.router)
     for router in routers:

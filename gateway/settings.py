@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
+from gateway.rtsp.settings import RtspOutSettings
 from gateway.sessions import SessionSettings
 from snapshot.settings import SnapshotSettings
 from streams.settings import HubSettings, TranscoderSettings
@@ -39,6 +40,7 @@ __all__ = [
     "HlsSettings",
     "HubSettings",
     "LogSettings",
+    "RtspOutSettings",
     "ServerSettings",
     "Settings",
     "SnapshotSettings",
@@ -403,6 +405,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     cameras: CameraSettings = CameraSettings()
     sessions: SessionSettings = SessionSettings()
+    rtsp_out: RtspOutSettings = RtspOutSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 
