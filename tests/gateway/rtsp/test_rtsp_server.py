@@ -18,9 +18,9 @@ import pytest_asyncio
 
 from acl.models import Role
 from fixtures.camera_server import SYSTEM_PYTHON, FixtureCameraServer
+from fixtures.rtsp_client import RtspTestClient
 from tests.live import LiveGateway, eventually, gateway_with, start_viewer
 from tests.media import QUICK_HUB, cameras_fixture
-from tests.rtsp_client import RtspTestClient
 
 pytestmark = [pytest.mark.media, pytest.mark.asyncio(loop_scope="module")]
 SECRET = "rtsp-out-cam-secret-5"
