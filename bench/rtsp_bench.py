@@ -138,7 +138,11 @@ def main() -> None:
     args = ap.parse_args()
     steps = set(args.steps.split(","))
     port = free_port()
-    env = {"LIANDONG_RTSP_OUT__ENABLED": "true", "LIANDONG_RTSP_OUT__PORT": str(port)}
+    env = {
+        "LIANDONG_RTSP_OUT__ENABLED": "true",
+        "LIANDONG_RTSP_OUT__PORT": str(port),
+        "LIANDONG_SESSIONS__MAX_PER_USER": str(2 * args.viewers + 10),  # one bench user holds every viewer
+    }
     out: dict[str, Any] = {"machine": "2 cores, shared", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with FixtureCameraServer(mounts=("h264",)) as cams, running_gateway(cams, {"cam1": "h264"}, env) as gw:
         cred = httpx.post(f"{gw.base}/api/auth/rtsp-credential", headers=gw.headers).json()

@@ -50,6 +50,11 @@ MAX_BODY = 4096
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
+def _camera_of(url: str) -> tuple[str, bool] | None:
+    path = parse_camera_path(url)
+    return (path.camera_id, path.sub) if path is not None else None
+
+
 class _Reply(Exception):
     """Answer the request with ``status`` (and ``headers``) now."""
 
@@ -378,6 +383,10 @@ class _Connection:
         gate = self.server.gate
         answer = parse_authorization(req.header("authorization"))
         stale = False
+        if answer is not None and _camera_of(answer.uri) != _camera_of(req.url):
+            # An answer made for another camera's URL: a replayed one cannot open another camera.
+            gate.refused(self.address, "Digest uri is not the request's camera", req.method)
+            raise _Reply(401, headers={"WWW-Authenticate": gate.challenge()})
         if answer is not None and answer.nonce not in self.nonces:
             state = gate.nonce_state(answer.nonce)
             if state != "fresh":

@@ -211,6 +211,13 @@ async def test_no_credential_is_challenged_with_digest_only(ctx: Ctx) -> None:
         c.username, c.password = ctx.wall[0], "not-the-password"
         r = await c.request("DESCRIBE", ctx.url("cam-a"))
         assert r.status == 401
+        c.password = ctx.wall[1]
+        assert (await c.request("DESCRIBE", ctx.url("cam-a"))).status == 200
+        # A valid answer made for another camera's URL opens nothing (a replay stays on its camera).
+        other = c._authorization("DESCRIBE", ctx.url("cam-hevc"))
+        assert other is not None
+        r = await c._once("DESCRIBE", ctx.url("cam-a"), {"Authorization": other})
+        assert r.status == 401
         r = await c.request("OPTIONS", ctx.url("cam-a"))
         assert r.status == 200 and "DESCRIBE" in r.headers["public"]
         r = await c.request("DESCRIBE", f"rtsp://127.0.0.1:{ctx.port}/elsewhere")
