@@ -19,6 +19,9 @@ __all__ = ["RtspSession", "UdpPorts", "open_udp_ports"]
 
 log = logging.getLogger(__name__)
 
+CATCH_UP_AGE_S = 0.1  # a unit older than this is from the GOP cache (catch-up), not live
+CATCH_UP_PACE_S = 0.002
+
 
 class _Datagrams(asyncio.DatagramProtocol):
     """A server port: what arrives (RTCP reports) only proves the client is alive."""
@@ -139,6 +142,10 @@ class RtspSession:
                     au = await self.reader.get()
                 self.packetizer.restart(self.reader.generation, au.pts)
                 packets = self.packetizer.packetize(au)
+                if self._udp is not None and time.time() - au.wallclock > CATCH_UP_AGE_S:
+                    # The cached GOP a viewer starts with goes out paced over UDP (nothing slows a
+                    # datagram burst down but the client's socket buffer overflowing); TCP drains.
+                    await asyncio.sleep(CATCH_UP_PACE_S)
                 au = None
                 now = time.monotonic()
                 sr = None
