@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import av
 import httpx
@@ -53,10 +53,13 @@ def first_frame_ms(url: str) -> float:
     raise RuntimeError("no frame")
 
 
-async def _viewer(port: int, user: str, pw: str, stop: asyncio.Event, gaps: list[float], frames: list[int]) -> None:
-    c = await RtspTestClient.connect("127.0.0.1", port, user, pw)
+async def _viewer(
+    url: str, user: str | None, pw: str | None, stop: asyncio.Event, gaps: list[float], frames: list[int]
+) -> None:
+    parts = urlsplit(url)
+    c = await RtspTestClient.connect(parts.hostname or "127.0.0.1", parts.port or 554, user, pw)
     try:
-        await c.play_tcp(f"rtsp://127.0.0.1:{port}/cameras/cam1")
+        await c.play_tcp(url)
         last: float | None = None
         worst = 0.0
         n = 0
@@ -74,15 +77,17 @@ async def _viewer(port: int, user: str, pw: str, stop: asyncio.Event, gaps: list
         await c.close()
 
 
-def rtsp_viewers(port: int, user: str, pw: str, n: int, duration: float, pid: int, stall_s: float) -> dict[str, Any]:
-    """N RTSP viewers for ``duration`` s; the gateway's CPU over the steady part."""
+def rtsp_viewers(
+    url: str, user: str | None, pw: str | None, n: int, duration: float, pid: int, stall_s: float
+) -> dict[str, Any]:
+    """N RTSP viewers of ``url`` for ``duration`` s; the CPU of the server ``pid`` over the steady part."""
     result: dict[str, Any] = {}
 
     async def run() -> None:
         stop = asyncio.Event()
         gaps: list[float] = []
         frames: list[int] = []
-        tasks = [asyncio.create_task(_viewer(port, user, pw, stop, gaps, frames)) for _ in range(n)]
+        tasks = [asyncio.create_task(_viewer(url, user, pw, stop, gaps, frames)) for _ in range(n)]
         await asyncio.sleep(3.0)  # every viewer connected and past its GOP burst
         gaps.clear()
         c0, t0 = cpu_seconds(pid), time.monotonic()
@@ -132,7 +137,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--trials", type=int, default=15)
     ap.add_argument("--stall-ms", type=float, default=500.0)
-    ap.add_argument("--steps", default="ttff,rtsp,webrtc")
+    ap.add_argument("--steps", default="ttff,rtsp,webrtc,gst")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtsp.json")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "bench")
     args = ap.parse_args()
@@ -170,11 +175,21 @@ def main() -> None:
                 "client": f"PyAV {av.__version__} (FFmpeg), TCP",
             }
             print(json.dumps(out["ttff_warm"]), flush=True)
+        cam_url = f"rtsp://127.0.0.1:{port}/cameras/cam1"
         if "rtsp" in steps:
-            out["rtsp_viewers"] = rtsp_viewers(
-                port, user, pw, args.viewers, args.duration, gw.pid, args.stall_ms / 1000
-            )
-            print(json.dumps(out["rtsp_viewers"]), flush=True)
+            for n in (1, args.viewers):
+                out[f"rtsp_viewers_{n}"] = rtsp_viewers(
+                    cam_url, user, pw, n, args.duration, gw.pid, args.stall_ms / 1000
+                )
+                print(json.dumps(out[f"rtsp_viewers_{n}"]), flush=True)
+        if "gst" in steps and cams.pid is not None:
+            # The library alternative: GStreamer's RTSP server (the fixture camera is one, sharing one
+            # encoder among its clients). Its cost per viewer is its CPU at N clients less at 1.
+            for n in (1, args.viewers):
+                out[f"gst_rtsp_server_{n}"] = rtsp_viewers(
+                    cams.url("h264"), None, None, n, args.duration, cams.pid, args.stall_ms / 1000
+                )
+                print(json.dumps(out[f"gst_rtsp_server_{n}"]), flush=True)
         if "webrtc" in steps:
             time.sleep(2.0)
             out["webrtc_viewers"] = webrtc_viewers(args.shared, gw.base, gw.token, args.viewers, args.duration, gw.pid)
