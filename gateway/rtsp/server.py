@@ -107,9 +107,14 @@ class RtspServer:
 
     async def start(self) -> None:
         """Listen."""
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.settings.port, limit=self.settings.max_head_bytes
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.settings.port, limit=self.settings.max_head_bytes
+            )
+        except OSError as e:
+            raise RuntimeError(
+                f"rtsp_out.port: cannot listen on {self.host}:{self.settings.port} ({e.strerror or e})"
+            ) from None
         self._sweeper = asyncio.create_task(self._sweep(), name="rtsp-sweeper")
         log.info("RTSP server on rtsp://%s:%d/cameras/{id}", self.host, self.port)
 
@@ -321,7 +326,7 @@ class _Connection:
             await session.close("setup failed")
             raise
         session.registry_id = reg.id
-        reg.stats.update(session.stats())
+        session.stats_sink = reg.stats  # the session list shows live figures
         session.on_failed = lambda reason: self._spawn(self.end_session(session, reason))
         self.sessions[sid] = session
         return response(

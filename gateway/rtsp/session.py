@@ -98,6 +98,7 @@ class RtspSession:
         self._task: asyncio.Task[None] | None = None
         self._write_timeout_s = 10.0
         self.on_failed: Callable[[str], None] | None = None
+        self._stats_sink: dict[str, Any] | None = None
 
     def seen(self) -> None:
         """The client showed it is alive (a request, an RTCP report)."""
@@ -152,6 +153,8 @@ class RtspSession:
                 if now - last_sr >= self.SR_INTERVAL_S:
                     last_sr, sr = now, self.packetizer.sender_report()
                 await self._out(packets, sr)
+                if sr is not None and self._stats_sink is not None:
+                    self._stats_sink.update(self.stats())  # with each sender report: every 5 s
         except ReaderClosed as e:
             reason = f"stream ended: {e}"
         except (ConnectionError, TimeoutError, OSError) as e:
@@ -192,6 +195,17 @@ class RtspSession:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+
+    @property
+    def stats_sink(self) -> dict[str, Any] | None:
+        """Where :meth:`stats` are kept up to date (the registry session's ``stats``)."""
+        return self._stats_sink
+
+    @stats_sink.setter
+    def stats_sink(self, sink: dict[str, Any] | None) -> None:
+        self._stats_sink = sink
+        if sink is not None:
+            sink.update(self.stats())
 
     def stats(self) -> dict[str, Any]:
         """For the session list."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ import pytest_asyncio
 from acl.models import Role
 from fixtures.camera_server import SYSTEM_PYTHON, FixtureCameraServer
 from fixtures.rtsp_client import RtspTestClient
+from gateway.rtsp.server import RtspServer
+from gateway.rtsp.settings import RtspOutSettings
 from tests.live import LiveGateway, eventually, gateway_with, start_viewer
 from tests.media import QUICK_HUB, cameras_fixture
 
@@ -253,6 +256,7 @@ async def test_sessions_are_listed_audited_and_ended_by_an_admin(ctx: Ctx) -> No
         listed = (await g.client.get("/api/sessions", headers=ctx.admin)).json()
         mine = [s for s in listed if s["protocol"] == "rtsp" and s["camera_id"] == "cam-hevc"]
         assert len(mine) == 1 and mine[0]["username"] == "wall" and mine[0]["transport"] == "tcp"
+        assert mine[0]["rtp_packets"] > 0 and mine[0]["dropped_gops"] == 0
         metrics = (await g.client.get("/metrics", headers=ctx.admin)).text
         assert 'liandong_sessions{protocol="rtsp"} 1.0' in metrics
         r = await g.client.delete(f"/api/sessions/{mine[0]['id']}", headers=ctx.admin)
@@ -340,3 +344,13 @@ async def test_hostile_clients_are_bounded(ctx: Ctx) -> None:
     finally:
         for w in held:
             w.transport.abort()
+
+
+async def test_a_busy_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = RtspServer(RtspOutSettings(enabled=True, port=port), "127.0.0.1", None, None, None)  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError, match=r"rtsp_out\.port: cannot listen"):
+            await server.start()
