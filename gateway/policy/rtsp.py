@@ -10,7 +10,6 @@ credential are counted and audited in aggregate per address (:mod:`gateway.refus
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -135,7 +134,3 @@ class RtspGate:
             path=f"RTSP {method} /cameras/{camera_id}",
         )
         return False
-
-    def still_live(self, subject: Subject) -> bool:
-        """Whether the subject's login has not expired (revocations end sessions by themselves)."""
-        return subject.expires_at is None or subject.expires_at > dt.datetime.now(dt.UTC)

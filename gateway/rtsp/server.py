@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 PROTOCOL = "rtsp"
 CODECS = ("h264", "hevc")
 MAX_BODY = 4096
+# Cameras one user may hold open by DESCRIBEs not (yet) followed by a SETUP, over all connections:
+# a DESCRIBE starts the camera's pull, and only SETUP counts against sessions.max_per_user.
+MAX_DESCRIBED_PER_USER = 4
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
@@ -71,6 +74,7 @@ class _Described:
     """A camera a DESCRIBE opened on this connection, held for its SETUP."""
 
     camera_id: str
+    user_id: int
     reader: Reader
     info: StreamInfo
     first: AccessUnit
@@ -98,6 +102,7 @@ class RtspServer:
         self._pending: OrderedDict[_Connection, None] = OrderedDict()
         self._sweeper: asyncio.Task[None] | None = None
         self.dropped_pending = 0
+        self.described: dict[int, int] = {}  # user id -> cameras held by DESCRIBEs awaiting SETUP
 
     @property
     def port(self) -> int:
@@ -266,7 +271,7 @@ class _Connection:
         path = self._camera(req)
         subject = await self._subject(req)
         await self._permitted(subject, path.camera_id, req.method)
-        described = await self._open(path.camera_id)
+        described = await self._open(path.camera_id, subject.user_id)
         params = parameter_sets(described.info.codec, described.first.data)
         sdp = session_description(described.info.codec, params, self.server.host, secrets.randbits(31))
         base = req.url.rstrip("/") + "/"
@@ -287,10 +292,8 @@ class _Connection:
             raise _Reply(453, str(e)) from None
         described = self.described
         if described is None or described.camera_id != path.camera_id:
-            described = await self._open(path.camera_id)
-        self.described = None
-        if described.expiry is not None:
-            described.expiry.cancel()
+            described = await self._open(path.camera_id, subject.user_id)
+        self._release_described()
         sid = secrets.token_hex(8)
         session = RtspSession(
             sid, self.server.hub, described.reader, described.info.codec, self.settings.mtu, described.first
@@ -412,10 +415,12 @@ class _Connection:
             raise _Reply(403, f"'{subject.username}' may not view camera '{camera_id}' live")
 
     # -- the camera --------------------------------------------------------------------------------
-    async def _open(self, camera_id: str) -> _Described:
+    async def _open(self, camera_id: str, user_id: int) -> _Described:
         """A hub reader of the camera, its stream info and its first unit (a keyframe: from the GOP
         cache when the camera is being pulled already)."""
         self._drop_described("described again")
+        if self.server.described.get(user_id, 0) >= MAX_DESCRIBED_PER_USER:
+            raise _Reply(453, f"{MAX_DESCRIBED_PER_USER} cameras described and not set up already: SETUP or close them")
         hub, timeout_s = self.server.hub, self.settings.open_timeout_s
         try:
             reader = await hub.attach(camera_id, PROTOCOL)
@@ -438,7 +443,8 @@ class _Connection:
         except BaseException:
             hub.detach(reader, "describe failed")
             raise
-        described = _Described(camera_id, reader, info, first)
+        described = _Described(camera_id, user_id, reader, info, first)
+        self.server.described[user_id] = self.server.described.get(user_id, 0) + 1
         # A DESCRIBE holds the camera for its SETUP, not for ever.
         described.expiry = asyncio.get_running_loop().call_later(
             self.settings.head_timeout_s + 5.0, self._drop_described, "no SETUP followed"
@@ -446,11 +452,20 @@ class _Connection:
         self.described = described
         return described
 
-    def _drop_described(self, reason: str) -> None:
+    def _release_described(self) -> _Described | None:
+        """Take the described camera off this connection (and off its user's count)."""
         d, self.described = self.described, None
         if d is not None:
             if d.expiry is not None:
                 d.expiry.cancel()
+            left = self.server.described.pop(d.user_id, 1) - 1
+            if left > 0:
+                self.server.described[d.user_id] = left
+        return d
+
+    def _drop_described(self, reason: str) -> None:
+        d = self._release_described()
+        if d is not None:
             self.server.hub.detach(d.reader, reason)
 
     # -- ending ----------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ async def ctx(tmp_path_factory: pytest.TempPathFactory, cams: FixtureCameraServe
         {"subject": "role:operator", "target": "cam:cam-b", "action": "view_live"},
     ]
     data = tmp_path_factory.mktemp("rtsp") / "data"
-    rtsp = {"enabled": True, "port": 0, "max_pending": 64}
+    # A cold H.265 camera on a loaded 2-core machine can take seconds to send its first picture.
+    rtsp = {"enabled": True, "port": 0, "max_pending": 64, "open_timeout_s": 30.0}
     async with gateway_with(data, cameras, rules=rules, hub=QUICK_HUB, rtsp_out=rtsp) as (g, admin):
         await g.add_user("wall", Role.integration)
         r = await g.client.post("/api/auth/tokens", json={"name": "wall 3", "username": "wall"}, headers=admin)
@@ -344,6 +345,25 @@ async def test_hostile_clients_are_bounded(ctx: Ctx) -> None:
     finally:
         for w in held:
             w.transport.abort()
+
+
+async def test_describes_without_setup_hold_few_cameras(ctx: Ctx) -> None:
+    server = ctx.g.ld.rtsp
+    assert server is not None
+    clients = [await ctx.client(ctx.wall) for _ in range(5)]
+    try:
+        statuses = [(await c.request("DESCRIBE", ctx.url("cam-a"))).status for c in clients]
+        assert statuses == [200, 200, 200, 200, 453]
+        # One of them sets up: its hold becomes a session, and another DESCRIBE fits again.
+        r = await clients[0].request(
+            "SETUP", ctx.url("cam-a") + "/trackID=0", {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
+        )
+        assert r.status == 200
+        assert (await clients[4].request("DESCRIBE", ctx.url("cam-a"))).status == 200
+    finally:
+        for c in clients:
+            await c.close()
+    assert await eventually(lambda: not server.described, 10)
 
 
 async def test_a_busy_port_is_a_clear_error() -> None:
