@@ -35,6 +35,7 @@ class Kind(enum.StrEnum):
     stream_token = "stream_token"  # noqa: S105 (a kind's name) signed, one camera, for players that cannot send headers
     session_key = "session_key"  # one HLS viewer session's key, in the playlist URLs it hands out
     alarm_signature = "alarm_signature"  # an alarm source's HMAC over one request (no user, no login)
+    rtsp_digest = "rtsp_digest"  # RTSP Digest (RFC 2617) with a password derived from one login
 
 
 class Scope(enum.StrEnum):
@@ -46,6 +47,7 @@ class Scope(enum.StrEnum):
     stream_session = "stream_session"  # one viewer session's own resource (the WHEP session URL)
     hls_files = "hls_files"  # one HLS session's playlist, init, segments and parts
     alarm_intake = "alarm_intake"  # alarms posted by registered sources
+    rtsp = "rtsp"  # the RTSP server's requests (DESCRIBE, SETUP, PLAY, ...) for a camera
 
 
 class CarrierType(enum.StrEnum):
@@ -56,6 +58,7 @@ class CarrierType(enum.StrEnum):
     bearer_header = "bearer_header"  # ``Authorization: Bearer <value>``
     cookie = "cookie"  # the session cookie (its name is a setting)
     query = "query"  # a query parameter
+    digest_header = "digest_header"  # ``Authorization: Digest ...`` of an RTSP request (never Basic: no TLS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,15 @@ CREDENTIALS: tuple[CredentialRule, ...] = (
         "while its HLS session is open (hls.session_idle_s without requests ends it)",
         "the session ending: its login ending (any way), revocation of the camera, idle, an admin",
         bound_to=((Scope.hls_files, "camera_id"),),
+    ),
+    CredentialRule(
+        Kind.rtsp_digest,
+        (Carrier(CarrierType.digest_header),),
+        Kind.bearer,  # or a cookie or machine login: the login it was derived from (POST /api/auth/rtsp-credential)
+        frozenset({Scope.rtsp}),
+        "its login's (machine token: until revoked; bearer or cookie: auth.token_ttl_s); a Digest nonce "
+        "lives rtsp_out.nonce_ttl_s until a connection has used it",
+        "its login ending (any way): the running RTSP sessions it opened end with it",
     ),
     CredentialRule(
         Kind.alarm_signature,

@@ -86,7 +86,7 @@ def running_gateway(
         server = subprocess.Popen(cmd, env=env, cwd=ROOT)
         try:
             base = f"http://{host}:{port}"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # a loaded 2-core machine can take half a minute
             while True:
                 with contextlib.suppress(httpx.HTTPError):
                     if httpx.get(base + "/healthz", timeout=1).status_code == 200:

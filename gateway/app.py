@@ -31,6 +31,7 @@ from gateway.routes import (
     health,
     hls,
     incidents,
+    rtsp,
     sessions,
     snapshots,
     vehicles,
@@ -100,6 +101,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         incidents,
         events,
         gb28181,
+        rtsp,
     ):
         app.include_router(module.router)
     for router in routers:

@@ -13,6 +13,7 @@ from fastapi import Request
 from acl.admin import PolicyAdmin
 from acl.audit import AuditLog
 from acl.authorizer import Authorizer
+from acl.digest import DigestPasswords
 from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenService
 from camera_registry.store import CameraStore
 from gateway.auth import Authenticator
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.cluster.node import ClusterNode
     from gateway.events import EventBus
     from gateway.hls.service import HlsService
+    from gateway.rtsp.server import RtspServer
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
     from gb28181.node import Gb28181Node
@@ -77,6 +79,9 @@ class Liandong:
     alarms: AlarmService = field(init=False)
     cluster: ClusterNode | None = None
     gb28181: Gb28181Node | None = None  # GB/T 28181 devices (gb28181.enabled)
+    # RTSP out: Digest passwords derived from logins, and the server (None when rtsp_out is off).
+    rtsp_passwords: DigestPasswords = field(init=False)
+    rtsp: RtspServer | None = None
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
+from gateway.rtsp.settings import RtspOutSettings
 from gateway.sessions import SessionSettings
 from gb28181.settings import Gb28181Settings
 from snapshot.settings import SnapshotSettings
@@ -40,6 +41,7 @@ __all__ = [
     "HlsSettings",
     "HubSettings",
     "LogSettings",
+    "RtspOutSettings",
     "ServerSettings",
     "Settings",
     "SnapshotSettings",
@@ -405,6 +407,7 @@ class Settings(BaseSettings):
     cameras: CameraSettings = CameraSettings()
     sessions: SessionSettings = SessionSettings()
     gb28181: Gb28181Settings = Gb28181Settings()
+    rtsp_out: RtspOutSettings = RtspOutSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI
 
 from acl.audit import AuditLog, audit_key
+from acl.digest import DigestPasswords
 from acl.identity import LoginThrottle, Passwords, StreamTokens, TokenService
 from acl.models import Role
 from acl.revocation import EdgeClaim, LocalEdgeClaim
@@ -145,6 +146,7 @@ def build_services(settings: Settings) -> Liandong:
 
         outbox = FixOutbox()
     start_media = _media(ld, ownership)
+    start_rtsp = _rtsp_out(ld, acl)
     start_acl = _acl_hooks(ld, acl)
     start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
     start_cluster: Startup | None = None
@@ -161,6 +163,7 @@ def build_services(settings: Settings) -> Liandong:
         *([start_cluster] if start_cluster is not None else []),
         _events_start(ld.events),
         start_media,
+        start_rtsp,
         start_positions,
     ]
     return ld
@@ -367,6 +370,41 @@ def _by_scheme(
     """The upstream kind a camera's source URL names: ``gb28181://`` channels, else RTSP."""
     make = gb28181 if url.startswith("gb28181://") else rtsp
     return make(camera_id, url, loop, callbacks=callbacks, timeouts=timeouts)
+
+
+def _rtsp_out(ld: Liandong, acl: AclService) -> Startup:
+    """RTSP out (``rtsp_out``): Digest passwords derived from logins, the policy's gate, and the
+    server reading the hub and registering its sessions with the others (so revocations end them)."""
+    from gateway.policy.rtsp import RtspGate
+    from gateway.rtsp.server import RtspServer
+
+    s = ld.settings
+    ld.rtsp_passwords = DigestPasswords(ld.box.derive_key("rtsp-digest"))
+    if not s.rtsp_out.enabled:
+
+        async def off() -> None:
+            return None
+
+        return off
+    gate = RtspGate(
+        ld.db,
+        ld.rtsp_passwords,
+        acl.decider.departments_of,
+        acl.decider,
+        ld.audit,
+        ld.refusals,
+        ld.metrics,
+        realm=s.rtsp_out.realm,
+        nonce_key=ld.box.derive_key("rtsp-nonce"),
+        nonce_ttl_s=s.rtsp_out.nonce_ttl_s,
+    )
+    server = ld.rtsp = RtspServer(s.rtsp_out, s.server.host, gate, ld.hub, ld.sessions)
+
+    async def start() -> Stop:
+        await server.start()
+        return server.close
+
+    return start
 
 
 def _snapshots(ld: Liandong) -> SnapshotService:

@@ -24,7 +24,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 # The composition root builds everything (the consoles' routers included); the CLI starts it.
 ROOTS = frozenset({"gateway.wiring", "gateway.cli"})
 # Protocol servers never import each other (each reads the stream core).
-SIBLINGS = (frozenset({"gateway.webrtc", "gateway.hls"}),)
+SIBLINGS = (frozenset({"gateway.webrtc", "gateway.hls", "gateway.rtsp"}),)
 OURS = frozenset({*PACKAGES, "fixtures", "bench", "tests", "transcoder"})
 
 

@@ -278,6 +278,7 @@ async def test_every_route_refuses_every_credential_kind_but_its_declared_ones(
     assert r.status_code == 201, r.text
     session_id = r.headers["location"].rsplit("/", 1)[1]
     basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    digest = f'Digest username="admin", realm="liandong", nonce="n", uri="/", response="{"0" * 32}"'
 
     # How each kind travels when it is the only credential of a request.
     presented: dict[Kind, list[tuple[dict[str, str], dict[str, str], dict[str, str]]]] = {
@@ -287,6 +288,8 @@ async def test_every_route_refuses_every_credential_kind_but_its_declared_ones(
         Kind.cookie: [({"X-CSRF-Token": csrf}, {}, {"liandong_session": str(cookie)})],
         Kind.stream_token: [({}, {"token": stream}, {}), (bearer(stream), {}, {})],
         Kind.session_key: [({}, {"s": key}, {})],
+        # RTSP's own credential means nothing to the HTTP side.
+        Kind.rtsp_digest: [({"Authorization": digest}, {}, {})],
     }
     values = {"camera_id": CAM, "session_id": session_id}
     refused, accepted, checked = [], [], 0

@@ -1,0 +1,1 @@
+"""RTSP out: the gateway's RTSP server for video walls and decoders (``docs/rtsp.md``)."""
