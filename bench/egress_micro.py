@@ -20,7 +20,11 @@ bytes over the stream's bytes per second: viewer-seconds), so a starved process 
 the 25 fps feed is not flattered: ``cpu_ms_per_viewer_second``, and the % of a core that makes at
 N viewers of a 25 fps stream. Old and new alternate, ``--rounds`` times.
 
-Usage: ``python -m bench.egress_micro [--viewers 20,50] [--rounds 3] [--seconds 10]``
+``storm``: N viewers watching, then N more start at once (their DTLS up, the GOP to replay): the
+event loop's lag over the next 3 s (every live packet waits for the loop) and how long until every
+joiner is live. Wall-clock figures: they do feel the machine's load (both paths alike).
+
+Usage: ``python -m bench.egress_micro [--viewers 20,50] [--rounds 3] [--seconds 10] [--steps cpu,storm]``
 """
 
 from __future__ import annotations
@@ -150,6 +154,134 @@ class _Source:
         reader.close(reason)
 
 
+async def _old_viewer(conn: Connection, backlog: list[AccessUnit]) -> tuple[Reader, RTCRtpSender, PassthroughTrack]:
+    """The per-viewer path: its own hub reader (starting with the cached GOP, as StreamHub.attach does)."""
+    reader = Reader("cam", "webrtc", 200)
+    for au in backlog:
+        reader.push(au)
+    track = PassthroughTrack(reader)
+    sender = RTCRtpSender(track, _Dtls(conn))  # type: ignore[arg-type]
+    await sender.send(_params())
+    return reader, sender, track
+
+
+async def _new_viewer(conn: Connection, fanout: CameraFanout) -> tuple[Reader, RTCRtpSender, RtpViewer]:
+    """The shared path: a counting reader, aiortc's sender parked on a FanoutTrack, an RtpViewer."""
+    counting = Reader("cam", "webrtc", 200)
+    counting.counts_only = True
+    sender = RTCRtpSender(FanoutTrack(), _Dtls(conn))  # type: ignore[arg-type]
+    await sender.send(_params())
+    transceiver = SimpleNamespace(sender=sender, _codecs=[H264, RTX], _headerExtensions=EXTENSIONS, mid="0")
+    v = RtpViewer(transceiver, counting, fanout.keyframe_requested)  # type: ignore[arg-type]
+    fanout.add(v)
+    return counting, sender, v
+
+
+async def run_storm(path: str, n: int, units: list[AccessUnit], sink: tuple[str, int]) -> dict[str, Any]:
+    """``n`` viewers watching, then ``n`` more start at once (their DTLS up): the event loop's lag
+    (what delays the watchers' packets) over the 3 s after the join, and when every joiner is live."""
+    loop = asyncio.get_running_loop()
+    conns = [await _connection(sink) for _ in range(2 * n)]
+    readers: list[Reader] = []
+    senders: list[RTCRtpSender] = []
+    tracks: list[PassthroughTrack] = []
+    joiners_new: list[RtpViewer] = []
+    fanout: CameraFanout | None = None
+    if path == "shared":
+        shared = Reader("cam", "webrtc-fanout", 200)
+        readers.append(shared)
+        feed = SimpleNamespace(camera_id="cam", source=_Source())
+        fanout = CameraFanout("cam", shared, feed, lambda f: None)  # type: ignore[arg-type]
+    watchers_new: list[RtpViewer] = []
+    for conn in conns[:n]:
+        if fanout is None:
+            r, snd, t = await _old_viewer(conn, [])
+            tracks.append(t)
+        else:
+            r, snd, v = await _new_viewer(conn, fanout)
+            watchers_new.append(v)
+        readers.append(r)
+        senders.append(snd)
+    lags: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            t = loop.time()
+            await asyncio.sleep(0.005)
+            lags.append((t, loop.time() - t - 0.005))
+
+    probe_task = asyncio.ensure_future(probe())
+    started = loop.time()
+    gop: list[AccessUnit] = []
+    t_storm = started + 3.2  # mid-GOP (a 2 s GOP): joiners replay ~1.2 s of it
+    t_end = t_storm + 3.0
+    stormed = False
+    all_live_s: float | None = None
+    i = 0
+    while loop.time() < t_end:
+        au = units[i % len(units)]
+        unit = AccessUnit(au.data, au.pts + (i // len(units)) * len(units) * 3600, au.keyframe, au.wallclock)
+        gop = [unit] if unit.keyframe else [*gop, unit]
+        for r in readers:
+            r.push(unit)
+        if i == 0 and fanout is not None:
+            await asyncio.sleep(0.01)
+            for v in watchers_new:
+                fanout.start(v)
+        if not stormed and loop.time() >= t_storm:
+            stormed = True
+            for conn in conns[n:]:
+                if fanout is None:
+                    r, snd, t = await _old_viewer(conn, gop)
+                    tracks.append(t)
+                else:
+                    r, snd, v = await _new_viewer(conn, fanout)
+                    fanout.start(v)
+                    joiners_new.append(v)
+                readers.append(r)
+                senders.append(snd)
+        if stormed and all_live_s is None:
+            if fanout is not None:
+                live = all(v in fanout.live for v in joiners_new)
+            else:
+                live = all(t.sent > 0 and not t._catching_up for t in tracks[n:])
+            if live:
+                all_live_s = loop.time() - t_storm
+        i += 1
+        await asyncio.sleep(max(0.0, started + i * 0.04 - loop.time()))
+    stop.set()
+    await probe_task
+    window = sorted(lag for t, lag in lags if t >= t_storm)
+    before = sorted(lag for t, lag in lags if t < t_storm and t > started + 1)
+    for snd in senders:
+        if snd.track is not None:
+            snd.track.stop()
+        await snd.stop()
+    if fanout is not None:
+        for v in watchers_new + joiners_new:
+            fanout.remove(v)
+    for r in readers:
+        r.close()
+    for c in conns:
+        for pair in c._nominated.values():
+            pair.protocol.transport.close()
+
+    def pct(xs: list[float], q: float) -> float | None:
+        return round(1000 * xs[min(len(xs) - 1, int(q * len(xs)))], 1) if xs else None
+
+    return {
+        "path": path,
+        "viewers": n,
+        "joiners": n,
+        "loop_lag_before_p95_ms": pct(before, 0.95),
+        "loop_lag_storm_p50_ms": pct(window, 0.5),
+        "loop_lag_storm_p95_ms": pct(window, 0.95),
+        "loop_lag_storm_max_ms": pct(window, 1.0),
+        "joiners_all_live_s": round(all_live_s, 2) if all_live_s is not None else None,
+    }
+
+
 async def run_path(
     path: str, n: int, units: list[AccessUnit], warmup: float, seconds: float, sink: tuple[str, int]
 ) -> dict[str, Any]:
@@ -265,7 +397,15 @@ async def main_async(args: argparse.Namespace) -> None:
         print(json.dumps(header), flush=True)
         for rnd in range(args.rounds):
             order = ("per_viewer", "shared") if rnd % 2 == 0 else ("shared", "per_viewer")
-            for n in [int(x) for x in args.viewers.split(",")]:
+            for n in [int(x) for x in args.viewers.split(",")] if "storm" in args.steps else []:
+                for path in order:
+                    row = {"kind": "egress_micro_storm", "round": rnd + 1, **await run_storm(path, n, units, addr)}
+                    row["loadavg"] = _loadavg()
+                    rows.append(row)
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    print(json.dumps(row), flush=True)
+            for n in [int(x) for x in args.viewers.split(",")] if "cpu" in args.steps else []:
                 for path in order:
                     row = {
                         "kind": "egress_micro",
@@ -280,9 +420,23 @@ async def main_async(args: argparse.Namespace) -> None:
         med = {}
         for n in sorted({r["viewers"] for r in rows}):
             for path in ("per_viewer", "shared"):
-                mine = [r["implied_percent_of_core_at_25fps"] for r in rows if r["viewers"] == n and r["path"] == path]
-                med[f"{n}/{path}"] = round(statistics.median(mine), 1)
-            med[f"{n}/saving_percent"] = round(100 * (1 - med[f"{n}/shared"] / med[f"{n}/per_viewer"]), 1)
+                mine = [
+                    r["implied_percent_of_core_at_25fps"]
+                    for r in rows
+                    if r["kind"] == "egress_micro" and r["viewers"] == n and r["path"] == path
+                ]
+                if mine:
+                    med[f"cpu/{n}/{path}"] = round(statistics.median(mine), 1)
+                storms = [
+                    r for r in rows if r["kind"] == "egress_micro_storm" and r["viewers"] == n and r["path"] == path
+                ]
+                for key in ("loop_lag_storm_p95_ms", "loop_lag_storm_max_ms", "joiners_all_live_s"):
+                    vals = [r[key] for r in storms if r[key] is not None]
+                    if vals:
+                        med[f"storm/{n}/{path}/{key}"] = round(statistics.median(vals), 2)
+            if f"cpu/{n}/shared" in med:
+                ratio = med[f"cpu/{n}/shared"] / med[f"cpu/{n}/per_viewer"]
+                med[f"cpu/{n}/saving_percent"] = round(100 * (1 - ratio), 1)
         summary = {"kind": "egress_micro_medians", "rounds": args.rounds, "medians": med}
         out.write(json.dumps(summary) + "\n")
         print(json.dumps(summary), flush=True)
@@ -293,6 +447,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--viewers", default="20,50")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", default="cpu,storm", help="cpu: CPU per viewer; storm: loop lag while N join")
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "egress_micro.jsonl")
