@@ -85,17 +85,22 @@ class CameraFanout:
             self.close("no viewers")
 
     def keyframe_requested(self, viewer: RtpViewer) -> None:
-        """PLI/FIR: the camera cannot be asked, so resend the cached GOP (at most once a second)."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if now - self._last_answer.get(viewer, -_KEYFRAME_ANSWER_S) < _KEYFRAME_ANSWER_S:
+        """PLI/FIR: the camera cannot be asked, so resend the cached GOP (at most once a second, and
+        not within a second of the GOP a joining viewer was just sent: requests a receiver made
+        before that arrived would replay it twice)."""
+        if not self.answers_keyframe_request(viewer):
             return
         if viewer in self.live and self.gop:
-            self._last_answer[viewer] = now
             self.live.remove(viewer)
             self._catch_up(viewer)
 
+    def answers_keyframe_request(self, viewer: RtpViewer) -> bool:
+        """Whether a keyframe request from ``viewer`` now would be answered (the once-a-second limit)."""
+        now = asyncio.get_running_loop().time()
+        return now - self._last_answer.get(viewer, -_KEYFRAME_ANSWER_S) >= _KEYFRAME_ANSWER_S
+
     def _catch_up(self, viewer: RtpViewer) -> None:
+        self._last_answer[viewer] = asyncio.get_running_loop().time()
         if not self.gop:  # nothing cached yet (cold camera): the first keyframe goes out live
             viewer.need_keyframe = True
             self.live.append(viewer)

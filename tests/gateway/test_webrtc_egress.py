@@ -143,7 +143,8 @@ async def test_keyframe_request_is_answered_from_the_gop_cache(gw: tuple[LiveGat
         await v.frames(10, timeout=15)
         (sv,) = server_viewers(g)
         f = fanout(g)
-        assert await eventually(lambda: sv in f.live and len(f.gop) > 1, 10)
+        # Past the joining GOP's once-a-second limit, live, mid-GOP.
+        assert await eventually(lambda: f.answers_keyframe_request(sv) and sv in f.live and len(f.gop) > 1, 10)
         receiver: RTCRtpReceiver = v.pc.getReceivers()[0]
         ssrc = sv._ssrc
         before = sv.sent
@@ -154,10 +155,13 @@ async def test_keyframe_request_is_answered_from_the_gop_cache(gw: tuple[LiveGat
         assert sv.sent - before >= 2
         frames = await v.frames(10, timeout=10)
         assert len(frames) == 10
-        # A second request within a second is not answered again (a PLI storm costs nothing).
+        # A request within a second of the last answer is not answered (a PLI storm costs nothing);
+        # on a slow machine the second may have passed: then it is answered like the first.
+        due = f.answers_keyframe_request(sv)
         await receiver._send_rtcp_pli(ssrc)
         assert await eventually(lambda: sv.keyframe_requests == 2, 10)
-        assert sv not in f.catching
+        if not due:
+            assert sv not in f.catching and sv in f.live
     finally:
         await v.close()
 
