@@ -60,10 +60,14 @@ def children(pid: int) -> list[tuple[int, str]]:
 
 @contextlib.contextmanager
 def running_gateway(
-    cams: FixtureCameraServer, cameras: dict[str, str], env_extra: dict[str, str] | None = None, host: str = "127.0.0.1"
+    cams: FixtureCameraServer,
+    cameras: dict[str, str],
+    env_extra: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    start_timeout_s: float = 90.0,
 ) -> Iterator[BenchGateway]:
     """``cameras``: camera id -> fixture mount; the gateway listens on ``host``. Stops the gateway
-    (SIGTERM, then kill) at the end."""
+    (SIGTERM, then kill) at the end. A loaded shared machine can take ~20 s to start one."""
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LIANDONG_DATA_DIR": tmp, "LIANDONG_LOG__LEVEL": "WARNING", **(env_extra or {})}
@@ -86,7 +90,7 @@ def running_gateway(
         server = subprocess.Popen(cmd, env=env, cwd=ROOT)
         try:
             base = f"http://{host}:{port}"
-            deadline = time.monotonic() + 90  # a loaded 2-core machine can take half a minute
+            deadline = time.monotonic() + start_timeout_s
             while True:
                 with contextlib.suppress(httpx.HTTPError):
                     if httpx.get(base + "/healthz", timeout=1).status_code == 200:

@@ -201,6 +201,14 @@ class WebRTCSettings(_Section):
     max_sdp_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     session_timeout_s: float = Field(15.0, gt=0, le=600, description="ICE connect deadline.")
     open_timeout_s: float = Field(8.0, gt=0, le=60, description="Wait this long for a cold camera to answer.")
+    egress: Literal["shared", "per_viewer"] = Field(
+        "shared",
+        description=(
+            "shared: each access unit is packetized once per camera and every viewer only gets its own RTP"
+            " header and SRTP (gateway/webrtc/fanout.py); per_viewer: aiortc packetizes for every viewer"
+            " (the old path, kept to compare)."
+        ),
+    )
 
     @field_validator("host_addresses")
     @classmethod

@@ -104,13 +104,15 @@ class StreamFeeds:
         variant: Variant = Variant.auto,
         timeout_s: float = 8.0,
         passive: bool = False,
+        consume: bool = True,
     ) -> Feed:
         """A reader for ``protocol``; raises StreamUnavailable, UnsupportedCodec, TranscodeCapacity, NotFound.
 
-        ``passive``: only for a camera's own stream; the reader does not keep the camera open."""
+        ``passive``: only for a camera's own stream; the reader does not keep the camera open.
+        ``consume=False``: the reader only counts a viewer that a shared consumer feeds (it queues nothing)."""
         want = needs_transcode(known_codec, variant)
         if not want:
-            reader = await self.hub.attach(camera_id, protocol, passive=passive)
+            reader = await self.hub.attach(camera_id, protocol, passive=passive, consume=consume)
             try:
                 info = self.hub.info(camera_id) or await self.hub.wait_info(camera_id, timeout_s)
             except BaseException:
@@ -120,10 +122,10 @@ class StreamFeeds:
                 return Feed(camera_id, reader, self.hub, info, transcoded=False)
             self.hub.detach(reader, "needs a transcode")
             known_codec = info.codec
-        return await self._transcoded(camera_id, protocol, variant, known_codec, timeout_s)
+        return await self._transcoded(camera_id, protocol, variant, known_codec, timeout_s, consume)
 
     async def _transcoded(
-        self, camera_id: str, protocol: str, variant: Variant, codec: str | None, timeout_s: float
+        self, camera_id: str, protocol: str, variant: Variant, codec: str | None, timeout_s: float, consume: bool
     ) -> Feed:
         if not self.settings.enabled:
             raise UnsupportedCodec(codec or "this codec")
@@ -134,7 +136,7 @@ class StreamFeeds:
         if self.hub.ownership.may_refuse:
             hold = await self.hub.attach(camera_id, "transcode", with_backlog=False)
         try:
-            reader = await src.attach(camera_id, protocol)
+            reader = await src.attach(camera_id, protocol, consume=consume)
             try:
                 info = src.info(camera_id) or await src.wait_info(camera_id, timeout_s + 4.0)  # + ffmpeg start
             except BaseException:

@@ -106,11 +106,19 @@ class StreamHub:
 
     # -- readers ---------------------------------------------------------------------------
     async def attach(
-        self, camera_id: str, protocol: str, *, with_backlog: bool = True, passive: bool = False
+        self,
+        camera_id: str,
+        protocol: str,
+        *,
+        with_backlog: bool = True,
+        passive: bool = False,
+        consume: bool = True,
     ) -> Reader:
         """A new reader of ``camera_id``; it starts with the cached GOP (a keyframe) when there is one.
 
-        A ``passive`` reader does not keep the upstream open: it is closed when the others have left."""
+        A ``passive`` reader does not keep the upstream open: it is closed when the others have left.
+        A reader that does not ``consume`` queues nothing: it stands for a viewer fed by a shared
+        consumer (see :attr:`Reader.counts_only`)."""
         if self._closed:
             raise StreamUnavailable("the stream hub is shutting down")
         stream = await self._ensure(camera_id)
@@ -121,7 +129,8 @@ class StreamHub:
             on_drop=self._count_drop,
             on_first=self._observe_first_unit,
         )
-        if with_backlog:
+        reader.counts_only = not consume
+        if with_backlog and consume:
             backlog = stream.gop.snapshot()
             for au in backlog[: self.settings.reader_queue_packets - 1]:
                 reader.push(au)

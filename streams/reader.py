@@ -46,6 +46,9 @@ class Reader:
         self.backlog_units = 0  # units that came from the GOP cache at attach time
         self.generation = 0  # bumped when the upstream restarts (timestamps start again)
         self.passive = False  # True: does not keep the upstream open (see StreamHub.attach)
+        # True: a viewer whose pictures come from a shared consumer (WebRTC's per-camera RTP fan-out):
+        # the reader only counts it (viewers, ownership, idle close, revocation) and queues nothing.
+        self.counts_only = False
         self._q: deque[AccessUnit] = deque()
         self._wake = asyncio.Event()
         self._skip_to_key = True  # a reader always starts on a keyframe
@@ -61,7 +64,7 @@ class Reader:
 
     def push(self, au: AccessUnit) -> None:
         """Queue one unit (called by the hub on the event loop)."""
-        if self._closed is not None:
+        if self._closed is not None or self.counts_only:
             return
         if self._skip_to_key:
             if not au.keyframe:
@@ -109,6 +112,13 @@ class Reader:
                 self._on_first(self)
         self.delivered += 1
         return au
+
+    def note_first_unit(self) -> None:
+        """A counts-only reader's viewer got its first picture from the shared consumer (observed like :meth:`get`)."""
+        if self.first_unit_at is None:
+            self.first_unit_at = time.monotonic()
+            if self._on_first:
+                self._on_first(self)
 
     def skip_to_latest_keyframe(self) -> int:
         """Drop queued units before the newest queued keyframe (the consumer fell a GOP behind); returns how many."""

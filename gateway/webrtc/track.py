@@ -1,4 +1,10 @@
-"""An aiortc video track fed by a hub reader: H.264 access units passed through as packets."""
+"""aiortc video tracks: one fed by a hub reader (aiortc packetizes per viewer), and one that feeds nothing.
+
+``PassthroughTrack`` is the per-viewer path (``webrtc.egress = "per_viewer"``): aiortc packetizes,
+encrypts and sends every access unit for every viewer. ``FanoutTrack`` is what aiortc's sender holds
+on the shared path (``"shared"``, see :mod:`gateway.webrtc.fanout`): the sender negotiates and sends
+RTCP, but its RTP loop waits on this track until the session ends, and the camera's fan-out sends.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streams import CLOCK_RATE, Reader, ReaderClosed
 
-__all__ = ["PassthroughTrack"]
+__all__ = ["FanoutTrack", "PassthroughTrack"]
 
 _TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
 # Cached frames sent at attach time are stamped this far apart, so the browser decodes the
@@ -77,3 +83,23 @@ class PassthroughTrack(MediaStreamTrack):
             self.first_sent_at = time.monotonic()
         self.sent += 1
         return pkt
+
+
+class FanoutTrack(MediaStreamTrack):
+    """A video track whose ``recv`` never yields: the camera's fan-out sends this viewer's RTP."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ended = asyncio.Event()
+
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
+        """Wait until the track stops (aiortc's sender loop parks here instead of polling)."""
+        await self._ended.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        """End the track; aiortc's sender loop returns."""
+        super().stop()
+        self._ended.set()

@@ -1,4 +1,9 @@
-"""WHEP sessions: an aiortc peer connection per viewer, fed from the stream hub."""
+"""WHEP sessions: an aiortc peer connection per viewer, fed from the stream hub.
+
+With ``webrtc.egress = "shared"`` (the default) aiortc negotiates and keeps RTCP, but the RTP comes
+from the camera's fan-out (:mod:`gateway.webrtc.fanout`): packetized once per camera, per viewer only
+a header, SRTP and a send. ``"per_viewer"`` is the old path (aiortc packetizes for each viewer).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ from acl.identity import Subject
 from gateway.metrics import Metrics
 from gateway.sessions import SessionRegistry
 from gateway.settings import WebRTCSettings
+from gateway.webrtc.fanout import CameraFanout, Fanouts
 from gateway.webrtc.ice import host_addresses_for, ice_configuration, interface_addresses, restrict_host_addresses
+from gateway.webrtc.rtp_viewer import RtpViewer
 from gateway.webrtc.sdp import SdpError, answer_as_dtls_server, check_offer
-from gateway.webrtc.track import PassthroughTrack
+from gateway.webrtc.track import FanoutTrack, PassthroughTrack
 from gateway.webrtc.trickle import TrickleFragment
 from streams import StreamFeeds, UnsupportedCodec, Variant, needs_transcode
 
@@ -64,6 +71,9 @@ class WhepService:
         self.metrics = metrics
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, PassthroughTrack] = {}
+        self._viewers: dict[str, RtpViewer] = {}
+        self.fanouts = Fanouts()
+        self.shared = settings.egress == "shared"
         self._remote_ice: dict[str, _RemoteIce] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,14 +108,25 @@ class WhepService:
         self.sessions.check_room(subject.user_id, subject.username, transcode)
         started = time.monotonic()
         feed = await self.feeds.attach(
-            camera_id, "webrtc", known_codec=known_codec, variant=variant, timeout_s=self.settings.open_timeout_s
+            camera_id,
+            "webrtc",
+            known_codec=known_codec,
+            variant=variant,
+            timeout_s=self.settings.open_timeout_s,
+            consume=not self.shared,  # shared: the camera's fan-out reads; this reader counts the viewer
         )
         reader = feed.reader
         pc: RTCPeerConnection | None = None
+        fanout: CameraFanout | None = None
+        viewer: RtpViewer | None = None
         try:
-            track = PassthroughTrack(reader)
+            track: PassthroughTrack | FanoutTrack = FanoutTrack() if self.shared else PassthroughTrack(reader)
             pc = RTCPeerConnection(ice_configuration(self.settings.ice_servers))
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            if self.shared:
+                fanout = await self.fanouts.join(feed)
+                viewer = RtpViewer(transceiver, reader, fanout.keyframe_requested)
+                fanout.add(viewer)
             caps = RTCRtpSender.getCapabilities("video")
             # Before setRemoteDescription: set later, VP8 would be negotiated for H.264 bytes.
             transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType in ("video/H264", "video/rtx")])
@@ -121,6 +142,8 @@ class WhepService:
             if "H264" not in pc.localDescription.sdp:
                 raise UnsupportedCodec("h264 (the browser refused H.264)")
         except BaseException:
+            if fanout is not None and viewer is not None:
+                fanout.remove(viewer)
             feed.detach("setup failed")
             if pc is not None:
                 await _close_quietly(pc, camera_id)
@@ -130,6 +153,9 @@ class WhepService:
 
         async def closer(reason: str) -> None:
             track.stop()
+            if fanout is not None and viewer is not None:
+                fanout.remove(viewer)
+            self._viewers.pop(session.id, None)
             feed.detach(reason)
             self._pcs.pop(session.id, None)
             self._tracks.pop(session.id, None)
@@ -153,11 +179,16 @@ class WhepService:
             )
         except BaseException:  # e.g. the audit write failed, or the client went away meanwhile
             track.stop()
+            if fanout is not None and viewer is not None:
+                fanout.remove(viewer)
             feed.detach("setup failed")
             await _close_quietly(pc, camera_id)
             raise
         self._pcs[session.id] = pc
-        self._tracks[session.id] = track
+        if isinstance(track, PassthroughTrack):
+            self._tracks[session.id] = track
+        if viewer is not None:
+            self._viewers[session.id] = viewer
         self._remote_ice[session.id] = _remote_ice(sdp)
         session.stats["transcoded"] = feed.transcoded
         session.stats["variant"] = variant.value
@@ -167,6 +198,8 @@ class WhepService:
         async def _state() -> None:
             state = pc.connectionState
             session.stats["connection"] = state
+            if state == "connected" and fanout is not None and viewer is not None:
+                fanout.start(viewer)
             if state in ("failed", "closed"):
                 await self.sessions.end(session.id, f"peer connection {state}")
 
@@ -211,7 +244,15 @@ class WhepService:
             await pc.addIceCandidate(None)
 
     def stats(self, session_id: str) -> dict[str, int]:
-        """Packets sent to a session so far."""
+        """Access units (and, on the shared path, packets and retransmissions) sent to a session so far."""
+        viewer = self._viewers.get(session_id)
+        if viewer is not None:
+            return {
+                "frames_sent": viewer.sent,
+                "packets_sent": viewer.packets,
+                "retransmitted": viewer.retransmitted,
+                "keyframe_requests": viewer.keyframe_requests,
+            }
         track = self._tracks.get(session_id)
         return {"frames_sent": track.sent if track else 0}
 

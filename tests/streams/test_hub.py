@@ -191,3 +191,18 @@ async def test_a_stream_that_ran_well_is_retried_at_once_after_a_flap(cams: Fixt
         assert time.monotonic() - t0 < 2.4  # a 3 s backoff (x0.8 jitter) alone is 2.4 s
     finally:
         await hub.close()
+
+
+async def test_a_counting_reader_holds_the_camera_and_queues_nothing(hub: StreamHub, cams: FixtureCameraServer) -> None:
+    """A viewer fed by a shared consumer (WebRTC's fan-out): counted and keeping the camera open, no queue."""
+    counting = await hub.attach("h264_360p", "webrtc", consume=False)
+    shared = await hub.attach("h264_360p", "webrtc-fanout", passive=True)
+    await take(shared, 30)
+    assert counting.counts_only and counting.pending() == 0 and counting.delivered == 0
+    assert hub.describe("h264_360p")["readers_by_protocol"] == {"webrtc": 1}
+    counting.note_first_unit()
+    assert counting.first_unit_at is not None
+    hub.detach(counting)
+    # The passive reader alone does not hold the camera: it is closed with the upstream.
+    await wait_for(lambda: shared.closed_reason is not None, 10)
+    assert await asyncio.to_thread(cams.wait_clients, "h264_360p", 0, 8)
