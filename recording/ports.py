@@ -1,0 +1,36 @@
+"""What the recorder needs from the stream core and the rest of the gateway."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from streams.ports import StreamInfo
+from streams.reader import Reader
+
+__all__ = ["HubReaders", "RecordingEvents"]
+
+
+class HubReaders(Protocol):
+    """The camera hub, as far as a recorder reads it (``streams.StreamHub``)."""
+
+    async def attach(
+        self, camera_id: str, protocol: str, *, with_backlog: bool = True, passive: bool = False
+    ) -> Reader:
+        """A reader of the camera, starting with the cached GOP."""
+        ...
+
+    def detach(self, reader: Reader, reason: str = "detached") -> None:
+        """Stop reading."""
+        ...
+
+    async def wait_info(self, camera_id: str, timeout_s: float) -> StreamInfo:
+        """What the camera sends, once it is open."""
+        ...
+
+
+class RecordingEvents(Protocol):
+    """Where the recorder reports what operators must know (recording paused for lack of disk, resumed)."""
+
+    def __call__(self, type_: str, data: dict[str, Any], cameras: list[str]) -> None:
+        """Publish one event about ``cameras``."""
+        ...

@@ -1,0 +1,45 @@
+"""recording segments: the evidence recorder's index (one hash chain per camera)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07 17:05:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "recording_segments",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("camera_id", sa.String(length=64), nullable=False),
+        sa.Column("start", sa.Float(), nullable=False),
+        sa.Column("end", sa.Float(), nullable=False),
+        sa.Column("path", sa.String(length=512), nullable=False),
+        sa.Column("bytes", sa.Integer(), nullable=False),
+        sa.Column("codec", sa.String(length=16), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("node", sa.String(length=64), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("prev_sha256", sa.String(length=64), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("incidents", sa.JSON(), nullable=False),
+        sa.Column("deleted_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recording_segments")),
+        sa.UniqueConstraint("path", name=op.f("uq_recording_segments_path")),
+    )
+    op.create_index("ix_recording_segments_camera_start", "recording_segments", ["camera_id", "start"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_recording_segments_camera_start", table_name="recording_segments")
+    op.drop_table("recording_segments")
