@@ -47,7 +47,7 @@ def remux_range(root: Path, rows: list[RecordingSegment], start: float, end: flo
                 if vout is None:
                     vout = dst.add_stream_from_template(vin)
                     vout.time_base = _TB
-                gop: list[tuple[float, av.Packet]] = []
+                gop: list[tuple[float, Any]] = []
                 for pkt in src.demux(vin):
                     if pkt.pts is None or pkt.size == 0 or pkt.time_base is None:
                         continue
