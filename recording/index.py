@@ -180,7 +180,7 @@ def _recover(path: Path) -> SegmentFile | None:
             if last is None or tb is None:
                 return None
             frame = 1 / float(v.average_rate) if v.average_rate else 0.04
-            start = int(path.stem) / 1000
+            start = int(path.stem.split("-")[0]) / 1000
             return SegmentFile(
                 path,
                 start,

@@ -224,6 +224,10 @@ class Recorder:
             if not au.keyframe or not self._space_ok(cam):
                 return
             path = self.root / segment_path(cam.camera_id, au.wallclock)
+            n = 0
+            while path.exists():  # a pre-roll may start at a keyframe an earlier segment holds too: never overwrite
+                n += 1
+                path = path.with_name(f"{path.stem.split('-')[0]}-{n}.mp4")
             try:
                 cam.writer = SegmentWriter(cam.camera_id, path, codec, width, height, au, self.settings.fragment_s)
             except (OSError, av.FFmpegError) as e:
