@@ -31,6 +31,7 @@ __all__ = ["Demand", "Recorder"]
 
 log = logging.getLogger(__name__)
 PROTOCOL = "record"
+_RESUME_HEADROOM = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +248,9 @@ class Recorder:
         except OSError as e:
             self._pause(cam, f"recordings directory unusable: {e}")
             return False
-        if free < self.settings.min_free_mb * 1024 * 1024:
+        # Once paused, resume only with some room beyond the watermark (not at every keyframe on the edge).
+        need = self.settings.min_free_mb * 1024 * 1024 + (_RESUME_HEADROOM if cam.paused is not None else 0)
+        if free < need:
             self._pause(cam, f"disk almost full ({free // (1024 * 1024)} MB free)")
             return False
         if cam.paused is not None:
