@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from streams.ports import StreamInfo
@@ -28,9 +29,6 @@ class HubReaders(Protocol):
         ...
 
 
-class RecordingEvents(Protocol):
-    """Where the recorder reports what operators must know (recording paused for lack of disk, resumed)."""
-
-    def __call__(self, type_: str, data: dict[str, Any], cameras: list[str]) -> None:
-        """Publish one event about ``cameras``."""
-        ...
+# Where the recorder reports what operators must know (recording paused for lack of disk, resumed):
+# (event type, data, the cameras it is about).
+RecordingEvents = Callable[[str, dict[str, Any], list[str]], None]
