@@ -149,7 +149,7 @@ def build_services(settings: Settings) -> Liandong:
     start_rtsp = _rtsp_out(ld, acl)
     start_acl = _acl_hooks(ld, acl)
     start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
-    start_recording = _recording(ld)
+    start_recording = _recording(ld, acl)
     start_cluster: Startup | None = None
     if cluster_client is not None and cluster_ownership is not None and outbox is not None:
         # Last: it relays the hooks every other part has added by now.
@@ -526,13 +526,15 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
     return start
 
 
-def _recording(ld: Liandong) -> Startup:
+def _recording(ld: Liandong, acl: AclService) -> Startup:
     """Evidence recording: a recorder reading the camera hub, the index, playback and signed exports;
     incidents' cameras are recorded from the alarm (with the hub's GOP as pre-roll) until they close."""
     from gateway.cluster.node import node_identity
     from recording.index import RecordingIndex
     from recording.library import RecordingLibrary
+    from recording.locks import Locks
     from recording.recorder import Recorder
+    from recording.retention import Retention
     from recording.signing import EvidenceKey
 
     s = ld.settings
@@ -543,12 +545,21 @@ def _recording(ld: Liandong) -> Startup:
         ld.events.publish(type_, data, cameras=cameras)
 
     ld.recorder = Recorder(s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2)
-    ld.recordings = RecordingLibrary(index, EvidenceKey(s.data_dir / "keys"), node)
+    ld.recordings = RecordingLibrary(index, EvidenceKey(s.data_dir / "keys"), node, Locks(ld.db))
+    retention = Retention(
+        s.recording, index, ld.recorder, ld.recordings.locks, lambda group: acl.index.members(f"group:{group}")
+    )
     ld.alarms.on_cameras.append(ld.recorder.incident_cameras)
     ld.alarms.incidents.on_closed.append(lambda inc: ld.recorder.incident_closed(inc.id))
 
     async def start() -> Stop:
         await ld.recorder.start()
-        return ld.recorder.close
+        await retention.start()
+
+        async def stop() -> None:
+            await retention.close()
+            await ld.recorder.close()
+
+        return stop
 
     return start

@@ -14,6 +14,7 @@ from typing import Any
 from recording.export import ExportEmpty, export_key, manifest, remux_range
 from recording.fmp4 import init_length
 from recording.index import RecordingIndex
+from recording.locks import Locks
 from recording.models import RecordingSegment
 from recording.signing import EvidenceKey
 
@@ -35,8 +36,9 @@ class Clip:
 class RecordingLibrary:
     """Reads the recordings of this node's directory (one export at a time per node: exports remux on a thread)."""
 
-    def __init__(self, index: RecordingIndex, key: EvidenceKey, node: str, max_exports: int = 2) -> None:
+    def __init__(self, index: RecordingIndex, key: EvidenceKey, node: str, locks: Locks, max_exports: int = 2) -> None:
         self.index = index
+        self.locks = locks
         self.root = index.root
         self.key = key
         self.node = node

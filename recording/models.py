@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base
 
-__all__ = ["RecordingSegment"]
+__all__ = ["RecordingLock", "RecordingSegment"]
 
 
 class RecordingSegment(Base):
@@ -34,3 +34,21 @@ class RecordingSegment(Base):
     incidents: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Set when retention removed the file; the row stays so the chain still verifies.
     deleted_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class RecordingLock(Base):
+    """An evidence lock: segments of the camera overlapping [start, end) are never deleted by retention,
+    quota or low space while it stands. Made and lifted by security admins, each with a reason."""
+
+    __tablename__ = "recording_locks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    lifted_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    lifted_at: Mapped[float | None] = mapped_column(Float, default=None)
+    lift_reason: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -11,9 +11,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from acl.identity import Subject
+from acl.models import Role
 from gateway.container import services
+from gateway.policy import require_roles
 from gateway.policy.recordings import require_recording
 from recording.export import ExportEmpty
+from recording.locks import LockError, lock_dict
 from recording.recorder import Demand
 from storage.times import parse_zoned
 
@@ -202,3 +205,62 @@ async def stop_manual(request: Request, camera_id: str, subject: Subject = requi
         raise HTTPException(404, "you are not recording this camera")
     await ld.audit.record("recording.manual_stop", subject=subject, camera_id=camera_id)
     return Response(status_code=204)
+
+
+class LockBody(BaseModel):
+    """An evidence lock: a range of the camera retention must keep, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: str = Field(description="ISO 8601 with a zone")
+    end: str = Field(description="ISO 8601 with a zone")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LiftBody(BaseModel):
+    """Why a lock is lifted."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/api/cameras/{camera_id}/recordings/locks", status_code=201)
+async def add_lock(
+    request: Request, camera_id: str, body: LockBody, subject: Subject = require_roles(Role.security_admin)
+) -> dict[str, Any]:
+    """Lock a range (security admins): its segments are never deleted by retention, quota or low space."""
+    await _camera(request, camera_id)
+    lo, hi = _range(body.start, body.end)
+    ld = services(request)
+    try:
+        lock = await ld.recordings.locks.add(camera_id, lo, hi, body.reason, subject.username)
+    except LockError as e:
+        field, _, message = str(e).partition(": ")
+        raise HTTPException(422, [{"field": field, "message": message}]) from None
+    await ld.audit.record(
+        "recording.lock", subject=subject, camera_id=camera_id, detail=f"lock={lock.id} range={lo:.3f}..{hi:.3f}"
+        f" reason={body.reason}",
+    )  # fmt: skip
+    return lock_dict(lock)
+
+
+@router.get("/api/recordings/locks")
+async def list_locks(
+    request: Request, camera_id: str | None = None, subject: Subject = require_roles(Role.security_admin, Role.auditor)
+) -> list[dict[str, Any]]:
+    """Standing evidence locks (of one camera, or all)."""
+    return [lock_dict(lk) for lk in await services(request).recordings.locks.standing(camera_id)]
+
+
+@router.post("/api/recordings/locks/{lock_id}/lift")
+async def lift_lock(
+    request: Request, lock_id: int, body: LiftBody, subject: Subject = require_roles(Role.security_admin)
+) -> dict[str, Any]:
+    """Lift a lock (security admins), with a reason; the lock stays on record."""
+    ld = services(request)
+    lock = await ld.recordings.locks.lift(lock_id, body.reason, subject.username)
+    if lock is None:
+        raise HTTPException(404, f"no standing lock {lock_id}")
+    await ld.audit.record(
+        "recording.unlock", subject=subject, camera_id=lock.camera_id, detail=f"lock={lock_id} reason={body.reason}"
+    )
+    return lock_dict(lock)

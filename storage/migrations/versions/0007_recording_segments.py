@@ -38,8 +38,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("path", name=op.f("uq_recording_segments_path")),
     )
     op.create_index("ix_recording_segments_camera_start", "recording_segments", ["camera_id", "start"], unique=False)
+    op.create_table(
+        "recording_locks",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("camera_id", sa.String(length=64), nullable=False),
+        sa.Column("start", sa.Float(), nullable=False),
+        sa.Column("end", sa.Float(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("lifted_by", sa.String(length=64), nullable=True),
+        sa.Column("lifted_at", sa.Float(), nullable=True),
+        sa.Column("lift_reason", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recording_locks")),
+    )
+    op.create_index(op.f("ix_recording_locks_camera_id"), "recording_locks", ["camera_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_recording_locks_camera_id"), table_name="recording_locks")
+    op.drop_table("recording_locks")
     op.drop_index("ix_recording_segments_camera_start", table_name="recording_segments")
     op.drop_table("recording_segments")
