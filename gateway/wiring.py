@@ -529,6 +529,10 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
 def _recording(ld: Liandong, acl: AclService) -> Startup:
     """Evidence recording: a recorder reading the camera hub, the index, playback and signed exports;
     incidents' cameras are recorded from the alarm (with the hub's GOP as pre-roll) until they close."""
+    from sqlalchemy import select
+
+    from gateway.alarms.incidents import OPEN_STATES
+    from gateway.alarms.models import Incident
     from gateway.cluster.node import node_identity
     from recording.index import RecordingIndex
     from recording.library import RecordingLibrary
@@ -542,6 +546,8 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
     index = RecordingIndex(ld.db, s.recording.root(s.data_dir), node)
 
     def publish(type_: str, data: dict[str, Any], cameras: list[str]) -> None:
+        for c in cameras:  # on /metrics too: a paused camera is 1 until it resumes
+            ld.metrics.recording_paused.labels(c).set(1 if type_ == "recording.paused" else 0)
         ld.events.publish(type_, data, cameras=cameras)
 
     ld.recorder = Recorder(s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2)
@@ -554,6 +560,10 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
 
     async def start() -> Stop:
         await ld.recorder.start()
+        # Incidents still open when the gateway stopped go on being recorded.
+        async with ld.db.session() as session:
+            for inc in await session.scalars(select(Incident).where(Incident.state.in_(OPEN_STATES))):
+                ld.recorder.incident_cameras(inc.id, list(inc.cameras))
         await retention.start()
 
         async def stop() -> None:
