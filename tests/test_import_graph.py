@@ -7,11 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-<<<<<<< HEAD
-PACKAGES = ("storage", "camera_registry", "acl", "streams", "snapshot", "gb28181", "gateway", "web")
-=======
-PACKAGES = ("storage", "camera_registry", "acl", "streams", "snapshot", "recording", "gateway", "web")
->>>>>>> 7495c76 (Recording in the gateway: recording settings, playback/export/record as policy actions of their own, routes for ranges and gaps, HLS VOD playback, export.mp4/export.json with a signed manifest, manual recordings; incidents' cameras recorded from the alarm until close (AlarmService.on_cameras hook); recording package in the import graph)
+PACKAGES = ("storage", "camera_registry", "acl", "streams", "snapshot", "gb28181", "recording", "gateway", "web")
 
 # Which of our packages each package may import (itself always). Lower packages never import
 # `gateway`; only the composition root and the command line see every package.
@@ -21,13 +17,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "acl": frozenset({"storage", "camera_registry"}),
     "streams": frozenset({"storage"}),
     "snapshot": frozenset({"streams", "camera_registry", "storage"}),
-<<<<<<< HEAD
     "gb28181": frozenset({"streams", "camera_registry", "storage"}),
-    "gateway": frozenset({"acl", "camera_registry", "streams", "snapshot", "gb28181", "storage"}),
-=======
     "recording": frozenset({"streams", "storage"}),
-    "gateway": frozenset({"acl", "camera_registry", "streams", "snapshot", "recording", "storage"}),
->>>>>>> 7495c76 (Recording in the gateway: recording settings, playback/export/record as policy actions of their own, routes for ranges and gaps, HLS VOD playback, export.mp4/export.json with a signed manifest, manual recordings; incidents' cameras recorded from the alarm until close (AlarmService.on_cameras hook); recording package in the import graph)
+    "gateway": frozenset({"acl", "camera_registry", "streams", "snapshot", "gb28181", "recording", "storage"}),
     "web": frozenset({"gateway", "acl", "camera_registry", "storage"}),
 }
 # The composition root builds everything (the consoles' routers included); the CLI starts it.
