@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from recording.fmp4 import truncate_torn
 from recording.models import RecordingSegment
@@ -46,13 +47,28 @@ class RecordingIndex:
         self.db = db
         self.root = root
         self.node = node
-        self._chain_lock: dict[str, asyncio.Lock] = {}
+        # One writer at a time: a chain link reads the camera's last row, then writes (on SQLite a read
+        # transaction that turns into a write fails at once, whatever the busy timeout, if another
+        # wrote meanwhile; 50 cameras cut segments at the same moments).
+        self._writing = asyncio.Lock()
 
     async def add(self, camera_id: str, seg: SegmentFile, reasons: list[str], incidents: list[str]) -> RecordingSegment:
         """Index a closed segment: its sha256, and the camera's previous segment's as its link."""
         digest = await asyncio.to_thread(sha256_file, seg.path)
-        lock = self._chain_lock.setdefault(camera_id, asyncio.Lock())
-        async with lock, self.db.session() as s:
+        for attempt in range(6):
+            try:
+                async with self._writing:
+                    return await self._insert(camera_id, seg, digest, reasons, incidents)
+            except OperationalError:  # locked by another process (a CLI, another node on SQLite)
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _insert(
+        self, camera_id: str, seg: SegmentFile, digest: str, reasons: list[str], incidents: list[str]
+    ) -> RecordingSegment:
+        async with self.db.session() as s:
             last = await s.scalar(
                 select(RecordingSegment)
                 .where(RecordingSegment.camera_id == camera_id)
