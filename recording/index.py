@@ -22,7 +22,8 @@ from storage.db import Database
 __all__ = ["GAP_TOLERANCE_S", "RecordingIndex", "Span", "segment_path"]
 
 log = logging.getLogger(__name__)
-GAP_TOLERANCE_S = 1.0  # consecutive segments closer than this are one range (a cut, not a gap)
+GAP_TOLERANCE_S = 0.25  # segments closer than this are one range (a cut at a keyframe leaves none: the next
+# segment starts where the last ended; after a flap or a drop it starts at its first picture's arrival)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 

@@ -32,6 +32,7 @@ __all__ = ["Demand", "Recorder"]
 log = logging.getLogger(__name__)
 PROTOCOL = "record"
 _RESUME_HEADROOM = 1024 * 1024
+_MAX_DRIFT_S = 2.0  # a camera clock further off the arrival times than this is re-anchored at a cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class _Camera:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     writer: SegmentWriter | None = None
     reader: Reader | None = None
+    indexing: asyncio.Task[None] | None = None
     reasons: set[str] = field(default_factory=set)
     incidents: set[str] = field(default_factory=set)
     paused: str | None = None
@@ -121,7 +123,8 @@ class Recorder:
             await asyncio.sleep(1.0)
             for cam in list(self._cams.values()):
                 self._expire(cam)
-                if not cam.demands and (cam.task is None or cam.task.done()):
+                idle = cam.task is None or cam.task.done()
+                if not cam.demands and idle and (cam.indexing is None or cam.indexing.done()):
                     self._cams.pop(cam.camera_id, None)
 
     async def start(self) -> None:
@@ -169,13 +172,19 @@ class Recorder:
         for cam in self._cams.values():
             cam.demands.clear()
             self._expire(cam)
-        if not tasks:
-            return
         # Readers closed: writing tasks end their segments cleanly; one still waiting for a camera holds none.
-        _, pending = await asyncio.wait(tasks, timeout=5.0)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.flush_index()
+
+    async def flush_index(self) -> None:
+        """Wait until every closed segment is in the index."""
+        await asyncio.gather(
+            *(c.indexing for c in self._cams.values() if c.indexing is not None), return_exceptions=True
+        )
 
     # -- one camera --------------------------------------------------------------------------
     async def _run(self, cam: _Camera) -> None:
@@ -218,8 +227,9 @@ class Recorder:
 
     async def _write(self, cam: _Camera, au: AccessUnit, codec: str, width: int, height: int) -> None:
         w = cam.writer
+        follows: float | None = None
         if w is not None and au.keyframe and w.duration_s >= self.settings.segment_s:
-            await self._end_segment(cam)
+            follows = await self._end_segment(cam)
             w = None
         if w is None:
             if not au.keyframe or not self._space_ok(cam):
@@ -231,6 +241,10 @@ class Recorder:
                 path = path.with_name(f"{path.stem.split('-')[0]}-{n}.mp4")
             try:
                 cam.writer = SegmentWriter(cam.camera_id, path, codec, width, height, au, self.settings.fragment_s)
+                if follows is not None and abs(au.wallclock - follows) < _MAX_DRIFT_S:
+                    # The next picture of the same stream: the new segment starts where the last ended
+                    # (by the samples' timestamps), not when its first picture happened to arrive.
+                    cam.writer.start = follows
             except (OSError, av.FFmpegError) as e:
                 self._pause(cam, f"cannot write: {e}")
                 path.unlink(missing_ok=True)
@@ -269,10 +283,11 @@ class Recorder:
         if self._events is not None:
             self._events(type_, {"camera_id": cam.camera_id, **data}, [cam.camera_id])
 
-    async def _end_segment(self, cam: _Camera, *, failed: bool = False) -> None:
+    async def _end_segment(self, cam: _Camera, *, failed: bool = False) -> float | None:
+        """Close the segment being written and queue it for the index; returns where it ends."""
         w, cam.writer = cam.writer, None
         if w is None:
-            return
+            return None
         seg: SegmentFile | None
         try:
             seg = await asyncio.to_thread(w.close) if not failed else None
@@ -282,15 +297,30 @@ class Recorder:
             w.abandon()
             seg = await asyncio.to_thread(_salvage, w)
             if seg is None:
-                return
+                return None
         reasons = set(cam.reasons)
         incidents = set(cam.incidents)
         # What the segment was recorded for from here on: the demands still standing.
         now = time.time()
         cam.reasons = {d.reason for d in cam.active(now)}
         cam.incidents = {d.incident for d in cam.active(now) if d.incident}
+        # Indexed off the write path (hashing and a database write must not hold the next segment
+        # up while the reader's queue fills), one after the other per camera (the chain's order).
+        cam.indexing = asyncio.create_task(self._index(cam, cam.indexing, seg, sorted(reasons), sorted(incidents)))
+        return seg.end
+
+    async def _index(
+        self,
+        cam: _Camera,
+        before: asyncio.Task[None] | None,
+        seg: SegmentFile,
+        reasons: list[str],
+        incidents: list[str],
+    ) -> None:
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)
         try:
-            await self.index.add(cam.camera_id, seg, sorted(reasons), sorted(incidents))
+            await self.index.add(cam.camera_id, seg, reasons, incidents)
             cam.segments += 1
         except Exception:
             log.exception("camera %s: segment %s could not be indexed", cam.camera_id, seg.path)

@@ -12,6 +12,10 @@ from recording.writer import sha256_file
 
 __all__ = ["verify_chain", "verify_clip"]
 
+# A pre-roll segment may start a little before the previous one (both hold the GOP cached at the
+# alarm); a segment starting earlier than this before its predecessor is out of order.
+REORDER_TOLERANCE_S = 5.0
+
 
 def verify_clip(clip: Path, doc: dict[str, Any], trusted_key: str | None = None) -> list[str]:
     """What differs between ``clip`` and its manifest (empty: it is the clip the gateway exported).
@@ -45,7 +49,7 @@ def verify_chain(rows: list[RecordingSegment], root: Path) -> list[str]:
                     f"segment {r.id} ({r.path}): its link names {r.prev_sha256[:16] or 'nothing'}, not the previous"
                     f" segment {prev.id}'s {prev.sha256[:16]} (a segment was removed or reordered)"
                 )
-            if r.start < prev.start:
+            if r.start < prev.start - REORDER_TOLERANCE_S:
                 problems.append(f"segment {r.id} ({r.path}): starts before segment {prev.id} (reordered)")
         if r.deleted_at is not None:
             continue

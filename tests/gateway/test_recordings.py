@@ -93,6 +93,7 @@ async def test_record_play_back_export_verify_and_permissions(
     await wait_segments(g, admin, len(manual) + 2)
     g.ld.recorder.incident_closed("INC-REC")
     assert await eventually(lambda: not g.ld.recorder.recording(), 30)
+    await g.ld.recorder.flush_index()
     everything = await segments(g, admin)
     ours = [s for s in everything if "INC-REC" in s["incidents"]]
     assert ours and len(ours) < len(everything)

@@ -95,6 +95,7 @@ async def test_records_h264_and_h265_in_keyframe_cut_segments_with_a_chain(
     await until(enough, 60, "two H.264 segments, H.265 recording")
     assert rec.release("manual:test") == 2
     await until(lambda: _none_recording(rec), 15, "the recordings to end")
+    await rec.flush_index()
     assert len(await index.segments("h265", 0, 2e9)) >= 1
     assert hub.describe("h264_360p")["readers"] == 0  # the recorder's reader is gone
     for cam, codec in (("h264_360p", "h264"), ("h265", "hevc")):
