@@ -6,6 +6,8 @@ viewer plays back that incident's minutes and no others) and the audit of every 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import subprocess
 import time
@@ -20,7 +22,6 @@ from typer.testing import CliRunner
 
 from acl.audit import AuditEntry
 from fixtures.camera_server import FixtureCameraServer
-from gateway.alarms.models import Incident
 from gateway.cli import app as cli
 from tests.live import LiveGateway, eventually, gateway_with
 from tests.media import QUICK_HUB, cameras_fixture
@@ -28,6 +29,7 @@ from tests.media import QUICK_HUB, cameras_fixture
 pytestmark = pytest.mark.media
 cams = cameras_fixture("h264_360p")
 CAM = "cam-rec"
+LAT, LON = 31.11, 121.385
 
 
 def iso(t: float) -> str:
@@ -45,6 +47,8 @@ async def gw(tmp_path: Path, cams: FixtureCameraServer) -> AsyncIterator[tuple[L
         hub=QUICK_HUB,
         recording={"segment_s": 2, "min_free_mb": 0, "retry_s": 0.3},
     ) as (g, admin):
+        r = await g.client.patch(f"/api/cameras/{CAM}", json={"lat": LAT, "lon": LON}, headers=admin)
+        assert r.status_code == 200, r.text
         yield g, admin, data
 
 
@@ -85,17 +89,24 @@ async def test_record_play_back_export_verify_and_permissions(
     assert (await g.client.post(f"/api/cameras/{CAM}/recordings/manual", json={}, headers=viewer)).status_code == 403
     manual = await wait_segments(g, admin, 2)
     assert (await g.client.delete(f"/api/cameras/{CAM}/recordings/manual", headers=admin)).status_code == 204
-    async with g.ld.db.session() as s:
-        s.add(Incident(id="INC-REC", type="panic", cameras=[CAM], departments=[]))
+    # A panic alarm next to the camera: the incident opens it, and the recorder records it from its GOP.
+    secret = await g.ld.alarms.sources.add("bus-gps")
     alarm_at = time.time()
-    g.ld.recorder.incident_cameras("INC-REC", [CAM])  # what the alarm's hook does
-    assert await eventually(lambda: bool(g.ld.recorder.recording()), 30)
+    body = json.dumps({"alarm_id": "A-REC", "type": "panic", "lat": LAT, "lon": LON}).encode()
+    ts = str(int(alarm_at))
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    headers = {"X-Liandong-Source": "bus-gps", "X-Liandong-Timestamp": ts, "X-Liandong-Signature": f"sha256={mac}"}
+    r = await g.client.post("/api/alarms", content=body, headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code in (200, 201, 202), r.text
+    inc_id = r.json()["incident_id"]
+    assert await eventually(lambda: bool(g.ld.recorder.status(CAM).get("recording")), 30)
+    assert g.ld.recorder.status(CAM)["demands"][0]["incident"] == inc_id
     await wait_segments(g, admin, len(manual) + 2)
-    g.ld.recorder.incident_closed("INC-REC")
+    g.ld.recorder.incident_closed(inc_id)  # what closing the incident calls (IncidentWorkflow.on_closed)
     assert await eventually(lambda: not g.ld.recorder.recording(), 30)
     await g.ld.recorder.flush_index()
     everything = await segments(g, admin)
-    ours = [s for s in everything if "INC-REC" in s["incidents"]]
+    ours = [s for s in everything if inc_id in s["incidents"]]
     assert ours and len(ours) < len(everything)
     # Pre-roll: the cached GOP before the alarm is in the incident's first segment.
     assert ours[0]["start"].replace("+00:00", "Z") < iso(alarm_at)
@@ -105,7 +116,7 @@ async def test_record_play_back_export_verify_and_permissions(
         r = await g.client.get(f"/api/cameras/{CAM}/recordings{path}", headers=viewer)
         assert r.status_code == 403, (path, r.text)
     # The incident's viewer (who may view its camera) plays back its minutes and no others, never exports.
-    inc = {"incident": "INC-REC"}
+    inc = {"incident": inc_id}
     assert [s["id"] for s in await segments(g, viewer, **inc)] == [s["id"] for s in ours]
     r = await g.client.get(f"/api/cameras/{CAM}/recordings/segments/{manual[0]['id']}.mp4", params=inc, headers=viewer)
     assert r.status_code == 404
