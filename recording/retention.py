@@ -101,7 +101,17 @@ class Retention:
                 free_bytes += r.bytes
         if doomed:
             await self._delete([r for r in rows if r.id in doomed], now)
+        await asyncio.to_thread(self._forget_exports, now)
         return len(doomed)
+
+    def _forget_exports(self, now: float) -> None:
+        """Exported clips are kept a day (a second request for the same range is served from it)."""
+        for f in (self.index.root / ".exports").glob("*"):
+            try:
+                if f.stat().st_mtime < now - DAY:
+                    f.unlink()
+            except OSError:
+                pass
 
     async def _delete(self, rows: list[RecordingSegment], now: float) -> None:
         for r in rows:
