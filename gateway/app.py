@@ -31,6 +31,7 @@ from gateway.routes import (
     health,
     hls,
     incidents,
+    recordings,
     rtsp,
     sessions,
     snapshots,
@@ -102,6 +103,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         events,
         gb28181,
         rtsp,
+        recordings,
     ):
         app.include_router(module.router)
     for router in routers:

@@ -15,6 +15,8 @@ from camera_registry import cli as camera_cli
 from camera_registry.cli import CameraCli
 from gateway.alarms import cli as alarm_cli
 from gateway.settings import Settings, SettingsError, load_settings
+from recording import cli as evidence_cli
+from recording.cli import EvidenceCli
 
 app = typer.Typer(
     help="Liandong (联动): video-surveillance gateway and permissioned stream proxy.", no_args_is_help=True
@@ -51,11 +53,18 @@ def camera_cli_from(config: Path | None) -> CameraCli:
     return CameraCli(settings.database_url, settings.data_dir, list(settings.cameras.allowed_networks))
 
 
+def evidence_cli_from(config: Path | None) -> EvidenceCli:
+    """What ``liandong evidence ...`` need: the database, the recordings directory, the keys."""
+    settings = settings_from(config)
+    return EvidenceCli(settings.database_url, settings.recording.root(settings.data_dir), settings.data_dir / "keys")
+
+
 def _register_subcommands() -> None:
     # Each package owns its commands; they plug in here with what they need of the configuration.
     acl_cli.register(app, acl_cli_from)
     camera_cli.register(app, camera_cli_from)
     alarm_cli.register(app, settings_from)
+    evidence_cli.register(app, evidence_cli_from)
 
 
 @app.command()

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
     from gb28181.node import Gb28181Node
+    from recording.library import RecordingLibrary
+    from recording.recorder import Recorder
     from snapshot.service import SnapshotService
     from streams import StreamFeeds, StreamHub
 
@@ -77,6 +79,8 @@ class Liandong:
     events: EventBus = field(init=False)
     positions: PositionService = field(init=False)
     alarms: AlarmService = field(init=False)
+    recorder: Recorder = field(init=False)
+    recordings: RecordingLibrary = field(init=False)
     cluster: ClusterNode | None = None
     gb28181: Gb28181Node | None = None  # GB/T 28181 devices (gb28181.enabled)
     # RTSP out: Digest passwords derived from logins, and the server (None when rtsp_out is off).

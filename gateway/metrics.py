@@ -69,6 +69,9 @@ class Metrics:
             "liandong_transcode_restarts_total", "Transcoder processes restarted", ["camera"], registry=r
         )
         self.hls_muxers = Gauge("liandong_hls_muxers", "Cameras being muxed to HLS", registry=r)
+        self.recording_paused = Gauge(
+            "liandong_recording_paused", "Cameras whose recording is paused (disk full)", ["camera"], registry=r
+        )
         self.sessions = Gauge("liandong_sessions", "Open viewer sessions", ["protocol"], registry=r)
         self.ttff = Histogram(
             "liandong_time_to_first_frame_seconds",

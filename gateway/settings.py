@@ -26,6 +26,7 @@ from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.rtsp.settings import RtspOutSettings
 from gateway.sessions import SessionSettings
 from gb28181.settings import Gb28181Settings
+from recording.settings import RecordingSettings
 from snapshot.settings import SnapshotSettings
 from streams.settings import HubSettings, TranscoderSettings
 
@@ -407,6 +408,7 @@ class Settings(BaseSettings):
     hls: HlsSettings = HlsSettings()
     transcoder: TranscoderSettings = TranscoderSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
+    recording: RecordingSettings = RecordingSettings()
     vehicles: VehicleSettings = VehicleSettings()
     alarms: AlarmSettings = AlarmSettings()
     events: EventSettings = EventSettings()

@@ -149,6 +149,7 @@ def build_services(settings: Settings) -> Liandong:
     start_rtsp = _rtsp_out(ld, acl)
     start_acl = _acl_hooks(ld, acl)
     start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
+    start_recording = _recording(ld, acl)
     start_cluster: Startup | None = None
     if cluster_client is not None and cluster_ownership is not None and outbox is not None:
         # Last: it relays the hooks every other part has added by now.
@@ -165,6 +166,7 @@ def build_services(settings: Settings) -> Liandong:
         start_media,
         start_rtsp,
         start_positions,
+        start_recording,
     ]
     return ld
 
@@ -518,6 +520,55 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         async def stop() -> None:
             await stop_alarms()
             await ld.positions.close()
+
+        return stop
+
+    return start
+
+
+def _recording(ld: Liandong, acl: AclService) -> Startup:
+    """Evidence recording: a recorder reading the camera hub, the index, playback and signed exports;
+    incidents' cameras are recorded from the alarm (with the hub's GOP as pre-roll) until they close."""
+    from sqlalchemy import select
+
+    from gateway.alarms.incidents import OPEN_STATES
+    from gateway.alarms.models import Incident
+    from gateway.cluster.node import node_identity
+    from recording.index import RecordingIndex
+    from recording.library import RecordingLibrary
+    from recording.locks import Locks
+    from recording.recorder import Recorder
+    from recording.retention import Retention
+    from recording.signing import EvidenceKey
+
+    s = ld.settings
+    node = node_identity(s)[0]  # the index names the node that holds the files
+    index = RecordingIndex(ld.db, s.recording.root(s.data_dir), node)
+
+    def publish(type_: str, data: dict[str, Any], cameras: list[str]) -> None:
+        for c in cameras:  # on /metrics too: a paused camera is 1 until it resumes
+            ld.metrics.recording_paused.labels(c).set(1 if type_ == "recording.paused" else 0)
+        ld.events.publish(type_, data, cameras=cameras)
+
+    ld.recorder = Recorder(s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2)
+    ld.recordings = RecordingLibrary(index, EvidenceKey(s.data_dir / "keys"), node, Locks(ld.db))
+    retention = Retention(
+        s.recording, index, ld.recorder, ld.recordings.locks, lambda group: acl.index.members(f"group:{group}")
+    )
+    ld.alarms.on_cameras.append(ld.recorder.incident_cameras)
+    ld.alarms.incidents.on_closed.append(lambda inc: ld.recorder.incident_closed(inc.id))
+
+    async def start() -> Stop:
+        await ld.recorder.start()
+        # Incidents still open when the gateway stopped go on being recorded.
+        async with ld.db.session() as session:
+            for inc in await session.scalars(select(Incident).where(Incident.state.in_(OPEN_STATES))):
+                ld.recorder.incident_cameras(inc.id, list(inc.cameras))
+        await retention.start()
+
+        async def stop() -> None:
+            await retention.close()
+            await ld.recorder.close()
 
         return stop
 

@@ -117,6 +117,8 @@ class AlarmService:
         self.org = org
         self.grants = grants
         self.hub = hub
+        # Called with (incident id, cameras) when an incident opens cameras (at the alarm, following a bus).
+        self.on_cameras: list[Callable[[str, list[str]], None]] = []
         self.events = events
         self.audit = audit
         self.camera_offline = camera_offline
@@ -295,6 +297,8 @@ class AlarmService:
                 row.effects_applied = True
 
     async def _prewarm(self, inc_id: str, cameras: list[str]) -> None:
+        for hook in self.on_cameras:  # e.g. the recorder: the incident's cameras from now on
+            hook(inc_id, cameras)
         for c in cameras:
             try:
                 await self.hub.prewarm(c, self.settings.prewarm_s)

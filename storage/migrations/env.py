@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "acl.audit",
     "gateway.alarms.models",
     "snapshot.models",
+    "recording.models",
 )
 for name in MODEL_MODULES:
     try:

@@ -89,7 +89,7 @@ def test_service_matches_casbin_on_10000_questions(scene: Scene) -> None:
     result = compare_service(scene.acl, scene.reference(), 10_000, now=scene.now, focus=scene.focus())
     assert result.checked == 10_000
     assert result.mismatches == 0, result.examples
-    assert 800 < result.allowed < 9_000  # both answers are exercised
+    assert 500 < result.allowed < 9_000  # both answers are exercised (six actions since recording)
 
 
 def test_validity_windows_agree_at_other_times(scene: Scene) -> None:

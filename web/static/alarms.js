@@ -12,12 +12,13 @@ const MUTE_KEY = "liandong.mute";
 export class AlarmPanel {
   /** `list` is the <ul>; `config()` the console config (departments); `onOpen(ids)` opens cameras;
    * `onChange(incidents)` hears every reload (map marks, counters). */
-  constructor(list, filter, muteButton, { config, onOpen, onChange }) {
+  constructor(list, filter, muteButton, { config, onOpen, onChange, onPlayback = null }) {
     this.list = list;
     this.filter = filter;
     this.muteButton = muteButton;
     this.config = config;
     this.onOpen = onOpen;
+    this.onPlayback = onPlayback; // (incident) -> its cameras' recordings, from the alarm's moment
     this.onChange = onChange;
     this.incidents = [];
     this.lastText = null;
@@ -190,6 +191,11 @@ export class AlarmPanel {
       const b = button(`${t("open_cameras")} (${inc.cameras.length})`, "open-cameras");
       b.addEventListener("click", () => this.onOpen(inc.cameras));
       actions.append(b);
+      if (this.onPlayback) {
+        const rec = button(t("inc_recordings"), "inc-recordings");
+        rec.addEventListener("click", () => this.onPlayback(inc));
+        actions.append(rec);
+      }
     }
     const may = new Set(inc.actions || []);
     let dept = null;

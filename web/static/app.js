@@ -32,6 +32,15 @@ const mapView = new MapView($("map"), $("map-note"), {
 const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"), {
   config: () => state.config,
   onOpen: (ids) => openCameras(ids),
+  // The incident's recordings in its cameras' tiles, from a few seconds before the alarm (the pre-roll).
+  onPlayback: async (inc) => {
+    await openCameras(inc.cameras, [], inc.id);
+    const at = Date.parse(inc.created_at) - 5000;
+    for (const id of inc.cameras.slice(0, 16)) {
+      const tile = grid.tiles.get(id);
+      if (tile && !tile.timeline.open) tile.togglePlayback({ incident: inc.id, at });
+    }
+  },
   onChange: (incidents) => {
     $("alarm-count").textContent = String(panel.openCount);
     $("alarm-count").classList.toggle("hot", incidents.some((i) => i.overdue || i.state === "new"));

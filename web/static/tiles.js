@@ -2,6 +2,7 @@
 import { api, errorDetail, notifyUnauthorized } from "./api.js";
 import { serverText, t } from "./i18n.js";
 import { HlsPlayer } from "./hlsplayer.js";
+import { RecordingTimeline } from "./playback.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
 // What the tile says for each refusal of the WHEP POST (the server's detail is shown for the rest).
@@ -113,6 +114,12 @@ class Tile {
       ev.preventDefault();
       this.downloadSnapshot();
     });
+    this.timeline = new RecordingTimeline(this, (why) => {
+      this.el.dataset.playbackError = why;
+      this.msg.textContent = why;
+    });
+    this.video.after(this.timeline.el);
+    this.el.querySelector(".tile-rec").addEventListener("click", () => this.togglePlayback());
     this.wireDrag();
     this.relabelButtons();
     this.player = null;
@@ -135,6 +142,7 @@ class Tile {
   relabelButtons() {
     this.el.querySelector(".tile-close").title = t("close");
     this.el.querySelector(".tile-full").title = t("fullscreen");
+    this.el.querySelector(".tile-rec").title = t("playback");
     this.snap.title = t("snapshot");
   }
 
@@ -369,6 +377,25 @@ class Tile {
     return true;
   }
 
+  /** Recordings under the tile (the live player stops), or back to live. */
+  async togglePlayback(opts = {}) {
+    if (this.timeline.open) {
+      await this.timeline.hide();
+      return this.retry();
+    }
+    await this.timeline.show(opts);
+  }
+
+  /** Stop the live player (playback takes the video element). */
+  async stopPlayer() {
+    clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
+    const player = this.player;
+    this.player = null;
+    if (player) await player.stop();
+    this.video.srcObject = null;
+  }
+
   async retry() {
     clearInterval(this.timer);
     this.t0 = performance.now();
@@ -385,6 +412,7 @@ class Tile {
     if (document.fullscreenElement === this.el) document.exitFullscreen().catch(() => {});
     if (this.grid.tiles.get(this.cameraId) === this) this.grid.tiles.delete(this.cameraId);
     this.el.remove();
+    await this.timeline.hide();
     const player = this.player;
     this.player = null;
     if (player) await player.stop();
