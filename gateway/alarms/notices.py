@@ -173,7 +173,7 @@ class NoticeWorker:
     async def _attempt(self, n: Notice) -> None:
         sender = self.senders.get(n.channel)
         # Claim: push next_at past this attempt, only if no other node claimed it meanwhile.
-        lease = utcnow() + dt.timedelta(seconds=self.settings.timeout_s * 2 + 5)
+        lease = utcnow() + dt.timedelta(seconds=self.settings.timeout_s * 2 + 1)
         async with self.db.session() as s:
             res = await s.execute(
                 update(Notice).where(Notice.id == n.id, Notice.next_at == n.next_at).values(next_at=lease)

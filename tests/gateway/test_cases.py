@@ -14,6 +14,8 @@ from openpyxl import load_workbook
 
 from acl.models import Role
 from gateway.alarms.models import Incident
+from gateway.alarms.notices import Outbox
+from gateway.alarms.settings import NotifySettings
 from storage.db import utcnow
 from tests.acl.conftest import World
 from tests.gateway.test_alarms import member
@@ -179,6 +181,8 @@ async def test_categories_and_overdue_kept_in_statistics(world: World) -> None:
     )
     assert r.status_code == 200 and r.json()["default"] == {"onsite_hours": 3.0, "resolve_hours": 168.0}
 
+    # Notices go through the outbox: here a webhook is configured but nobody delivers (no sender).
+    ld.alarms.incidents.outbox = Outbox(NotifySettings(webhook_url="http://127.0.0.1:9/hook"), {"webhook"})
     ids = []
     for cat in ("noise", "road"):
         r = await w.client.post("/api/incidents", json={**CASE, "category": cat}, headers=ct)
@@ -193,6 +197,13 @@ async def test_categories_and_overdue_kept_in_statistics(world: World) -> None:
     async with ld.db.session() as s:
         inc = await s.get(Incident, late)
         inc.onsite_deadline = utcnow() - dt.timedelta(minutes=5)
+    assert await ld.alarms.incidents.announce_overdue() == 1
+    notices = (await w.client.get(f"/api/incidents/{late}", headers=qb)).json()["notices"]
+    assert [(n["kind"], n["unit"], n["channel"]) for n in notices] == [
+        ("dispatched", "qb-xz", "webhook"),
+        ("deadline_passed", "qb-xz", "webhook"),
+    ]
+    assert all(n["state"] in ("pending", "failed") and n["sent_at"] is None for n in notices)
     for who, action, body in [
         (st, "acknowledge", {}),
         (st, "onsite", {}),
