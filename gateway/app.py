@@ -99,8 +99,8 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         snapshots,
         vehicles,
         alarms,
+        cases,  # before incidents: its /api/incidents/{id}/photos is not a workflow step
         incidents,
-        cases,
         events,
         gb28181,
         rtsp,

@@ -263,7 +263,9 @@ class AlarmSettings(_Section):
     follow_every_s: float = Field(2.0, ge=0.1, le=600, description="A moving bus re-picks nearby cameras this often.")
     overdue_check_s: float = Field(30.0, ge=1, le=3600, description="How often passed deadlines are announced.")
     notify: NotifySettings = NotifySettings()
-    attachment_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Per case photo.")
+    attachment_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Per case photo (server.max_body_bytes applies too)."
+    )
 
     @field_validator("timezone")
     @classmethod

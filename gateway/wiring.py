@@ -30,6 +30,7 @@ from camera_registry.positions import PositionService
 from camera_registry.store import CameraStore
 from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
 from gateway.alarms.notify_wiring import build_notices
+from gateway.alarms.photos import PhotoStore
 from gateway.alarms.ports import AclOrganisation
 from gateway.alarms.service import AlarmService
 from gateway.app import http_app
@@ -507,6 +508,7 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         camera_offline=camera_offline,
         outbox=outbox,
         notices_written=ld.notices.wake,
+        photos=PhotoStore(s.data_dir / "cases", s.alarms.attachment_max_bytes),
     )
     ld.positions.on_moved = ld.alarms.vehicle_moved  # follow mode
     ld.on_token_revoked.append(ld.events.end_for_token)

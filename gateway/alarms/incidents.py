@@ -147,6 +147,9 @@ def incident_dict(inc: Incident, now: dt.datetime | None = None) -> dict[str, An
         "closed_at": _iso(inc.closed_at),
         "handlers": inc.handlers,
         "overdue_ever": overdue_ever(inc, now),
+        "attachments": [
+            {k: a[k] for k in ("n", "type", "size", "at", "by", "text") if k in a} for a in inc.attachments
+        ],
     }
 
 
@@ -398,6 +401,21 @@ class IncidentWorkflow:
             departments=self.audience(inc),
         )
         return inc
+
+    async def add_attachment(self, inc_id: str, by: str, meta: dict[str, Any], text: str | None) -> dict[str, Any]:
+        """List a stored photo on the case with who, when and an optional note; its entry."""
+        entry: dict[str, Any] = {**meta, "at": utcnow().isoformat(), "by": by, **({"text": text} if text else {})}
+        async with self.db.session() as s:
+            inc = await s.get(Incident, inc_id)
+            if inc is None:
+                raise LookupError(f"no incident '{inc_id}'")
+            if inc.state == "closed":
+                raise WorkflowError("action: the case is closed")
+            entry["n"] = len(inc.attachments) + 1
+            inc.attachments = [*inc.attachments, entry]
+            inc.history = [*inc.history, {"at": entry["at"], "by": by, "action": "photo", "n": entry["n"]}]
+        await self.audit.record("incident", incident_id=inc_id, username=by, action="photo", detail=meta["sha256"])
+        return entry
 
     async def announce_overdue(self, now: dt.datetime | None = None) -> int:
         """Publish ``incident.overdue`` once per passed deadline (also after a restart), and write

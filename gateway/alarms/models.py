@@ -45,10 +45,27 @@ class Alarm(Base):
     incident_id: Mapped[str] = mapped_column(String(40), index=True)
 
 
+# The statistics read only these columns of a period's cases: an index holding all of them answers
+# the grouped query without touching the table (SQLite and PostgreSQL alike).
+STATS_COLUMNS = (
+    "created_at",
+    "area",
+    "station",
+    "dispatched_to",
+    "state",
+    "dispatched_at",
+    "onsite_deadline",
+    "onsite_at",
+    "resolve_deadline",
+    "resolved_at",
+)
+
+
 class Incident(Base):
-    """An incident and its workflow state."""
+    """An incident (a case) and its workflow state."""
 
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_stats", *STATS_COLUMNS),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))

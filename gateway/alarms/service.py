@@ -25,6 +25,7 @@ from gateway.alarms.hmac_auth import NAME, SourceRegistry
 from gateway.alarms.incidents import OPEN_STATES, IncidentWorkflow, grant_until
 from gateway.alarms.models import Alarm, Incident
 from gateway.alarms.notices import Outbox
+from gateway.alarms.photos import PhotoStore
 from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, StreamPrewarm
 from gateway.alarms.routing import RoutingTable
 from gateway.alarms.stats import StatsService
@@ -114,6 +115,7 @@ class AlarmService:
         events: EventPublisher,
         audit: AuditSink,
         camera_offline: Callable[[str], Awaitable[bool]],
+        photos: PhotoStore,
         outbox: Outbox | None = None,
         notices_written: Callable[[], None] | None = None,
     ) -> None:
@@ -141,6 +143,7 @@ class AlarmService:
             notices_written=notices_written,
         )
         self.stats = StatsService(db, settings.timezone)
+        self.photos = photos
         self.cases = CaseIntake(db, box, org, self.routing, self._fixed_near, self._open_effects, self._areas)
         self.incidents.on_closed.append(self._stop_following)
         self._following: dict[str, set[str]] = {}  # vehicle -> open incidents that follow it

@@ -239,12 +239,11 @@ def to_xlsx(table: dict[str, Any], names: dict[str, str]) -> bytes:
     """The table as an XLSX workbook: the ranked units, then (when present) the days."""
     from openpyxl import Workbook
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = f"{table['period']}"
+    wb = Workbook(write_only=True)  # streams rows: a month's days are thousands of them
+    ws = wb.create_sheet(f"{table['period']}")
+    ws.freeze_panes = "A2"
     for row in _cells(table, names):
         ws.append([safe_cell(c) if c is not None else "" for c in row])
-    ws.freeze_panes = "A2"
     if "days" in table:
         wd = wb.create_sheet("按日")
         wd.append(["日期", *(label for _, label in COLUMNS[:-1])])

@@ -1,5 +1,5 @@
-"""Cases: opening one (call-takers, integration accounts), the reporter in full (audited), the
-category table with its deadlines, and the monthly statistics' export (XLSX or CSV)."""
+"""Cases: opening one (call-takers, integration accounts), the reporter in full (audited), photos,
+the category table with its deadlines, and the monthly statistics' export (XLSX or CSV)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from acl.identity import Subject
 from acl.models import Role
 from gateway.alarms.cases import CaseError, parse_case
 from gateway.alarms.categories import Category, CategoryError
-from gateway.alarms.incidents import incident_dict
+from gateway.alarms.incidents import WorkflowError, incident_dict
+from gateway.alarms.photos import PhotoError
 from gateway.alarms.stats import StatsError, to_csv, to_xlsx
 from gateway.container import services
 from gateway.policy import authenticated, incident_rules, require_case_intake, require_incident, require_roles
@@ -139,9 +140,11 @@ async def export_stats(
     month: Annotated[str, Query(max_length=7, description="YYYY-MM (local), or a year YYYY")],
     by: Annotated[StatsBy, Query()] = "subdistrict",
     format: Annotated[Literal["xlsx", "csv"], Query()] = "xlsx",
+    daily: Annotated[bool, Query(description="XLSX: a second sheet per day and unit")] = False,
 ) -> Response:
-    """The month's statistics as a download: XLSX (the ranked units, then per day) or CSV."""
-    table = await stats_table(request, month, by, daily=format == "xlsx")
+    """The month's statistics as a download: XLSX (the ranked units; with ``daily``, then per day
+    and unit) or CSV (the ranked units)."""
+    table = await stats_table(request, month, by, daily=daily and format == "xlsx")
     names = {r["unit"]: r["name"] for r in table["units"]}
     await services(request).audit.record(
         "incident_stats_exported", subject=request.state.subject, detail=f"{month} {by} {format}"
@@ -151,3 +154,32 @@ async def export_stats(
     if format == "csv":
         return Response(to_csv(table, names), media_type="text/csv; charset=utf-8", headers=headers)
     return Response(to_xlsx(table, names), media_type=XLSX, headers=headers)
+
+
+@router.post("/api/incidents/{incident_id}/photos", status_code=201, dependencies=[require_incident("note")])
+async def add_photo(
+    request: Request, incident_id: str, text: Annotated[str | None, Query(min_length=1, max_length=500)] = None
+) -> dict[str, Any]:
+    """Attach a photo (the request body: JPEG or PNG bytes, at most ``alarms.attachment_max_bytes``)
+    with an optional note; whoever may add a note may add a photo. Listed on the case, audited."""
+    ld = services(request)
+    inc = request.state.incident
+    try:
+        meta = await ld.alarms.photos.save(inc.id, await request.body())
+        entry = await ld.alarms.incidents.add_attachment(inc.id, request.state.subject.username, meta, text)
+    except PhotoError as e:
+        raise _unprocessable(e) from None
+    except WorkflowError as e:
+        raise HTTPException(409, [{"field": "action", "message": str(e).partition(": ")[2]}]) from None
+    return {k: entry[k] for k in ("n", "type", "size", "at", "by", "text") if k in entry}
+
+
+@router.get("/api/incidents/{incident_id}/photos/{n}", dependencies=[require_incident()])
+async def get_photo(request: Request, incident_id: str, n: int) -> Response:
+    """One of the case's photos, for whoever may see the case."""
+    inc = request.state.incident
+    meta = next((a for a in inc.attachments if a.get("n") == n), None)
+    if meta is None:
+        raise HTTPException(404, f"no photo {n} on '{incident_id}'")
+    data = await services(request).alarms.photos.read(inc.id, meta)
+    return Response(data, media_type=str(meta["type"]), headers={"Cache-Control": "private, max-age=3600"})

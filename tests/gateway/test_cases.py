@@ -86,6 +86,23 @@ async def test_hotline_case_from_address_to_close(world: World) -> None:
     assert (await w.client.get(f"/api/incidents/{cid}/reporter", headers=st)).status_code == 403
     assert "13812345678" not in (await w.client.get("/api/incidents", headers=qb)).text  # masked in lists
 
+    # Photos: JPEG or PNG by their bytes, size-limited, listed on the case, readable by whoever sees it.
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 2000
+    hdr = {**st, "Content-Type": "image/jpeg"}
+    r = await w.client.post(f"/api/incidents/{cid}/photos?text=现场照片", content=jpeg, headers=hdr)
+    assert r.status_code == 201, r.text
+    assert (r.json()["n"], r.json()["type"], r.json()["by"]) == (1, "image/jpeg", "st-op")
+    fake = await w.client.post(f"/api/incidents/{cid}/photos", content=b"<svg/>", headers=hdr)
+    assert fake.status_code == 422 and fake.json()["detail"][0]["field"] == "body"
+    ld.alarms.photos.max_bytes = 1024
+    big = await w.client.post(f"/api/incidents/{cid}/photos", content=jpeg, headers=hdr)
+    assert big.status_code == 422 and "at most 1024 bytes" in big.text
+    assert (await w.client.post(f"/api/incidents/{cid}/photos", content=jpeg, headers=xz)).status_code == 404
+    got = await w.client.get(f"/api/incidents/{cid}/photos/1", headers=qb)
+    assert got.status_code == 200 and got.content == jpeg and got.headers["content-type"] == "image/jpeg"
+    assert (await w.client.get(f"/api/incidents/{cid}/photos/1", headers=xzst)).status_code == 404
+    assert [a["n"] for a in (await w.client.get(f"/api/incidents/{cid}", headers=qb)).json()["attachments"]] == [1]
+
     # Dispatch goes downwards or to departments only; the field steps belong to the unit it is dispatched to.
     r = await step(qb, "dispatch", department="xz-sc")
     assert r.status_code == 403 and r.json()["detail"][0]["field"] == "department"
@@ -126,6 +143,7 @@ async def test_hotline_case_from_address_to_close(world: World) -> None:
     hist = r.json()["history"]
     assert [h["action"] for h in hist] == [
         "opened",
+        "photo",
         "dispatch",
         "acknowledge",
         "escalate",
@@ -138,7 +156,7 @@ async def test_hotline_case_from_address_to_close(world: World) -> None:
         "verify",
         "close",
     ]
-    assert hist[7]["result"] == "unsatisfied" and hist[10]["by"] == "ct" and hist[10]["passed"] is True
+    assert hist[8]["result"] == "unsatisfied" and hist[11]["by"] == "ct" and hist[11]["passed"] is True
     assert r.json()["handlers"] == ["qb-op"]
 
     # An integration account's case with coordinates opens the cameras around it like an alarm.
@@ -233,7 +251,7 @@ async def test_categories_and_overdue_kept_in_statistics(world: World) -> None:
     bad = await w.client.get("/api/incidents/stats?month=2026-13", headers=qb)
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "month"
 
-    r = await w.client.get(f"/api/incidents/stats/export?month={month}&by=station&format=xlsx", headers=qb)
+    r = await w.client.get(f"/api/incidents/stats/export?month={month}&by=station&format=xlsx&daily=true", headers=qb)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxml")
     wb = load_workbook(io.BytesIO(r.content))
     rows = list(wb.worksheets[0].iter_rows(values_only=True))

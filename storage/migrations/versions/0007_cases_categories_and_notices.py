@@ -70,12 +70,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_incidents_category"), ["category"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_station"), ["station"], unique=False)
         batch_op.create_index(batch_op.f("ix_incidents_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_incidents_stats",
+            [
+                "created_at",
+                "area",
+                "station",
+                "dispatched_to",
+                "state",
+                "dispatched_at",
+                "onsite_deadline",
+                "onsite_at",
+                "resolve_deadline",
+                "resolved_at",
+            ],
+            unique=False,
+        )
     # The category of an alarm-born incident is its alarm type.
     op.execute("UPDATE incidents SET category = type WHERE category = ''")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_index("ix_incidents_stats")
         for ix in ("created_at", "station", "category", "origin"):
             batch_op.drop_index(batch_op.f(f"ix_incidents_{ix}"))
         for col in (
