@@ -494,7 +494,7 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
             return True
 
     # Case notifications: written into the outbox with each step, delivered by the worker.
-    outbox, ld.notices, start_notices = build_notices(s.alarms.notify, ld.db, ld.box)
+    notice_outbox, ld.notices, start_notices = build_notices(s.alarms.notify, ld.db, ld.box)
     ld.alarms = AlarmService(
         s.alarms,
         ld.db,
@@ -506,7 +506,7 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         events=ld.events,
         audit=ld.audit,
         camera_offline=camera_offline,
-        outbox=outbox,
+        outbox=notice_outbox,
         notices_written=ld.notices.wake,
         photos=PhotoStore(s.data_dir / "cases", s.alarms.attachment_max_bytes),
     )
