@@ -56,7 +56,9 @@ class StatsScope:
 
 
 def month_bounds(month: str, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    """The UTC start and end of a local calendar month ``YYYY-MM`` (or a year ``YYYY``)."""
+    """The UTC start and end of a local calendar month ``YYYY-MM`` (or a year ``YYYY``), 2000-2999."""
+    if not month[:4].isdigit() or not 2000 <= int(month[:4]) <= 2999:
+        raise StatsError("month: YYYY-MM (or a year, YYYY) from 2000 on")
     if re.fullmatch(r"\d{4}", month):
         y = int(month)
         return (
