@@ -1,8 +1,8 @@
 """cases: origin, category, station, address, encrypted reporter, step times, handlers, attachments;
 incident categories; the notification outbox
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 16:50:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import storage.db
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
