@@ -26,6 +26,7 @@ from gateway.routes import (
     audit,
     auth,
     cameras,
+    cases,
     events,
     gb28181,
     health,
@@ -99,6 +100,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         snapshots,
         vehicles,
         alarms,
+        cases,  # before incidents: its /api/incidents/{id}/photos is not a workflow step
         incidents,
         events,
         gb28181,

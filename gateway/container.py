@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from acl.location import LocationRule
     from acl.sessions import SessionTerminator
     from camera_registry.positions import PositionService
+    from gateway.alarms.notices import NoticeWorker
     from gateway.alarms.service import AlarmService
     from gateway.cluster.node import ClusterNode
     from gateway.events import EventBus
@@ -81,6 +82,7 @@ class Liandong:
     alarms: AlarmService = field(init=False)
     recorder: Recorder = field(init=False)
     recordings: RecordingLibrary = field(init=False)
+    notices: NoticeWorker = field(init=False)  # delivers case notifications (the outbox)
     cluster: ClusterNode | None = None
     gb28181: Gb28181Node | None = None  # GB/T 28181 devices (gb28181.enabled)
     # RTSP out: Digest passwords derived from logins, and the server (None when rtsp_out is off).

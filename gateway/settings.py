@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
+from gateway.alarms.settings import NotifySettings
 from gateway.rtsp.settings import RtspOutSettings
 from gateway.sessions import SessionSettings
 from gb28181.settings import Gb28181Settings
@@ -255,10 +256,14 @@ class AlarmSettings(_Section):
     signature_window_s: float = Field(300.0, ge=1, le=3600, description="Accepted clock difference of a source.")
     nearby_fixed: int = Field(3, ge=0, le=20, description="Fixed cameras opened around the alarm.")
     radius_m: float = Field(800.0, gt=0, le=20_000)
-    grant_minutes: int = Field(180, ge=1, le=7 * 24 * 60, description="Incident grants expire after this.")
+    grant_minutes: int | None = Field(
+        None, ge=1, le=7 * 24 * 60, description="Incident grants expire after this; unset: when the case closes."
+    )
     prewarm_s: float = Field(60.0, ge=0, le=3600)
-    onsite_hours: dict[str, float] = Field(default_factory=lambda: {"panic": 3.0, "*": 24.0})
-    resolve_hours: dict[str, float] = Field(default_factory=lambda: {"panic": 168.0, "*": 168.0})
+    onsite_hours: dict[str, float] = Field(
+        default_factory=lambda: {"*": 3.0}, description="Per category; the category table (API) overrides these."
+    )
+    resolve_hours: dict[str, float] = Field(default_factory=lambda: {"*": 168.0})
     routing: list[AlarmRoute] = Field(
         default_factory=lambda: [AlarmRoute(departments=["district", "police"])],
         description="Also: admins add routes through the API, and the area's sub-district centre is always on duty.",
@@ -266,6 +271,10 @@ class AlarmSettings(_Section):
     timezone: str = Field("Asia/Shanghai", description="Time zone of routing hours.")
     follow_every_s: float = Field(2.0, ge=0.1, le=600, description="A moving bus re-picks nearby cameras this often.")
     overdue_check_s: float = Field(30.0, ge=1, le=3600, description="How often passed deadlines are announced.")
+    notify: NotifySettings = NotifySettings()
+    attachment_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Per case photo (server.max_body_bytes applies too)."
+    )
 
     @field_validator("timezone")
     @classmethod

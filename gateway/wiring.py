@@ -29,6 +29,8 @@ from camera_registry.opener import CheckedOpener
 from camera_registry.positions import PositionService
 from camera_registry.store import CameraStore
 from camera_registry.vehicle_index import Fix, MemoryVehicleIndex, RedisVehicleIndex, VehicleIndex
+from gateway.alarms.notify_wiring import build_notices
+from gateway.alarms.photos import PhotoStore
 from gateway.alarms.ports import AclOrganisation
 from gateway.alarms.service import AlarmService
 from gateway.app import http_app
@@ -493,6 +495,8 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         except LookupError:
             return True
 
+    # Case notifications: written into the outbox with each step, delivered by the worker.
+    notice_outbox, ld.notices, start_notices = build_notices(s.alarms.notify, ld.db, ld.box)
     ld.alarms = AlarmService(
         s.alarms,
         ld.db,
@@ -504,6 +508,9 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         events=ld.events,
         audit=ld.audit,
         camera_offline=camera_offline,
+        outbox=notice_outbox,
+        notices_written=ld.notices.wake,
+        photos=PhotoStore(s.data_dir / "cases", s.alarms.attachment_max_bytes),
     )
     ld.positions.on_moved = ld.alarms.vehicle_moved  # follow mode
     ld.on_token_revoked.append(ld.events.end_for_token)
@@ -516,8 +523,10 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
     async def start() -> Stop:
         await ld.positions.load()
         stop_alarms = await ld.alarms.start()
+        stop_notices = await start_notices()
 
         async def stop() -> None:
+            await stop_notices()
             await stop_alarms()
             await ld.positions.close()
 

@@ -1,4 +1,5 @@
-"""``liandong alarm-sources ...``: register alarm sources and rotate their secrets."""
+"""``liandong alarm-sources ...``: register alarm sources and rotate their secrets;
+``liandong notify seal``: seal a notification credential for the settings file."""
 
 from __future__ import annotations
 
@@ -15,7 +16,24 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 
 
 def register(app: typer.Typer, settings_from: Callable[[Path | None], Settings]) -> None:
-    """Add the ``alarm-sources`` command group."""
+    """Add the ``alarm-sources`` and ``notify`` command groups."""
+    notify = typer.Typer(help="Case notifications (webhook, SMS gateway).", no_args_is_help=True)
+    app.add_typer(notify, name="notify")
+
+    @notify.command("seal")
+    def seal(config: ConfigOpt = None) -> None:
+        """Read a secret (the webhook's HMAC secret, the SMS gateway's password) from standard input
+        and print it sealed with the data dir's key, for ``alarms.notify.*_sealed``."""
+        import sys
+
+        from storage.secretbox import SecretBox
+
+        secret = sys.stdin.readline().rstrip("\n")
+        if not secret:
+            typer.echo("error: give the secret on standard input", err=True)
+            raise typer.Exit(2)
+        typer.echo(SecretBox.from_data_dir(settings_from(config).data_dir).encrypt(secret))
+
     grp = typer.Typer(help="Systems allowed to post alarms (HMAC-signed).", no_args_is_help=True)
     app.add_typer(grp, name="alarm-sources")
 

@@ -1,11 +1,19 @@
 """The incident workflow: states, who may take each step, deadlines, escalation, overdue flags and
 statistics. Every step is stored with who and when, audited, and published to consoles.
 
-States: new -> dispatched (to a department; on-site and resolution deadlines start) -> acknowledged
--> on_site -> resolved -> closed (verified with the reporter). A command centre in charge (the
-area's sub-district centre, or the district centre once escalated; the district centre can always
-step in) dispatches, escalates, closes and reopens; the dispatched department acknowledges, reports
-on site and resolves. Closing ends the incident's grants.
+An incident is a case: born from an alarm, a hotline call, a patrol or an integration account
+(:mod:`gateway.alarms.cases`). States: new (received) -> dispatched (to a unit below or a
+department; the category's on-site and resolution deadlines start) -> acknowledged -> on_site ->
+resolved -> confirmed (the reporter was called back, with the result) -> verified (on site, by
+someone other than the handlers) -> closed; a failed call-back or verification reopens it (back to
+on_site). A command centre in charge (the area's sub-district centre, or the district centre once
+escalated; the district centre can always step in) dispatches, escalates, confirms, verifies,
+closes and reopens; the unit it is dispatched to acknowledges, reports on site and resolves, and a
+station escalates a case it cannot handle to its sub-district. Who may do which step is
+:mod:`gateway.policy.incidents`. Closing ends the incident's grants.
+
+Dispatches, and deadlines coming and passing, write notices into the outbox in the step's own
+transaction (:mod:`gateway.alarms.notices`).
 """
 
 from __future__ import annotations
@@ -17,8 +25,17 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from gateway.alarms.categories import CategoryTable
 from gateway.alarms.models import Incident
-from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, centres_in_charge
+from gateway.alarms.notices import Outbox
+from gateway.alarms.ports import (
+    AuditSink,
+    EventPublisher,
+    IncidentGrants,
+    Organisation,
+    centres_in_charge,
+    parent_of,
+)
 from gateway.settings import AlarmSettings
 from storage.db import Database, utcnow
 
@@ -30,7 +47,9 @@ __all__ = [
     "TRANSITIONS",
     "IncidentWorkflow",
     "WorkflowError",
+    "grant_until",
     "incident_dict",
+    "overdue_ever",
     "overdue_kinds",
 ]
 
@@ -41,12 +60,17 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "dispatched": {"acknowledge": "acknowledged", "dispatch": "dispatched"},
     "acknowledged": {"onsite": "on_site"},
     "on_site": {"resolve": "resolved"},
-    "resolved": {"close": "closed", "reopen": "on_site"},
+    "resolved": {"confirm": "confirmed", "reopen": "on_site"},
+    "confirmed": {"verify": "verified", "reopen": "on_site"},
+    "verified": {"close": "closed", "reopen": "on_site"},
     "closed": {},
 }
-OPEN_STATES = ("new", "dispatched", "acknowledged", "on_site", "resolved")
-COMMAND_ACTIONS = frozenset({"dispatch", "escalate", "close", "reopen"})
+OPEN_STATES = ("new", "dispatched", "acknowledged", "on_site", "resolved", "confirmed", "verified")
+COMMAND_ACTIONS = frozenset({"dispatch", "escalate", "confirm", "verify", "close", "reopen"})
 FIELD_ACTIONS = frozenset({"acknowledge", "onsite", "resolve"})
+CALLBACK_RESULTS = ("satisfied", "unsatisfied", "unreachable")
+# Grants of a case that lasts until it closes (alarms.grant_minutes unset) end at close; this is only a backstop.
+UNTIL_CLOSED = dt.timedelta(days=3650)
 ACTIONS = COMMAND_ACTIONS | FIELD_ACTIONS | {"note"}
 # The most incident rows one list request reads while filling a page with incidents the caller may see.
 SCAN_MAX = 50_000
@@ -56,8 +80,27 @@ class WorkflowError(ValueError):
     """A step that is not allowed now or lacks input (message names the field)."""
 
 
-def _hours(table: dict[str, float], key: str) -> float:
-    return table.get(key, table.get("*", 24.0))
+def grant_until(settings: AlarmSettings, inc: Incident) -> dt.datetime:
+    """When the incident's camera grants end: ``grant_minutes`` after it opened, or (unset) when it
+    closes (closing revokes them; the far date is a backstop)."""
+    if settings.grant_minutes is None:
+        return inc.created_at + UNTIL_CLOSED
+    return inc.created_at + dt.timedelta(minutes=settings.grant_minutes)
+
+
+def overdue_ever(inc: Incident, now: dt.datetime | None = None) -> list[str]:
+    """Deadlines that were or are missed, also after the case closed (what the statistics count)."""
+    now = now or utcnow()
+    out = []
+    if inc.onsite_deadline and (inc.onsite_at or now) > inc.onsite_deadline:
+        out.append("onsite")
+    if inc.resolve_deadline and (inc.resolved_at or now) > inc.resolve_deadline:
+        out.append("resolve")
+    return out
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t else None
 
 
 def overdue_kinds(inc: Incident, now: dt.datetime | None = None) -> list[str]:
@@ -93,6 +136,20 @@ def incident_dict(inc: Incident, now: dt.datetime | None = None) -> dict[str, An
         "overdue": bool(overdue),
         "overdue_deadlines": overdue,
         "history": inc.history,
+        "origin": inc.origin,
+        "category": inc.category or inc.type,
+        "station": inc.station,
+        "address": inc.address,
+        "created_by": inc.created_by,
+        "dispatched_at": _iso(inc.dispatched_at),
+        "onsite_at": _iso(inc.onsite_at),
+        "resolved_at": _iso(inc.resolved_at),
+        "closed_at": _iso(inc.closed_at),
+        "handlers": inc.handlers,
+        "overdue_ever": overdue_ever(inc, now),
+        "attachments": [
+            {k: a[k] for k in ("n", "type", "size", "at", "by", "text") if k in a} for a in inc.attachments
+        ],
     }
 
 
@@ -107,6 +164,10 @@ class IncidentWorkflow:
         grants: IncidentGrants,
         events: EventPublisher,
         audit: AuditSink,
+        *,
+        categories: CategoryTable | None = None,
+        outbox: Outbox | None = None,
+        notices_written: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -114,6 +175,9 @@ class IncidentWorkflow:
         self.grants = grants
         self.events = events
         self.audit = audit
+        self.categories = categories or CategoryTable(settings, db)
+        self.outbox = outbox or Outbox(settings.notify, set())
+        self.notices_written = notices_written or (lambda: None)
         self.on_closed: list[Any] = []  # callbacks(incident) after an incident closed
 
     # -- who follows an incident (who may see it and do what: gateway.policy.incidents) ------
@@ -224,28 +288,46 @@ class IncidentWorkflow:
         The caller has checked the rules (:class:`gateway.policy.incidents.IncidentRules`).
         Raises :class:`WorkflowError` (nothing changed)."""
         new_grants: list[str] = []
+        notices = 0
+        now = utcnow()
         async with self.db.session() as s:
             inc = await s.get(Incident, inc_id)
             if inc is None:
                 raise LookupError(f"no incident '{inc_id}'")
-            entry: dict[str, Any] = {"at": utcnow().isoformat(), "by": by, "action": action}
+            entry: dict[str, Any] = {"at": now.isoformat(), "by": by, "action": action}
             text = body.get("text")
             if text is not None:
                 if not isinstance(text, str) or not 1 <= len(text) <= 4000:
                     raise WorkflowError("text: 1-4000 characters")
                 entry["text"] = text
+            units = self.org.units()
             if action == "note":
                 if text is None:
                     raise WorkflowError("text: required for a note")
             elif action == "escalate":
                 if inc.state == "closed":
                     raise WorkflowError("action: the incident is closed")
-                if inc.level == "district":
+                held = units.get(inc.dispatched_to or "")
+                up = parent_of(units, held.id) if held is not None and held.level == "station" else None
+                if up is not None:
+                    # A station that cannot handle it hands it to its sub-district centre, which acknowledges anew.
+                    parent = units[up]
+                    inc.dispatched_to = parent.id
+                    inc.state = "dispatched"
+                    entry["department"] = parent.id
+                    if parent.id not in inc.departments:
+                        new_grants = [parent.id]
+                        inc.departments = [*inc.departments, parent.id]
+                    notices += self.outbox.add(
+                        s, inc, "dispatched", parent.id, f"{inc.id}:dispatched:{len(inc.history)}:{parent.id}"
+                    )
+                elif inc.level == "district":
                     raise WorkflowError("action: already at the district centre")
-                inc.level = "district"
-                district = sorted(u.id for u in self.org.units().values() if u.level == "district")
-                new_grants = [d for d in district if d not in inc.departments]
-                inc.departments = [*inc.departments, *new_grants]
+                else:
+                    inc.level = "district"
+                    district = sorted(u.id for u in units.values() if u.level == "district")
+                    new_grants = [d for d in district if d not in inc.departments]
+                    inc.departments = [*inc.departments, *new_grants]
             else:
                 nxt = TRANSITIONS.get(inc.state, {}).get(action)
                 if nxt is None:
@@ -253,49 +335,115 @@ class IncidentWorkflow:
                     raise WorkflowError(f"action: '{action}' not allowed in state {inc.state} (allowed: {allowed})")
                 if action == "dispatch":
                     dept = body.get("department")
-                    if not isinstance(dept, str) or dept not in self.org.units():
+                    if not isinstance(dept, str) or dept not in units:
                         raise WorkflowError("department: an existing department is required")
                     inc.dispatched_to = dept
                     entry["department"] = dept
                     if inc.onsite_deadline is None:  # the clock starts with the first dispatch
-                        now = utcnow()
-                        inc.onsite_deadline = now + dt.timedelta(hours=_hours(self.settings.onsite_hours, inc.type))
-                        inc.resolve_deadline = now + dt.timedelta(hours=_hours(self.settings.resolve_hours, inc.type))
+                        cat = await self.categories.lookup(inc.category or inc.type)
+                        inc.dispatched_at = now
+                        inc.onsite_deadline = now + dt.timedelta(hours=cat.onsite_hours)
+                        inc.resolve_deadline = now + dt.timedelta(hours=cat.resolve_hours)
                     if dept not in inc.departments:
                         new_grants = [dept]
                         inc.departments = [*inc.departments, dept]
-                elif action == "close" and text is None:
-                    raise WorkflowError("text: say how the reporter confirmed (required to close)")
+                    notices += self.outbox.add(
+                        s, inc, "dispatched", dept, f"{inc.id}:dispatched:{len(inc.history)}:{dept}"
+                    )
+                elif action in ("onsite", "resolve"):
+                    inc.handlers = [*inc.handlers, by] if by not in inc.handlers else inc.handlers
+                    if action == "onsite" and inc.onsite_at is None:
+                        inc.onsite_at = now
+                    if action == "resolve":
+                        inc.resolved_at = now
+                elif action == "confirm":
+                    result = body.get("result")
+                    if result not in CALLBACK_RESULTS:
+                        raise WorkflowError(f"result: the call-back's result, one of {', '.join(CALLBACK_RESULTS)}")
+                    entry["result"] = result
+                    if result == "unsatisfied":
+                        nxt = "on_site"  # the reporter says it is not done: back to the handlers
+                    elif result == "unreachable":
+                        nxt = inc.state  # recorded; call again
+                elif action == "verify":
+                    passed = body.get("passed")
+                    if not isinstance(passed, bool):
+                        raise WorkflowError("passed: true or false (was the work found done on site)")
+                    if text is None:
+                        raise WorkflowError("text: what the verifier found (required)")
+                    entry["passed"] = passed
+                    if not passed:
+                        nxt = "on_site"
+                elif action == "close":
+                    inc.closed_at = now
                 inc.state = nxt
             inc.history = [*inc.history, entry]
+        if notices:
+            self.notices_written()
         await self.audit.record("incident", incident_id=inc_id, username=by, action=action, detail=text)
         if new_grants and inc.cameras and inc.state != "closed":
-            until = utcnow() + dt.timedelta(minutes=self.settings.grant_minutes)
-            await self.grants.grant_incident(by, inc_id, new_grants, list(inc.cameras), until)
+            await self.grants.grant_incident(by, inc_id, new_grants, list(inc.cameras), grant_until(self.settings, inc))
         if action == "close":
             await self.grants.revoke_incident(by, inc_id)
             for cb in self.on_closed:
                 cb(inc)
         self.events.publish(
             "incident.updated",
-            {"incident_id": inc_id, "state": inc.state, "level": inc.level, "action": action, "by": by},
+            {
+                "incident_id": inc_id,
+                "state": inc.state,
+                "level": inc.level,
+                "action": action,
+                "by": by,
+                "dispatched_to": inc.dispatched_to,
+            },
             cameras=inc.cameras,
             departments=self.audience(inc),
         )
         return inc
 
+    async def add_attachment(self, inc_id: str, by: str, meta: dict[str, Any], text: str | None) -> dict[str, Any]:
+        """List a stored photo on the case with who, when and an optional note; its entry."""
+        entry: dict[str, Any] = {**meta, "at": utcnow().isoformat(), "by": by, **({"text": text} if text else {})}
+        async with self.db.session() as s:
+            inc = await s.get(Incident, inc_id)
+            if inc is None:
+                raise LookupError(f"no incident '{inc_id}'")
+            if inc.state == "closed":
+                raise WorkflowError("action: the case is closed")
+            entry["n"] = len(inc.attachments) + 1
+            inc.attachments = [*inc.attachments, entry]
+            inc.history = [*inc.history, {"at": entry["at"], "by": by, "action": "photo", "n": entry["n"]}]
+        await self.audit.record("incident", incident_id=inc_id, username=by, action="photo", detail=meta["sha256"])
+        return entry
+
     async def announce_overdue(self, now: dt.datetime | None = None) -> int:
-        """Publish ``incident.overdue`` once per passed deadline (also after a restart); returns how many."""
+        """Publish ``incident.overdue`` once per passed deadline (also after a restart), and write
+        the notices of deadlines coming (``alarms.notify.warn_before_minutes`` ahead) and passed;
+        returns how many deadlines passed."""
         now = now or utcnow()
+        soon = now + dt.timedelta(minutes=self.settings.notify.warn_before_minutes)
         q = select(Incident).where(Incident.state.in_(("dispatched", "acknowledged", "on_site")))
-        n = 0
+        n = notices = 0
         async with self.db.session() as s:
             due = []
             for inc in (await s.execute(q)).scalars():
                 fresh = [k for k in overdue_kinds(inc, now) if k not in inc.overdue_announced]
+                coming = [
+                    k
+                    for k in overdue_kinds(inc, soon)
+                    if k not in fresh and k not in inc.overdue_announced and f"{k}_soon" not in inc.overdue_announced
+                ]
+                for k in coming:
+                    notices += self.outbox.deadline(s, inc, k, "soon")
+                for k in fresh:
+                    notices += self.outbox.deadline(s, inc, k, "passed")
+                if fresh or coming:
+                    inc.overdue_announced = [*inc.overdue_announced, *fresh, *(f"{k}_soon" for k in coming)]
                 if fresh:
-                    inc.overdue_announced = [*inc.overdue_announced, *fresh]
                     due.append((inc, fresh))
+        if notices:
+            self.notices_written()
         for inc, kinds in due:
             for kind in kinds:
                 await self.audit.record("incident_overdue", incident_id=inc.id, detail=kind)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, UtcDateTime, utcnow
 
-__all__ = ["Alarm", "AlarmRouteRow", "AlarmSource", "Incident"]
+__all__ = ["Alarm", "AlarmRouteRow", "AlarmSource", "Incident", "IncidentCategory", "Notice"]
 
 
 class AlarmSource(Base):
@@ -45,10 +45,27 @@ class Alarm(Base):
     incident_id: Mapped[str] = mapped_column(String(40), index=True)
 
 
+# The statistics read only these columns of a period's cases: an index holding all of them answers
+# the grouped query without touching the table (SQLite and PostgreSQL alike).
+STATS_COLUMNS = (
+    "created_at",
+    "area",
+    "station",
+    "dispatched_to",
+    "state",
+    "dispatched_at",
+    "onsite_deadline",
+    "onsite_at",
+    "resolve_deadline",
+    "resolved_at",
+)
+
+
 class Incident(Base):
-    """An incident and its workflow state."""
+    """An incident (a case) and its workflow state."""
 
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_stats", *STATS_COLUMNS),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -62,7 +79,7 @@ class Incident(Base):
     departments: Mapped[list[str]] = mapped_column(JSON, default=list)
     dispatched_to: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     level: Mapped[str] = mapped_column(String(16), default="subdistrict")
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     onsite_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
     resolve_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -70,6 +87,58 @@ class Incident(Base):
     effects_applied: Mapped[bool] = mapped_column(Boolean, default=False)
     # Deadlines ("onsite", "resolve") whose passing was already announced.
     overdue_announced: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # -- the case as the district runs it (issue 18): how it was born, where, who reported it --
+    origin: Mapped[str] = mapped_column(String(16), default="alarm", index=True)  # alarm | hotline | patrol | api
+    category: Mapped[str] = mapped_column(String(32), default="", index=True)
+    station: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    # Encrypted at rest (the secret box); lists show them masked, handlers in full (audited).
+    reporter_name_enc: Mapped[str | None] = mapped_column(Text, default=None)
+    reporter_phone_enc: Mapped[str | None] = mapped_column(Text, default=None)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    # Step times: the statistics compare them with the deadlines in SQL, so "overdue ever" needs no flag.
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    onsite_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # Who took the field steps (on site, resolve): they may not verify their own work.
+    handlers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class IncidentCategory(Base):
+    """A case category and its deadlines (admin-editable; unknown categories use the defaults)."""
+
+    __tablename__ = "incident_categories"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    onsite_hours: Mapped[float] = mapped_column(Float)
+    resolve_hours: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Notice(Base):
+    """One notification in the outbox, written in the transaction of the step that causes it and
+    delivered at least once by the worker; receivers deduplicate on ``key``."""
+
+    __tablename__ = "incident_notices"
+    __table_args__ = (Index("ix_incident_notices_due", "state", "next_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    incident_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # dispatched | deadline_soon | deadline_passed
+    unit: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | sms
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class AlarmRouteRow(Base):

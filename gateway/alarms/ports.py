@@ -24,6 +24,8 @@ __all__ = [
     "StreamPrewarm",
     "Unit",
     "centres_in_charge",
+    "parent_of",
+    "subtree",
 ]
 
 
@@ -34,6 +36,8 @@ class Unit:
     id: str
     level: str  # district | subdistrict | station | department
     area: str | None = None
+    parent: str | None = None  # the unit above (a station's sub-district centre)
+    name: str = ""
 
 
 class Organisation(Protocol):
@@ -113,7 +117,8 @@ class AclOrganisation:
         if st is None:
             return {}
         return {
-            d.id: Unit(d.id, getattr(d.level, "value", str(d.level)), d.area or None) for d in st.departments.values()
+            d.id: Unit(d.id, getattr(d.level, "value", str(d.level)), d.area or None, d.parent_id, d.name)
+            for d in st.departments.values()
         }
 
     def camera_area(self, camera_id: str) -> str:
@@ -130,4 +135,36 @@ def centres_in_charge(units: Mapping[str, Unit], level: str, area: str) -> Set[s
     out = {u.id for u in units.values() if u.level == "district"}
     if level != "district" and area:
         out |= {u.id for u in units.values() if u.level == "subdistrict" and u.area == area}
+    return out
+
+
+def parent_of(units: Mapping[str, Unit], unit_id: str) -> str | None:
+    """The unit above: its stored parent, else (a station without one) the sub-district centre of its
+    area, else (a sub-district centre or a department) the district centre."""
+    u = units.get(unit_id)
+    if u is None or u.level == "district":
+        return None
+    if u.parent and u.parent in units:
+        return u.parent
+    if u.level == "station" and u.area:
+        for v in units.values():
+            if v.level == "subdistrict" and v.area == u.area:
+                return v.id
+    return next((v.id for v in units.values() if v.level == "district"), None)
+
+
+def subtree(units: Mapping[str, Unit], roots: Set[str]) -> set[str]:
+    """The units ``roots`` and every unit below them."""
+    out = {r for r in roots if r in units}
+    children: dict[str, list[str]] = {}
+    for uid in units:
+        p = parent_of(units, uid)
+        if p is not None:
+            children.setdefault(p, []).append(uid)
+    todo = list(out)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
     return out

@@ -19,11 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from camera_registry.vehicle_index import IndexUnavailable
+from gateway.alarms.cases import CaseIntake
+from gateway.alarms.categories import CategoryTable
 from gateway.alarms.hmac_auth import NAME, SourceRegistry
-from gateway.alarms.incidents import OPEN_STATES, IncidentWorkflow
+from gateway.alarms.incidents import OPEN_STATES, IncidentWorkflow, grant_until
 from gateway.alarms.models import Alarm, Incident
+from gateway.alarms.notices import Outbox
+from gateway.alarms.photos import PhotoStore
 from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, StreamPrewarm
 from gateway.alarms.routing import RoutingTable
+from gateway.alarms.stats import StatsService
 from gateway.settings import AlarmSettings
 from storage.db import Database, utcnow
 from storage.secretbox import SecretBox
@@ -110,6 +115,9 @@ class AlarmService:
         events: EventPublisher,
         audit: AuditSink,
         camera_offline: Callable[[str], Awaitable[bool]],
+        photos: PhotoStore,
+        outbox: Outbox | None = None,
+        notices_written: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -124,7 +132,21 @@ class AlarmService:
         self.camera_offline = camera_offline
         self.sources = SourceRegistry(db, box, settings.signature_window_s)
         self.routing = RoutingTable(settings, db, org)
-        self.incidents = IncidentWorkflow(settings, db, org, grants, events, audit)
+        self.categories = CategoryTable(settings, db)
+        self.incidents = IncidentWorkflow(
+            settings,
+            db,
+            org,
+            grants,
+            events,
+            audit,
+            categories=self.categories,
+            outbox=outbox,
+            notices_written=notices_written,
+        )
+        self.stats = StatsService(db, settings.timezone)
+        self.photos = photos
+        self.cases = CaseIntake(db, box, org, self.routing, self._fixed_near, self._open_effects, self._areas)
         self.incidents.on_closed.append(self._stop_following)
         self._following: dict[str, set[str]] = {}  # vehicle -> open incidents that follow it
         self._last_follow: dict[str, float] = {}
@@ -134,6 +156,7 @@ class AlarmService:
         """Load routes, resume following, redo effects an interrupted intake left undone, and
         start the sweep (overdue deadlines, unfinished effects); returns the stop function."""
         await self.routing.load()
+        await self.categories.load()
         async with self.db.session() as s:
             q = select(Incident.id, Incident.vehicle_id).where(Incident.state.in_(OPEN_STATES))
             for inc_id, vid in (await s.execute(q)).all():
@@ -198,6 +221,10 @@ class AlarmService:
             created_at=utcnow(),
             effects_applied=False,
             overdue_announced=[],
+            origin="alarm",
+            category=a["type"],
+            handlers=[],
+            attachments=[],
         )
         try:
             async with self.db.session() as s:
@@ -262,6 +289,10 @@ class AlarmService:
         )
         return [c.camera_id for c in near]
 
+    def _areas(self) -> set[str]:
+        """The sub-districts the organisation knows (the areas its centres and stations serve)."""
+        return {u.area for u in self.org.units().values() if u.area and u.level in ("subdistrict", "station")}
+
     async def _offline(self, camera_id: str) -> bool:
         """Known not to work: the hub failed to pull it, or the inventory marks it offline."""
         if self.hub.describe(camera_id).get("state") == "failed":
@@ -270,9 +301,8 @@ class AlarmService:
 
     async def _open_effects(self, inc: Incident) -> None:
         """Grants, pre-warm, the event; then mark the incident so a restart does not redo them."""
-        age = utcnow() - inc.created_at
-        until = inc.created_at + dt.timedelta(minutes=self.settings.grant_minutes)
-        if inc.cameras and inc.departments and age < dt.timedelta(minutes=self.settings.grant_minutes):
+        until = grant_until(self.settings, inc)
+        if inc.cameras and inc.departments and until > utcnow():
             await self.grants.grant_incident("alarm", inc.id, list(inc.departments), list(inc.cameras), until)
         # The console opens the cameras as soon as it hears the event; the hub is already pulling.
         await self._prewarm(inc.id, inc.cameras)
@@ -287,6 +317,10 @@ class AlarmService:
                 "lon": inc.lon,
                 "text": inc.text,
                 "cameras": inc.cameras,
+                "origin": inc.origin,
+                "category": inc.category or inc.type,
+                "address": inc.address,
+                "station": inc.station,
             },
             cameras=inc.cameras,
             departments=self.incidents.audience(inc),
@@ -354,7 +388,7 @@ class AlarmService:
         if not new:
             return
         if depts:
-            until = inc.created_at + dt.timedelta(minutes=self.settings.grant_minutes)
+            until = grant_until(self.settings, inc)
             if until > utcnow():
                 await self.grants.grant_incident("alarm", inc_id, depts, new, until)
         await self._prewarm(inc_id, new)

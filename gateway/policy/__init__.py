@@ -13,6 +13,7 @@ themselves (no ``is_admin`` short-cuts elsewhere). Routers attach exactly one gu
   parameter.
 - :func:`require_session` -- a viewer session's owner (the credential that opened it) or an admin.
 - :func:`require_incident` -- the incident rules for the ``incident_id`` path parameter.
+- :func:`require_case_intake` -- who may open a case (call-takers, integration accounts).
 - :func:`hmac_source` -- a request signed by a registered alarm source (machines, no user).
 
 Each guard also declares the route's credential :class:`~acl.credentials.Scope` (``api`` unless
@@ -32,6 +33,7 @@ from gateway.policy.guards import (
     incident_rules,
     public,
     require_camera,
+    require_case_intake,
     require_incident,
     require_owner_or_admin,
     require_roles,
@@ -53,6 +55,7 @@ __all__ = [
     "may_end_session",
     "public",
     "require_camera",
+    "require_case_intake",
     "require_incident",
     "require_owner_or_admin",
     "require_roles",

@@ -31,6 +31,7 @@ __all__ = [
     "incident_rules",
     "public",
     "require_camera",
+    "require_case_intake",
     "require_incident",
     "require_owner_or_admin",
     "require_roles",
@@ -279,8 +280,9 @@ def hmac_source() -> Any:
     return Depends(_mark(_hmac, "hmac-source", Scope.alarm_intake))
 
 
-def require_incident() -> Any:
-    """The route's ``incident_id`` (and ``action``, default ``view``) checked by the incident rules
+def require_incident(action: str | None = None) -> Any:
+    """The route's ``incident_id`` and ``action`` (the given one, else the ``action`` path
+    parameter, else ``view``) checked by the incident rules
     (:meth:`gateway.policy.incidents.IncidentRules.may_act`).
 
     An incident the caller may not see answers 404, as if it did not exist; a step the caller may
@@ -293,14 +295,28 @@ def require_incident() -> Any:
         inc = await rules.flow.get(incident_id)
         if inc is None or not rules.may_act(subject, "view", inc):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident '{incident_id}'")
-        action = str(request.path_params.get("action", "view"))
-        if not rules.may_act(subject, action, inc):
-            await ld.audit_denied(request, subject, f"incident:{action}", None)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {action} on incident '{incident_id}'")
+        step = action or str(request.path_params.get("action", "view"))
+        if not rules.may_act(subject, step, inc):
+            await ld.audit_denied(request, subject, f"incident:{step}", None)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {step} on incident '{incident_id}'")
         request.state.incident = inc
         return subject
 
-    return Depends(_mark(_incident, "incident", Scope.api))
+    return Depends(_mark(_incident, f"incident:{action}" if action else "incident", Scope.api))
+
+
+def require_case_intake() -> Any:
+    """Opening a case: hotline call-takers and patrols (operators of a command centre), integration
+    accounts and admins (:meth:`gateway.policy.incidents.IncidentRules.may_open_case`); others 403,
+    audited. Machine tokens are accepted (the ``api`` scope)."""
+
+    async def _intake(request: Request, subject: Subject = Depends(current_subject)) -> Subject:
+        if not incident_rules(request).may_open_case(subject):
+            await services(request).audit_denied(request, subject, "incident:open", None)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only call-takers and integration accounts open cases")
+        return subject
+
+    return Depends(_mark(_intake, "case-intake", Scope.api))
 
 
 def incident_rules(request: Request) -> IncidentRules:

@@ -31,3 +31,15 @@ def test_alarm_sources_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "bus-gps\tactive" in run.invoke(app, ["alarm-sources", "list"]).output
     r = run.invoke(app, ["alarm-sources", "rotate", "nobody"])
     assert r.exit_code == 2 and "no source" in r.output
+
+
+def test_notify_seal_round_trips_through_the_secret_box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.secretbox import SecretBox
+
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(tmp_path))
+    r = CliRunner().invoke(app, ["notify", "seal"], input="sms-password\n")
+    assert r.exit_code == 0, r.output
+    sealed = r.output.strip()
+    assert "sms-password" not in sealed
+    assert SecretBox.from_data_dir(tmp_path).decrypt(sealed) == "sms-password"
+    assert CliRunner().invoke(app, ["notify", "seal"], input="\n").exit_code == 2

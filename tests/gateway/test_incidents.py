@@ -61,9 +61,14 @@ async def test_steps_by_role_deadlines_escalation_and_close(world: World) -> Non
     assert (await step(qb, "close", text="x")).status_code == 403
     assert (await step(pol, "onsite")).json()["state"] == "on_site"
     assert (await step(pol, "resolve")).json()["state"] == "resolved"
-    assert (await step(dc, "close")).json()["detail"][0]["field"] == "text"  # how the reporter confirmed
+    assert (await step(dc, "close")).status_code == 409  # not before the call-back and the verification
+    assert (await step(dc, "confirm")).json()["detail"][0]["field"] == "result"  # what the reporter said
+    assert (await step(dc, "confirm", result="satisfied", text="已与驾驶员电话确认")).json()["state"] == "confirmed"
+    assert (await step(pol, "verify", passed=True, text="x")).status_code == 403  # a handler never verifies
+    assert (await step(dc, "verify", passed=True)).json()["detail"][0]["field"] == "text"
+    assert (await step(dc, "verify", passed=True, text="现场核实")).json()["state"] == "verified"
     assert await incident_rules(w, inc_id)
-    r = await step(dc, "close", text="已与驾驶员电话确认")
+    r = await step(dc, "close")
     assert r.status_code == 200 and r.json()["state"] == "closed"
     assert [h["action"] for h in r.json()["history"]] == [
         "opened",
@@ -73,6 +78,8 @@ async def test_steps_by_role_deadlines_escalation_and_close(world: World) -> Non
         "escalate",
         "onsite",
         "resolve",
+        "confirm",
+        "verify",
         "close",
     ]
     assert [h["by"] for h in r.json()["history"][1:]] == [
@@ -83,11 +90,13 @@ async def test_steps_by_role_deadlines_escalation_and_close(world: World) -> Non
         "pol-op",
         "pol-op",
         "dc-op",
+        "dc-op",
+        "dc-op",
     ]
     assert await incident_rules(w, inc_id) == []  # closing ended its grants
     assert (await step(dc, "reopen")).status_code == 409
     audit = await w.app.state.ld.audit.query(kind="incident")
-    assert len(audit) == 7 and {a.username for a in audit} == {"qb-op", "pol-op", "dc-op"}
+    assert len(audit) == 9 and {a.username for a in audit} == {"qb-op", "pol-op", "dc-op"}
     denied = await w.app.state.ld.audit.query(kind="denied")
     assert any(a.action == "incident:dispatch" and a.username == "pol-op" for a in denied)
     stats = (await w.client.get("/api/incidents/stats", headers=qb)).json()

@@ -2,11 +2,11 @@
 // the steps the gateway says this user may take (acknowledge, dispatch, note, ...); a beep on a new
 // alarm. The list reloads when the event stream says an incident changed.
 import { api, errorDetail } from "./api.js";
+import { caseLabel, NEEDS_TEXT, stepExtras } from "./casesteps.js";
 import { has, serverText, t } from "./i18n.js";
 
 const RELOAD_DEBOUNCE_MS = 250;
 const RELOAD_EVERY_MS = 30_000; // overdue flags change with time alone; the events cover the rest
-const NEEDS_TEXT = new Set(["note", "close"]);
 const MUTE_KEY = "liandong.mute";
 
 export class AlarmPanel {
@@ -126,7 +126,7 @@ export class AlarmPanel {
     head.className = "inc-head";
     head.tabIndex = 0;
     head.dataset.focusKey = `${inc.id}:head`;
-    const state = span("inc-state", t(`state_${inc.state}`));
+    const state = span("inc-state", caseLabel(`state_${inc.state}`) ?? t(`state_${inc.state}`));
     state.dataset.state = inc.state;
     const title = span("inc-title", `${has(`type_${inc.type}`) ? t(`type_${inc.type}`) : inc.type} · ${inc.area || t("no_area")}`);
     const when = span("inc-time", clock(new Date(inc.created_at)));
@@ -215,7 +215,7 @@ export class AlarmPanel {
     text.value = this.drafts.get(inc.id) || "";
     text.addEventListener("input", () => this.drafts.set(inc.id, text.value));
     for (const action of inc.actions || []) {
-      const b = button(t(`act_${action}`), `act-${action}`);
+      const b = button(caseLabel(`act_${action}`) ?? t(`act_${action}`), `act-${action}`);
       b.dataset.action = action;
       b.dataset.focusKey = `${inc.id}:${action}`;
       b.addEventListener("click", () => this.act(inc, action, { text, dept, button: b }));
@@ -223,7 +223,7 @@ export class AlarmPanel {
       actions.append(b);
     }
     box.append(actions);
-    if (may.has("note") || may.has("close")) box.append(text);
+    if (may.has("note") || may.has("verify")) box.append(text);
     const err = document.createElement("p");
     err.className = "inc-error";
     err.setAttribute("role", "alert");
@@ -238,7 +238,7 @@ export class AlarmPanel {
     ol.className = "inc-history";
     for (const h of [...(inc.history || [])].reverse()) {
       const li = document.createElement("li");
-      const what = h.action === "opened" ? t("act_opened") : t(`act_${h.action}`);
+      const what = h.action === "opened" ? t("act_opened") : (caseLabel(`act_${h.action}`) ?? t(`act_${h.action}`));
       const extra = h.department ? ` → ${deptName(this.config(), h.department)}` : h.added ? ` +${h.added.length}` : "";
       li.append(span("h-time", clock(new Date(h.at))), span("h-by", h.by), span("h-what", what + extra));
       if (h.text) li.append(span("h-text", h.text));
@@ -248,10 +248,10 @@ export class AlarmPanel {
   }
 
   async act(inc, action, { text, dept, button: b }) {
-    const body = {};
+    const body = stepExtras(action);
     const note = text.value.trim();
     if (NEEDS_TEXT.has(action) && !note) {
-      this.errors.set(inc.id, t(action === "close" ? "close_needs_text" : "note_needs_text"));
+      this.errors.set(inc.id, action === "verify" ? caseLabel("verify_needs_text") : t("note_needs_text"));
       this.render();
       return;
     }
