@@ -61,7 +61,11 @@ async def test_facets_count_only_the_cameras_the_caller_may_view(
     f = (await app_client.get("/api/console/facets", headers=admin_headers)).json()
     assert f["total"] == 3
     assert f["areas"] == [{"value": "七宝镇", "count": 2}, {"value": "莘庄镇", "count": 1}]
-    assert f["departments"] == [{"value": "city", "count": 2}, {"value": "police", "count": 1}]
+    # Departments carry their display name (the id when the department has none).
+    assert f["departments"] == [
+        {"value": "city", "count": 2, "name": "city"},
+        {"value": "police", "count": 1, "name": "police"},
+    ]
     assert f["kinds"] == [{"value": "fixed", "count": 3}]
 
     # An operator allowed one camera learns nothing about the others (not even that their areas exist).
@@ -76,7 +80,7 @@ async def test_facets_count_only_the_cameras_the_caller_may_view(
     f = (await app_client.get("/api/console/facets", headers=await login(app_client, "op"))).json()
     assert f["total"] == 1
     assert f["areas"] == [{"value": "莘庄镇", "count": 1}]
-    assert f["departments"] == [{"value": "city", "count": 1}]
+    assert f["departments"] == [{"value": "city", "count": 1, "name": "city"}]
 
 
 async def test_vendor_serves_only_listed_npm_files(app_client: httpx.AsyncClient) -> None:
