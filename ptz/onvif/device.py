@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import httpx
@@ -63,11 +64,19 @@ class OnvifDevice:
         caps = await self.soap.call(
             self.url, "GetCapabilities", "<tds:GetCapabilities><tds:Category>All</tds:Category></tds:GetCapabilities>"
         )
-        self.media_url = _text(caps, "tds:Capabilities/tt:Media/tt:XAddr") or None
-        self.ptz_url = _text(caps, "tds:Capabilities/tt:PTZ/tt:XAddr") or None
+        self.media_url = self._here(_text(caps, "tds:Capabilities/tt:Media/tt:XAddr"))
+        self.ptz_url = self._here(_text(caps, "tds:Capabilities/tt:PTZ/tt:XAddr"))
         if self.media_url is None:
             raise PtzError("GetCapabilities: the device has no media service")
         return self
+
+    def _here(self, xaddr: str) -> str | None:
+        """A service address on the host we reached the device at: devices behind NAT or with
+        several interfaces report addresses we cannot (or, past the egress check, must not) use."""
+        if not xaddr:
+            return None
+        ours, theirs = urlsplit(self.url), urlsplit(xaddr)
+        return urlunsplit((ours.scheme, ours.netloc, theirs.path, theirs.query, ""))
 
     async def close(self) -> None:
         """Close the HTTP client if this device made it."""
