@@ -57,7 +57,7 @@ async def ptz_release(request: Request, camera_id: str) -> dict[str, bool]:
     return {"released": await services(request).ptz.release(subject, camera_id)}
 
 
-@router.post("/api/incidents/{incident_id}/ptz-lock", dependencies=[require_ptz_lock()])
+@router.post("/api/ptz/locks/{incident_id}", dependencies=[require_ptz_lock()])
 async def lock_incident(request: Request, incident_id: str, body: LockBody) -> dict[str, Any]:
     """Lock the incident's cameras' PTZ for its handling units until it closes (or ``minutes``)."""
     subject: Subject = request.state.subject
@@ -66,7 +66,7 @@ async def lock_incident(request: Request, incident_id: str, body: LockBody) -> d
     return await services(request).ptz.lock_incident(subject, incident_id, list(inc.cameras), depts, body.minutes)
 
 
-@router.delete("/api/incidents/{incident_id}/ptz-lock", dependencies=[require_ptz_lock()])
+@router.delete("/api/ptz/locks/{incident_id}", dependencies=[require_ptz_lock()])
 async def unlock_incident(request: Request, incident_id: str) -> dict[str, int]:
     """Remove the incident's PTZ locks."""
     subject: Subject = request.state.subject
