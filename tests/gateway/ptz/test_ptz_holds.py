@@ -62,8 +62,9 @@ async def test_take_over_equal_waits_idle_release(holds: PtzHolds) -> None:
     held = await holds.holder("cam", 60)
     assert held is not None and held[0].user_id == 4 and held[0].token_id == 40
     # The holder falls idle: an equal (or lower) priority gets the camera.
-    r = await holds.claim("cam2", who(1, 50), idle_s=0.3)
-    assert not (await holds.claim("cam2", who(2, 50), idle_s=0.3)).granted
+    # (The idle time is each claim's own: refusals are asked with a long one, so load cannot free the camera.)
+    r = await holds.claim("cam2", who(1, 50), idle_s=60)
+    assert not (await holds.claim("cam2", who(2, 50), idle_s=60)).granted
 
     async def free() -> bool:
         return (await holds.claim("cam2", who(2, 50), idle_s=0.3)).granted
