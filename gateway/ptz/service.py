@@ -34,6 +34,7 @@ __all__ = ["DriverFactory", "PtzRefused", "PtzService", "RankOf"]
 log = logging.getLogger(__name__)
 
 DriverFactory = Callable[[PtzEndpoint], Awaitable[PtzDriver]]
+ENDPOINT_TTL_S = 5.0
 
 
 RankOf = Callable[[Subject], UnitRank]
@@ -82,9 +83,11 @@ class PtzService:
         self.settings, self.endpoints, self.holds, self.audit = settings, endpoints, holds, audit
         self.rank_of, self.lock_admits, self.connect, self.node = rank_of, lock_admits, connect, node
         self._drivers: dict[str, tuple[PtzEndpoint, PtzDriver]] = {}
+        self._endpoints: dict[str, tuple[float, PtzEndpoint | None]] = {}
         self._camera_locks: dict[str, asyncio.Lock] = {}
         self._moves: dict[str, _Move] = {}
         self._tallies: dict[tuple[str, int], _Tally] = {}
+        self._granted: dict[str, Holder] = {}  # the last holder this node granted each camera to
         self._buckets: dict[int, tuple[float, float]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -109,8 +112,21 @@ class PtzService:
         self._drivers.clear()
 
     # -- drivers -----------------------------------------------------------------------------
-    async def _driver(self, camera_id: str) -> PtzDriver:
+    async def _endpoint(self, camera_id: str) -> PtzEndpoint | None:
+        # Read from the database at most every ENDPOINT_TTL_S per camera: a command's path stays off
+        # the database, and a re-imported camera's new address or password is used within seconds.
+        now = time.monotonic()
+        hit = self._endpoints.get(camera_id)
+        if hit is not None and now - hit[0] < ENDPOINT_TTL_S:
+            return hit[1]
         ep = await self.endpoints.get(camera_id)
+        if len(self._endpoints) > 100_000:
+            self._endpoints.clear()
+        self._endpoints[camera_id] = (now, ep)
+        return ep
+
+    async def _driver(self, camera_id: str) -> PtzDriver:
+        ep = await self._endpoint(camera_id)
         if ep is None:
             raise PtzRefused(404, {"detail": f"camera '{camera_id}' has no PTZ"})
         cached = self._drivers.get(camera_id)
@@ -173,7 +189,7 @@ class PtzService:
     async def command(self, subject: Subject, camera_id: str, cmd: PtzCommand) -> dict[str, Any]:
         """Arbitrate and send one command; the holder after it. Raises :class:`PtzRefused`."""
         self._rate(subject.user_id)
-        if await self.endpoints.get(camera_id) is None:
+        if await self._endpoint(camera_id) is None:
             raise PtzRefused(404, {"detail": f"camera '{camera_id}' has no PTZ"})
         lock = await self.holds.lock_of(camera_id)
         if lock is not None and not self.lock_admits(subject, lock):
@@ -194,6 +210,7 @@ class PtzService:
             res = await self.holds.claim(camera_id, claimant, self.settings.idle_release_s)
             if not res.granted:
                 raise PtzRefused(409, _refusal(camera_id, res))
+            self._granted[camera_id] = res.holder
             if res.took_over:
                 await self._taken_over(camera_id, res)
             out = await self._execute(subject, camera_id, cmd, res.holder)
@@ -286,14 +303,15 @@ class PtzService:
     # -- sessions ending ---------------------------------------------------------------------
     async def end_for_token(self, token_id: int) -> None:
         """A login ended: its holder's moves stop and its holds end (on this node's cameras)."""
-        for (camera_id, user_id), t in list(self._tallies.items()):
-            if t.holder.token_id != token_id:
+        for camera_id, h in list(self._granted.items()):
+            if h.token_id != token_id:
                 continue
+            del self._granted[camera_id]
             mv = self._moves.get(camera_id)
-            if mv is not None and mv.user_id == user_id:
+            if mv is not None and mv.user_id == h.user_id:
                 await self._stop_move(camera_id, "login ended")
-            await self.holds.release(camera_id, user_id)
-            await self._flush((camera_id, user_id), "login ended")
+            await self.holds.release(camera_id, h.user_id)
+            await self._flush((camera_id, h.user_id), "login ended")
 
     async def release(self, subject: Subject, camera_id: str) -> bool:
         """The holder lets go (the console's tile closed): their move stops, the camera is free."""
@@ -301,6 +319,8 @@ class PtzService:
         if mv is not None and mv.user_id == subject.user_id:
             await self._stop_move(camera_id, "released")
         ended = await self.holds.release(camera_id, subject.user_id)
+        if (g := self._granted.get(camera_id)) is not None and g.user_id == subject.user_id:
+            del self._granted[camera_id]
         await self._flush((camera_id, subject.user_id), "released")
         return ended is not None
 
