@@ -1,8 +1,8 @@
 """PTZ: departments.ptz_priority (who wins a camera; NULL: the gateway's default for the unit) and
 camera_ptz (a camera's PTZ driver, control address, profile and sealed credentials)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from storage.db import UtcDateTime
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
