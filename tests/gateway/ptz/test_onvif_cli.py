@@ -70,3 +70,22 @@ def test_discover_then_import_then_discover_again(tmp_path: Path, monkeypatch: p
     ep = run_with_database(f"sqlite+aiosqlite:///{data}/liandong.db", endpoint)
     assert ep is not None and (ep.url, ep.profile, ep.username, ep.password) == (cam.url, "main", "admin", SECRET)
     assert SECRET not in repr(ep)
+
+
+def test_policy_department_sets_the_ptz_priority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acl.policy_models import Department
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("LIANDONG_DATA_DIR", str(data))
+    runner = CliRunner()
+    args = ["policy", "department", "qibao", "--name", "七宝镇分中心", "--level", "subdistrict"]
+    r = runner.invoke(app, [*args, "--ptz-priority", "300"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, [*args, "--ptz-priority", "1001"]).exit_code != 0
+
+    async def priority(db: Database) -> int | None:
+        async with db.session() as s:
+            d = await s.get(Department, "qibao")
+            return None if d is None else d.ptz_priority
+
+    assert run_with_database(f"sqlite+aiosqlite:///{data}/liandong.db", priority) == 300
