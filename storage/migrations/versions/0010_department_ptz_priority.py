@@ -1,8 +1,8 @@
 """PTZ: departments.ptz_priority (who wins a camera; NULL: the gateway's default for the unit) and
 camera_ptz (a camera's PTZ driver, control address, profile and sealed credentials)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from storage.db import UtcDateTime
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
