@@ -199,7 +199,9 @@ async def test_login_end_stops_the_move_and_incident_lock(world: World, camera: 
         (pol, "acknowledge", {}),
         (pol, "onsite", {}),
         (pol, "resolve", {}),
-        (qb, "close", {"text": "已确认"}),
+        (qb, "confirm", {"result": "satisfied", "text": "已确认"}),
+        (qb, "verify", {"passed": True, "text": "现场核实"}),
+        (qb, "close", {}),
     ]:
         r = await w.client.post(f"/api/incidents/{inc_id}/{step}", json=body, headers=who)
         assert r.status_code == 200, r.text
