@@ -9,7 +9,7 @@ from acl.identity import Subject
 
 __all__ = ["ACTIONS", "Authorizer"]
 
-ACTIONS = ("view_live", "view_snapshot", "record", "playback", "export", "manage")
+ACTIONS = ("view_live", "view_snapshot", "ptz", "ptz_preset", "record", "playback", "export", "manage")
 
 
 class Authorizer(Protocol):

@@ -180,6 +180,9 @@ def _organisation_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
         level: Annotated[str, typer.Option(help="district, subdistrict, station or department.")] = "department",
         parent: Annotated[str | None, typer.Option(help="Parent unit id.")] = None,
         area: Annotated[str | None, typer.Option(help="Sub-district it serves.")] = None,
+        ptz_priority: Annotated[
+            int | None, typer.Option(help="PTZ priority, 0-1000, higher wins (absent: the default).")
+        ] = None,
         reason: ReasonOpt = "",
         config: ConfigOpt = None,
     ) -> None:
@@ -187,7 +190,7 @@ def _organisation_commands(policy: typer.Typer, cli_from: CliFrom) -> None:
         _change(
             cli_from(config),
             f"department {dept_id} saved",
-            lambda p, a: p.put_department(a, dept_id, name, level, parent, area, reason),
+            lambda p, a: p.put_department(a, dept_id, name, level, parent, area, reason, ptz_priority=ptz_priority),
         )
 
     @policy.command("member")

@@ -9,8 +9,8 @@ cached per (subjects, action) until the policy, the inventory, a vehicle positio
 bits: a few kilobytes each, where materialised sets of 20,000 ids cost a megabyte.
 
 Semantics (identical to the Casbin model in :mod:`acl.casbin_model`):
-- actions are ordered ``view_snapshot`` < ``view_live`` < ``record`` < ``playback`` < ``export`` <
-  ``manage``; an allow rule for an action
+- actions are ordered ``view_snapshot`` < ``view_live`` < ``ptz`` (steer) < ``ptz_preset`` (store
+  presets) < ``record`` < ``playback`` < ``export`` < ``manage``; an allow rule for an action
   grants it and every lower one, a deny rule blocks it and every higher one;
 - a rule applies to a user when its subject is one of the user's subjects (``dept:<id>``,
   ``role:<name>``) or ``*``, and its validity window contains the current time;
@@ -38,9 +38,20 @@ __all__ = [
     "parse_window",
 ]
 
-# Recording actions sit between live viewing and management: who may view live may not necessarily
-# start a recording, play back or export (each a grant of its own).
-ACTION_LEVEL = {"view_snapshot": 1, "view_live": 2, "record": 3, "playback": 4, "export": 5, "manage": 6}
+# Steering sits above watching (who may steer may watch live; who may watch may not steer), and the
+# recording actions above steering: who may view live may not necessarily steer, record, play back or
+# export. The order is a ladder, so a grant of ``record`` also lets a unit steer: independent rights
+# need a non-linear action set (not done yet).
+ACTION_LEVEL = {
+    "view_snapshot": 1,
+    "view_live": 2,
+    "ptz": 3,
+    "ptz_preset": 4,
+    "record": 5,
+    "playback": 6,
+    "export": 7,
+    "manage": 8,
+}
 # A computed group: cameras on trucks registered outside the district that are not (freshly) inside it.
 FOREIGN_TRUCKS_OUTSIDE = "@foreign-trucks-outside"
 DYNAMIC_KEYS = ("area", "station", "kind", "tag", "department")

@@ -315,8 +315,9 @@ class PolicyStore:
         parent_id: str | None,
         area: str | None,
         reason: str = "",
+        ptz_priority: int | None = None,
     ) -> Applied:
-        """Create or change a department."""
+        """Create or change a department (``ptz_priority`` None: the gateway's default for it)."""
         if not SLUG.match(dept_id):
             raise PolicyError("id: 1-64 letters, digits, '.', '_' or '-'")
         if not name.strip() or len(name) > 128:
@@ -325,13 +326,22 @@ class PolicyStore:
             lvl = OrgLevel(level)
         except ValueError:
             raise PolicyError(f"level: must be one of {', '.join(x.value for x in OrgLevel)}") from None
+        if ptz_priority is not None and not 0 <= ptz_priority <= 1000:
+            raise PolicyError("ptz_priority: 0-1000")
         async with self.db.session() as s:
             if parent_id is not None:
                 if parent_id == dept_id or await s.get(Department, parent_id) is None:
                     raise PolicyError("parent_id: no such department")
                 if await self._is_below(s, parent_id, dept_id):
                     raise PolicyError("parent_id: would make a cycle")
-            new = {"id": dept_id, "name": name.strip(), "level": lvl.value, "parent_id": parent_id, "area": area}
+            new = {
+                "id": dept_id,
+                "name": name.strip(),
+                "level": lvl.value,
+                "parent_id": parent_id,
+                "area": area,
+                "ptz_priority": ptz_priority,
+            }
             old = await s.get(Department, dept_id)
             if old is not None:
                 before = _dept_row(old)
@@ -577,7 +587,14 @@ def _inverse(ch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dept_row(d: Department) -> dict[str, Any]:
-    return {"id": d.id, "name": d.name, "level": d.level.value, "parent_id": d.parent_id, "area": d.area}
+    return {
+        "id": d.id,
+        "name": d.name,
+        "level": d.level.value,
+        "parent_id": d.parent_id,
+        "area": d.area,
+        "ptz_priority": d.ptz_priority,
+    }
 
 
 def _membership_row(m: Membership) -> dict[str, Any]:

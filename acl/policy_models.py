@@ -41,6 +41,8 @@ class Department(Base):
         String(64), ForeignKey("departments.id", ondelete="SET NULL"), default=None
     )
     area: Mapped[str | None] = mapped_column(String(64), default=None, comment="sub-district it serves")
+    # Who wins a camera's PTZ (higher wins); None: the gateway's default for the unit (ptz settings).
+    ptz_priority: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

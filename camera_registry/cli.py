@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from camera_registry.probe import ProbeResult
     from camera_registry.store import CameraStore
 
-__all__ = ["CameraCli", "register"]
+__all__ = ["CameraCli", "OnvifImporter", "OnvifRequest", "register"]
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.", envvar="LIANDONG_CONFIG")]
@@ -124,18 +124,64 @@ def _bar(label: str, *, disable: bool = False) -> Progress:
 SettingsFrom = Callable[[Path | None], CameraCli]
 
 
-def register(app: typer.Typer, settings_from: SettingsFrom) -> None:
-    """Add the ``cameras`` command group to the CLI."""
+@dataclass(frozen=True, slots=True)
+class OnvifRequest:
+    """``cameras import --onvif``: which device, signed in as whom, imported as what."""
+
+    url: str
+    username: str
+    password: str
+    camera_id: str | None
+    area: str
+
+
+# Reads an ONVIF device and imports it (the gateway provides it: this package speaks no ONVIF);
+# returns the import's report and a JSON-ready summary of what the device offered.
+OnvifImporter = Callable[[CameraCli, OnvifRequest], tuple[InventoryReport, dict[str, Any]]]
+
+
+def register(app: typer.Typer, settings_from: SettingsFrom, onvif: OnvifImporter | None = None) -> typer.Typer:
+    """Add the ``cameras`` command group to the CLI (``import --onvif`` when ``onvif`` is given);
+    the group, for commands other packages add."""
     cams = typer.Typer(help="The camera inventory: import, export, probe.", no_args_is_help=True)
     app.add_typer(cams, name="cameras")
-    for add in (_add_import, _add_import_vehicles, _add_export, _add_probe):
+    _add_import(cams, settings_from, onvif)
+    for add in (_add_import_vehicles, _add_export, _add_probe):
         add(cams, settings_from)
+    return cams
 
 
-def _add_import(cams: typer.Typer, settings_from: SettingsFrom) -> None:
+def _import_onvif(settings: CameraCli, onvif: OnvifImporter | None, req: OnvifRequest, as_json: bool) -> None:
+    if onvif is None:
+        raise typer.BadParameter("ONVIF import is not available here", param_hint="--onvif")
+    rep, found = onvif(settings, req)
+    if as_json:
+        typer.echo(json.dumps({**rep.summary(), "device": found}, ensure_ascii=False))
+        raise typer.Exit(1 if rep.rejected_count() else 0)
+    console = Console()
+    console.print(
+        f"ONVIF {found.get('model', '')}: profiles "
+        + ", ".join(f"{p['token']} {p['width']}x{p['height']}" for p in found.get("profiles", []))
+        + f"; PTZ {'yes' if found.get('ptz') else 'no'}"
+    )
+    _finish(console, rep, False)
+
+
+def _add_import(cams: typer.Typer, settings_from: SettingsFrom, onvif: OnvifImporter | None = None) -> None:
     @cams.command("import")
     def import_(
-        file: Annotated[Path, typer.Argument(help="CSV or JSON inventory (UTF-8).", exists=True, dir_okay=False)],
+        file: Annotated[
+            Path | None, typer.Argument(help="CSV or JSON inventory (UTF-8).", exists=True, dir_okay=False)
+        ] = None,
+        onvif_url: Annotated[
+            str | None, typer.Option("--onvif", help="Import one ONVIF device: its device service URL.")
+        ] = None,
+        user: Annotated[str, typer.Option("--user", help="ONVIF user (with --onvif).")] = "",
+        password_stdin: Annotated[
+            bool, typer.Option("--password-stdin", help="Read the ONVIF password from stdin (with --onvif).")
+        ] = False,
+        camera_id: Annotated[str | None, typer.Option("--id", help="The camera's id (with --onvif).")] = None,
+        area: Annotated[str, typer.Option("--area", help="The camera's sub-district (with --onvif).")] = "",
         strict: StrictOpt = False,
         vehicles: Annotated[
             Path | None,
@@ -153,7 +199,7 @@ def _add_import(cams: typer.Typer, settings_from: SettingsFrom) -> None:
         as_json: JsonOpt = False,
         config: ConfigOpt = None,
     ) -> None:
-        """Upsert cameras by id from the telecom's inventory and print a report.
+        """Upsert cameras by id from the telecom's inventory (or one ONVIF device with --onvif) and print a report.
 
         Each row is created, updated, unchanged or rejected (with its row number and the reason).
 
@@ -166,6 +212,12 @@ def _add_import(cams: typer.Typer, settings_from: SettingsFrom) -> None:
         Exit code: 0 all rows accepted, 1 some rows rejected, 2 the file cannot be read.
         """
         settings = settings_from(config)
+        if onvif_url is not None:
+            password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
+            _import_onvif(settings, onvif, OnvifRequest(onvif_url, user, password, camera_id, area), as_json)
+            return
+        if file is None:
+            raise typer.BadParameter("give an inventory file or --onvif URL", param_hint="FILE")
         subs = _parse_subs(substitute or [], set_port)
         console = Console(stderr=as_json)
         records = _read(file, "cameras")

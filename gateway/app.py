@@ -32,6 +32,7 @@ from gateway.routes import (
     health,
     hls,
     incidents,
+    ptz,
     recordings,
     rtsp,
     sessions,
@@ -102,6 +103,7 @@ def http_app(ld: Liandong, routers: Sequence[APIRouter] = (), *, migrate: bool =
         alarms,
         cases,  # before incidents: its /api/incidents/{id}/photos is not a workflow step
         incidents,
+        ptz,
         events,
         gb28181,
         rtsp,

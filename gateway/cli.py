@@ -62,7 +62,10 @@ def evidence_cli_from(config: Path | None) -> EvidenceCli:
 def _register_subcommands() -> None:
     # Each package owns its commands; they plug in here with what they need of the configuration.
     acl_cli.register(app, acl_cli_from)
-    camera_cli.register(app, camera_cli_from)
+    from gateway.ptz.cli import onvif_importer, register_discover
+
+    cams = camera_cli.register(app, camera_cli_from, onvif=onvif_importer)
+    register_discover(cams, camera_cli_from, lambda config: settings_from(config).ptz)
     alarm_cli.register(app, settings_from)
     evidence_cli.register(app, evidence_cli_from)
 

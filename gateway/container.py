@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.cluster.node import ClusterNode
     from gateway.events import EventBus
     from gateway.hls.service import HlsService
+    from gateway.ptz.service import PtzService
     from gateway.rtsp.server import RtspServer
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
@@ -83,6 +84,7 @@ class Liandong:
     recorder: Recorder = field(init=False)
     recordings: RecordingLibrary = field(init=False)
     notices: NoticeWorker = field(init=False)  # delivers case notifications (the outbox)
+    ptz: PtzService = field(init=False)
     cluster: ClusterNode | None = None
     gb28181: Gb28181Node | None = None  # GB/T 28181 devices (gb28181.enabled)
     # RTSP out: Digest passwords derived from logins, and the server (None when rtsp_out is off).

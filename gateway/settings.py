@@ -24,6 +24,7 @@ from pydantic_settings import (
 from acl.settings import AclSettings
 from camera_registry.settings import CameraSettings, VehicleSettings
 from gateway.alarms.settings import NotifySettings
+from gateway.ptz.settings import PtzSettings
 from gateway.rtsp.settings import RtspOutSettings
 from gateway.sessions import SessionSettings
 from gb28181.settings import Gb28181Settings
@@ -426,6 +427,7 @@ class Settings(BaseSettings):
     cameras: CameraSettings = CameraSettings()
     sessions: SessionSettings = SessionSettings()
     gb28181: Gb28181Settings = Gb28181Settings()
+    ptz: PtzSettings = PtzSettings()
     rtsp_out: RtspOutSettings = RtspOutSettings()
 
     _redis_scheme = field_validator("redis_url")(_check_redis_url)

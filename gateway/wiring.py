@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 
 from acl.audit import AuditLog, audit_key
 from acl.digest import DigestPasswords
-from acl.identity import LoginThrottle, Passwords, StreamTokens, TokenService
+from acl.identity import LoginThrottle, Passwords, StreamTokens, Subject, TokenService
 from acl.models import Role
 from acl.revocation import EdgeClaim, LocalEdgeClaim
 from acl.service import AclService, build_acl
@@ -152,6 +152,7 @@ def build_services(settings: Settings) -> Liandong:
     start_acl = _acl_hooks(ld, acl)
     start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
     start_recording = _recording(ld, acl)
+    start_ptz = _ptz(ld, acl, cluster_client)
     start_cluster: Startup | None = None
     if cluster_client is not None and cluster_ownership is not None and outbox is not None:
         # Last: it relays the hooks every other part has added by now.
@@ -169,6 +170,7 @@ def build_services(settings: Settings) -> Liandong:
         start_rtsp,
         start_positions,
         start_recording,
+        start_ptz,
     ]
     return ld
 
@@ -434,6 +436,56 @@ def _snapshots(ld: Liandong) -> SnapshotService:
         ld.settings.snapshot, ld.hub, ld.store.open_url, ld.db, cache, networks=ld.store.networks,
         through_hub=through_hub,
     )  # fmt: skip
+
+
+def _ptz(ld: Liandong, acl: AclService, cluster_client: Any) -> Startup:
+    """PTZ: holders and incident locks (on Redis in a cluster: one holder across nodes), unit
+    priorities from the policy's departments, drivers behind cameras.allowed_networks; a login's
+    end stops its moves, an incident's close lifts its locks."""
+    from camera_registry.ptz_endpoints import PtzEndpoints
+    from gateway.policy.ptz import UnitRank, lock_admits, rank_of
+    from gateway.ptz.drivers import driver_factory
+    from gateway.ptz.holds import LocalPtzHolds, PtzHolds
+    from gateway.ptz.service import PtzService
+
+    s = ld.settings.ptz
+    holds: PtzHolds = LocalPtzHolds()
+    node = ""
+    if cluster_client is not None:
+        from gateway.cluster.node import node_identity
+        from gateway.cluster.ptz_holds import RedisPtzHolds
+
+        holds, node = RedisPtzHolds(cluster_client), node_identity(ld.settings)[0]
+
+    def rank(subject: Subject) -> UnitRank:
+        st = acl.state
+        return rank_of(subject, st.departments if st is not None else {}, s)
+
+    ld.ptz = PtzService(
+        s,
+        PtzEndpoints(ld.db, ld.box, ld.store.networks),
+        holds,
+        ld.audit,
+        rank_of=rank,
+        lock_admits=lock_admits,
+        connect=driver_factory(ld.store.networks, s.onvif_timeout_s),
+        node=node,
+    )
+    ld.on_token_revoked.append(ld.ptz.end_for_token)
+    tasks: set[asyncio.Task[int]] = set()
+
+    def incident_closed(inc: Any) -> None:
+        t = asyncio.get_running_loop().create_task(ld.ptz.unlock_incident("system", inc.id, list(inc.cameras)))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    ld.alarms.incidents.on_closed.append(incident_closed)
+
+    async def start() -> Stop:
+        ld.ptz.start()
+        return ld.ptz.close
+
+    return start
 
 
 def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventBus:

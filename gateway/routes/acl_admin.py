@@ -38,6 +38,9 @@ class DepartmentBody(_Body):
     level: str = Field("department", description="district, subdistrict, station or department")
     parent_id: str | None = Field(None, max_length=64)
     area: str | None = Field(None, max_length=64)
+    ptz_priority: int | None = Field(
+        None, ge=0, le=1000, description="PTZ priority (higher wins a camera); absent: the default for the unit"
+    )
 
 
 class UserBody(_Body):
@@ -77,7 +80,7 @@ class RuleBody(_Body):
 
     subject: str = Field(max_length=80, description="dept:<id>, role:<name> or *")
     target: str = Field(max_length=80, description="cam:<id> or group:<id>")
-    action: str = Field(description="view_snapshot, view_live or manage")
+    action: str = Field(description="view_snapshot, view_live, ptz, ptz_preset or manage")
     effect: str = Field("allow", description="allow or deny")
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
@@ -144,6 +147,7 @@ async def list_departments(request: Request) -> list[dict[str, Any]]:
             "level": d.level.value,
             "parent_id": d.parent_id,
             "area": d.area,
+            "ptz_priority": d.ptz_priority,
             "members": counts.get(d.id, 0),
         }
         for d in sorted(st.departments.values(), key=lambda d: d.id)
@@ -157,7 +161,9 @@ async def put_department(request: Request, dept_id: str, body: DepartmentBody) -
     return await _policy_change(
         request,
         f"department {dept_id} saved",
-        lambda a: policy.put_department(a, dept_id, body.name, body.level, body.parent_id, body.area, body.reason),
+        lambda a: policy.put_department(
+            a, dept_id, body.name, body.level, body.parent_id, body.area, body.reason, ptz_priority=body.ptz_priority
+        ),
         body.reason,
     )
 

@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "gateway.alarms.models",
     "snapshot.models",
     "recording.models",
+    "camera_registry.ptz_endpoints",
 )
 for name in MODEL_MODULES:
     try:

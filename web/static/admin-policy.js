@@ -40,6 +40,7 @@ export function renderDepartments() {
       ["level", (d) => t("level_" + d.level)],
       ["parent", (d) => (d.parent_id ? deptName(d.parent_id) : "")],
       ["area", (d) => d.area || ""],
+      ["ptz_priority", (d) => (d.ptz_priority == null ? t("ptz_default") : String(d.ptz_priority))],
       ["members", (d) => String(d.members)],
       [
         state.can.edit ? "actions" : "",
@@ -70,6 +71,7 @@ function editDepartment(d) {
   f.elements.level.value = d.level;
   f.elements.parent_id.value = d.parent_id || "";
   f.elements.area.value = d.area || "";
+  f.elements.ptz_priority.value = d.ptz_priority == null ? "" : String(d.ptz_priority);
   f.querySelector("h2").textContent = `${t("edit")} ${d.id}`;
   f.elements.name.focus();
 }
@@ -85,6 +87,8 @@ async function saveDepartment(ev) {
     level: v.level.value,
     parent_id: v.parent_id.value || null,
     area: v.area.value.trim() || null,
+    // Empty: the gateway's default for the unit (ptz.unit_priority, ptz.level_priority).
+    ptz_priority: v.ptz_priority.value.trim() === "" ? null : Number(v.ptz_priority.value),
     reason: v.reason.value,
   };
   const res = await call(`/api/admin/departments/${enc(id)}`, "PUT", body);

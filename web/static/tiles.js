@@ -2,6 +2,7 @@
 import { api, errorDetail, notifyUnauthorized } from "./api.js";
 import { serverText, t } from "./i18n.js";
 import { HlsPlayer } from "./hlsplayer.js";
+import { PtzControl } from "./ptz.js";
 import { RecordingTimeline } from "./playback.js";
 import { WhepError, WhepPlayer } from "./whep.js";
 
@@ -131,6 +132,7 @@ class Tile {
     this.stalled = 0;
     this.autoRetries = 0;
     this.retryTimer = null;
+    this.ptz = null;
   }
 
   relabel() {
@@ -300,6 +302,11 @@ class Tile {
       this.el.dataset.firstFrameMs = String(this.firstFrameMs);
       this.autoRetries = 0; // playing again: a later drop gets its retries afresh
       this.setStatus("playing");
+      if (!this.ptz) {
+        // Steering is offered only where the gateway says this user may steer this camera.
+        this.ptz = new PtzControl(this);
+        this.ptz.attach().catch(() => {});
+      }
     };
     if ("requestVideoFrameCallback" in this.video) this.video.requestVideoFrameCallback(first);
     else this.video.addEventListener("playing", first, { once: true });
@@ -413,6 +420,9 @@ class Tile {
     if (this.grid.tiles.get(this.cameraId) === this) this.grid.tiles.delete(this.cameraId);
     this.el.remove();
     await this.timeline.hide();
+    const ptz = this.ptz;
+    this.ptz = null;
+    if (ptz) await ptz.detach();
     const player = this.player;
     this.player = null;
     if (player) await player.stop();
