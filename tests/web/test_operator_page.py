@@ -259,11 +259,25 @@ async def test_a_stream_that_ends_by_itself_comes_back_without_a_click(
     await page.evaluate("location.hash = 'camera=cam-xz'")
     await playing(page, "cam-xz", frames=10)
     (first,) = (await g.client.get("/api/sessions", headers=admin)).json()
+    # Every state the tile passes through (the "reconnecting" one lasts only the first retry's
+    # 0.25 s, too short to be sure a poll sees it on a loaded machine).
+    await page.evaluate(
+        """() => {
+        const tile = document.querySelector(".tile[data-camera='cam-xz']");
+        window.tileStates = [];
+        new MutationObserver(() => window.tileStates.push(tile.dataset.state)).observe(tile, {
+          attributes: true, attributeFilter: ["data-state"],
+        });
+      }"""
+    )
     r = await g.client.delete(f"/api/sessions/{first['id']}", headers=admin)
     assert r.status_code == 200
     tile = page.locator(".tile[data-camera='cam-xz']")
-    await expect(tile).to_have_attribute("data-state", "reconnecting", timeout=15000)
-    await expect(tile).to_have_attribute("data-state", "playing", timeout=20000)
+    await page.wait_for_function("() => window.tileStates.includes('reconnecting')", timeout=15000)
+    await page.wait_for_function(
+        "() => window.tileStates.lastIndexOf('playing') > window.tileStates.indexOf('reconnecting')", timeout=20000
+    )
+    await expect(tile).to_have_attribute("data-state", "playing", timeout=5000)
     (again,) = (await g.client.get("/api/sessions", headers=admin)).json()
     assert again["id"] != first["id"] and again["camera_id"] == "cam-xz"
     await tile.locator(".tile-close").click()
