@@ -22,6 +22,7 @@ export const SERVER_ZH = [
   [/^1-64 letters, digits, '\.', '_' or '-'$/, () => "1-64 个字母、数字或 . _ -"],
   [/^1-64 letters, digits or \. _ @ -$/, () => "1-64 个字母、数字或 . _ @ -"],
   [/^1-128 characters$/, () => "1-128 个字符"],
+  [/^0-1000$/, () => "须为 0 到 1000 之间的整数"],
   [/^'(.+)' already exists/, (m) => `“${m[1]}”已存在`],
   [/^the user is not in that department$/, () => "该用户不在此部门"],
   [/^give either cameras .+$/, () => "请填写摄像机编号（静态分组）或筛选条件（动态分组）"],
