@@ -64,6 +64,7 @@ class SegmentWriter:
         self.start = first.wallclock
         self._t0 = first.pts
         self._last_pts = first.pts
+        self._last_wall = first.wallclock
         self._step = CLOCK_RATE // 25
         self.units = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,15 +110,20 @@ class SegmentWriter:
         pkt.is_keyframe = au.keyframe
         self._out.mux(pkt)
         self._last_pts = au.pts
+        self._last_wall = au.wallclock
         self.units += 1
 
     def close(self) -> SegmentFile:
         """Finish the file (the last fragment is written) and describe it."""
         self._out.close()
+        # A segment ends when its last picture arrived (plus one frame) and lasts what its timestamps say.
+        # The first pictures of a stream arrive late together (the demuxer probes them), so anchoring on
+        # the first arrival would push the end past a camera's flap and hide the outage from the index.
+        start = min(self.start, self._last_wall + self._step / CLOCK_RATE - self.duration_s)
         return SegmentFile(
             self.path,
-            self.start,
-            self.start + self.duration_s,
+            start,
+            start + self.duration_s,
             self.path.stat().st_size,
             self.codec,
             self.width,
