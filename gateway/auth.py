@@ -200,16 +200,14 @@ class Authenticator:
         return subject
 
     async def _authenticate(self, request: Request, scope: Scope) -> Subject | None:
-        subject = await self._check(request, scope)
+        presented = _presented(request, self.cookie_name)
+        subject = await self._check(request, presented, scope) if presented is not None else None
         if subject is None and not getattr(request.state, "credential_problem", None):
             # Every refusal says what was presented (never the credential itself), for the audit.
-            request.state.credential_problem = _refused_because(request, self.cookie_name)
+            request.state.credential_problem = _refused_because(presented)
         return subject
 
-    async def _check(self, request: Request, scope: Scope) -> Subject | None:
-        presented = _presented(request, self.cookie_name)
-        if presented is None:
-            return None
+    async def _check(self, request: Request, presented: tuple[frozenset[Kind], str], scope: Scope) -> Subject | None:
         kinds, value = presented
         accepted = accepted_kinds(scope)
         if not kinds & accepted:
@@ -293,9 +291,8 @@ _UNKNOWN = {
 }
 
 
-def _refused_because(request: Request, cookie_name: str) -> str:
+def _refused_because(presented: tuple[frozenset[Kind], str] | None) -> str:
     """Why a request whose credential checked out to nobody was refused, by the kind presented."""
-    presented = _presented(request, cookie_name)
     if presented is None:
         return "no credentials"
     kinds, value = presented
