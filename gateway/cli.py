@@ -85,7 +85,7 @@ def serve(
     import uvicorn
 
     from gateway.logs import configure_logging
-    from gateway.server import guarded_h11
+    from gateway.server import uvicorn_options
     from gateway.wiring import create_app
 
     given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
@@ -100,11 +100,7 @@ def serve(
         app_,
         host=srv.host,
         port=srv.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        timeout_keep_alive=srv.keep_alive_s,
-        http=guarded_h11(srv.head_timeout_s),
+        **uvicorn_options(srv),
         ssl_certfile=str(srv.ssl_certfile) if srv.ssl_certfile else None,
         ssl_keyfile=str(srv.ssl_keyfile) if srv.ssl_keyfile else None,
     )

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["BodyLimit", "guarded_h11"]
+if TYPE_CHECKING:
+    from gateway.settings import ServerSettings
+
+__all__ = ["BodyLimit", "guarded_h11", "uvicorn_options"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +108,16 @@ class _GuardedH11Protocol(H11Protocol):
 def guarded_h11(head_timeout_s: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol class with a request-head deadline (pass as ``uvicorn.run(http=...)``)."""
     return type("GuardedH11Protocol", (_GuardedH11Protocol,), {"head_timeout_s": head_timeout_s})
+
+
+def uvicorn_options(srv: ServerSettings) -> dict[str, Any]:
+    """The uvicorn options `liandong serve` runs with (also used by the tests' live gateway, so they
+    meet the same keep-alive, head deadline and proxy-header handling): host, port, TLS and app are
+    the caller's. ``proxy_headers`` is off: X-Forwarded-For is the app's business (gateway/proxy.py)."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "timeout_keep_alive": srv.keep_alive_s,
+        "http": guarded_h11(srv.head_timeout_s),
+    }

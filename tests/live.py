@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from acl.models import Role
 from fixtures.camera_server import free_port
+from gateway.server import uvicorn_options
 from gateway.settings import Settings, load_settings
 from gateway.wiring import create_app
 
@@ -60,10 +61,10 @@ async def live_gateway(settings: Settings) -> AsyncIterator[LiveGateway]:
     app = create_app(settings)
     host = settings.server.host
     port = free_port(host)
-    # proxy_headers off as in `liandong serve`: X-Forwarded-For is the app's business (gateway/proxy.py).
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, lifespan="on", access_log=False, proxy_headers=False
-    )
+    # As `liandong serve` runs it: the same keep-alive (longer than the test client's 5 s, so an idle
+    # connection is never closed by the server just as the client reuses it), head deadline, no
+    # proxy headers.
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", **uvicorn_options(settings.server))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
