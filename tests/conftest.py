@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from gateway.settings import Settings, load_settings
 from gateway.wiring import create_app
 
 PASSWORD = "correct horse battery"
+
+# acl.gc_freeze runs one full garbage collection per policy compile (start, reload, inventory change).
+# In a gateway process that is one pass over its own heap; in this test process it is a pass over
+# the whole suite's (~450,000 objects: 0.3-0.6 s each, thousands of compiles: minutes of CI). The
+# suite runs with it off (subprocess nodes inherit this); tests marked ``gc_freeze`` turn it on.
+os.environ.setdefault("LIANDONG_ACL__GC_FREEZE", "false")
 
 
 @pytest.fixture

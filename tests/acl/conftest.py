@@ -73,10 +73,12 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    settings = load_settings(
-        None, data_dir=tmp_path / "data", acl={"district_geojson": ROOT / "fixtures" / "district.geojson"}
-    )
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    acl = {
+        "district_geojson": ROOT / "fixtures" / "district.geojson",
+        "gc_freeze": request.node.get_closest_marker("gc_freeze") is not None,
+    }
+    settings = load_settings(None, data_dir=tmp_path / "data", acl=acl)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         ld = app.state.ld

@@ -7,6 +7,8 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
+
 from acl.equivalence import reference_from_database
 from acl.index import ACTION_LEVEL
 from acl.models import Role
@@ -282,6 +284,7 @@ async def test_user_created_by_the_cli_gets_memberships_made_through_the_api(wor
     await assert_consistent(w, "membership of a user created elsewhere")
 
 
+@pytest.mark.gc_freeze
 async def test_reloads_freeze_the_heap_without_keeping_what_they_replace(world: World) -> None:
     """``acl.gc_freeze``: after a compile the heap is frozen (out of full collections); a reload
     replaces the policy, and neither the replaced index and state nor a garbage cycle made of
