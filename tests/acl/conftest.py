@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,4 +106,8 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
                 ("transport", "交通委", "department", None),
             ]:
                 await w.ok("PUT", f"/api/admin/departments/{dept}", json={"name": name, "level": level, "area": area})
-            yield w
+            try:
+                yield w
+            finally:
+                if acl["gc_freeze"]:
+                    gc.unfreeze()  # what this gateway froze is collectable again for the rest of the suite
