@@ -19,6 +19,8 @@ import hmac
 import io
 import json
 import logging
+import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +146,10 @@ class AuditLog:
     which shows accidental edits but not a forger who recomputes it.
     """
 
-    RETRIES = 8
+    # Another process appending at the same moment makes an append fail (the chain's unique
+    # prev_hash, or SQLite's stale snapshot); it is tried again until this deadline. A count of 8
+    # quick retries lost entries when two writers met on a loaded machine.
+    RETRY_FOR_S = 5.0
 
     def __init__(self, db: Database, key: bytes | None = None) -> None:
         self.db = db
@@ -166,7 +171,10 @@ class AuditLog:
                 values[k] = str(v)[: 4000 if k == "detail" else 64]
         error: BaseException | None = None
         async with self._lock:
-            for attempt in range(self.RETRIES):
+            deadline = time.monotonic() + self.RETRY_FOR_S
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     await self._append(kind, values)
                     return
@@ -175,7 +183,9 @@ class AuditLog:
                     if storage_failure(e) in ("full", "read-only", "io"):
                         break  # retrying cannot help; the request's own write fails the same way
                     # Another process appended first (unique prev_hash, or SQLite's stale snapshot).
-                    await asyncio.sleep(0.005 * (attempt + 1))
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(min(0.005 * attempt, 0.05) * (0.5 + random.random()))
                 except Exception as e:  # the audit must not take the request down; it is loud in the logs
                     error = e
                     break
