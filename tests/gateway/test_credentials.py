@@ -152,7 +152,8 @@ async def test_sessions_end_at_their_logins_expiry(gw: tuple[LiveGateway, dict[s
     await g.add_user("op", Role.operator)
     op, login_id = await _login_again(g, "op")
     async with g.ld.db.session() as s:
-        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+        # Long enough for the HLS session to open on a loaded machine (2 s was not, once).
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
         await s.execute(update(ApiToken).where(ApiToken.id == login_id).values(expires_at=soon))
     g.ld.auth.forget_logins()
     key = await hls_key(g, op)
@@ -160,7 +161,7 @@ async def test_sessions_end_at_their_logins_expiry(gw: tuple[LiveGateway, dict[s
     grant = g.ld.stream_tokens.check(tok)
     assert grant is not None and grant.expires_at <= soon  # never beyond its login
     assert (await g.client.get(f"/api/cameras/{CAM}/hls/stream.m3u8?s={key}")).status_code == 200
-    await asyncio.sleep(2.5)
+    await asyncio.sleep((soon - dt.datetime.now(dt.UTC)).total_seconds() + 0.5)
     r = await g.client.get(f"/api/cameras/{CAM}/hls/stream.m3u8?s={key}")
     assert r.status_code == 410 and "login expired" in r.text
     # Finding 10: a stream token is refused once its login has expired (only revocation was checked).
