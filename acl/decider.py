@@ -94,6 +94,12 @@ class AccessDecider:
                 blocked.append(entry)
         return allowed, blocked
 
+    def loaded_state(self) -> PolicyState:
+        """The policy answers come from (loaded before the gateway serves)."""
+        if self.state is None:
+            raise RuntimeError("the ACL policy is not loaded yet")
+        return self.state
+
     def subject_for(self, user_id: int, username: str, role: str) -> Subject:
         """A :class:`Subject` for a user known to the policy."""
         depts = frozenset(k.removeprefix("dept:") for k in self.subjects.get(user_id, ()) if k.startswith("dept:"))

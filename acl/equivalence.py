@@ -21,6 +21,7 @@ import casbin
 from sqlalchemy import Engine, insert, select
 
 from acl.casbin_model import reference_enforcer
+from acl.decider import AccessDecider
 from acl.index import ACTION_LEVEL, FOREIGN_TRUCKS_OUTSIDE
 from acl.models import Membership, Role, User
 from acl.policy_models import CameraGroup, CasbinRule, Department, OrgLevel
@@ -237,9 +238,9 @@ class Comparison:
 
 
 def compare_service(
-    acl: Any, ref: Reference, pairs: int, *, now: float, seed: int = 1, focus: Sequence[str] = ()
+    decider: AccessDecider, ref: Reference, pairs: int, *, now: float, seed: int = 1, focus: Sequence[str] = ()
 ) -> Comparison:
-    """Ask the service and the reference ``pairs`` random (user, camera, action) questions.
+    """Ask the service's decider and the reference ``pairs`` random (user, camera, action) questions.
 
     Half the questions pick cameras from ``focus`` (e.g. cameras rules name directly, trucks),
     so that allows and denies are both exercised; system admins are skipped (they bypass rules).
@@ -253,8 +254,8 @@ def compare_service(
         uid, name, role = rnd.choice(users)
         cid = rnd.choice(focus) if n % 2 and focus else rnd.choice(ref.cameras)
         act = rnd.choice(list(ACTION_LEVEL))
-        subject = acl.subject_for(uid, name, role)
-        ours = acl.authorize(subject, act, cid, now=now)
+        subject = decider.subject_for(uid, name, role)
+        ours = decider.authorize(subject, act, cid, now=now)
         theirs = bool(ref.enforcer.enforce(f"user:{uid}", f"cam:{cid}", act))
         allowed += theirs
         if ours != theirs:

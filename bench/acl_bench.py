@@ -74,10 +74,10 @@ def rss_mb() -> float:
 def feed_positions(acl: AclService, now: float) -> list[tuple[str, float, float, float]]:
     """Half the foreign trucks inside the district, half outside."""
     fixes = []
-    for i, vid in enumerate(sorted(acl.foreign_trucks())):
+    for i, vid in enumerate(sorted(acl.location.foreign_trucks())):
         lat, lon = INSIDE if i % 2 else OUTSIDE
         fixes.append((vid, lat, lon, now))
-        acl.update_vehicle_position(vid, lat, lon, now)
+        acl.location.update_vehicle_position(vid, lat, lon, now)
     return fixes
 
 
@@ -171,18 +171,18 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         out["foreign_trucks"] = len(fixes)
 
         rnd = random.Random(3)
-        subjects = [acl.subject_for(u, f"user{u}", "operator") for u in range(1, users + 1)]
+        subjects = [acl.decider.subject_for(u, f"user{u}", "operator") for u in range(1, users + 1)]
         cam_ids = [c[0] for c in world.cameras]
         out["distinct_subject_sets"] = len({answers.keys(s) for s in subjects})
 
         # First calls after the cache was dropped (what each caller pays once after a change).
-        acl.index.invalidate()
+        acl.decider.index.invalidate()
         amiss, vmiss = [], []
         for sub in rnd.sample(subjects, min(2000, users)):
             t = time.perf_counter_ns()
             answers.authorize(sub, "view_live", cam_ids[rnd.randrange(cameras)])
             amiss.append((time.perf_counter_ns() - t) / 1000)
-        acl.index.invalidate()
+        acl.decider.index.invalidate()
         for sub in rnd.sample(subjects, min(2000, users)):
             t = time.perf_counter_ns()
             answers.visible_cameras(sub, "view_live")
@@ -195,7 +195,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         for action in ("view_snapshot", "view_live", "manage"):
             for sub in subjects:
                 answers.visible_cameras(sub, action)
-        out["cache_entries"] = len(acl.index._cache)
+        out["cache_entries"] = len(acl.decider.index._cache)
         out["rss_growth_all_answers_cached_mb"] = round(rss_mb() - rss0, 1)
 
         times = []
@@ -222,8 +222,10 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
 
             async with ld.db.session() as s:
                 boss, _ = await upsert_user(s, "boss", "bench-password-1", Role.operator)
-            await acl.user_changed(boss.id, Role.operator, True)
-            await acl.change("bench", "boss joins", lambda: acl.policy.set_membership("bench", boss.id, "district"))
+            await acl.changes.user_changed(boss.id, Role.operator, True)
+            await acl.changes.change(
+                "bench", "boss joins", lambda: acl.policy.set_membership("bench", boss.id, "district")
+            )
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
                 r = await c.post("/api/auth/token", data={"username": "boss", "password": "bench-password-1"})
                 h = {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -264,7 +266,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
 
                 acl.compiler.patch = patched  # type: ignore[method-assign]
                 t1 = time.perf_counter()
-                await acl.add_rule("bench", RuleSpec(f"dept:{dept}", f"cam:{cid}", "view_live"), "bench")
+                await acl.changes.add_rule("bench", RuleSpec(f"dept:{dept}", f"cam:{cid}", "view_live"), "bench")
                 ct.append((time.perf_counter() - t1) * 1000)
                 answered.append((seen_at[0] - t1) * 1000)
             acl.compiler.patch = patch  # type: ignore[method-assign]
@@ -274,14 +276,14 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
             mt = []
             for k, unit in enumerate(("sd03", "sd04", "sd05")):
                 joiner = subjects[100 + k]
-                after = acl.index.visible(answers.keys(joiner) | {f"dept:{unit}"}, "view_live", time.time())
+                after = acl.decider.index.visible(answers.keys(joiner) | {f"dept:{unit}"}, "view_live", time.time())
                 target = next(c for c in after if not answers.authorize(joiner, "view_live", c))
 
                 def join(uid: int = joiner.user_id, unit: str = unit) -> Any:
                     return acl.policy.set_membership("bench", uid, unit)
 
                 t1 = time.perf_counter()
-                await acl.change("bench", "join", join)
+                await acl.changes.change("bench", "join", join)
                 ok = target in answers.visible_cameras(joiner, "view_live")
                 mt.append((time.perf_counter() - t1) * 1000)
                 assert ok
@@ -292,7 +294,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         rt, frozen = [], []
         for _ in range(3):
             t1 = time.perf_counter()
-            await acl.reload("bench")
+            await acl.changes.reload("bench")
             rt.append(time.perf_counter() - t1)
             frozen.append(gc.get_freeze_count())
         out["reload_median_s"] = round(statistics.median(rt), 3)
@@ -317,7 +319,7 @@ async def measure_scale(cameras: int, users: int, out: dict[str, Any], equivalen
         out["full_scale_reference_build_s"] = round(time.perf_counter() - t2, 1)
         t2 = time.perf_counter()
         focus = rule_targets(world.rules) + [c for cams in acl.location.truck_cameras().values() for c in cams]
-        res = compare_service(acl, ref, 200, now=now, focus=focus, seed=5)
+        res = compare_service(acl.decider, ref, 200, now=now, focus=focus, seed=5)
         out["equivalence_full_scale_pairs_checked"] = res.checked
         out["equivalence_full_scale_mismatches"] = res.mismatches
         out["casbin_enforce_full_scale_ms"] = round((time.perf_counter() - t2) / res.checked * 1000, 1)
@@ -349,14 +351,14 @@ async def measure_preview(acl: AclService, out: dict[str, Any]) -> None:
     """Previewing a change (dry run, scratch index, before/after of every user it can reach), and
     the longest the event loop waited meanwhile (it must keep relaying video); the same ticker
     beside a plain sleep of as long shows what the busy machine itself adds."""
-    st = acl.state
+    st = acl.decider.state
     assert st is not None
     counts: dict[str, int] = {}
     for ms in st.memberships.values():
         for d, _ in ms:
             counts[d] = counts.get(d, 0) + 1
     dept = max(counts, key=lambda d: counts[d])
-    group = max(st.groups, key=lambda g: acl.index.target_bits(f"group:{g}").bit_count())
+    group = max(st.groups, key=lambda g: acl.decider.index.target_bits(f"group:{g}").bit_count())
     cases = {
         "dept_grant": RuleSpec(f"dept:{dept}", f"group:{group}", "view_live", tag="bench-preview"),
         "everyone_deny": RuleSpec("*", f"group:{group}", "view_snapshot", "deny", tag="bench-preview"),
@@ -366,7 +368,7 @@ async def measure_preview(acl: AclService, out: dict[str, Any]) -> None:
         for _ in range(3):
             t0 = time.perf_counter()
             (_, effects), stall = await _max_loop_stall(
-                acl.preview(lambda p, spec=spec: p.add_rule("bench", spec))  # type: ignore[misc]
+                acl.previews.preview(lambda p, spec=spec: p.add_rule("bench", spec))  # type: ignore[misc]
             )
             took = time.perf_counter() - t0
             times.append(took)
@@ -400,7 +402,7 @@ async def measure_equivalence(out: dict[str, Any]) -> None:
         )
         focus = rule_targets(world.rules) + [c for cams in acl.location.truck_cameras().values() for c in cams]
         t2 = time.perf_counter()
-        res = compare_service(acl, ref, 10_000, now=now, focus=focus)
+        res = compare_service(acl.decider, ref, 10_000, now=now, focus=focus)
         out["equivalence_pairs_checked"] = res.checked
         out["equivalence_mismatches"] = res.mismatches
         out["equivalence_allowed"] = res.allowed

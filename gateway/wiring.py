@@ -224,7 +224,7 @@ def _cluster(ld: Liandong, acl: AclService, client: Any, ownership: CameraOwners
     from gateway.cluster.node import ClusterNode
 
     async def reload_policy(reason: str, inventory: bool) -> int:
-        return await acl.reload(reason, inventory=inventory)
+        return await acl.changes.reload(reason, inventory=inventory)
 
     node = ClusterNode(
         ld.settings,
@@ -236,8 +236,8 @@ def _cluster(ld: Liandong, acl: AclService, client: Any, ownership: CameraOwners
         fixes_heard=lambda fixes: ld.positions.heard_elsewhere(Fix(*f) for f in fixes),
         outbox=outbox,
         latest_fixes=ld.positions.index.latest_fixes,
-        watched_trucks=acl.foreign_trucks,
-        truck_position=acl.update_vehicle_position,
+        watched_trucks=acl.location.foreign_trucks,
+        truck_position=acl.location.update_vehicle_position,
     )
     ld.cluster = node
     acl.notices.on_stored.append(node.policy_stored)
@@ -267,7 +267,7 @@ def _acl_hooks(ld: Liandong, acl: AclService) -> Startup:
     """The policy's hooks into the rest: logins checked again after a reload, consoles told of
     changes, inventory changes; and its start."""
     acl.notices.on_reloaded.append(ld.auth.forget_logins)
-    ld.on_inventory_changed.append(acl.inventory_changed)
+    ld.on_inventory_changed.append(acl.changes.inventory_changed)
 
     def tell_consoles(revision: int, users: frozenset[int] | None) -> None:
         # The consoles of the users it reaches refresh their own (server-filtered) camera lists;
@@ -458,7 +458,7 @@ def _ptz(ld: Liandong, acl: AclService, cluster_client: Any) -> Startup:
         holds, node = RedisPtzHolds(cluster_client), node_identity(ld.settings)[0]
 
     def rank(subject: Subject) -> UnitRank:
-        st = acl.state
+        st = acl.decider.state
         return rank_of(subject, st.departments if st is not None else {}, s)
 
     ld.ptz = PtzService(
@@ -502,10 +502,10 @@ def _events(settings: Settings, acl: AclService, ownership: Ownership) -> EventB
     assert isinstance(ownership, CameraOwnership)
 
     def revision() -> int:
-        return int(acl.state.revision) if acl.state is not None else 0
+        return int(acl.decider.state.revision) if acl.decider.state is not None else 0
 
     async def catch_up() -> None:
-        await acl.reload("an event needs a newer policy")
+        await acl.changes.reload("an event needs a newer policy")
 
     return RedisEventBus(
         redis_client(s.cluster.redis_url),
@@ -535,9 +535,9 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         s.vehicles,
         ld.store,
         s.acl.home_district,
-        acl.inside_district,
+        acl.location.inside_district,
         index=index,
-        on_fix=acl.update_vehicle_position,
+        on_fix=acl.location.update_vehicle_position,
         on_taken=outbox.taken if outbox is not None else None,
     )
 
@@ -554,8 +554,8 @@ def _positions_and_alarms(ld: Liandong, acl: AclService, ownership: Ownership, o
         ld.db,
         ld.box,
         positions=ld.positions,
-        org=AclOrganisation(acl),
-        grants=acl,
+        org=AclOrganisation(acl.decider),
+        grants=acl.changes,
         hub=ld.hub,
         events=ld.events,
         audit=ld.audit,
@@ -614,7 +614,7 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
     ld.recorder = Recorder(s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2)
     ld.recordings = RecordingLibrary(index, EvidenceKey(s.data_dir / "keys"), node, Locks(ld.db))
     retention = Retention(
-        s.recording, index, ld.recorder, ld.recordings.locks, lambda group: acl.index.members(f"group:{group}")
+        s.recording, index, ld.recorder, ld.recordings.locks, lambda group: acl.decider.index.members(f"group:{group}")
     )
     ld.alarms.on_cameras.append(ld.recorder.incident_cameras)
     ld.alarms.incidents.on_closed.append(lambda inc: ld.recorder.incident_closed(inc.id))

@@ -60,7 +60,7 @@ class CameraAccess(Protocol):
         ...
 
 
-class IncidentGrants(CameraAccess, Protocol):
+class IncidentGrants(Protocol):
     """Time-limited grants tied to an incident."""
 
     async def grant_incident(

@@ -321,7 +321,8 @@ def require_case_intake() -> Any:
 
 def incident_rules(request: Request) -> IncidentRules:
     """The incident rules of this gateway's workflow."""
-    return IncidentRules(services(request).alarms.incidents)
+    ld = services(request)
+    return IncidentRules(ld.alarms.incidents, ld.authorizer)
 
 
 PolicyCheck = Callable[..., Awaitable[Any]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acl.authorizer import Authorizer
 from acl.identity import Subject
 from acl.models import Role
 from gateway.alarms.incidents import ACTIONS, FIELD_ACTIONS, TRANSITIONS, IncidentWorkflow
@@ -28,9 +29,10 @@ COMMAND_LEVELS = ("district", "subdistrict")
 
 @dataclass(frozen=True, slots=True)
 class IncidentRules:
-    """The incident rules over one workflow (its organisation, audience and camera grants)."""
+    """The incident rules over one workflow (its organisation and audience) and the viewing policy."""
 
     flow: IncidentWorkflow
+    cameras: Authorizer
 
     def _in_subtree(self, subject: Subject, inc: Incident) -> bool:
         """The case is held by (dispatched to) or located at (station) a unit in the subject's subtree."""
@@ -48,7 +50,7 @@ class IncidentRules:
             return True
         if inc.origin != "alarm":
             return False
-        return any(self.flow.grants.authorize(subject, VIEW_ACTION, c) for c in inc.cameras)
+        return any(self.cameras.authorize(subject, VIEW_ACTION, c) for c in inc.cameras)
 
     def _commands(self, subject: Subject, inc: Incident) -> set[str]:
         """The subject's units that command this incident: the centres in charge."""

@@ -113,7 +113,7 @@ async def _policy_change(
     """Run one stored policy change (one revision) through the ACL: patched, audited, enforced."""
     author = _author(request)
     try:
-        applied = await policy_admin(request).change(author, what, lambda: op(author), reason)
+        applied = await policy_admin(request).changes.change(author, what, lambda: op(author), reason)
     except PolicyError as e:
         raise _fail(e) from None
     return {"revision": applied.revision}
@@ -135,7 +135,7 @@ def _author(request: Request) -> str:
 async def list_departments(request: Request) -> list[dict[str, Any]]:
     """Every department, with its member count."""
     acl = policy_admin(request)
-    st = acl.loaded_state()
+    st = acl.decider.loaded_state()
     counts: dict[str, int] = {}
     for ms in st.memberships.values():
         for dept, _ in ms:
@@ -214,7 +214,7 @@ async def create_user(request: Request, body: UserBody) -> dict[str, Any]:
     except UserError as e:
         raise _fail(e) from None
     await ld.audit.record("user_created", subject=subject, detail=f"user {user.id} {body.username} ({body.role.value})")
-    await policy_admin(request).user_changed(user.id, user.role, True)
+    await policy_admin(request).changes.user_changed(user.id, user.role, True)
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
@@ -248,7 +248,7 @@ async def patch_user(request: Request, user_id: int, body: UserPatch) -> dict[st
         detail=f"user {user_id} {done.username}: {', '.join(changed) or 'nothing'}"
         + (f" ({body.reason})" if body.reason else ""),
     )
-    await policy_admin(request).user_changed(user_id, done.role, done.active)
+    await policy_admin(request).changes.user_changed(user_id, done.role, done.active)
     return {"id": user_id, "ok": True}
 
 
@@ -298,10 +298,10 @@ async def camera_attributes(request: Request) -> dict[str, Any]:
 async def list_groups(request: Request) -> list[dict[str, Any]]:
     """Camera groups with their current size."""
     acl = policy_admin(request)
-    st = acl.loaded_state()
+    st = acl.decider.loaded_state()
     out = []
     for g in sorted(st.groups.values(), key=lambda g: g.id):
-        size = bin(acl.index.target_bits(f"group:{g.id}")).count("1")
+        size = bin(acl.decider.index.target_bits(f"group:{g.id}")).count("1")
         out.append({"id": g.id, "name": g.name, "dynamic": g.dynamic, "filter": g.filter, "cameras": size})
     return out
 
@@ -310,10 +310,10 @@ async def list_groups(request: Request) -> list[dict[str, Any]]:
 async def group_cameras(request: Request, group_id: str) -> list[str]:
     """The cameras a group holds now (dynamic groups follow the inventory)."""
     acl = policy_admin(request)
-    if group_id not in acl.loaded_state().groups:
+    if group_id not in acl.decider.loaded_state().groups:
         raise HTTPException(404, f"no group '{group_id}'")
-    bits = acl.index.target_bits(f"group:{group_id}")
-    return [c.id for i, c in enumerate(acl.index.cameras) if bits >> i & 1]
+    bits = acl.decider.index.target_bits(f"group:{group_id}")
+    return [c.id for i, c in enumerate(acl.decider.index.cameras) if bits >> i & 1]
 
 
 @router.put("/groups/{group_id}", dependencies=[EDIT])
@@ -347,7 +347,7 @@ async def list_rules(
     target: Annotated[str | None, Query(max_length=80)] = None,
 ) -> list[dict[str, Any]]:
     """Grant and deny rules (incident grants included, tagged)."""
-    rules = policy_admin(request).loaded_state().rules
+    rules = policy_admin(request).decider.loaded_state().rules
     return [
         rule_dict(r)
         for r in sorted(rules, key=lambda r: r.rule_id or 0)
@@ -361,7 +361,7 @@ async def add_rule(request: Request, body: RuleBody) -> dict[str, int]:
     acl = policy_admin(request)
     spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
     try:
-        rule_id, rev = await acl.add_rule(_author(request), spec, body.reason)
+        rule_id, rev = await acl.changes.add_rule(_author(request), spec, body.reason)
     except PolicyError as e:
         raise _fail(e) from None
     return {"id": rule_id, "revision": rev}
@@ -374,7 +374,7 @@ async def replace_rule(request: Request, rule_id: int, body: RuleBody) -> dict[s
     spec = RuleSpec(body.subject, body.target, body.action, body.effect, body.not_before, body.not_after)
     author = _author(request)
     try:
-        applied = await acl.change(
+        applied = await acl.changes.change(
             author, f"change rule {rule_id}", lambda: acl.policy.replace_rule(author, rule_id, spec, body.reason)
         )
     except PolicyError as e:
@@ -387,7 +387,7 @@ async def delete_rule(request: Request, rule_id: int, reason: str = "") -> dict[
     """Remove a rule; streams that depended on it end within a second."""
     acl = policy_admin(request)
     try:
-        rev = await acl.remove_rule(_author(request), rule_id, reason)
+        rev = await acl.changes.remove_rule(_author(request), rule_id, reason)
     except PolicyError as e:
         raise _fail(e) from None
     return {"revision": rev}
@@ -401,7 +401,7 @@ async def add_incident_grants(request: Request, body: IncidentGrantBody) -> dict
         raise HTTPException(422, [{"field": "action", "message": f"must be one of {', '.join(ACTION_LEVEL)}"}])
     until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=body.minutes)
     try:
-        ids = await acl.grant_incident(
+        ids = await acl.changes.grant_incident(
             _author(request), body.incident_id, body.departments, body.cameras, until, body.action
         )
     except PolicyError as e:
@@ -412,7 +412,7 @@ async def add_incident_grants(request: Request, body: IncidentGrantBody) -> dict
 @router.delete("/incident-grants/{incident_id}", dependencies=[EDIT])
 async def revoke_incident_grants(request: Request, incident_id: str) -> dict[str, int]:
     """End an incident's grants now."""
-    n = await policy_admin(request).revoke_incident(_author(request), incident_id)
+    n = await policy_admin(request).changes.revoke_incident(_author(request), incident_id)
     if n == 0:
         raise HTTPException(404, f"no grants for incident '{incident_id}'")
     return {"revoked": n}
@@ -433,12 +433,12 @@ async def who_can_view(
     ld = services(request)
     acl = policy_admin(request)
     _action(action)
-    if camera_id not in acl.index.all():
+    if camera_id not in acl.decider.index.all():
         raise HTTPException(404, f"no camera '{camera_id}'")
     async with ld.db.session() as s:
         q = select(User.id, User.username, User.role).where(User.active.is_(True)).order_by(User.id)
         users = [(uid, name, role.value) for uid, name, role in (await s.execute(q)).all()]
-    allowed, blocked = acl.who_can(camera_id, action, users)
+    allowed, blocked = acl.decider.who_can(camera_id, action, users)
     return {"camera_id": camera_id, "action": action, "users": allowed, "blocked": blocked}
 
 
@@ -457,7 +457,7 @@ async def what_can_user_view(
         u = await s.get(User, user_id)
     if u is None:
         raise HTTPException(404, f"no user {user_id}")
-    subject = acl.subject_for(u.id, u.username, u.role.value)
+    subject = acl.decider.subject_for(u.id, u.username, u.role.value)
     out: dict[str, Any] = {
         "user_id": user_id,
         "username": u.username,
@@ -467,12 +467,12 @@ async def what_can_user_view(
     }
     if not u.active:
         return {**out, "total": 0, "cameras": [], "because": "the account is deactivated"}
-    visible = acl.visible_cameras(subject, action)
+    visible = acl.decider.visible_cameras(subject, action)
     cams: list[dict[str, Any]] = []
     for cid in visible:
         if len(cams) >= limit:
             break
-        rules = acl.explain(subject, action, cid)["rules"]
+        rules = acl.decider.explain(subject, action, cid)["rules"]
         cams.append({"camera_id": cid, "rules": [r for r in rules if r["effect"] == "allow"]})
     because = "system role admin" if subject.is_admin else None
     return {**out, "total": len(visible), "because": because, "cameras": cams}

@@ -142,9 +142,9 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
     subject: Subject = request.state.subject
     try:
         if body.op == "patch_user":
-            changes, effects = await acl.preview(None, user_roles=await _user_roles(request, body))
+            changes, effects = await acl.previews.preview(None, user_roles=await _user_roles(request, body))
         else:
-            changes, effects = await acl.preview(_operation(body, subject.username))
+            changes, effects = await acl.previews.preview(_operation(body, subject.username))
     except PolicyError as e:
         err = _fail(e)
         err.status_code = 422  # the ids are in the body here, not in the path
@@ -155,7 +155,7 @@ async def preview(request: Request, body: PreviewBody) -> dict[str, Any]:
         async with ld.db.session() as s:
             rows = await s.execute(select(User.id, User.username).where(User.id.in_(ids)))
             names = {uid: name for uid, name in rows.all()}
-    depts = {d.id: d.name for d in acl.loaded_state().departments.values()}
+    depts = {d.id: d.name for d in acl.decider.loaded_state().departments.values()}
     return {
         "changes": [
             {"op": c.op, "kind": c.kind, "row": c.row, **({"old": c.old} if c.old else {})}

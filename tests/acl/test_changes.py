@@ -36,7 +36,7 @@ async def assert_consistent(w: World, step: str) -> None:
     await fresh.load()
     now = time.time()
     for vid, lat, lon in FIXES:
-        fresh.update_vehicle_position(vid, lat, lon, now)
+        fresh.location.update_vehicle_position(vid, lat, lon, now)
     ref = await asyncio.to_thread(
         reference_from_database,
         ld.db.sync_engine(),
@@ -49,13 +49,13 @@ async def assert_consistent(w: World, step: str) -> None:
     for uid, name, role in ref.users:
         if role == Role.admin.value:
             continue
-        a, b = live.subject_for(uid, name, role), fresh.subject_for(uid, name, role)
+        a, b = live.decider.subject_for(uid, name, role), fresh.decider.subject_for(uid, name, role)
         assert a == b, step
         for cid in ref.cameras:
             for act in ACTION_LEVEL:
                 want = bool(ref.enforcer.enforce(f"user:{uid}", f"cam:{cid}", act))
-                assert live.authorize(a, act, cid, now=now) == want, (step, name, cid, act, want)
-                assert fresh.authorize(b, act, cid, now=now) == want, (step, name, cid, act, want)
+                assert live.decider.authorize(a, act, cid, now=now) == want, (step, name, cid, act, want)
+                assert fresh.decider.authorize(b, act, cid, now=now) == want, (step, name, cid, act, want)
                 checked += 1
     assert checked >= 6 * 3, step
 
@@ -63,7 +63,7 @@ async def assert_consistent(w: World, step: str) -> None:
 async def test_every_kind_of_change_keeps_index_equal_to_fresh_load(world: World) -> None:
     w = world
     for vid, lat, lon in FIXES:
-        w.acl.update_vehicle_position(vid, lat, lon, time.time())
+        w.acl.location.update_vehicle_position(vid, lat, lon, time.time())
     for name in ("ann", "bob", "cat"):
         await w.user(name)
     await w.user("aud-x", Role.auditor)
@@ -92,18 +92,20 @@ async def test_every_kind_of_change_keeps_index_equal_to_fresh_load(world: World
         json={"subject": "dept:police", "target": "cam:truck-away", "action": "view_snapshot", "effect": "deny"},
     )
     await w.ok("PUT", "/api/admin/groups/crossings", json={"name": "公交", "filter": {"kind": ["bus"]}})
-    await w.acl.grant_incident("alarm", "INC-9", ["qibao"], ["xz-1"], dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    await w.acl.changes.grant_incident(
+        "alarm", "INC-9", ["qibao"], ["xz-1"], dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    )
     await w.ok("PATCH", f"/api/admin/users/{w.ids['bob']}", json={"role": "auditor"})
     await assert_consistent(w, "after edits")
 
     await w.ok("DELETE", "/api/admin/groups/trucks")
     await w.ok("DELETE", "/api/admin/departments/police")
-    await w.acl.revoke_incident("alarm", "INC-9")
+    await w.acl.changes.revoke_incident("alarm", "INC-9")
     await assert_consistent(w, "after deletions")
 
     await w.ok("POST", f"/api/admin/revisions/{base}/rollback", json={"reason": "back to the start"})
     await assert_consistent(w, "after rollback")
-    assert w.acl.state.revision == (await w.ok("GET", "/api/admin/revisions?limit=1"))[0]["id"]
+    assert w.acl.decider.state.revision == (await w.ok("GET", "/api/admin/revisions?limit=1"))[0]["id"]
 
 
 async def test_renaming_a_department_keeps_its_members(world: World) -> None:
@@ -161,16 +163,18 @@ async def test_incident_grants_are_one_revision_and_idempotent(world: World) -> 
     await member(w, "op-incident", "police")
     until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     before = len(await w.ok("GET", "/api/admin/revisions?limit=500"))
-    first = await w.acl.grant_incident("alarm", "INC-5", ["police", "transport"], ["qb-1", "xz-1"], until)
-    again = await w.acl.grant_incident("alarm", "INC-5", ["police", "transport"], ["qb-1", "xz-1", "qb-2"], until)
+    first = await w.acl.changes.grant_incident("alarm", "INC-5", ["police", "transport"], ["qb-1", "xz-1"], until)
+    again = await w.acl.changes.grant_incident(
+        "alarm", "INC-5", ["police", "transport"], ["qb-1", "xz-1", "qb-2"], until
+    )
     assert len(first) == 4 and len(again) == 2  # only the new camera's grants
-    assert await w.acl.grant_incident("alarm", "INC-5", ["police"], ["qb-1"], until) == []  # nothing new
+    assert await w.acl.changes.grant_incident("alarm", "INC-5", ["police"], ["qb-1"], until) == []  # nothing new
     assert len(await w.ok("GET", "/api/admin/revisions?limit=500")) == before + 2
     assert await w.visible(op) == {"qb-1", "xz-1", "qb-2"}
     aud = await w.user("aud-incident", Role.auditor)
     r = await w.client.get("/api/audit?incident_id=INC-5&kind=policy_change", headers=aud)
     assert [e["incident_id"] for e in r.json()] == ["INC-5", "INC-5"]
-    assert await w.acl.revoke_incident("alarm", "INC-5") == 6
+    assert await w.acl.changes.revoke_incident("alarm", "INC-5") == 6
     assert await w.visible(op) == set()
     r = await w.client.post(
         "/api/admin/incident-grants",
@@ -180,12 +184,12 @@ async def test_incident_grants_are_one_revision_and_idempotent(world: World) -> 
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "subject"
     assert len(await w.ok("GET", "/api/admin/revisions?limit=500")) == before + 3  # nothing half-applied
     # An incident's grant cannot be edited into an ordinary rule (closing the incident would miss it).
-    await w.acl.grant_incident("alarm", "INC-7", ["police"], ["qb-1"], until)
+    await w.acl.changes.grant_incident("alarm", "INC-7", ["police"], ["qb-1"], until)
     (rid, tagged), *_ = await w.acl.policy.rules_tagged("incident:INC-7")
     body = {"subject": tagged.sub, "target": "cam:xz-1", "action": tagged.act}
     r = await w.client.put(f"/api/admin/rules/{rid}", json=body, headers=w.sec)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "rule_id" and "incident:INC-7" in r.text
-    assert await w.acl.revoke_incident("alarm", "INC-7") == 1
+    assert await w.acl.changes.revoke_incident("alarm", "INC-7") == 1
 
 
 async def test_explain_shows_who_a_deny_rule_blocks(world: World) -> None:
@@ -301,13 +305,13 @@ async def test_reloads_freeze_the_heap_without_keeping_what_they_replace(world: 
 
     cycle = Node()
     dropped_cycle = weakref.ref(cycle)
-    await acl.reload("test")  # the cycle is alive now: frozen with the rest
+    await acl.changes.reload("test")  # the cycle is alive now: frozen with the rest
     assert gc.get_freeze_count() > 0
     del cycle  # garbage now, but frozen: the next reload must reclaim it
-    old_index, old_state = weakref.ref(acl.index), weakref.ref(acl.state)
+    old_index, old_state = weakref.ref(acl.decider.index), weakref.ref(acl.decider.state)
     counts = []
     for _ in range(4):
-        await acl.reload("test")
+        await acl.changes.reload("test")
         counts.append(gc.get_freeze_count())
     assert old_index() is None and old_state() is None
     assert dropped_cycle() is None

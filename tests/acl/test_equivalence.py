@@ -68,13 +68,13 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         await ld.acl.load()
         fixes = []
         # Foreign trucks: fresh inside, outside, stale inside; the district's own trucks anywhere.
-        for i, vid in enumerate(sorted(ld.acl.foreign_trucks())):
+        for i, vid in enumerate(sorted(ld.acl.location.foreign_trucks())):
             (lat, lon), age = [(INSIDE, 1), (OUTSIDE, 1), (FAR_INSIDE, 10_000)][i % 3]
             fixes.append((vid, lat, lon, now - age))
-        home = sorted({str(c[5]) for c in world.cameras if c[2] == "truck"} - set(ld.acl.foreign_trucks()))
+        home = sorted({str(c[5]) for c in world.cameras if c[2] == "truck"} - set(ld.acl.location.foreign_trucks()))
         fixes.append((home[0], *OUTSIDE, now))
         for f in fixes:
-            ld.acl.update_vehicle_position(*f)
+            ld.acl.location.update_vehicle_position(*f)
         engine = ld.db.sync_engine()
         await ld.db.close()  # answers need no database; the reference reads it synchronously
         return Scene(ld.acl, settings, engine, world, fixes, now)
@@ -85,8 +85,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
 
 
 def test_service_matches_casbin_on_10000_questions(scene: Scene) -> None:
-    assert len(scene.acl.foreign_trucks()) >= 6  # the location rule is exercised, both ways
-    result = compare_service(scene.acl, scene.reference(), 10_000, now=scene.now, focus=scene.focus())
+    assert len(scene.acl.location.foreign_trucks()) >= 6  # the location rule is exercised, both ways
+    result = compare_service(scene.acl.decider, scene.reference(), 10_000, now=scene.now, focus=scene.focus())
     assert result.checked == 10_000
     assert result.mismatches == 0, result.examples
     assert 500 < result.allowed < 9_000  # both answers are exercised (six actions since recording)
@@ -94,20 +94,22 @@ def test_service_matches_casbin_on_10000_questions(scene: Scene) -> None:
 
 def test_validity_windows_agree_at_other_times(scene: Scene) -> None:
     for k, at in enumerate((scene.now - 5000, scene.now + 1800, scene.now + 9000)):
-        result = compare_service(scene.acl, scene.reference(at), 600, now=at, seed=k, focus=scene.focus())
+        result = compare_service(scene.acl.decider, scene.reference(at), 600, now=at, seed=k, focus=scene.focus())
         assert result.mismatches == 0, (at, result.examples)
 
 
 def test_comparison_detects_a_wrong_index(scene: Scene) -> None:
     # Drop every deny rule from the compiled index only: the check must notice.
-    index = scene.acl.index
+    index = scene.acl.decider.index
     denies = [r for rules in index._by_subject.values() for r in rules if r.eft == "deny"]
     for r in denies:
         index.remove_rule(r.rule_id)
     try:
-        result = compare_service(scene.acl, scene.reference(), 1_500, now=scene.now, focus=scene.focus())
+        result = compare_service(scene.acl.decider, scene.reference(), 1_500, now=scene.now, focus=scene.focus())
         assert result.mismatches > 0
     finally:
         for r in denies:
             index.add_rule(r)
-    assert compare_service(scene.acl, scene.reference(), 300, now=scene.now, focus=scene.focus()).mismatches == 0
+    assert (
+        compare_service(scene.acl.decider, scene.reference(), 300, now=scene.now, focus=scene.focus()).mismatches == 0
+    )

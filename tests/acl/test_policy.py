@@ -47,11 +47,11 @@ async def test_static_group_role_grant_and_action_levels(world: World) -> None:
     )
     assert await w.visible(op) == {"xz-1", "qb-2"}
     acl = w.acl
-    subj = acl.subject_for(w.ids["op-static"], "op-static", "operator")
-    assert acl.authorize(subj, "view_snapshot", "xz-1")
-    assert not acl.authorize(subj, "view_live", "xz-1")  # a snapshot grant does not give live video
+    subj = acl.decider.subject_for(w.ids["op-static"], "op-static", "operator")
+    assert acl.decider.authorize(subj, "view_snapshot", "xz-1")
+    assert not acl.decider.authorize(subj, "view_live", "xz-1")  # a snapshot grant does not give live video
     await w.ok("POST", "/api/admin/rules", json={"subject": "role:operator", "target": "cam:xz-1", "action": "manage"})
-    assert acl.authorize(subj, "view_live", "xz-1")  # manage implies view_live
+    assert acl.decider.authorize(subj, "view_live", "xz-1")  # manage implies view_live
 
 
 async def test_dynamic_group_follows_inventory(world: World) -> None:
@@ -122,7 +122,7 @@ async def test_incident_grant_expires_and_is_revocable(world: World) -> None:
     op = await w.user("op-inc")
     await member(w, "op-inc", "police")
     until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
-    await w.acl.grant_incident("alarm", "INC-1", ["police"], ["bus-1-front", "qb-2"], until)
+    await w.acl.changes.grant_incident("alarm", "INC-1", ["police"], ["bus-1-front", "qb-2"], until)
     assert await w.visible(op) == {"bus-1-front", "qb-2"}
     rules = await w.ok("GET", "/api/admin/rules?subject=dept:police")
     assert {r["tag"] for r in rules} == {"incident:INC-1"}
@@ -152,14 +152,14 @@ async def test_truck_location_rule_both_ways(world: World) -> None:
     assert [r["tag"] for r in rules] == ["location"]  # the rule is part of the policy
     # The district's own truck is visible anywhere; the other one not while outside (or unknown).
     assert await w.visible(op) == {"truck-home"}
-    w.acl.update_vehicle_position("truck-away", 31.15, 121.40)  # inside Minhang
-    w.acl.update_vehicle_position("truck-home", 31.40, 121.10)  # far outside: still visible
+    w.acl.location.update_vehicle_position("truck-away", 31.15, 121.40)  # inside Minhang
+    w.acl.location.update_vehicle_position("truck-home", 31.40, 121.10)  # far outside: still visible
     assert await w.visible(op) == {"truck-home", "truck-away"}
-    w.acl.update_vehicle_position("truck-away", 31.30, 121.25)  # leaves the district
+    w.acl.location.update_vehicle_position("truck-away", 31.30, 121.25)  # leaves the district
     assert await w.visible(op) == {"truck-home"}
-    w.acl.update_vehicle_position("truck-away", 31.15, 121.40, at=time.time() - 10)  # older fix: ignored
+    w.acl.location.update_vehicle_position("truck-away", 31.15, 121.40, at=time.time() - 10)  # older fix: ignored
     assert await w.visible(op) == {"truck-home"}
-    w.acl.update_vehicle_position("truck-away", 31.12, 121.45)
+    w.acl.location.update_vehicle_position("truck-away", 31.12, 121.45)
     assert await w.visible(op) == {"truck-home", "truck-away"}
 
 

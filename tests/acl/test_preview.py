@@ -27,7 +27,7 @@ async def stored(w: World) -> tuple[int, int, int]:
     """Revision, number of rules, number of audit entries."""
     ld = w.app.state.ld
     audit = await ld.audit.query(limit=10_000)
-    return await ld.acl.policy.latest_revision(), len(ld.acl.state.rules), len(audit)
+    return await ld.acl.policy.latest_revision(), len(ld.acl.decider.state.rules), len(audit)
 
 
 async def test_a_grant_preview_counts_users_and_cameras_and_stores_nothing(world: World) -> None:
@@ -144,7 +144,7 @@ async def test_a_policy_change_reaches_the_consoles_it_can_change_and_the_policy
     await member(w, "op-a", "police")
 
     def viewer(name: str, role: str = "operator") -> Viewer:
-        return Viewer(w.acl.subject_for(w.ids[name], name, role), lambda s, c: False)
+        return Viewer(w.acl.decider.subject_for(w.ids[name], name, role), lambda s, c: False)
 
     def latest() -> Any:
         return next(e for e in reversed(bus._buffer) if e.type == "policy.changed")

@@ -13,7 +13,7 @@ from tests.acl.conftest import World
 
 async def open_session(w: World, user: str, camera: str, closed: list[str]) -> str:
     ld = w.app.state.ld
-    subject = w.acl.subject_for(w.ids[user], user, "operator")
+    subject = w.acl.decider.subject_for(w.ids[user], user, "operator")
 
     async def closer(reason: str) -> None:
         closed.append(reason)
@@ -101,7 +101,7 @@ async def test_window_edges_are_announced_to_whom_an_edit_would_be(world: World)
         await acl.sweep.windows.passed(at)
         new = list(ld.events._buffer)[seen:]
         seen += len(new)
-        assert all(e.type == "policy.changed" and e.data == {"revision": acl.state.revision} for e in new)
+        assert all(e.type == "policy.changed" and e.data == {"revision": acl.decider.state.revision} for e in new)
         return [(e.audience.users, e.audience.roles, e.audience.everyone) for e in new]
 
     readers = ("security_admin", "auditor")

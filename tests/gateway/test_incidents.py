@@ -271,7 +271,7 @@ async def test_a_page_holds_limit_incidents_the_caller_may_see(world: World) -> 
     async with ld.db.session() as s:
         for inc in rows:
             (await s.get(Incident, inc.id)).created_at = start
-    rules = IncidentRules(ld.alarms.incidents)
+    rules = IncidentRules(ld.alarms.incidents, ld.authorizer)
     pol_subject = ld.authorizer.subject_for(w.ids["pol-op"], "pol-op", "operator")
     got, complete = await ld.alarms.incidents.visible(lambda i: rules.may_see(pol_subject, i), limit=1000)
     assert complete and [i.id for i in got] == sorted(seen, reverse=True)

@@ -137,11 +137,11 @@ async def test_camera_sources_and_camera_lists_ask_the_rules(world: World) -> No
     w = world
     root = w.sec_root  # type: ignore[attr-defined]
     assert may_see_camera_sources(ADMIN) and not may_see_camera_sources(OP)
-    assert visible_camera_ids(w.acl, ADMIN) is None
+    assert visible_camera_ids(w.acl.decider, ADMIN) is None
     pol = await member(w, "pol-op", "police")
     await w.ok("POST", "/api/admin/rules", json={"subject": "dept:police", "target": "cam:qb-1", "action": "view_live"})
-    subject = w.acl.subject_for(w.ids["pol-op"], "pol-op", "operator")
-    assert set(visible_camera_ids(w.acl, subject) or ()) == {"qb-1"}
+    subject = w.acl.decider.subject_for(w.ids["pol-op"], "pol-op", "operator")
+    assert set(visible_camera_ids(w.acl.decider, subject) or ()) == {"qb-1"}
 
     items = (await w.client.get("/api/cameras", headers=pol)).json()["items"]
     assert [c["id"] for c in items] == ["qb-1"] and "source_url" not in items[0]
@@ -168,10 +168,10 @@ async def test_incident_rules_decide_for_the_guard_the_list_and_the_buttons(worl
     aud = await w.user("aud", Role.auditor)
     async with ld.db.session() as s:
         s.add(Incident(id="INC-R", type="panic", area="七宝镇", departments=["police"], created_at=utcnow()))
-    rules = IncidentRules(ld.alarms.incidents)
+    rules = IncidentRules(ld.alarms.incidents, ld.authorizer)
     inc = await rules.flow.get("INC-R")
     assert inc is not None
-    subjects = {n: w.acl.subject_for(w.ids[n], n, r) for n, r in [("pol-op", "operator"), ("aud", "auditor")]}
+    subjects = {n: w.acl.decider.subject_for(w.ids[n], n, r) for n, r in [("pol-op", "operator"), ("aud", "auditor")]}
     assert rules.may_see(subjects["aud"], inc) and not rules.may_act(subjects["aud"], "note", inc)
     assert rules.next_actions(subjects["pol-op"], inc) == ["note"]
     assert rules.next_actions(ADMIN, inc) == ["dispatch", "escalate", "note"]
