@@ -429,9 +429,11 @@ def _cascade(ld: Liandong, acl: AclService) -> Startup:
     from gateway.cascade import GatewayShare
     from gateway.policy.cascade import CascadeGate
     from gb28181.cascade import Cascade
+    from gb28181.metrics import CascadeCollector
 
     gate = CascadeGate(acl.decider, ld.audit, ld.metrics)
     cascade = ld.cascade = Cascade(s.gb28181, GatewayShare(s.gb28181, gate, ld.store, ld.hub, ld.sessions))
+    ld.metrics.registry.register(CascadeCollector(cascade))
     notifying: set[asyncio.Task[None]] = set()
 
     def notify(*_: object) -> None:

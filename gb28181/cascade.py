@@ -73,6 +73,8 @@ class SharedCamera:
 class OutwardStream(UnitSource, Protocol):
     """A live stream the share opened for a superior (a hub reader behind a viewer session)."""
 
+    session_id: str | None  # the gateway's viewer session (listed and endable there)
+
     async def close(self, reason: str) -> None:
         """End it (idempotent)."""
         ...
@@ -126,6 +128,7 @@ class _Play:
         o = self.pusher.offer
         return {
             "call_id": self.call_id,
+            "session_id": self.stream.session_id,
             "channel_id": self.channel_id,
             "camera_id": self.camera_id,
             "media": f"{'tcp' if o.tcp else 'udp'}:{o.host}:{o.port}",

@@ -104,7 +104,7 @@ async def test_invite_plays_the_camera_as_ps_over_udp_and_tcp(ctx: Ctx, tmp_path
         sessions = (await ctx.g.client.get("/api/sessions", headers=ctx.admin)).json()
         mine = [s for s in sessions if s["protocol"] == "gb28181"]
         assert [(s["camera_id"], s["username"]) for s in mine] == [("cam-a", f"gb28181:{SUPERIOR}")]
-        await sup.until(received(call, 400), 30, "PS over RTP")
+        await sup.until(received(call, 150), 30, "PS over RTP")
         assert await sup.bye(LOWER, call) == 200
         assert call.wrong_ssrc == 0
         info = probe(call.ps(), tmp_path / f"got-{tcp}.ps")
@@ -113,6 +113,26 @@ async def test_invite_plays_the_camera_as_ps_over_udp_and_tcp(ctx: Ctx, tmp_path
         status = ctx.g.ld.cascade.status()[0]
         await sup.until(lambda: not ctx.g.ld.cascade.status()[0]["invites"], 10, "the INVITE ended by BYE")
         assert status["registered"] is True
+
+
+async def test_admins_see_the_superior_and_its_invites_and_end_one(ctx: Ctx) -> None:
+    sup, g, admin = ctx.sup, ctx.g, ctx.admin
+    await sup.catalog(LOWER)
+    call = await sup.invite(LOWER, "34020000001320000077")  # a camera id that is a GB id is used as is
+    assert call.status == 200
+    await sup.until(received(call, 20), 30, "PS over RTP")
+    listed = (await g.client.get("/api/admin/gb28181/superiors", headers=admin)).json()
+    assert [(x["id"], x["registered"], x["view_as"]) for x in listed] == [(SUPERIOR, True, "dept:police")]
+    (invite,) = listed[0]["invites"]
+    assert invite["camera_id"] == "34020000001320000077" and invite["media"].startswith("udp:127.0.0.1:")
+    metrics = (await g.client.get("/metrics", headers=admin)).text
+    assert 'liandong_gb28181_superiors{state="registered"} 1.0' in metrics
+    assert f'liandong_gb28181_cascade_invites{{superior="{SUPERIOR}"}} 1.0' in metrics
+    op = await g.add_user("op-x")
+    assert (await g.client.get("/api/admin/gb28181/superiors", headers=op)).status_code == 403
+    r = await g.client.delete(f"/api/sessions/{invite['session_id']}", headers=admin)
+    assert r.status_code in (200, 204), r.text
+    await sup.until(lambda: call.ended_by_lower.is_set(), 10, "a BYE after an admin ended the session")
 
 
 async def test_a_camera_outside_the_catalog_is_refused(ctx: Ctx) -> None:
