@@ -97,8 +97,8 @@ async def test_registers_with_digest_and_lists_only_what_the_department_may_view
 async def test_invite_plays_the_camera_as_ps_over_udp_and_tcp(ctx: Ctx, tmp_path: Path) -> None:
     sup = ctx.sup
     await sup.catalog(LOWER)
-    for tcp in (False, True):
-        call = await sup.invite(LOWER, ch("cam-a"), tcp=tcp)
+    for tcp, connect in ((False, False), (True, False), (True, True)):
+        call = await sup.invite(LOWER, ch("cam-a"), tcp=tcp, connect=connect)
         assert call.status == 200, call.status
         assert b"PS/90000" in call.answer and f"y={call.ssrc}".encode() in call.answer
         sessions = (await ctx.g.client.get("/api/sessions", headers=ctx.admin)).json()
@@ -107,7 +107,7 @@ async def test_invite_plays_the_camera_as_ps_over_udp_and_tcp(ctx: Ctx, tmp_path
         await sup.until(received(call, 150), 30, "PS over RTP")
         assert await sup.bye(LOWER, call) == 200
         assert call.wrong_ssrc == 0
-        info = probe(call.ps(), tmp_path / f"got-{tcp}.ps")
+        info = probe(call.ps(), tmp_path / f"got-{tcp}-{connect}.ps")
         assert (info["codec_name"], info["width"], info["height"]) == ("h264", 640, 360), info
         assert int(str(info["nb_read_frames"])) >= 10
         status = ctx.g.ld.cascade.status()[0]
