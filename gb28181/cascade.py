@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 _T1 = 0.5  # RFC 3261 retransmission interval over UDP
 CATALOG_PAGE = 4  # items per Catalog MESSAGE: keeps a datagram well under a path MTU's worth of fragments
 MANSCDP = "Application/MANSCDP+xml"
+MAX_HANDLING = 64  # requests of the superior being handled at once (each catalog or INVITE is work)
 Closer = Callable[[str], Awaitable[None]]
 
 
@@ -160,6 +161,7 @@ class SuperiorLink:
         self.refused = 0
         self.plays: dict[str, _Play] = {}
         self._inviting: set[str] = set()  # INVITEs being answered (their Call-IDs)
+        self._handling = 0  # requests of the superior being handled now
         self.shared: dict[str, SharedCamera] = {}  # channel id -> camera, as the superior last learnt it
         self._asked = False  # the superior has asked for our catalog (notifications follow from then on)
         self._transport: asyncio.DatagramTransport | None = None
@@ -174,6 +176,11 @@ class SuperiorLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self.on_registered: list[Callable[[], None]] = []
+
+    @property
+    def local(self) -> tuple[str, int]:
+        """Our SIP address for this superior (its requests come here)."""
+        return self._local
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -197,7 +204,9 @@ class SuperiorLink:
             main.cancel()
             with contextlib.suppress(BaseException):
                 await main
-        await asyncio.gather(*(self._end(p, "shutting down", bye=True) for p in list(self.plays.values())))
+        with contextlib.suppress(TimeoutError):  # a superior that is gone does not hold our shutdown
+            async with asyncio.timeout(3):
+                await asyncio.gather(*(self._end(p, "shutting down", bye=True) for p in list(self.plays.values())))
         if self.registered:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -372,6 +381,11 @@ class SuperiorLink:
             self.refused += 1
             self._reply(msg, addr, 403, "Forbidden")
             return
+        if msg.method != "ACK" and self._handling >= MAX_HANDLING:
+            # A flood (UDP from a spoofed superior address, too) waits for nothing and holds nothing.
+            self.refused += 1
+            self._reply(msg, addr, 503, "Service Unavailable")
+            return
         self._spawn(self._handle(msg, addr))
 
     def _reply(
@@ -386,6 +400,13 @@ class SuperiorLink:
         return r
 
     async def _handle(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        self._handling += 1
+        try:
+            await self._handle_request(msg, addr)
+        finally:
+            self._handling -= 1
+
+    async def _handle_request(self, msg: SipMessage, addr: tuple[str, int]) -> None:
         if msg.method == "MESSAGE":
             await self._query(msg, addr)
         elif msg.method == "INVITE":
@@ -580,6 +601,7 @@ class SuperiorLink:
         return {
             "id": self.sup.id,
             "address": f"{self.sup.host}:{self.sup.port}",
+            "local": f"{self._local[0]}:{self._local[1]}",
             "view_as": self.sup.view_as,
             "registered": self.registered,
             "registered_at": self.registered_at,

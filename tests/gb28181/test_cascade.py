@@ -7,6 +7,7 @@ BYE when the policy takes its camera away, and registers again when the superior
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -158,6 +159,32 @@ async def test_policy_change_notifies_and_revocation_ends_the_invite(ctx: Ctx) -
     await sup.until(lambda: (ch("cam-a"), "DEL") in sup.notifications, 10, "a catalog notification (DEL)")
     again = await sup.invite(LOWER, ch("cam-a"))
     assert again.status == 404
+
+
+async def test_requests_not_from_the_superior_are_refused(ctx: Ctx) -> None:
+    link = ctx.g.ld.cascade.links[SUPERIOR]
+    before = link.refused
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            replies.put_nowait(data)
+
+    t, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+    try:
+        t.sendto(b"\x00garbage\r\n\r\n" * 10, link.local)
+        forged = (
+            f"INVITE sip:{ch('cam-a')}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+            "From: <sip:44010000002000000099@4401000000>;tag=a\r\nTo: <sip:x@y>\r\nCall-ID: forged\r\n"
+            "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        t.sendto(forged.encode(), link.local)
+        reply = await asyncio.wait_for(replies.get(), 10)
+        assert reply.startswith(b"SIP/2.0 403"), reply[:40]
+        assert link.refused == before + 2 and not link.plays
+    finally:
+        t.close()
 
 
 async def test_registers_again_when_the_superior_forgets_it(ctx: Ctx) -> None:
