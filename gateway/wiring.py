@@ -443,7 +443,12 @@ def _cascade(ld: Liandong, acl: AclService) -> Startup:
 
     acl.notices.on_policy_changed.append(notify)
 
+    async def inventory_changed() -> None:
+        notify()
+
     async def start() -> Stop:
+        # Added at start, after the policy's own hook: the catalog is read once dynamic groups follow.
+        ld.on_inventory_changed.append(inventory_changed)
         await cascade.start()
         return cascade.stop
 

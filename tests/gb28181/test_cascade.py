@@ -105,7 +105,7 @@ async def test_invite_plays_the_camera_as_ps_over_udp_and_tcp(ctx: Ctx, tmp_path
         sessions = (await ctx.g.client.get("/api/sessions", headers=ctx.admin)).json()
         mine = [s for s in sessions if s["protocol"] == "gb28181"]
         assert [(s["camera_id"], s["username"]) for s in mine] == [("cam-a", f"gb28181:{SUPERIOR}")]
-        await sup.until(received(call, 150), 30, "PS over RTP")
+        await sup.until(received(call, 80), 30, "PS over RTP")
         assert await sup.bye(LOWER, call) == 200
         assert call.wrong_ssrc == 0
         info = probe(call.ps(), tmp_path / f"got-{tcp}-{connect}.ps")
@@ -159,6 +159,9 @@ async def test_policy_change_notifies_and_revocation_ends_the_invite(ctx: Ctx) -
     await sup.until(lambda: (ch("cam-a"), "DEL") in sup.notifications, 10, "a catalog notification (DEL)")
     again = await sup.invite(LOWER, ch("cam-a"))
     assert again.status == 404
+    r = await g.client.delete("/api/cameras/cam-b", headers=admin)
+    assert r.status_code in (200, 204), r.text
+    await sup.until(lambda: (ch("cam-b"), "DEL") in sup.notifications, 10, "a catalog notification (camera deleted)")
 
 
 async def test_requests_not_from_the_superior_are_refused(ctx: Ctx) -> None:
