@@ -175,7 +175,6 @@ class SuperiorLink:
         self._tag = new_tag()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
-        self.on_registered: list[Callable[[], None]] = []
 
     @property
     def local(self) -> tuple[str, int]:
@@ -186,10 +185,6 @@ class SuperiorLink:
     async def start(self) -> None:
         """Open our UDP port and start registering."""
         loop = asyncio.get_running_loop()
-        # The superior's address once, resolved: requests are accepted from it alone.
-        infos = await loop.getaddrinfo(self.sup.host, self.sup.port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
-        self._peer_host = str(infos[0][4][0])
-        self._peer = (self._peer_host, self.sup.port)
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Udp(self), local_addr=(self.s.sip_host, self.sup.local_port)
         )
@@ -230,10 +225,19 @@ class SuperiorLink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _resolve(self) -> None:
+        """The superior's address, resolved at each registration: its requests are accepted from it
+        alone (a name that does not resolve now is tried again with the registration's backoff)."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.sup.host, self.sup.port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        self._peer_host = str(infos[0][4][0])
+        self._peer = (self._peer_host, self.sup.port)
+
     async def _run(self) -> None:
         backoff = self.sup.retry_s
         while True:
             try:
+                await self._resolve()
                 granted = await self._register(self.sup.expires_s)
             except (TimeoutError, OSError, digest.DigestError) as e:
                 granted, self.last_error = 0, f"register: {e or type(e).__name__}"
@@ -251,8 +255,6 @@ class SuperiorLink:
         if on and not was:
             self.registered_at = time.time()
             self.registrations += 1
-            for cb in self.on_registered:
-                cb()
         if not on:
             self.registered_at = None
 
