@@ -431,6 +431,11 @@ def _cascade(ld: Liandong, acl: AclService) -> Startup:
     from gb28181.cascade import Cascade
     from gb28181.metrics import CascadeCollector
 
+    if s.cluster.enabled:
+        log.warning(
+            "gb28181.superiors on a cluster node: each node registers to the superiors itself; configure them on"
+            " one node only (docs/cascade.md, Not done yet)"
+        )
     gate = CascadeGate(acl.decider, ld.audit, ld.metrics)
     cascade = ld.cascade = Cascade(s.gb28181, GatewayShare(s.gb28181, gate, ld.store, ld.hub, ld.sessions))
     ld.metrics.registry.register(CascadeCollector(cascade))
