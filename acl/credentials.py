@@ -36,6 +36,8 @@ class Kind(enum.StrEnum):
     session_key = "session_key"  # one HLS viewer session's key, in the playlist URLs it hands out
     alarm_signature = "alarm_signature"  # an alarm source's HMAC over one request (no user, no login)
     rtsp_digest = "rtsp_digest"  # RTSP Digest (RFC 2617) with a password derived from one login
+    # A configured superior GB/T 28181 platform: its SIP id and address on the registration we made to it.
+    gb28181_superior = "gb28181_superior"
 
 
 class Scope(enum.StrEnum):
@@ -48,6 +50,7 @@ class Scope(enum.StrEnum):
     hls_files = "hls_files"  # one HLS session's playlist, init, segments and parts
     alarm_intake = "alarm_intake"  # alarms posted by registered sources
     rtsp = "rtsp"  # the RTSP server's requests (DESCRIBE, SETUP, PLAY, ...) for a camera
+    gb28181_cascade = "gb28181_cascade"  # a superior platform's SIP requests (Catalog query, INVITE, BYE)
 
 
 class CarrierType(enum.StrEnum):
@@ -59,6 +62,8 @@ class CarrierType(enum.StrEnum):
     cookie = "cookie"  # the session cookie (its name is a setting)
     query = "query"  # a query parameter
     digest_header = "digest_header"  # ``Authorization: Digest ...`` of an RTSP request (never Basic: no TLS)
+    # The source address and From id of a SIP request on the UDP port Liandong registered to a superior from.
+    sip_peer = "sip_peer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,15 @@ CREDENTIALS: tuple[CredentialRule, ...] = (
         "its login's (machine token: until revoked; bearer or cookie: auth.token_ttl_s); a Digest nonce "
         "lives rtsp_out.nonce_ttl_s until a connection has used it",
         "its login ending (any way): the running RTSP sessions it opened end with it",
+    ),
+    CredentialRule(
+        Kind.gb28181_superior,
+        (Carrier(CarrierType.sip_peer),),
+        None,  # configured (gb28181.superiors), not derived from a login: no user behind it
+        frozenset({Scope.gb28181_cascade}),
+        "while it is configured and our registration to it stands (refreshed at half its expiry)",
+        "removal from gb28181.superiors (a restart); a policy change that takes a camera from its view_as "
+        "subject ends its INVITEs of that camera (BYE) and notifies its catalog",
     ),
     CredentialRule(
         Kind.alarm_signature,

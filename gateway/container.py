@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from gateway.rtsp.server import RtspServer
     from gateway.sessions import SessionRegistry
     from gateway.webrtc.whep import WhepService
+    from gb28181.cascade import Cascade
     from gb28181.node import Gb28181Node
     from recording.library import RecordingLibrary
     from recording.recorder import Recorder
@@ -90,6 +91,7 @@ class Liandong:
     # RTSP out: Digest passwords derived from logins, and the server (None when rtsp_out is off).
     rtsp_passwords: DigestPasswords = field(init=False)
     rtsp: RtspServer | None = None
+    cascade: Cascade | None = None  # the GB/T 28181 cascade to superior platforms (gb28181.superiors)
     # Callbacks other packages subscribe to (the ACL re-indexes, the hub ends sessions).
     on_inventory_changed: list[Hook] = field(default_factory=list)
     on_camera_removed: list[Hook] = field(default_factory=list)

@@ -149,6 +149,7 @@ def build_services(settings: Settings) -> Liandong:
         outbox = FixOutbox()
     start_media = _media(ld, ownership)
     start_rtsp = _rtsp_out(ld, acl)
+    start_cascade = _cascade(ld, acl)
     start_acl = _acl_hooks(ld, acl)
     start_positions = _positions_and_alarms(ld, acl, ownership, outbox)
     start_recording = _recording(ld, acl)
@@ -168,6 +169,7 @@ def build_services(settings: Settings) -> Liandong:
         _events_start(ld.events),
         start_media,
         start_rtsp,
+        start_cascade,
         start_positions,
         start_recording,
         start_ptz,
@@ -409,6 +411,51 @@ def _rtsp_out(ld: Liandong, acl: AclService) -> Startup:
     async def start() -> Stop:
         await server.start()
         return server.close
+
+    return start
+
+
+def _cascade(ld: Liandong, acl: AclService) -> Startup:
+    """The GB/T 28181 cascade (``gb28181.superiors``): registered to each superior, its catalog and
+    INVITEs decided by the policy's gate, its streams hub readers in the session registry (so
+    revocations and admins end them), its catalog notified after every policy change."""
+    s = ld.settings
+
+    async def off() -> None:
+        return None
+
+    if not s.gb28181.superiors:
+        return off
+    from gateway.cascade import GatewayShare
+    from gateway.policy.cascade import CascadeGate
+    from gb28181.cascade import Cascade
+    from gb28181.metrics import CascadeCollector
+
+    if s.cluster.enabled:
+        log.warning(
+            "gb28181.superiors on a cluster node: each node registers to the superiors itself; configure them on"
+            " one node only (docs/cascade.md, Not done yet)"
+        )
+    gate = CascadeGate(acl.decider, ld.audit, ld.metrics)
+    cascade = ld.cascade = Cascade(s.gb28181, GatewayShare(s.gb28181, gate, ld.store, ld.hub, ld.sessions))
+    ld.metrics.registry.register(CascadeCollector(cascade))
+    notifying: set[asyncio.Task[None]] = set()
+
+    def notify(*_: object) -> None:
+        task = asyncio.get_running_loop().create_task(cascade.policy_changed())
+        notifying.add(task)
+        task.add_done_callback(notifying.discard)
+
+    acl.notices.on_policy_changed.append(notify)
+
+    async def inventory_changed() -> None:
+        notify()
+
+    async def start() -> Stop:
+        # Added at start, after the policy's own hook: the catalog is read once dynamic groups follow.
+        ld.on_inventory_changed.append(inventory_changed)
+        await cascade.start()
+        return cascade.stop
 
     return start
 

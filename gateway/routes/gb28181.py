@@ -1,5 +1,6 @@
-"""GB/T 28181 devices for security admins: which are registered or waiting, and accepting one
-(its catalog then becomes cameras in the given area and department)."""
+"""GB/T 28181 for security admins: devices (which are registered or waiting, and accepting one:
+its catalog then becomes cameras in the given area and department) and the cascade's superior
+platforms (registration state, what is shared, their live INVITEs)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,11 @@ async def accept_device(request: Request, device_id: DeviceId, body: AcceptBody)
     was_waiting = _node(request).accept(device_id, body.area, body.department)
     await ld.audit.record("gb28181_device_accepted", subject=request.state.subject, detail=device_id)
     return {"device_id": device_id, "was_waiting": was_waiting, "area": body.area, "department": body.department}
+
+
+@router.get("/api/admin/gb28181/superiors", dependencies=[ADMIN])
+async def list_superiors(request: Request) -> list[dict[str, Any]]:
+    """The superior platforms of the cascade: registered or not, how many cameras are shared with
+    each, and its live INVITEs (each also a viewer session: ``DELETE /api/sessions/{id}`` ends it)."""
+    cascade = services(request).cascade
+    return cascade.status() if cascade is not None else []
