@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from acl.credentials import Scope
 from acl.identity import Subject
 from acl.models import Role
+from acl.policy import Applied, PolicyError
 from gateway.cluster.redirect import redirect_to_owner
 from gateway.container import services
 from gateway.policy import require_roles
@@ -288,20 +291,45 @@ class LiftBody(BaseModel):
 async def add_lock(
     request: Request, camera_id: str, body: LockBody, subject: Subject = require_roles(Role.security_admin)
 ) -> dict[str, Any]:
-    """Lock a range (security admins): its segments are never deleted by retention, quota or low space."""
+    """Lock a range (security admins): its segments are never deleted by retention, quota or low space.
+    The lock is a policy revision (author, reason, the lock in its diff); a rollback does not lift it."""
     await _camera(request, camera_id)
     lo, hi = _range(body.start, body.end)
     ld = services(request)
+    made: list[dict[str, Any]] = []
+
+    async def write(s: AsyncSession) -> dict[str, Any]:
+        made.append(lock_dict(await ld.recordings.locks.add_in(s, camera_id, lo, hi, body.reason, subject.username)))
+        return made[0]
+
+    what = f"lock recordings of {camera_id} {lo:.3f}..{hi:.3f}"
+    applied = await _revision(request, subject, what, body.reason, "evidence_lock", "add", write)
+    lock = made[0]
+    await ld.audit.record(
+        "recording.lock", subject=subject, camera_id=camera_id, detail=f"lock={lock['id']} range={lo:.3f}..{hi:.3f}"
+        f" revision={applied.revision} reason={body.reason}",
+    )  # fmt: skip
+    return {**lock, "revision": applied.revision}
+
+
+async def _revision(
+    request: Request,
+    subject: Subject,
+    what: str,
+    reason: str,
+    kind: str,
+    op: str,
+    write: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+) -> Applied:
+    """``write`` as one policy revision (``PolicyStore.record``); its bad input as 422 naming the field."""
+    acl = services(request).acl
     try:
-        lock = await ld.recordings.locks.add(camera_id, lo, hi, body.reason, subject.username)
-    except LockError as e:
+        return await acl.change(
+            subject.username, what, lambda: acl.policy.record(subject.username, reason, kind, op, write), reason
+        )
+    except (LockError, PolicyError) as e:
         field, _, message = str(e).partition(": ")
         raise HTTPException(422, [{"field": field, "message": message}]) from None
-    await ld.audit.record(
-        "recording.lock", subject=subject, camera_id=camera_id, detail=f"lock={lock.id} range={lo:.3f}..{hi:.3f}"
-        f" reason={body.reason}",
-    )  # fmt: skip
-    return lock_dict(lock)
 
 
 @router.get("/api/recordings/locks")
@@ -316,12 +344,25 @@ async def list_locks(
 async def lift_lock(
     request: Request, lock_id: int, body: LiftBody, subject: Subject = require_roles(Role.security_admin)
 ) -> dict[str, Any]:
-    """Lift a lock (security admins), with a reason; the lock stays on record."""
+    """Lift a lock (security admins), with a reason, as a policy revision; the lock stays on record."""
     ld = services(request)
-    lock = await ld.recordings.locks.lift(lock_id, body.reason, subject.username)
-    if lock is None:
-        raise HTTPException(404, f"no standing lock {lock_id}")
+
+    async def write(s: AsyncSession) -> dict[str, Any]:
+        lock = await ld.recordings.locks.lift_in(s, lock_id, body.reason, subject.username)
+        if lock is None:
+            raise LookupError(lock_id)
+        return lock_dict(lock)
+
+    try:
+        applied = await _revision(request, subject, f"unlock recordings lock {lock_id}", body.reason,
+                                  "evidence_lock", "remove", write)  # fmt: skip
+    except LookupError:
+        raise HTTPException(404, f"no standing lock {lock_id}") from None
+    lock = applied.changes[0].row
     await ld.audit.record(
-        "recording.unlock", subject=subject, camera_id=lock.camera_id, detail=f"lock={lock_id} reason={body.reason}"
+        "recording.unlock",
+        subject=subject,
+        camera_id=lock["camera_id"],
+        detail=f"lock={lock_id} revision={applied.revision} reason={body.reason}",
     )
-    return lock_dict(lock)
+    return {**lock, "revision": applied.revision}
