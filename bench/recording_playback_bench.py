@@ -99,17 +99,25 @@ def iso(t: float) -> str:
 
 
 def first_picture(data: bytes, at_s: float) -> None:
-    """Decode the first picture at or after ``at_s`` into the file (from the keyframe before it)."""
+    """Decode the first picture at or after ``at_s`` of the file, from the keyframe before it (as a
+    player that has the bytes seeks: demux to the keyframe, decode from there)."""
     with av.open(io.BytesIO(data), "r") as c:
         s = c.streams.video[0]
+        gop: list[av.Packet] = []
         for pkt in c.demux(s):
-            try:
-                frames = pkt.decode()
-            except av.InvalidDataError:
-                continue  # (a progressive read ends inside a sample: its last packet is cut short)
-            for frame in frames:
-                if frame.time is not None and frame.time + 0.02 >= at_s:
-                    return
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            if pkt.is_keyframe:
+                gop = []
+            gop.append(pkt)
+            if float(pkt.pts * pkt.time_base) + 0.02 >= at_s:
+                ctx = s.codec_context
+                for p in gop:
+                    try:
+                        ctx.decode(p)
+                    except av.InvalidDataError:
+                        continue  # (a progressive read ends inside a sample: its last packet is cut short)
+                return
     raise RuntimeError("no picture at the requested time")
 
 
