@@ -120,6 +120,8 @@ class Change:
     row: dict[str, Any]
     rule_ids: tuple[int, ...] = ()
     old: dict[str, Any] | None = None  # the row before an "update"
+    # Recorded only (see PolicyStore.record): history of a change kept outside the viewing policy.
+    recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +230,33 @@ class PolicyStore:
             raise PolicyError("change: nothing would change")
         if self._discard:
             raise _Discarded(tuple(changes))
-        diff = [{"op": c.op, "kind": c.kind, "row": c.row, **({"old": c.old} if c.old else {})} for c in changes]
+        diff = [
+            {"op": c.op, "kind": c.kind, "row": c.row, **({"old": c.old} if c.old else {})}
+            | ({"recorded": True} if c.recorded else {})
+            for c in changes
+        ]
         rev = PolicyRevision(author=author[:64], reason=reason[:2000], diff={"changes": diff})
         s.add(rev)
         await s.flush()
         return Applied(rev.id, tuple(changes))
+
+    async def record(
+        self,
+        author: str,
+        reason: str,
+        kind: str,
+        op: str,
+        write: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    ) -> Applied:
+        """A change of something the policy governs but does not hold (``kind``, e.g. an evidence lock)
+        as a revision with its author and reason: ``write`` makes the change in the revision's own
+        transaction and returns its row for the diff (raising aborts both). Such entries are history:
+        the index ignores them and a rollback leaves them standing."""
+        if not reason.strip():
+            raise PolicyError("reason: required")
+        async with self.db.session() as s:
+            row = await write(s)
+            return await self._commit(s, author, reason.strip(), [Change(op, kind, row, recorded=True)])
 
     async def revisions(self, limit: int = 100, offset: int = 0) -> list[PolicyRevision]:
         """Revisions, newest first."""
@@ -253,6 +277,8 @@ class PolicyStore:
                 done: list[Change] = []
                 for rev in later:
                     for ch in reversed(rev.diff.get("changes", [])):
+                        if ch.get("recorded"):
+                            continue  # not the viewing policy's state (an evidence lock): lifted only on its own
                         done.append(await self._apply(s, _inverse(ch)))
                 return await self._commit(s, author, reason or f"rollback to revision {to_revision}", done)
         except IntegrityError:

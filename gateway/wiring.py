@@ -645,6 +645,7 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
     from recording.index import RecordingIndex
     from recording.library import RecordingLibrary
     from recording.locks import Locks
+    from recording.preroll import PreRoll
     from recording.recorder import Recorder
     from recording.retention import Retention
     from recording.signing import EvidenceKey
@@ -658,7 +659,11 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
             ld.metrics.recording_paused.labels(c).set(1 if type_ == "recording.paused" else 0)
         ld.events.publish(type_, data, cameras=cameras)
 
-    ld.recorder = Recorder(s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2)
+    preroll = PreRoll(s.recording.pre_roll_s if s.recording.enabled else 0.0, ld.hub)
+    ld.hub.on_live.append(preroll.camera_live)
+    ld.recorder = Recorder(
+        s.recording, ld.hub, index, publish, open_timeout_s=s.hub.open_timeout_s + 2, preroll=preroll
+    )
     ld.recordings = RecordingLibrary(index, EvidenceKey(s.data_dir / "keys"), node, Locks(ld.db))
     retention = Retention(
         s.recording, index, ld.recorder, ld.recordings.locks, lambda group: acl.decider.index.members(f"group:{group}")
@@ -677,6 +682,7 @@ def _recording(ld: Liandong, acl: AclService) -> Startup:
         async def stop() -> None:
             await retention.close()
             await ld.recorder.close()
+            await preroll.close()
 
         return stop
 

@@ -18,11 +18,22 @@ from recording.locks import Locks
 from recording.models import RecordingSegment
 from recording.signing import EvidenceKey
 
-__all__ = ["Clip", "ExportEmpty", "RecordingLibrary"]
+__all__ = ["Clip", "ExportEmpty", "RecordingLibrary", "SpreadOverNodes"]
 
 
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
+
+
+class SpreadOverNodes(Exception):
+    """A range whose files lie on several nodes (and not on storage they share): no one node can serve it."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        super().__init__(
+            f"this range is recorded on several nodes ({', '.join(nodes)}) without shared storage: "
+            "ask for the part each holds"
+        )
+        self.nodes = nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,23 @@ class RecordingLibrary:
             ]
         lines.append("#EXT-X-ENDLIST")
         return "\n".join(lines) + "\n"
+
+    async def held_by(self, camera_id: str, start: float, end: float, incident: str | None = None) -> str | None:
+        """The node to send a playback or export of [start, end) to: None when this node can serve it (its
+        files are here: ours, or a shared ``recording.path``), else the one other node that wrote them all
+        (:class:`SpreadOverNodes` when they are on several)."""
+        rows = await self.index.segments(camera_id, start, end, incident=incident)
+        here = await asyncio.to_thread(lambda: [(self.root / r.path).is_file() for r in rows])
+        away = {r.node for r, ok in zip(rows, here, strict=True) if not ok and r.node != self.node}
+        if not away:
+            return None  # everything here (a file of ours that is missing is served as missing, not sent away)
+        if len(away) == 1 and not any(here):
+            return away.pop()
+        raise SpreadOverNodes(sorted(away | ({self.node} if any(here) else set())))
+
+    def is_here(self, row: RecordingSegment) -> bool:
+        """Whether the segment's file can be read on this node."""
+        return (self.root / row.path).is_file()
 
     async def segment(self, camera_id: str, segment_id: int, incident: str | None = None) -> RecordingSegment | None:
         """A segment of this camera (of this incident, if given) whose file is here."""

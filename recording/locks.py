@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from recording.models import RecordingLock
 from storage.db import Database
@@ -41,6 +42,13 @@ class Locks:
 
     async def add(self, camera_id: str, start: float, end: float, reason: str, by: str) -> RecordingLock:
         """Lock [start, end) of the camera."""
+        async with self.db.session() as s:
+            return await self.add_in(s, camera_id, start, end, reason, by)
+
+    async def add_in(
+        self, s: AsyncSession, camera_id: str, start: float, end: float, reason: str, by: str
+    ) -> RecordingLock:
+        """:meth:`add` in the caller's transaction (the gateway's: one policy revision with it)."""
         if not reason.strip():
             raise LockError("reason: required")
         if end <= start:
@@ -48,20 +56,24 @@ class Locks:
         lock = RecordingLock(
             camera_id=camera_id, start=start, end=end, reason=reason.strip(), created_by=by, created_at=time.time()
         )
-        async with self.db.session() as s:
-            s.add(lock)
-            await s.flush()
+        s.add(lock)
+        await s.flush()
         return lock
 
     async def lift(self, lock_id: int, reason: str, by: str) -> RecordingLock | None:
         """Lift a lock (None: no such standing lock)."""
+        async with self.db.session() as s:
+            return await self.lift_in(s, lock_id, reason, by)
+
+    async def lift_in(self, s: AsyncSession, lock_id: int, reason: str, by: str) -> RecordingLock | None:
+        """:meth:`lift` in the caller's transaction."""
         if not reason.strip():
             raise LockError("reason: required")
-        async with self.db.session() as s:
-            lock = await s.get(RecordingLock, lock_id)
-            if lock is None or lock.lifted_at is not None:
-                return None
-            lock.lifted_by, lock.lifted_at, lock.lift_reason = by, time.time(), reason.strip()
+        lock = await s.get(RecordingLock, lock_id)
+        if lock is None or lock.lifted_at is not None:
+            return None
+        lock.lifted_by, lock.lifted_at, lock.lift_reason = by, time.time(), reason.strip()
+        await s.flush()
         return lock
 
     async def standing(self, camera_id: str | None = None) -> list[RecordingLock]:

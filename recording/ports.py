@@ -24,6 +24,10 @@ class HubReaders(Protocol):
         """Stop reading."""
         ...
 
+    def info(self, camera_id: str) -> StreamInfo | None:
+        """What the camera sends, if it is being pulled (None: it is not)."""
+        ...
+
     async def wait_info(self, camera_id: str, timeout_s: float) -> StreamInfo:
         """What the camera sends, once it is open."""
         ...

@@ -22,6 +22,7 @@ import av
 from recording.fmp4 import truncate_torn
 from recording.index import RecordingIndex, segment_path
 from recording.ports import HubReaders, RecordingEvents
+from recording.preroll import PreRoll
 from recording.settings import RecordingSettings
 from recording.writer import SegmentFile, SegmentWriter
 from streams.packets import AccessUnit
@@ -74,6 +75,7 @@ class Recorder:
         events: RecordingEvents | None = None,
         *,
         open_timeout_s: float = 10.0,
+        preroll: PreRoll | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -81,6 +83,8 @@ class Recorder:
         self.root = index.root
         self._events = events
         self._open_timeout_s = open_timeout_s
+        # Without one (or for a camera nobody pulled) a recording starts with the hub's cached GOP.
+        self.preroll = preroll
         self._cams: dict[str, _Camera] = {}
         self._closing = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -194,7 +198,8 @@ class Recorder:
                 try:
                     reader = cam.reader = await self.hub.attach(cam.camera_id, PROTOCOL, with_backlog=True)
                     info = await self.hub.wait_info(cam.camera_id, self._open_timeout_s)
-                    await self._read(cam, reader, info.codec, info.width, info.height)
+                    held = self.preroll.take(cam.camera_id) if self.preroll is not None else []
+                    await self._read(cam, reader, info.codec, info.width, info.height, held)
                 except ReaderClosed as e:
                     log.info("camera %s: recording reader closed (%s)", cam.camera_id, e)
                 except Exception as e:  # the camera is unknown, offline or not ours: try again later
@@ -215,14 +220,25 @@ class Recorder:
                 cam.reasons.clear()
                 cam.incidents.clear()
 
-    async def _read(self, cam: _Camera, reader: Reader, codec: str, width: int, height: int) -> None:
+    async def _read(
+        self, cam: _Camera, reader: Reader, codec: str, width: int, height: int, held: list[AccessUnit]
+    ) -> None:
+        """Write the pre-roll ``held`` (up to the newest unit the hub delivered), then what the reader brings."""
         generation, dropped = reader.generation, reader.dropped_gops
+        held_to = held[-1].pts if held else None
+        for au in held:
+            await self._write(cam, au, codec, width, height)
         while True:
             au = await reader.get()  # ReaderClosed when the camera goes, or _expire ended the recording
             if reader.generation != generation or reader.dropped_gops != dropped:
                 # The camera reconnected (timestamps start again) or we fell a GOP behind: a gap, not a splice.
                 generation, dropped = reader.generation, reader.dropped_gops
+                held_to = None
                 await self._end_segment(cam)
+            if held_to is not None:
+                if au.pts <= held_to:
+                    continue  # the reader's GOP backlog and what came since: the pre-roll already wrote it
+                held_to = None
             await self._write(cam, au, codec, width, height)
 
     async def _write(self, cam: _Camera, au: AccessUnit, codec: str, width: int, height: int) -> None:

@@ -34,6 +34,13 @@ class RecordingSettings(BaseModel):
     fragment_s: float = Field(
         1.0, ge=0.2, le=10, description="fMP4 fragment length; each is on disk when it closes (a crash loses one)."
     )
+    pre_roll_s: float = Field(
+        0.0,
+        ge=0,
+        le=120,
+        description="Keep this many seconds of cameras pulled anyway in memory, so a recording starts that long"
+        " before its alarm (whole GOPs; 0: only the hub's cached GOP). Costs memory: about the bitrate times this.",
+    )
     incident_max_h: float = Field(24.0, gt=0, le=720, description="Stop an incident's recording after this long.")
     manual_max_s: float = Field(3600.0, gt=0, le=86400, description="Longest manual recording.")
     min_free_mb: int = Field(

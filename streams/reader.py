@@ -128,6 +128,13 @@ class Reader:
         self.dropped_units += idx
         return idx
 
+    def drain(self) -> list[AccessUnit]:
+        """Take every queued unit now (a consumer catching up without waiting)."""
+        out = list(self._q)
+        self._q.clear()
+        self.delivered += len(out)
+        return out
+
     def pending(self) -> int:
         """Units waiting in the queue."""
         return len(self._q)

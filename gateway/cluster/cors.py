@@ -30,8 +30,11 @@ __all__ = ["PeerOrigins", "install_cors", "origin_of"]
 log = logging.getLogger(__name__)
 
 # The routes a node redirects to the camera's owner (see redirect.py), and the HLS files the player
-# then reads from the owner directly.
-CAMERA_ROUTES = re.compile(r"^/api/cameras/[^/]+/(?:whep|hls/[^/]+|snapshot\.jpg)$")
+# then reads from the owner directly; recordings' playback and export go to the node holding the files.
+CAMERA_ROUTES = re.compile(
+    r"^/api/cameras/[^/]+/(?:whep|hls/[^/]+|snapshot\.jpg"
+    r"|recordings/(?:index\.m3u8|segments/\d+\.mp4|export\.mp4|export\.json))$"
+)
 ALLOW_METHODS = "GET, POST"
 ALLOW_HEADERS = "Content-Type, X-CSRF-Token"
 # Read by the console: the WHEP session URL, the HLS session id; and what a player may want to see.

@@ -15,17 +15,21 @@ from fastapi import Depends, HTTPException, Request, status
 from acl.credentials import Scope
 from acl.identity import Subject
 from gateway.container import services
-from gateway.policy.guards import _mark, current_subject, incident_rules
+from gateway.policy.guards import _mark, _subject_in, incident_rules
 
 __all__ = ["require_recording"]
 
 
-def require_recording(action: str) -> Any:
+def require_recording(action: str, scope: Scope = Scope.api) -> Any:
     """``acl.authorize(subject, action, camera_id)``; for ``playback`` also the incident rule above.
     Leaves ``request.state.recording_incident``: the incident whose segments alone the caller may
-    reach (None: every segment of the camera). Denials answer 403 and are audited."""
+    reach (None: every segment of the camera). Denials answer 403 and are audited.
 
-    async def _recording(request: Request, camera_id: str, subject: Subject = Depends(current_subject)) -> Subject:
+    Playback and export files are ``Scope.stream_entry``: besides a login, the stream token of a
+    307 to the node holding the files (bound to the camera) authenticates the repeated request; the
+    action is checked for its user all the same."""
+
+    async def _recording(request: Request, camera_id: str, subject: Subject = Depends(_subject_in(scope))) -> Subject:
         ld = services(request)
         incident = request.query_params.get("incident") or None
         request.state.recording_incident = incident
@@ -39,4 +43,4 @@ def require_recording(action: str) -> Any:
         await ld.audit_denied(request, subject, action, camera_id)
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"not permitted: {action} on camera '{camera_id}'")
 
-    return Depends(_mark(_recording, f"recording:{action}", Scope.api))
+    return Depends(_mark(_recording, f"recording:{action}", scope))

@@ -1,21 +1,33 @@
 """Recordings of a camera: what exists (ranges and gaps), playback as HLS VOD, export as one MP4 with
-a signed manifest, and manual recordings. Every playback and export is audited (user, camera, range)."""
+a signed manifest, and manual recordings. Every playback and export is audited (user, camera, range).
+
+In a cluster the index names the node that wrote each segment: a playback or export asked of a node
+that cannot read the files answers 307 to the node that can, as live streams go to the camera's owner
+(with a stream token for the camera; the target node checks the action again and audits)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from acl.credentials import Scope
 from acl.identity import Subject
 from acl.models import Role
+from acl.policy import Applied, PolicyError
+from gateway.cluster.redirect import redirect_to_owner
 from gateway.container import services
 from gateway.policy import require_roles
 from gateway.policy.recordings import require_recording
 from recording.export import ExportEmpty
+from recording.library import SpreadOverNodes
 from recording.locks import LockError, lock_dict
 from recording.recorder import Demand
 from storage.times import parse_zoned
@@ -58,6 +70,43 @@ async def _audit(request: Request, kind: str, subject: Subject, camera_id: str, 
     await services(request).audit.record(kind, subject=subject, camera_id=camera_id, detail=detail)
 
 
+async def _elsewhere(
+    request: Request,
+    subject: Subject,
+    camera_id: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    node_id: str | None = None,
+) -> Response | None:
+    """A 307 to the node holding the files of [lo, hi) (or of one segment, ``node_id``); None: serve here."""
+    ld = services(request)
+    if node_id is None:
+        assert lo is not None and hi is not None
+        try:
+            node_id = await ld.recordings.held_by(camera_id, lo, hi, request.state.recording_incident)
+        except SpreadOverNodes as e:
+            raise HTTPException(409, str(e)) from None
+        if node_id is None:
+            return None
+    url: str | None = None
+    if ld.cluster is not None:
+        try:
+            url = (await ld.cluster.ownership.live_nodes()).get(node_id)
+        except Exception:  # Redis away: nobody to ask where the node is
+            url = None
+    if url is None:
+        raise HTTPException(
+            503, f"the recordings are on node '{node_id}', which is not reachable now", headers={"Retry-After": "10"}
+        )
+    return redirect_to_owner(request, url.rstrip("/"), camera_id, subject)
+
+
+ELSEWHERE: dict[int | str, dict[str, Any]] = {
+    307: {"description": "another node holds the files: repeat the request there (cluster; a stream token added)"},
+    409: {"description": "the range's files are on several nodes without shared storage"},
+    503: {"description": "the node holding the files is not reachable (Retry-After)"},
+}
+
 Start = Annotated[str | None, Query(description="ISO 8601 with a zone; default: 24 h before end")]
 End = Annotated[str | None, Query(description="ISO 8601 with a zone; default: now")]
 Incident = Annotated[str | None, Query(description="Only this incident's recordings (what an incident grant opens)")]
@@ -81,20 +130,24 @@ async def list_recordings(
     return out
 
 
-@router.get("/api/cameras/{camera_id}/recordings/index.m3u8")
+@router.get("/api/cameras/{camera_id}/recordings/index.m3u8", responses=ELSEWHERE)
 async def playback_playlist(
     request: Request,
     camera_id: str,
     start: Start = None,
     end: End = None,
     incident: Incident = None,
-    subject: Subject = require_recording("playback"),
+    subject: Subject = require_recording("playback", Scope.stream_entry),
 ) -> Response:
     """Play [start, end) as HLS VOD (fMP4; the player starts exactly at ``start``)."""
     await _camera(request, camera_id)
     lo, hi = _range(start, end)
+    if (away := await _elsewhere(request, subject, camera_id, lo, hi)) is not None:
+        return away
     inc = request.state.recording_incident
-    uri = "segments/{id}.mp4" + (f"?incident={inc}" if inc else "")
+    # The segments are asked for with what opened the playlist: the incident, and a redirect's stream token.
+    query = [(k, v) for k, v in (("incident", inc), ("token", request.query_params.get("token"))) if v]
+    uri = "segments/{id}.mp4" + (f"?{urlencode(query)}" if query else "")
     text = await services(request).recordings.playlist(camera_id, lo, hi, uri, inc)
     if text is None:
         raise HTTPException(404, "nothing is recorded in this range")
@@ -102,19 +155,23 @@ async def playback_playlist(
     return Response(text, media_type=M3U8, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/api/cameras/{camera_id}/recordings/segments/{segment_id}.mp4")
+@router.get("/api/cameras/{camera_id}/recordings/segments/{segment_id}.mp4", responses=ELSEWHERE)
 async def playback_segment(
     request: Request,
     camera_id: str,
     segment_id: int,
     incident: Incident = None,
-    subject: Subject = require_recording("playback"),
+    subject: Subject = require_recording("playback", Scope.stream_entry),
 ) -> Response:
     """A segment file (byte ranges: the playlist names its init and media parts)."""
     ld = services(request)
     row = await ld.recordings.segment(camera_id, segment_id, request.state.recording_incident)
     if row is None:
         raise HTTPException(404, f"no segment {segment_id} of camera '{camera_id}'")
+    if row.node != ld.recordings.node and not await asyncio.to_thread(ld.recordings.is_here, row):
+        away = await _elsewhere(request, subject, camera_id, node_id=row.node)
+        assert away is not None
+        return away
     path = ld.recordings.root / row.path
     if not path.is_file():
         raise HTTPException(404, f"segment {segment_id} is not stored on this node ({row.node})")
@@ -122,10 +179,13 @@ async def playback_segment(
 
 
 async def _export(request: Request, subject: Subject, camera_id: str, start: str | None, end: str | None) -> Any:
+    """The clip of the range, or the 307 to the node holding its files."""
     await _camera(request, camera_id)
     lo, hi = _range(start, end)
     if hi - lo > MAX_EXPORT_S:
         raise HTTPException(422, [{"field": "end", "message": f"an export spans at most {MAX_EXPORT_S // 3600} h"}])
+    if (away := await _elsewhere(request, subject, camera_id, lo, hi)) is not None:
+        return away
     ld = services(request)
     try:
         clip = await ld.recordings.export(
@@ -137,17 +197,19 @@ async def _export(request: Request, subject: Subject, camera_id: str, start: str
     return clip
 
 
-@router.get("/api/cameras/{camera_id}/recordings/export.mp4")
+@router.get("/api/cameras/{camera_id}/recordings/export.mp4", responses=ELSEWHERE)
 async def export_clip(
     request: Request,
     camera_id: str,
     start: Start = None,
     end: End = None,
     incident: Incident = None,
-    subject: Subject = require_recording("export"),
+    subject: Subject = require_recording("export", Scope.stream_entry),
 ) -> Response:
     """[start, end) as one MP4, remuxed (never re-encoded), from the keyframe at or before ``start``."""
     clip = await _export(request, subject, camera_id, start, end)
+    if isinstance(clip, Response):
+        return clip
     name = f"{camera_id}-{clip.manifest['clip']['start'][:19].replace(':', '')}.mp4"
     return FileResponse(
         clip.path,
@@ -157,18 +219,20 @@ async def export_clip(
     )
 
 
-@router.get("/api/cameras/{camera_id}/recordings/export.json")
+@router.get("/api/cameras/{camera_id}/recordings/export.json", responses=ELSEWHERE)
 async def export_manifest(
     request: Request,
     camera_id: str,
     start: Start = None,
     end: End = None,
     incident: Incident = None,
-    subject: Subject = require_recording("export"),
-) -> JSONResponse:
+    subject: Subject = require_recording("export", Scope.stream_entry),
+) -> Response:
     """The signed manifest of the same range's clip: source segments and their sha256, the clip's
     sha256, the range, camera, incident, exporting user and time (``liandong evidence verify``)."""
     clip = await _export(request, subject, camera_id, start, end)
+    if isinstance(clip, Response):
+        return clip
     return JSONResponse(clip.manifest, headers={"Cache-Control": "no-store"})
 
 
@@ -227,20 +291,45 @@ class LiftBody(BaseModel):
 async def add_lock(
     request: Request, camera_id: str, body: LockBody, subject: Subject = require_roles(Role.security_admin)
 ) -> dict[str, Any]:
-    """Lock a range (security admins): its segments are never deleted by retention, quota or low space."""
+    """Lock a range (security admins): its segments are never deleted by retention, quota or low space.
+    The lock is a policy revision (author, reason, the lock in its diff); a rollback does not lift it."""
     await _camera(request, camera_id)
     lo, hi = _range(body.start, body.end)
     ld = services(request)
+    made: list[dict[str, Any]] = []
+
+    async def write(s: AsyncSession) -> dict[str, Any]:
+        made.append(lock_dict(await ld.recordings.locks.add_in(s, camera_id, lo, hi, body.reason, subject.username)))
+        return made[0]
+
+    what = f"lock recordings of {camera_id} {lo:.3f}..{hi:.3f}"
+    applied = await _revision(request, subject, what, body.reason, "evidence_lock", "add", write)
+    lock = made[0]
+    await ld.audit.record(
+        "recording.lock", subject=subject, camera_id=camera_id, detail=f"lock={lock['id']} range={lo:.3f}..{hi:.3f}"
+        f" revision={applied.revision} reason={body.reason}",
+    )  # fmt: skip
+    return {**lock, "revision": applied.revision}
+
+
+async def _revision(
+    request: Request,
+    subject: Subject,
+    what: str,
+    reason: str,
+    kind: str,
+    op: str,
+    write: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+) -> Applied:
+    """``write`` as one policy revision (``PolicyStore.record``); its bad input as 422 naming the field."""
+    acl = services(request).acl
     try:
-        lock = await ld.recordings.locks.add(camera_id, lo, hi, body.reason, subject.username)
-    except LockError as e:
+        return await acl.changes.change(
+            subject.username, what, lambda: acl.policy.record(subject.username, reason, kind, op, write), reason
+        )
+    except (LockError, PolicyError) as e:
         field, _, message = str(e).partition(": ")
         raise HTTPException(422, [{"field": field, "message": message}]) from None
-    await ld.audit.record(
-        "recording.lock", subject=subject, camera_id=camera_id, detail=f"lock={lock.id} range={lo:.3f}..{hi:.3f}"
-        f" reason={body.reason}",
-    )  # fmt: skip
-    return lock_dict(lock)
 
 
 @router.get("/api/recordings/locks")
@@ -255,12 +344,25 @@ async def list_locks(
 async def lift_lock(
     request: Request, lock_id: int, body: LiftBody, subject: Subject = require_roles(Role.security_admin)
 ) -> dict[str, Any]:
-    """Lift a lock (security admins), with a reason; the lock stays on record."""
+    """Lift a lock (security admins), with a reason, as a policy revision; the lock stays on record."""
     ld = services(request)
-    lock = await ld.recordings.locks.lift(lock_id, body.reason, subject.username)
-    if lock is None:
-        raise HTTPException(404, f"no standing lock {lock_id}")
+
+    async def write(s: AsyncSession) -> dict[str, Any]:
+        lock = await ld.recordings.locks.lift_in(s, lock_id, body.reason, subject.username)
+        if lock is None:
+            raise LookupError(lock_id)
+        return lock_dict(lock)
+
+    try:
+        applied = await _revision(request, subject, f"unlock recordings lock {lock_id}", body.reason,
+                                  "evidence_lock", "remove", write)  # fmt: skip
+    except LookupError:
+        raise HTTPException(404, f"no standing lock {lock_id}") from None
+    lock = applied.changes[0].row
     await ld.audit.record(
-        "recording.unlock", subject=subject, camera_id=lock.camera_id, detail=f"lock={lock_id} reason={body.reason}"
+        "recording.unlock",
+        subject=subject,
+        camera_id=lock["camera_id"],
+        detail=f"lock={lock_id} revision={applied.revision} reason={body.reason}",
     )
-    return lock_dict(lock)
+    return {**lock, "revision": applied.revision}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
+from acl.authorizer import ACTIONS
 from acl.models import Role
 from tests.live import PASSWORD, LiveGateway
 from tests.web.conftest import chromium_context
@@ -59,7 +60,7 @@ async def test_a_security_admin_edits_with_field_errors_and_sees_only_their_tabs
     web_gateway: tuple[LiveGateway, Any], console_page: Any
 ) -> None:
     g, admin = web_gateway
-    await setup_city(g, admin, "op-city")
+    sec = await setup_city(g, admin, "op-city")
     page = console_page
     await admin_login(page, g, "sec")
     await expect(page.locator("#read-only")).to_be_hidden()
@@ -126,6 +127,32 @@ async def test_a_security_admin_edits_with_field_errors_and_sees_only_their_tabs
     )
     await page.click("#preview-confirm")
     await expect(row).to_have_count(0)
+    # Every action of the policy is offered, recordings' included: a playback grant made with the picker.
+    for picker in ("#rule-form", "#explain-camera-form", "#explain-user-form"):
+        offered = await page.locator(f"{picker} [name=action] option").evaluate_all("os => os.map(o => o.value)")
+        assert sorted(offered) == sorted(ACTIONS), (picker, offered)
+    await page.fill("#rule-form [name=subject]", "dept:city")
+    await page.fill("#rule-form [name=target]", "cam:cam-xz")
+    await page.select_option("#rule-form [name=action]", "playback")
+    await page.click("#rule-form button[type=submit]")
+    await expect(preview.locator(".diff-add")).to_have_text("+ 允许 dept:city → cam:cam-xz · 回放录像")
+    await page.click("#preview-confirm")
+    await expect(row).to_contain_text("回放录像")
+    assert [r["action"] for r in (await g.client.get("/api/admin/rules?subject=dept:city", headers=admin)).json()] == [
+        "playback"
+    ]
+    # An evidence lock is a revision of the policy history, shown as what it is.
+    r = await g.client.post(
+        "/api/cameras/cam-xz/recordings/locks",
+        json={"start": "2030-01-01T10:00:00+08:00", "end": "2030-01-01T11:00:00+08:00", "reason": "案件 17"},
+        headers=sec,
+    )
+    assert r.status_code == 201, r.text
+    await page.click("#tabs button[data-tab='history']")
+    newest = page.locator("#revision-list > li").first
+    await expect(newest).to_contain_text("证据锁定")
+    await expect(newest).to_contain_text("cam:cam-xz")
+    await expect(newest).to_contain_text("案件 17")
 
     # Departments: a parent that would make a cycle is refused next to the parent field.
     await page.click("#tabs button[data-tab='departments']")

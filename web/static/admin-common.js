@@ -184,6 +184,10 @@ export function changeLine(c) {
   } else if (c.kind === "group") {
     const f = r.dynamic ? " " + JSON.stringify(r.filter) : "";
     text = `group:${r.id} ${r.name}${f}`;
+  } else if (c.kind === "evidence_lock") {
+    // A lock of recordings (history only: a rollback does not lift it).
+    const f = (s) => new Date(s * 1000).toLocaleString(document.documentElement.lang);
+    text = `${t("evidence_lock")} #${r.id} cam:${r.camera_id} ${f(r.start)} – ${f(r.end)}`;
   } else {
     text = JSON.stringify(r);
   }

@@ -37,6 +37,7 @@ export const SERVER_ZH = [
   [/^String should have at most (\d+) characters?$/, (m) => `最多 ${m[1]} 个字符`],
   [/^String should match pattern .+$/, () => "格式不正确"],
   [/^Field required$/, () => "必填"],
+  [/^required$/, () => "必填"],
   [/^Input should be a valid integer.*$/, () => "须为整数"],
   [/^Input should be a valid datetime.*$/, () => "须为有效时间"],
   [/^at most (\d+)$/, (m) => `最多 ${m[1]} 个`],
