@@ -204,6 +204,14 @@ function startEvents() {
     dashboard.changed();
     onIncident(inc, true);
   });
+  // A case dispatched (or escalated) to this user's unit: announced and its cameras opened, as for
+  // the units on duty when an alarm opens (the dispatch granted them).
+  es.addEventListener("incident.dispatched", (ev) => {
+    const inc = JSON.parse(ev.data);
+    panel.alarm(inc.incident_id);
+    dashboard.changed();
+    onIncident(inc, true);
+  });
   // A security admin changed the policy: what this user may see may have changed, without a reload.
   es.addEventListener("policy.changed", refreshSoon);
   es.addEventListener("incident.cameras", (ev) => {
