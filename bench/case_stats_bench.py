@@ -1,9 +1,12 @@
 """Case statistics benchmark: a year of cases (200,000 by default) over 13 sub-districts, 516
 neighbourhood stations and 52 departments in a migrated SQLite database; the month view (by
-sub-district, station and department), the year view, and the XLSX export of a month, each timed
-as the API computes them (:class:`gateway.alarms.stats.StatsService`, one grouped SQL query).
+sub-district, station and department, and per day), the year view, and the XLSX export of a month,
+each timed as the API computes them (:class:`gateway.alarms.stats.StatsService`). Each view is timed
+both ways in the same run, alternated: counting every case of the period (old) and the rollup of the
+settled cases plus the cases still in the field (new, :mod:`gateway.alarms.rollup`); the answers
+must be equal.
 
-Prints one JSON line (medians of ``--runs`` runs, ms). Usage:
+Prints one JSON line (medians of ``--runs`` runs, ms; ``ratio`` = old / new). Usage:
 ``python -m bench.case_stats_bench [--cases 200000] [--runs 5] [--out FILE]``.
 """
 
@@ -13,17 +16,20 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import platform
 import random
 import statistics
 import tempfile
 import time
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
 
 from gateway.alarms.models import Incident
+from gateway.alarms.rollup import StatsRollup
 from gateway.alarms.stats import StatsService, to_xlsx
 from storage.db import Database
 
@@ -88,10 +94,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             async with db.session() as s:
                 await s.execute(insert(Incident), data[i : i + 10_000])
         load_s = time.perf_counter() - t0
-        stats = StatsService(db, "Asia/Shanghai")
+        t0 = time.perf_counter()
+        rollup = StatsRollup(db, zoneinfo.ZoneInfo("Asia/Shanghai"))
+        await rollup.check()  # the bulk insert went around the ORM: the start-up check rebuilds
+        res_build = time.perf_counter() - t0
+        stats = StatsService(db, "Asia/Shanghai", rollup)
         depts = {f"dept-{i:02d}" for i in range(DEPARTMENTS)}
         now = dt.datetime(2027, 1, 15, tzinfo=dt.UTC)
-        res: dict[str, Any] = {"cases": args.cases, "load_s": round(load_s, 1)}
+        res: dict[str, Any] = {"cases": args.cases, "load_s": round(load_s, 1), "rollup_build_s": round(res_build, 1)}
 
         async def timed(name: str, fn: Any) -> Any:
             times, out = [], None
@@ -102,12 +112,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             res[name] = round(statistics.median(times), 1)
             return out
 
+        async def side_by_side(name: str, period: str, by: str, daily: bool = False) -> None:
+            """The full count (old) and the rollup (new) of one view, alternated run by run."""
+            times: dict[bool, list[float]] = {False: [], True: []}
+            answers = {}
+            for _ in range(args.runs):
+                for fast in (False, True):
+                    t = time.perf_counter()
+                    answers[fast] = await stats.table(
+                        period, by, None, department_ids=depts, daily=daily, now=now, use_rollup=fast
+                    )
+                    times[fast].append((time.perf_counter() - t) * 1000)
+            if answers[False] != answers[True]:
+                raise SystemExit(f"{name}: the rollup's answer differs from the full count")
+            old, new = statistics.median(times[False]), statistics.median(times[True])
+            res[name] = {"old_ms": round(old, 1), "new_ms": round(new, 1), "ratio": round(old / new, 1)}
+
+        await side_by_side("year_station", "2026", "station")
+        await side_by_side("year_subdistrict", "2026", "subdistrict")
+        await side_by_side("year_department", "2026", "department")
         for by in ("subdistrict", "station", "department"):
-            await timed(f"month_{by}_ms", lambda by=by: stats.table("2026-06", by, None, department_ids=depts, now=now))
-        await timed("month_station_daily_ms", lambda: stats.table("2026-06", "station", None, daily=True, now=now))
-        res["load_average"] = [round(x, 1) for x in __import__("os").getloadavg()]
-        await timed("year_station_ms", lambda: stats.table("2026", "station", None, now=now))
-        await timed("year_subdistrict_ms", lambda: stats.table("2026", "subdistrict", None, now=now))
+            await side_by_side(f"month_{by}", "2026-06", by)
+        await side_by_side("month_station_daily", "2026-06", "station", daily=True)
+        res["load_average"] = [round(x, 1) for x in os.getloadavg()]
 
         async def export(daily: bool) -> int:
             table = await stats.table("2026-06", "station", None, department_ids=depts, daily=daily, now=now)

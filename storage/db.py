@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,12 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=not self.is_sqlite)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A Session class of this database's own: session events (e.g. a table kept in step with
+        # another in the same transaction) can be attached to one database, not to every Session.
+        self.sync_session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self.sync_session_class
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -28,6 +28,7 @@ NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
 # Only these files are served: /vendor/<name> -> web/node_modules/<path>.
 VENDOR = {
     "hls.mjs": "hls.js/dist/hls.mjs",
+    "echarts.mjs": "echarts/dist/echarts.esm.min.mjs",
     "leaflet.mjs": "leaflet/dist/leaflet-src.esm.js",
     "leaflet.css": "leaflet/dist/leaflet.css",
     "images/layers.png": "leaflet/dist/images/layers.png",

@@ -387,6 +387,26 @@ class IncidentWorkflow:
             await self.grants.revoke_incident(by, inc_id)
             for cb in self.on_closed:
                 cb(inc)
+        reached = entry.get("department")
+        if reached and inc.state != "closed":
+            # The unit it now lies with opens its cameras by itself, as the units on duty do for an
+            # alarm (its grant was applied just above).
+            self.events.publish(
+                "incident.dispatched",
+                {
+                    "incident_id": inc_id,
+                    "type": inc.type,
+                    "category": inc.category or inc.type,
+                    "area": inc.area,
+                    "address": inc.address,
+                    "station": inc.station,
+                    "text": inc.text,
+                    "dispatched_to": reached,
+                    "by": by,
+                    "cameras": list(inc.cameras),
+                },
+                departments=[reached],
+            )
         self.events.publish(
             "incident.updated",
             {

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, UtcDateTime, utcnow
 
-__all__ = ["Alarm", "AlarmRouteRow", "AlarmSource", "Incident", "IncidentCategory", "Notice"]
+__all__ = ["Alarm", "AlarmRouteRow", "AlarmSource", "Incident", "IncidentCategory", "IncidentStatsRollup", "Notice"]
 
 
 class AlarmSource(Base):
@@ -60,12 +60,27 @@ STATS_COLUMNS = (
     "resolved_at",
 )
 
+# A case whose statistics still change with time alone: a deadline set and its step not reached.
+UNSETTLED_SQL = text(
+    "((onsite_deadline IS NOT NULL AND onsite_at IS NULL) OR (resolve_deadline IS NOT NULL AND resolved_at IS NULL))"
+)
+
 
 class Incident(Base):
     """An incident (a case) and its workflow state."""
 
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_stats", *STATS_COLUMNS),)
+    __table_args__ = (
+        Index("ix_incidents_stats", *STATS_COLUMNS),
+        # The cases still in the field (a deadline set, its step not reached): the only ones the
+        # statistics count live; the rest come from IncidentStatsRollup. Partial, so it stays small.
+        Index(
+            "ix_incidents_unsettled",
+            *STATS_COLUMNS,
+            sqlite_where=UNSETTLED_SQL,
+            postgresql_where=UNSETTLED_SQL,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -154,3 +169,25 @@ class AlarmRouteRow(Base):
     hours: Mapped[str] = mapped_column(String(11), default="")
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class IncidentStatsRollup(Base):
+    """The statistics' measures of the *settled* cases (no deadline pending), summed per local day
+    and per local month and per unit of each kind (``dim``: subdistrict, station, department; ``all``
+    holds the district's total under the time zone's name). Kept in step with ``incidents`` in the
+    same transaction as every change (:mod:`gateway.alarms.rollup`)."""
+
+    __tablename__ = "incident_stats_rollup"
+
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # day | month
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD | YYYY-MM (local)
+    unit: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched: Mapped[int] = mapped_column(Integer, default=0)
+    onsite_due: Mapped[int] = mapped_column(Integer, default=0)
+    onsite_ok: Mapped[int] = mapped_column(Integer, default=0)
+    resolve_due: Mapped[int] = mapped_column(Integer, default=0)
+    resolve_ok: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    overdue: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.alarms.models import Alarm, Incident
 from gateway.alarms.notices import Outbox
 from gateway.alarms.photos import PhotoStore
 from gateway.alarms.ports import AuditSink, EventPublisher, IncidentGrants, Organisation, StreamPrewarm
+from gateway.alarms.rollup import StatsRollup
 from gateway.alarms.routing import RoutingTable
 from gateway.alarms.stats import StatsService
 from gateway.settings import AlarmSettings
@@ -144,7 +146,9 @@ class AlarmService:
             outbox=outbox,
             notices_written=notices_written,
         )
-        self.stats = StatsService(db, settings.timezone)
+        # The settled cases' statistics, kept per day and month in the same transaction as each change.
+        self.rollup = StatsRollup(db, zoneinfo.ZoneInfo(settings.timezone))
+        self.stats = StatsService(db, settings.timezone, self.rollup)
         self.photos = photos
         self.cases = CaseIntake(db, box, org, self.routing, self._fixed_near, self._open_effects, self._areas)
         self.incidents.on_closed.append(self._stop_following)
@@ -157,6 +161,7 @@ class AlarmService:
         start the sweep (overdue deadlines, unfinished effects); returns the stop function."""
         await self.routing.load()
         await self.categories.load()
+        await self.rollup.check()  # cases written around the ORM, a new time zone, an upgrade
         async with self.db.session() as s:
             q = select(Incident.id, Incident.vehicle_id).where(Incident.state.in_(OPEN_STATES))
             for inc_id, vid in (await s.execute(q)).all():

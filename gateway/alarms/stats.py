@@ -15,14 +15,17 @@ import datetime as dt
 import io
 import re
 import zoneinfo
+from collections import namedtuple
 from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.alarms.models import Incident
+from gateway.alarms.models import UNSETTLED_SQL, Incident, IncidentStatsRollup
+from gateway.alarms.rollup import MEASURES, StatsRollup, local_bounds
 from storage.db import Database, utcnow
 from storage.spreadsheet import safe_cell
 
@@ -81,9 +84,10 @@ def _pct(part: int, whole: int) -> float | None:
 class StatsService:
     """The grouped queries and the table they make."""
 
-    def __init__(self, db: Database, timezone: str) -> None:
+    def __init__(self, db: Database, timezone: str, rollup: StatsRollup | None = None) -> None:
         self.db = db
         self.zone = zoneinfo.ZoneInfo(timezone)
+        self.rollup = rollup
 
     def _day(self, dialect: str, start: dt.datetime) -> ColumnElement[Any]:
         """The local day of a case's creation, as ``YYYY-MM-DD`` text."""
@@ -102,9 +106,14 @@ class StatsService:
         department_ids: Set[str] = frozenset(),
         daily: bool = False,
         now: dt.datetime | None = None,
+        use_rollup: bool = True,
     ) -> dict[str, Any]:
         """The statistics of ``period`` (``YYYY-MM`` or ``YYYY``) per unit of kind ``by``, ranked;
-        with ``daily``, also per day. ``department_ids``: the units that are departments."""
+        with ``daily``, also per day. ``department_ids``: the units that are departments.
+
+        With a rollup (and no scope: the whole district), the settled cases come from the rollup's
+        month or day rows and only the cases still in the field are counted here; otherwise (a
+        subtree's scope, ``use_rollup=False``) every case of the period is."""
         if by not in BY:
             raise StatsError(f"by: one of {', '.join(BY)}")
         start, end = month_bounds(period, self.zone)
@@ -162,14 +171,27 @@ class StatsService:
                     Incident.dispatched_to.in_(sorted(scope.units)),
                 )
             )
+        rollup = self.rollup is not None and use_rollup and scope is None
+        if rollup:
+            # The cases in the field only: the partial index ix_incidents_unsettled holds just these.
+            where.append(and_(UNSETTLED_SQL))  # parenthesised text: it keeps its OR inside
         async with self.db.session() as s:
             dialect = self.db.engine.dialect.name
-            rows = (await s.execute(select(key.label("unit"), *measures).where(*where).group_by(key))).all()
+            rows: list[Any] = list(
+                (await s.execute(select(key.label("unit"), *measures).where(*where).group_by(key))).all()
+            )
             days: list[Any] = []
             if daily:
                 day = self._day(dialect, start).label("day")
-                q = select(day, key.label("unit"), *measures).where(*where).group_by(day, key).order_by(day)
+                q = select(day, key.label("unit"), *measures).where(*where).group_by(day, key).order_by(day, key)
                 days = list((await s.execute(q)).all())
+            if rollup:
+                rows = _merged(rows, await _rolled(s, by, period, "month"), ("unit",))
+                if daily:
+                    days = sorted(
+                        _merged(days, await _rolled(s, by, period, "day"), ("day", "unit")),
+                        key=lambda r: (r.day, r.unit),
+                    )
         if by == "department":  # kept out of the SQL: an IN list would steer SQLite off the covering index
             rows = [r for r in rows if r.unit in department_ids]
             days = [r for r in days if r.unit in department_ids]
@@ -219,6 +241,42 @@ class StatsService:
         t["onsite_in_time_pct"] = _pct(t["onsite_in_time"], t["onsite_due"])
         t["resolved_in_time_pct"] = _pct(t["resolved_in_time"], t["resolve_due"])
         return t
+
+
+async def _rolled(s: AsyncSession, by: str, period: str, grain: str) -> list[Any]:
+    """The rollup's sums per unit (``month``) or per day and unit (``day``) over a period."""
+    r = IncidentStatsRollup
+    first, last = local_bounds(period)
+    if grain == "month":
+        first, last = first[:7], last[:7]
+    sums = [func.sum(getattr(r, m)).label(m) for m in MEASURES]
+    where = (r.dim == by, r.grain == grain, r.period >= first, r.period <= last)
+    if grain == "month":
+        q = select(r.unit, *sums).where(*where).group_by(r.unit)
+    else:
+        q = select(r.period.label("day"), r.unit, *sums).where(*where).group_by(r.period, r.unit)
+    return list((await s.execute(q)).all())
+
+
+_UnitRow = namedtuple("_UnitRow", ["unit", *MEASURES])  # type: ignore[misc]
+_DayRow = namedtuple("_DayRow", ["day", "unit", *MEASURES])  # type: ignore[misc]
+
+
+def _merged(live: list[Any], rolled: list[Any], keys: tuple[str, ...]) -> list[Any]:
+    """Live rows and rollup rows (both: the keys, then the measures in :data:`MEASURES` order)
+    summed per key, as rows with the measures' names as attributes."""
+    n = len(keys)
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for r in (*live, *rolled):
+        k = tuple(r[:n])
+        acc = out.get(k)
+        if acc is None:
+            out[k] = [v or 0 for v in r[n:]]
+        else:
+            for i, v in enumerate(r[n:]):
+                acc[i] += v or 0
+    make = _UnitRow if keys == ("unit",) else _DayRow
+    return [make(*k, *v) for k, v in out.items() if v[0]]
 
 
 def _cells(table: dict[str, Any], names: dict[str, str]) -> list[list[Any]]:

@@ -22,9 +22,9 @@ router = APIRouter(tags=["events"])
 async def events(
     request: Request, last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None
 ) -> StreamingResponse:
-    """``text/event-stream`` of ``incident.opened``, ``incident.cameras``, ``incident.updated`` and
-    ``incident.overdue`` for what this user may see; resumes after ``Last-Event-ID``. The stream ends
-    when the login ends."""
+    """``text/event-stream`` of ``incident.opened``, ``incident.cameras``, ``incident.dispatched``,
+    ``incident.updated`` and ``incident.overdue`` for what this user may see; resumes after
+    ``Last-Event-ID``. The stream ends when the login ends."""
     ld = services(request)
     subject: Subject = request.state.subject
     if ld.events.streams_of(subject.user_id) >= ld.settings.events.max_streams_per_user:

@@ -3,6 +3,7 @@
 import { AlarmPanel } from "./alarms.js";
 import { api, setUnauthorizedHandler } from "./api.js";
 import { CameraList } from "./camlist.js";
+import { CaseForm, mayOpenCases } from "./caseform.js";
 import { Dashboard } from "./dashboard.js";
 import { applyTexts, has, t, toggleLang } from "./i18n.js";
 import { Login } from "./login.js";
@@ -48,6 +49,14 @@ const panel = new AlarmPanel($("incident-list"), $("inc-filter"), $("inc-mute"),
   },
 });
 const dashboard = new Dashboard($("dashboard"), { config: () => state.config });
+// Call-takers enter cases beside the alarm panel; the new case shows there as the events tell.
+const caseForm = new CaseForm($("case-new"), $("case-form-box"), {
+  config: () => state.config,
+  onCreated: () => {
+    panel.changed();
+    dashboard.changed();
+  },
+});
 const login = new Login({ t, enter, hide: ["views", "alarm-toggle", "admin-link"] });
 
 async function boot() {
@@ -58,6 +67,7 @@ async function boot() {
     grid.relabel();
     panel.relabel();
     dashboard.relabel();
+    caseForm.relabel();
     mapView.relabel();
     showCount();
   });
@@ -105,6 +115,7 @@ async function leave(message) {
   panel.stop();
   mapView.reset();
   dashboard.reset();
+  caseForm.enable(false);
   setView("wall");
   $("alarm-banner").hidden = true;
   login.show(message);
@@ -127,6 +138,7 @@ async function enter(me) {
   const units = me.departments.map(deptName);
   login.signedIn(`${me.username}${units.length ? " · " + units.join("、") : ""}`);
   if (facets.ok) fillFacets(await facets.json());
+  caseForm.enable(mayOpenCases(me, state.config));
   await reloadList();
   openFromHash();
   startEvents();
@@ -199,6 +211,14 @@ function startEvents() {
   const es = new EventSource("/api/events");
   state.events = es;
   es.addEventListener("incident.opened", (ev) => {
+    const inc = JSON.parse(ev.data);
+    panel.alarm(inc.incident_id);
+    dashboard.changed();
+    onIncident(inc, true);
+  });
+  // A case dispatched (or escalated) to this user's unit: announced and its cameras opened, as for
+  // the units on duty when an alarm opens (the dispatch granted them).
+  es.addEventListener("incident.dispatched", (ev) => {
     const inc = JSON.parse(ev.data);
     panel.alarm(inc.incident_id);
     dashboard.changed();

@@ -2,6 +2,7 @@
 // handled %, and cameras offline by sub-district, as plain bars. Everything counts only what this
 // user may see (the gateway filters).
 import { api } from "./api.js";
+import { CaseStats } from "./casestats.js";
 import { t } from "./i18n.js";
 
 const REFRESH_MS = 30_000;
@@ -27,6 +28,7 @@ export class Dashboard {
     this.timer = null;
     this.active = false;
     this.gen = 0;
+    this.cases = new CaseStats(); // the month's case statistics (ECharts), below the live counts
     const saved = localStorage.getItem(PERIOD_KEY);
     this.period = PERIODS.includes(saved) ? saved : "all";
   }
@@ -55,6 +57,7 @@ export class Dashboard {
     this.hide();
     this.gen += 1;
     this.data = null;
+    this.cases.reset();
     this.el.replaceChildren();
   }
 
@@ -66,14 +69,19 @@ export class Dashboard {
   async load() {
     const gen = this.gen;
     const since = periodStart(this.period);
-    const r = await api(`/api/console/dashboard${since ? `?since=${encodeURIComponent(since)}` : ""}`);
+    const [r] = await Promise.all([
+      api(`/api/console/dashboard${since ? `?since=${encodeURIComponent(since)}` : ""}`),
+      this.cases.load(),
+    ]);
     if (gen !== this.gen || !r.ok) return;
     this.data = await r.json();
     this.render();
+    this.cases.resize();
   }
 
   relabel() {
     if (this.data) this.render();
+    if (this.cases.data) this.cases.render();
   }
 
   render() {
@@ -107,7 +115,7 @@ export class Dashboard {
       swatch("open", t("dash_open")),
       swatch("overdue", t("dash_overdue")),
     );
-    this.el.replaceChildren(kpis, legend, panels);
+    this.el.replaceChildren(kpis, legend, panels, this.cases.el);
   }
 }
 
