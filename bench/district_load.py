@@ -70,9 +70,7 @@ async def _compile(data_dir: Path) -> dict[str, float]:
     from storage.db import Database
     from storage.secretbox import SecretBox
 
-    settings = load_settings(
-        None, data_dir=data_dir, acl={"district_geojson": ROOT / "fixtures" / "district.geojson"}
-    )
+    settings = load_settings(None, data_dir=data_dir, acl={"district_geojson": ROOT / "fixtures" / "district.geojson"})
     db = Database(settings.database_url)
     box = SecretBox.from_data_dir(settings.data_dir)
     store = CameraStore(db, box)
