@@ -6,6 +6,9 @@ import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const SLICE_MS = 8; // longest stretch of marker updates between two frames
+// Above this many vehicles markers jump instead of gliding: without a GPU, a thousand CSS transitions
+// at once were the map's longest tasks (bench/console_speed.py).
+const GLIDE_MAX = 300;
 const STALE_S = 120; // a vehicle fix older than this is drawn faded (the tracker went quiet)
 const CAMERA_COLOURS = { online: "#2fbf71", offline: "#e5484d", error: "#e5484d", unknown: "#8a96a3" };
 const FALLBACK_CENTRE = [31.11, 121.38];
@@ -130,15 +133,7 @@ export class MapView {
     if (!r.ok || !this.map) return;
     const { cameras } = await r.json();
     this.cameraLayer.clearLayers();
-    const layer = this.cameraLayer;
-    let slice = performance.now();
     for (const [id, name, lat, lon, status, area] of cameras) {
-      if (performance.now() - slice > SLICE_MS) {
-        // Thousands of dots: added a frame's worth at a time (in one go, a 300-470 ms task).
-        await new Promise((r) => requestAnimationFrame(r));
-        if (!this.map || this.cameraLayer !== layer) return; // logged out meanwhile
-        slice = performance.now();
-      }
       const m = L.circleMarker([lat, lon], {
         radius: 5,
         weight: 1,
@@ -149,7 +144,7 @@ export class MapView {
       m.cameraId = id;
       m.bindTooltip(`${name} · ${area || ""} · ${t(`status_${status}`)}`);
       m.on("click", () => this.onOpen([id], [name]));
-      m.addTo(layer);
+      m.addTo(this.cameraLayer);
     }
     this.el.dataset.cameras = String(cameras.length);
     if (!this.boundary && cameras.length) {
@@ -221,7 +216,7 @@ export class MapView {
           el.classList.toggle("stale", now - v.position.time > STALE_S);
           continue; // nothing else to draw
         }
-        if (el && moved) {
+        if (el && moved && list.length <= GLIDE_MAX) {
           // Glide to the new fix (only for this move: a zoom must not animate markers).
           el.classList.add("glide");
           gliding.push(el);
