@@ -111,7 +111,7 @@ async def shoot(g: LiveGateway, admin: dict[str, str], secret: str) -> None:
         r.raise_for_status()
         inc_id = r.json()["incident_id"]
         await page.wait_for_selector(f"#incident-list .inc[data-incident='{inc_id}']")
-        await page.click("#camera-list li[data-camera]:not([data-camera^='bus'])")
+        await page.locator("#camera-list li[data-camera]").nth(4).click()  # one more camera beside the alarm's
         await page.wait_for_timeout(6000)
         await save(page, "console.png")
 
