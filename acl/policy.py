@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -344,6 +344,43 @@ class PolicyStore:
         ptz_priority: int | None = None,
     ) -> Applied:
         """Create or change a department (``ptz_priority`` None: the gateway's default for it)."""
+        async with self.db.session() as s:
+            ch = await self._department_change(s, dept_id, name, level, parent_id, area, ptz_priority)
+            if ch is None:
+                raise PolicyError("change: nothing would change")
+            return await self._commit(s, author, reason, [await self._apply(s, ch)])
+
+    async def put_departments(
+        self,
+        author: str,
+        depts: Sequence[tuple[str, str, str, str | None, str | None]],
+        reason: str = "",
+    ) -> Applied:
+        """Create or change several departments ``(id, name, level, parent_id, area)`` in one
+        transaction and one revision, parents before their children; unchanged ones are skipped
+        (revision 0 when nothing changes). An organisation of fifty units written one revision each
+        took ~2 s of round trips."""
+        async with self.db.session() as s:
+            changes = []
+            for dept_id, name, level, parent_id, area in depts:
+                ch = await self._department_change(s, dept_id, name, level, parent_id, area, None)
+                if ch is not None:
+                    changes.append(await self._apply(s, ch))
+            if not changes:
+                return Applied(0, ())
+            return await self._commit(s, author, reason, changes)
+
+    async def _department_change(
+        self,
+        s: AsyncSession,
+        dept_id: str,
+        name: str,
+        level: str,
+        parent_id: str | None,
+        area: str | None,
+        ptz_priority: int | None,
+    ) -> dict[str, Any] | None:
+        """The checked diff entry that puts this department, or None when it is already so."""
         if not SLUG.match(dept_id):
             raise PolicyError("id: 1-64 letters, digits, '.', '_' or '-'")
         if not name.strip() or len(name) > 128:
@@ -354,29 +391,26 @@ class PolicyStore:
             raise PolicyError(f"level: must be one of {', '.join(x.value for x in OrgLevel)}") from None
         if ptz_priority is not None and not 0 <= ptz_priority <= 1000:
             raise PolicyError("ptz_priority: 0-1000")
-        async with self.db.session() as s:
-            if parent_id is not None:
-                if parent_id == dept_id or await s.get(Department, parent_id) is None:
-                    raise PolicyError("parent_id: no such department")
-                if await self._is_below(s, parent_id, dept_id):
-                    raise PolicyError("parent_id: would make a cycle")
-            new = {
-                "id": dept_id,
-                "name": name.strip(),
-                "level": lvl.value,
-                "parent_id": parent_id,
-                "area": area,
-                "ptz_priority": ptz_priority,
-            }
-            old = await s.get(Department, dept_id)
-            if old is not None:
-                before = _dept_row(old)
-                if before == new:
-                    raise PolicyError("change: nothing would change")
-                ch = {"op": "update", "kind": "department", "row": new, "old": before}
-            else:
-                ch = {"op": "add", "kind": "department", "row": new}
-            return await self._commit(s, author, reason, [await self._apply(s, ch)])
+        if parent_id is not None:
+            if parent_id == dept_id or await s.get(Department, parent_id) is None:
+                raise PolicyError("parent_id: no such department")
+            if await self._is_below(s, parent_id, dept_id):
+                raise PolicyError("parent_id: would make a cycle")
+        new = {
+            "id": dept_id,
+            "name": name.strip(),
+            "level": lvl.value,
+            "parent_id": parent_id,
+            "area": area,
+            "ptz_priority": ptz_priority,
+        }
+        old = await s.get(Department, dept_id)
+        if old is None:
+            return {"op": "add", "kind": "department", "row": new}
+        before = _dept_row(old)
+        if before == new:
+            return None
+        return {"op": "update", "kind": "department", "row": new, "old": before}
 
     async def _is_below(self, s: AsyncSession, unit: str, ancestor: str) -> bool:
         seen: set[str] = set()

@@ -1,13 +1,15 @@
-"""How long ``make demo`` takes to load the district sample (target: the whole import <= 15 s).
+"""How long ``make demo`` takes to load the district sample (target: the whole import <= 15 s),
+this tree against an older commit, side by side in one run.
 
-Loads :func:`fixtures.district_sample.generate_district` (6,945 cameras, 1,102 vehicles, 52
-departments and a station unit, the demo's groups, grants and logins) into a fresh SQLite data dir
-the way the demo does (:func:`fixtures.demo.load_district`), then once more into the same one (the
-idempotent re-run of a second ``make demo``), and finally compiles the policy over it as the gateway
-does at start. Prints one JSON object: wall seconds per part, the process's CPU seconds (every
-thread's: what the wall time is on a quiet machine) and the load average around the run, which on
-the shared 2-core machine says how much of the wall time was waiting. Usage:
-``python -m bench.district_load [--out FILE]``.
+Each round loads :func:`fixtures.demo.load_district` (6,945 cameras, 1,102 vehicles, 52 departments
+and a station unit, the demo's groups, grants and logins) into a fresh SQLite data dir, then once
+more into the same one (the idempotent re-run of a second ``make demo``), in a process of its own:
+once with this tree's code and once with ``--base`` (default ``main``; exported with ``git archive``
+into a temporary directory), alternating which goes first. The last round also times the
+gateway's policy load and compile over the data this tree loaded. Prints one JSON object: per side
+the wall and CPU seconds (every thread's) of each round, their medians, the ratio old/new, and the
+load average around the run (on the shared 2-core machine, wall time above CPU time is waiting for
+a core). Usage: ``python -m bench.district_load [--base REV] [--rounds N] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -17,25 +19,58 @@ import asyncio
 import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from fixtures.demo import ROOT, load_district
-from gateway.settings import Settings, load_settings
-
+ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 15.0
 
+# Run in the tree under test (its own fixtures.demo): first load, second load, as JSON on stdout.
+_ONE_LOAD = """
+import asyncio, json, sys
+from pathlib import Path
+from fixtures.demo import load_district
+from gateway.settings import load_settings
+async def main():
+    s = load_settings(None, data_dir=Path(sys.argv[1]))
+    first = await load_district(s.database_url, s.data_dir, 8554)
+    again = await load_district(s.database_url, s.data_dir, 8554)
+    print(json.dumps({"first": first, "again": again}))
+asyncio.run(main())
+"""
 
-async def _compile(settings: Settings) -> dict[str, float]:
+
+def _load_once(tree: Path, data_dir: Path) -> dict[str, dict[str, float]]:
+    """One first and one repeated load by the code in ``tree``, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", _ONE_LOAD, str(data_dir)],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    result: dict[str, dict[str, float]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def _compile(data_dir: Path) -> dict[str, float]:
     """The gateway's start on the loaded data: policy, inventory and the compiled index."""
     from acl.audit import AuditLog, audit_key
     from acl.service import build_acl
     from camera_registry.store import CameraStore
+    from gateway.settings import load_settings
     from storage.db import Database
     from storage.secretbox import SecretBox
 
+    settings = load_settings(None, data_dir=data_dir, acl={"district_geojson": ROOT / "fixtures" / "district.geojson"})
     db = Database(settings.database_url)
     box = SecretBox.from_data_dir(settings.data_dir)
     store = CameraStore(db, box)
@@ -47,36 +82,73 @@ async def _compile(settings: Settings) -> dict[str, float]:
     return out
 
 
-async def run() -> dict[str, Any]:
+def _summary(runs: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    def col(which: str, key: str) -> list[float]:
+        return [round(r[which][key], 2) for r in runs]
+
+    out: dict[str, Any] = {}
+    for which in ("first", "again"):
+        out[which] = {
+            "total_s": col(which, "total"),
+            "cpu_s": col(which, "cpu"),
+            "median_total_s": round(statistics.median(col(which, "total")), 2),
+            "median_cpu_s": round(statistics.median(col(which, "cpu")), 2),
+            "median_parts_s": {
+                k: round(statistics.median(col(which, k)), 2) for k in runs[0][which] if k not in ("total", "cpu")
+            },
+        }
+    return out
+
+
+def run(base: str, rounds: int) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    sides: dict[str, list[dict[str, dict[str, float]]]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="district-load-") as tmp:
-        settings = load_settings(
-            None, data_dir=Path(tmp), acl={"district_geojson": ROOT / "fixtures" / "district.geojson"}
-        )
-        load_before = os.getloadavg()
-        first = await load_district(settings.database_url, settings.data_dir, 8554)
-        again = await load_district(settings.database_url, settings.data_dir, 8554)
-        start = await _compile(settings)
-        load_after = os.getloadavg()
-    rounded = {k: round(v, 2) for k, v in first.items()}
+        old_tree = Path(tmp) / "old"
+        old_tree.mkdir()
+        archive = subprocess.run(["git", "archive", base], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+        trees = {"old": old_tree, "new": ROOT}
+        compiled: dict[str, float] = {}
+        for i in range(rounds):
+            order = ("old", "new") if i % 2 == 0 else ("new", "old")
+            for side in order:
+                data_dir = Path(tmp) / f"{side}-{i}"
+                sides[side].append(_load_once(trees[side], data_dir))
+                print(f"round {i + 1} {side}: {sides[side][-1]['first']['total']:.1f} s", file=sys.stderr)
+        compiled = asyncio.run(_compile(Path(tmp) / f"new-{rounds - 1}"))
+    load_after = os.getloadavg()
+    old, new = _summary(sides["old"]), _summary(sides["new"])
+    commit = subprocess.run(["git", "rev-parse", "--short", base], cwd=ROOT, capture_output=True, text=True)
     return {
         "bench": "district_load",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        "shared with other engineers' test runs",
         "loadavg_1m": [round(load_before[0], 1), round(load_after[0], 1)],
         "target_s": TARGET_S,
-        "first_load": rounded,
-        "second_load": {k: round(v, 2) for k, v in again.items()},
-        "gateway_policy_load": start,
-        "meets_target_wall": first["total"] <= TARGET_S,
-        "meets_target_cpu": first["cpu"] <= TARGET_S,
+        "rounds": rounds,
+        "old": {"rev": commit.stdout.strip() or base, **old},
+        "new": new,
+        "ratio_old_to_new": {
+            "first_wall": round(old["first"]["median_total_s"] / new["first"]["median_total_s"], 2),
+            "first_cpu": round(old["first"]["median_cpu_s"] / new["first"]["median_cpu_s"], 2),
+            "again_wall": round(old["again"]["median_total_s"] / new["again"]["median_total_s"], 2),
+            "again_cpu": round(old["again"]["median_cpu_s"] / new["again"]["median_cpu_s"], 2),
+        },
+        "gateway_policy_load": compiled,
+        "meets_target_wall": new["first"]["median_total_s"] <= TARGET_S,
+        "meets_target_cpu": new["first"]["median_cpu_s"] <= TARGET_S,
     }
 
 
 def main() -> None:
     """Run and print (and with ``--out``, write) the JSON result."""
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--base", default="main", help="the commit to compare with (default: main)")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    result = asyncio.run(run())
+    result = run(args.base, args.rounds)
     text = json.dumps(result, ensure_ascii=False, indent=1)
     print(text)
     if args.out:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from camera_registry.egress import CameraNetworks
@@ -48,7 +48,7 @@ class UpsertResult:
     """What an upsert did: ``created``, ``updated`` or ``unchanged``."""
 
     outcome: str
-    camera: Camera
+    camera: Camera | None  # None for a camera :meth:`CameraStore.upsert_many` inserted in bulk
 
 
 class CameraStore:
@@ -172,6 +172,24 @@ class CameraStore:
         return self._secrets(cam).open_url(cam.source_url)
 
     # -- writing -------------------------------------------------------------------------
+    def _new_row(self, data: CameraIn) -> dict[str, object]:
+        """The table row of a camera that does not exist yet: what :meth:`_apply` writes onto a new
+        ``Camera``, without the ORM object (an import of thousands inserts plain rows in bulk)."""
+        src = parse_source_url(data.source_url)
+        self.networks.check(src.url)
+        url, secrets = merge_secrets(src.url, src.credentials, CameraSecrets.loads(None), False)
+        now = utcnow()
+        row: dict[str, object] = {name: getattr(data, name) for name in CAMERA_PLAIN_FIELDS}
+        row.update(
+            id=data.id,
+            source_url=url,
+            credentials_enc=self.box.encrypt(secrets.dumps()) if secrets else None,
+            status=CameraStatus.unknown,
+            created_at=now,
+            updated_at=now,
+        )
+        return row
+
     def _apply(self, cam: Camera, data: CameraIn, *, clear_credentials: bool = False) -> bool:
         """Copy ``data`` onto ``cam``; True when anything changed.
 
@@ -216,25 +234,28 @@ class CameraStore:
         return UpsertResult("updated" if self._apply(cam, data) else "unchanged", cam)
 
     async def upsert_many(self, s: AsyncSession, rows: Sequence[CameraIn]) -> list[UpsertResult]:
-        """Upsert distinct-id cameras in the caller's transaction with one SELECT and one flush.
+        """Upsert distinct-id cameras in the caller's transaction with one SELECT, one bulk INSERT of
+        the new ones and one flush of the changed ones.
 
         (A ``get`` per row costs a query each and, through autoflush, an INSERT each: 20k rows
-        took ~14 s that way.)
+        took ~14 s that way. New cameras go in as plain rows: building and flushing an ORM object
+        each was half of a district import's time.)
         """
         self.invalidate()
         ids = [r.id for r in rows]
         existing = {c.id: c for c in (await s.execute(select(Camera).where(Camera.id.in_(ids)))).scalars()}
         out = []
+        new_rows = []
         for data in rows:
             cam = existing.get(data.id)
             if cam is None:
-                cam = Camera(id=data.id, status=CameraStatus.unknown, tags=[])
-                self._apply(cam, data)
-                s.add(cam)
-                out.append(UpsertResult("created", cam))
+                new_rows.append(self._new_row(data))
+                out.append(UpsertResult("created", None))
             else:
                 out.append(UpsertResult("updated" if self._apply(cam, data) else "unchanged", cam))
         await s.flush()
+        if new_rows:
+            await s.execute(insert(Camera), new_rows)
         return out
 
     async def create(self, data: CameraIn) -> Camera:
@@ -243,7 +264,9 @@ class CameraStore:
             if await s.get(Camera, data.id) is not None:
                 raise ValueError(f"id: camera '{data.id}' already exists")
             await self._check_vehicle(s, data.vehicle_id)
-            return (await self.upsert(s, data)).camera
+            cam = (await self.upsert(s, data)).camera
+            assert cam is not None  # upsert always returns its object
+            return cam
 
     async def update(self, camera_id: str, patch: CameraPatch) -> Camera:
         """Apply a partial update; the merged record is validated as a whole."""
@@ -322,16 +345,18 @@ class CameraStore:
         return "updated" if changed else "unchanged"
 
     async def upsert_vehicles(self, s: AsyncSession, rows: Sequence[VehicleIn]) -> list[str]:
-        """Upsert distinct-id vehicles in the caller's transaction with one SELECT and one flush
-        (a ``get`` and a flush per row cost ~10 ms each: a district's thousand vehicles took seconds)."""
+        """Upsert distinct-id vehicles in the caller's transaction with one SELECT, one bulk INSERT
+        of the new ones and one flush of the changed ones (a ``get`` and a flush per row cost ~10 ms
+        each: a district's thousand vehicles took seconds)."""
         ids = [r.id for r in rows]
         existing = {v.id: v for v in (await s.execute(select(Vehicle).where(Vehicle.id.in_(ids)))).scalars()}
         out = []
+        new_rows = []
         for data in rows:
             fields = data.model_dump()
             v = existing.get(data.id)
             if v is None:
-                s.add(Vehicle(**fields))
+                new_rows.append(fields)
                 out.append("created")
                 continue
             changed = False
@@ -341,6 +366,8 @@ class CameraStore:
                     changed = True
             out.append("updated" if changed else "unchanged")
         await s.flush()
+        if new_rows:
+            await s.execute(insert(Vehicle), new_rows)
         return out
 
     async def vehicles(self, ids: Sequence[str] | None = None) -> list[Vehicle]:

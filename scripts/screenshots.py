@@ -1,8 +1,10 @@
 """Take the console screenshots in docs/ (run: python scripts/screenshots.py).
 
-Starts the fixture cameras and an in-process gateway with the sample district (cameras, buses and
-trucks, the district boundary), feeds vehicle positions, raises a panic alarm and adds a few older
-incidents, then logs in with Debian's Chromium and saves:
+Starts the fixture cameras, loads the district-scale sample that ``make demo`` serves
+(:func:`fixtures.demo.load_district`: 6,945 cameras, 1,102 buses and trucks, 52 departments, the
+demo's logins and grants), starts an in-process gateway on it with the district boundary, feeds a
+position for every vehicle, raises a panic alarm on a bus and adds a few older incidents, then
+logs in as the demo ``admin`` with Debian's Chromium and saves:
 
 - ``docs/console.png``: the camera wall (the alarm's cameras opened by themselves) and the alarm panel;
 - ``docs/map.png``: the map with the boundary, cameras, vehicles and the incident, without tiles;
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import sys
 import tempfile
 import time
@@ -26,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from acl.models import Role  # noqa: E402
-from camera_registry.inventory import import_cameras, import_vehicles  # noqa: E402
 from fixtures.camera_server import FixtureCameraServer  # noqa: E402
+from fixtures.demo import DEMO_USERS, load_district, replay_plan  # noqa: E402
+from fixtures.district_sample import generate_district  # noqa: E402
 from gateway.alarms.models import Incident  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from storage.db import utcnow  # noqa: E402
@@ -35,47 +37,31 @@ from tests.gateway.test_alarms import signed  # noqa: E402
 from tests.live import PASSWORD, LiveGateway, live_gateway  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-INVENTORY = ROOT / "fixtures" / "inventory"
 DOCS = ROOT / "docs"
+ADMIN_PW = next(pw for name, pw, *_ in DEMO_USERS if name == "admin")
+ALARM_BUS = "bus-001"
 
 
-async def seed(g: LiveGateway, admin: dict[str, str], camera_port: int) -> str:
-    """The sample district, positions, departments, incidents; returns the live incident's id."""
+async def seed(g: LiveGateway, admin: dict[str, str]) -> str:
+    """Positions, camera states, older incidents on the loaded district; returns an alarm source's secret."""
     ld = g.ld
-    vehicles = json.loads((INVENTORY / "sample_vehicles.json").read_text(encoding="utf-8"))
-    cameras = json.loads((INVENTORY / "sample_cameras.json").read_text(encoding="utf-8"))
-    await import_vehicles(ld.store, vehicles)
-    await import_cameras(ld.store, cameras, substitutions={"port": str(camera_port)})
-    ld.store.invalidate()
-    await ld.inventory_changed()
-    fixed = [c for c in cameras if c.get("lat") is not None]
-    for c in fixed[5::9]:
+    sample = generate_district()
+    fixed = [c for c in sample.cameras if c["kind"] == "fixed"]
+    for c in fixed[5:600:9]:
         await ld.store.set_status(c["id"], "offline")
-    for c in fixed[::2]:
+    for c in fixed[:600:2]:
         await ld.store.set_status(c["id"], "online")
-    # Vehicles near fixed cameras, bus-01 where its recorded trace starts.
+    # Every vehicle somewhere on its demo route, ALARM_BUS where its recorded trace starts.
     feed = await g.add_user("feed", Role.integration)
     now = time.time()
-    fixes = []
-    for i, v in enumerate(vehicles):
-        anchor = fixed[(i * 7) % len(fixed)]
-        fixes.append({"vehicle_id": v["id"], "lat": anchor["lat"] + 0.004, "lon": anchor["lon"] - 0.005, "time": now})
-    trace = [json.loads(line) for line in (ROOT / "fixtures" / "gps" / "bus_trace.ndjson").read_text().splitlines()]
-    first = trace[0]
-    fixes.append({"vehicle_id": "bus-01", "lat": first["lat"], "lon": first["lon"], "time": now + 1})
+    plan = replay_plan(sample.vehicles, (ALARM_BUS, "truck-681"))
+    fixes = [{"vehicle_id": vid, "lat": r[0][0], "lon": r[0][1], "time": now} for vid, r in plan.items()]
     r = await g.client.post("/api/vehicles/positions", json=fixes, headers=feed)
     r.raise_for_status()
-    for dept, body in {
-        "district": {"name": "区联动中心", "level": "district"},
-        "police": {"name": "公安分局"},
-        "transport": {"name": "交通委"},
-        "city": {"name": "城管局"},
-    }.items():
-        (await g.client.put(f"/api/admin/departments/{dept}", json=body, headers=admin)).raise_for_status()
     # Older incidents for the panel and the dashboard.
     areas = ["七宝镇", "莘庄镇", "梅陇镇", "虹桥镇", "浦江镇", "颛桥镇"]
     states = ["closed", "closed", "resolved", "on_site", "acknowledged", "dispatched", "closed", "dispatched"]
-    depts = ["police", "transport", "city", "police"]
+    depts = ["police", "transport", "city_management", "police"]
     t0 = utcnow()
     async with ld.db.session() as s:
         for i in range(22):
@@ -116,16 +102,16 @@ async def shoot(g: LiveGateway, admin: dict[str, str], secret: str) -> None:
         page = await ctx.new_page()
         await page.goto(g.base_url + "/")
         await page.fill("#username", "admin")
-        await page.fill("#password", PASSWORD)
+        await page.fill("#password", ADMIN_PW)
         await page.click("#login-form button[type=submit]")
         await page.wait_for_selector("#camera-list li[data-camera]")
         await page.wait_for_timeout(500)
-        alarm = {"alarm_id": "DEMO-1", "type": "panic", "vehicle_id": "bus-01", "text": "驾驶员按下一键报警"}
+        alarm = {"alarm_id": "DEMO-1", "type": "panic", "vehicle_id": ALARM_BUS, "text": "驾驶员按下一键报警"}
         r = await g.client.post("/api/alarms", **signed(secret, alarm))
         r.raise_for_status()
         inc_id = r.json()["incident_id"]
         await page.wait_for_selector(f"#incident-list .inc[data-incident='{inc_id}']")
-        await page.click("#camera-list li[data-camera='fx-00-01']")
+        await page.locator("#camera-list li[data-camera]").nth(4).click()  # one more camera beside the alarm's
         await page.wait_for_timeout(6000)
         await save(page, "console.png")
 
@@ -154,29 +140,11 @@ async def shoot(g: LiveGateway, admin: dict[str, str], secret: str) -> None:
 
 async def admin_screenshot(g: Any, admin: dict[str, str], ctx: Any) -> None:
     """The rules page of the admin console with the preview of a grant open."""
-    for dept, name, level, area in [
-        ("district", "区联动中心", "district", None),
-        ("qibao", "七宝镇分中心", "subdistrict", "七宝镇"),
-        ("city", "城管", "department", None),
-        ("police", "公安", "department", None),
-    ]:
-        body = {"name": name, "level": level, "area": area, "reason": "组织架构初始化"}
-        await g.client.put(f"/api/admin/departments/{dept}", json=body, headers=admin)
-    for i, dept in enumerate(["city", "city", "city", "police", "qibao"]):
+    for i, dept in enumerate(["city_management", "city_management", "city_management", "police", "qibao"]):
         r = await g.client.post(
             "/api/admin/users", json={"username": f"op-{dept}-{i}", "password": PASSWORD}, headers=admin
         )
         await g.client.put(f"/api/admin/users/{r.json()['id']}/memberships/{dept}", json={}, headers=admin)
-    await g.client.put(
-        "/api/admin/groups/qibao-all", json={"name": "七宝镇全部", "filter": {"area": ["七宝镇"]}}, headers=admin
-    )
-    for sub, target, action in [
-        ("dept:police", "group:qibao-all", "view_live"),
-        ("dept:qibao", "group:qibao-all", "view_live"),
-        ("dept:city", "cam:xz-1", "view_snapshot"),
-    ]:
-        body = {"subject": sub, "target": target, "action": action, "reason": "值班需要"}
-        await g.client.post("/api/admin/rules", json=body, headers=admin)
     await g.add_user("sec", Role.security_admin)
     await ctx.clear_cookies()  # log in afresh as the security admin
     page = await ctx.new_page()
@@ -186,8 +154,8 @@ async def admin_screenshot(g: Any, admin: dict[str, str], ctx: Any) -> None:
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("body[data-loaded='1']")
     await page.click("#tabs button[data-tab='rules']")
-    await page.fill("#rule-form [name=subject]", "dept:city")
-    await page.fill("#rule-form [name=target]", "group:qibao-all")
+    await page.fill("#rule-form [name=subject]", "dept:city_management")
+    await page.fill("#rule-form [name=target]", "group:area-qibao")
     await page.fill("#rule-form [name=reason]", "城管夜间巡查七宝镇")
     await page.click("#rule-form button[type=submit]")
     await page.wait_for_selector("#preview:not([hidden])")
@@ -203,13 +171,17 @@ async def save(page: Any, name: str) -> None:
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, FixtureCameraServer(mounts=("h264", "h264_360p", "h264_slices")) as cams:
+    with tempfile.TemporaryDirectory() as tmp, FixtureCameraServer() as cams:
         settings = load_settings(
             None, data_dir=Path(tmp) / "d", acl={"district_geojson": ROOT / "fixtures" / "district.geojson"}
         )
+        took = await load_district(settings.database_url, settings.data_dir, cams.port)
+        print(f"district sample loaded in {took['total']:.1f} s")
         async with live_gateway(settings) as g:
-            admin = await g.add_user("admin", Role.admin)
-            secret = await seed(g, admin, cams.port)
+            r = await g.client.post("/api/auth/token", data={"username": "admin", "password": ADMIN_PW})
+            r.raise_for_status()
+            admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            secret = await seed(g, admin)
             await shoot(g, admin, secret)
 
 

@@ -311,6 +311,8 @@ async def test_an_auditor_reads_filters_and_exports_but_cannot_change_anything(
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-kind", "login_failed")
     await expect(rows.first).to_contain_text("op-city")
+    await expect(rows.first).to_contain_text("登录失败")  # the kind by its name, not login_failed
+    assert await page.locator("#audit-kinds option[value='recording.export']").get_attribute("label") == "导出录像"
     async with page.expect_download() as info:
         await page.click("#audit-export")
     download = await info.value

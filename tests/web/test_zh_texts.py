@@ -120,3 +120,77 @@ def test_every_policy_refusal_has_a_chinese_text(tmp_path: Path) -> None:
     ]
     assert not untranslated, f"refusals without a zh-CN text in web/static/server-texts.js: {untranslated}"
     assert all(re.search(r"[\u4e00-\u9fff]", zh) for _, _, zh in results)
+
+
+# Audit kinds passed on unchanged by a helper (a variable), with where the literal kinds come from instead.
+_AUDIT_PASS_THROUGH = {"kind"}
+
+
+def _audit_kinds() -> set[str]:
+    """Every audit kind the server writes: the first argument of ``<audit log>.record(...)`` and of
+    ``<refusals>.note(...)``, the second of the recording routes' ``_audit(request, ...)``; a prefix
+    joined with ``'a' if ... else 'b'`` gives both kinds. An argument of another shape fails, so a
+    new way of naming kinds is not silently missed."""
+    kinds: set[str] = set()
+    unread = []
+    for path in [*sorted((ROOT / "acl").rglob("*.py")), *sorted((ROOT / "gateway").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Attribute):  # audit.record(kind, ...), refusals.note(kind, ...)
+                owner = ast.unparse(node.func.value).lower()
+                if not (node.func.attr == "record" and "audit" in owner) and not (
+                    node.func.attr == "note" and "refusals" in owner
+                ):
+                    continue
+                pos = 0
+            elif getattr(node.func, "id", "") == "_audit" and ast.unparse(node.args[0]) == "request":
+                pos = 1  # the recording routes' _audit(request, kind, ...)
+            else:
+                continue
+            arg = node.args[pos]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                kinds.add(arg.value)
+            elif (
+                isinstance(arg, ast.BinOp)
+                and isinstance(arg.left, ast.Constant)
+                and isinstance(arg.right, ast.IfExp)
+                and isinstance(arg.right.body, ast.Constant)
+                and isinstance(arg.right.orelse, ast.Constant)
+            ):
+                kinds |= {arg.left.value + arg.right.body.value, arg.left.value + arg.right.orelse.value}
+            elif not (isinstance(arg, ast.Name) and arg.id in _AUDIT_PASS_THROUGH):
+                unread.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(arg)}")
+    assert not unread, f"audit kinds this walk cannot read: {unread}"
+    return kinds
+
+
+def test_every_audit_kind_has_a_name_in_the_admin_console() -> None:
+    kinds = _audit_kinds()
+    assert {"login", "policy_change", "recording.export", "alarm_source_disabled", "login_failed"} <= kinds
+    text = (STATIC / "admin-i18n.js").read_text(encoding="utf-8")
+    listed = set(re.findall(r'"([a-z0-9_.]+)"', text[text.index("AUDIT_KINDS = [") : text.index("];")]))
+    assert listed == kinds, {"not offered": sorted(kinds - listed), "not written": sorted(listed - kinds)}
+    zh, en = blocks(STATIC / "admin-i18n.js")
+    missing = {k for k in kinds if "audit_" + k.replace(".", "_") not in zh}
+    assert not missing, f"audit kinds without a zh-CN name: {sorted(missing)}"
+    assert {"audit_" + k.replace(".", "_") for k in kinds} <= en
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node (installed with the consoles' npm packages) is needed")
+def test_incident_actors_are_named_in_chinese(tmp_path: Path) -> None:
+    """The gateway's own actors in an incident's history (``source:<name>`` for an alarm system,
+    ``follow`` for cameras added while following a bus) read in Chinese; a user's name is shown as is."""
+    script = tmp_path / "actors.mjs"
+    script.write_text(
+        "globalThis.localStorage = { getItem: () => null, setItem: () => {} };\n"
+        f"const {{ actorName }} = await import({json.dumps((STATIC / 'i18n.js').as_uri())});\n"
+        "console.log(JSON.stringify(['source:bus-gps', 'follow', '', 'wang.li'].map(actorName)));\n",
+        encoding="utf-8",
+    )
+    run = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=60, check=True)
+    source, follow, nobody, user = json.loads(run.stdout)
+    assert "bus-gps" in source and re.search(r"[\u4e00-\u9fff]", source)
+    assert re.search(r"[\u4e00-\u9fff]", follow) and "follow" not in follow
+    assert re.search(r"[\u4e00-\u9fff]", nobody)
+    assert user == "wang.li"

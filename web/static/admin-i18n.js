@@ -50,6 +50,19 @@ const TEXT = {
     users_detail: "受影响用户", gained: "新增", lost: "失去", confirm_delete: "确认删除", confirm_rollback: "确认回滚",
     error: "出错了", forbidden: "您的角色不能执行此操作", not_found: "不存在", computing: "正在计算影响…",
     changed_elsewhere: "策略已被他人修改，列表已刷新",
+    audit_login: "登录", audit_login_failed: "登录失败", audit_login_throttled: "登录受限（失败过多）", audit_logout: "退出登录",
+    audit_unauthenticated: "未认证的访问", audit_denied: "无权访问", audit_token_created: "创建令牌", audit_token_revoked: "吊销令牌",
+    audit_rtsp_credential: "申请RTSP口令", audit_user_created: "新建用户", audit_user_changed: "修改用户", audit_policy_change: "权限策略变更",
+    audit_stream_start: "开始看视频", audit_stream_end: "结束看视频", audit_camera_created: "新建摄像机", audit_camera_updated: "修改摄像机",
+    audit_camera_deleted: "删除摄像机", audit_camera_probed: "检测摄像机", audit_cameras_imported: "导入摄像机", audit_masks_changed: "修改隐私遮挡",
+    audit_gb28181_device_accepted: "接入国标设备", audit_alarm: "收到报警", audit_alarm_rejected: "拒收报警（签名无效）",
+    audit_alarm_source_added: "新建报警源", audit_alarm_source_rotated: "更换报警源密钥", audit_alarm_source_enabled: "启用报警源",
+    audit_alarm_source_disabled: "停用报警源", audit_alarm_route_added: "新建报警路由", audit_alarm_route_removed: "删除报警路由",
+    audit_incident: "案事件处置", audit_incident_opened: "新建案事件", audit_incident_overdue: "案事件超时",
+    audit_incident_reporter_viewed: "查看报警人信息", audit_incident_categories_changed: "修改案事件类别", audit_incident_stats_exported: "导出案事件统计",
+    audit_ptz: "云台控制", audit_ptz_session: "云台控制时段", audit_ptz_takeover: "云台被接管", audit_ptz_lock: "云台锁定",
+    audit_recording_playback: "回放录像", audit_recording_export: "导出录像", audit_recording_manual: "手动录像", audit_recording_manual_stop: "停止手动录像",
+    audit_recording_lock: "锁定录像（证据）", audit_recording_unlock: "解除录像锁定",
   },
   en: {
     title: "Security admin", operator_console: "Operator console", logout: "Log out", lang_button: "中文",
@@ -105,11 +118,44 @@ const TEXT = {
     confirm_rollback: "Confirm rollback", error: "Something went wrong", forbidden: "Your role may not do this",
     not_found: "Not found", computing: "Computing the effect…",
     changed_elsewhere: "The policy was changed elsewhere; the lists were refreshed",
+    audit_login: "login", audit_login_failed: "login failed", audit_login_throttled: "login throttled", audit_logout: "logout",
+    audit_unauthenticated: "unauthenticated request", audit_denied: "denied", audit_token_created: "token created", audit_token_revoked: "token revoked",
+    audit_rtsp_credential: "RTSP credential issued", audit_user_created: "user created", audit_user_changed: "user changed", audit_policy_change: "policy change",
+    audit_stream_start: "stream started", audit_stream_end: "stream ended", audit_camera_created: "camera created", audit_camera_updated: "camera changed",
+    audit_camera_deleted: "camera deleted", audit_camera_probed: "camera probed", audit_cameras_imported: "cameras imported", audit_masks_changed: "privacy masks changed",
+    audit_gb28181_device_accepted: "GB/T 28181 device accepted", audit_alarm: "alarm received", audit_alarm_rejected: "alarm rejected (bad signature)",
+    audit_alarm_source_added: "alarm source added", audit_alarm_source_rotated: "alarm source secret rotated", audit_alarm_source_enabled: "alarm source enabled",
+    audit_alarm_source_disabled: "alarm source disabled", audit_alarm_route_added: "alarm route added", audit_alarm_route_removed: "alarm route removed",
+    audit_incident: "incident step", audit_incident_opened: "incident opened", audit_incident_overdue: "incident overdue",
+    audit_incident_reporter_viewed: "reporter's details viewed", audit_incident_categories_changed: "incident categories changed", audit_incident_stats_exported: "incident statistics exported",
+    audit_ptz: "PTZ command", audit_ptz_session: "PTZ session", audit_ptz_takeover: "PTZ taken over", audit_ptz_lock: "PTZ locked",
+    audit_recording_playback: "recording played back", audit_recording_export: "recording exported", audit_recording_manual: "manual recording", audit_recording_manual_stop: "manual recording stopped",
+    audit_recording_lock: "recording locked (evidence)", audit_recording_unlock: "recording unlocked",
   },
 };
 
-const { t, applyTexts, toggleLang, currentLang } = texts(TEXT);
+const { t, has, applyTexts, toggleLang, currentLang } = texts(TEXT);
 export { applyTexts, t, toggleLang };
+
+/** Every kind of audit entry the server writes (the filter offers them; a test compares this list
+ * with the server's code). */
+export const AUDIT_KINDS = [
+  "login", "login_failed", "login_throttled", "logout", "unauthenticated", "denied", "token_created", "token_revoked",
+  "rtsp_credential", "user_created", "user_changed", "policy_change", "stream_start", "stream_end",
+  "camera_created", "camera_updated", "camera_deleted", "camera_probed", "cameras_imported", "masks_changed",
+  "gb28181_device_accepted", "alarm", "alarm_rejected", "alarm_source_added", "alarm_source_rotated",
+  "alarm_source_enabled", "alarm_source_disabled", "alarm_route_added", "alarm_route_removed",
+  "incident", "incident_opened", "incident_overdue", "incident_reporter_viewed", "incident_categories_changed",
+  "incident_stats_exported", "ptz", "ptz.session", "ptz.takeover", "ptz.lock", "recording.playback",
+  "recording.export", "recording.manual", "recording.manual_stop", "recording.lock", "recording.unlock",
+];
+
+/** An audit entry's kind in the console's language (`recording.export` -> audit_recording_export);
+ * a kind this console does not know yet is shown as the server wrote it. */
+export function auditKind(kind) {
+  const key = `audit_${String(kind).replaceAll(".", "_")}`;
+  return has(key) ? t(key) : kind;
+}
 
 /** A server message in the console's language (known refusals are translated; others as sent). */
 export function serverText(message) {

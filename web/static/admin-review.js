@@ -1,5 +1,5 @@
 // Reading the policy and its record: explain views, policy history with rollback, the audit log.
-import { t } from "./admin-i18n.js";
+import { AUDIT_KINDS, auditKind, t } from "./admin-i18n.js";
 import {
   $,
   call,
@@ -163,6 +163,7 @@ export async function loadAudit(more = false) {
   $("audit-export").href = `/api/audit/export.csv?${q}`;
   q.set("offset", String(auditOffset));
   q.set("limit", String(PAGE));
+  fillAuditKinds(); // in the language chosen since
   const res = await call(`/api/audit?${q}`);
   if (!res.ok) return showErrors(f, res);
   const table = $("audit-table");
@@ -173,7 +174,7 @@ export async function loadAudit(more = false) {
     [
       ["id", (e) => String(e.id)],
       ["time", (e) => when(e.ts)],
-      ["kind", (e) => e.kind],
+      ["kind", (e) => auditKind(e.kind)],
       ["user", (e) => e.username || (e.user_id != null ? `#${e.user_id}` : "")],
       ["camera", (e) => e.camera_id || ""],
       ["action", (e) => e.action || ""],
@@ -199,7 +200,13 @@ async function verifyChain() {
   p.classList.toggle("bad", !res.data.ok);
 }
 
+/** The kind filter offers every kind by its name in the console's language (the value is the kind). */
+function fillAuditKinds() {
+  $("audit-kinds").replaceChildren(...AUDIT_KINDS.map((k) => el("option", { value: k, label: auditKind(k) })));
+}
+
 export function initReview() {
+  fillAuditKinds();
   $("explain-camera-form").addEventListener("submit", explainCamera);
   $("explain-user-form").addEventListener("submit", explainUser);
   $("history-more").addEventListener("click", () => loadHistory(true));

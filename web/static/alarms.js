@@ -3,7 +3,7 @@
 // alarm. The list reloads when the event stream says an incident changed.
 import { api, errorDetail } from "./api.js";
 import { caseLabel, NEEDS_TEXT, stepExtras } from "./casesteps.js";
-import { has, serverText, t } from "./i18n.js";
+import { actorName, has, serverText, t } from "./i18n.js";
 
 const RELOAD_DEBOUNCE_MS = 250;
 const RELOAD_EVERY_MS = 30_000; // overdue flags change with time alone; the events cover the rest
@@ -240,7 +240,7 @@ export class AlarmPanel {
       const li = document.createElement("li");
       const what = h.action === "opened" ? t("act_opened") : (caseLabel(`act_${h.action}`) ?? t(`act_${h.action}`));
       const extra = h.department ? ` → ${deptName(this.config(), h.department)}` : h.added ? ` +${h.added.length}` : "";
-      li.append(span("h-time", clock(new Date(h.at))), span("h-by", h.by), span("h-what", what + extra));
+      li.append(span("h-time", clock(new Date(h.at))), span("h-by", actorName(h.by)), span("h-what", what + extra));
       if (h.text) li.append(span("h-text", h.text));
       ol.append(li);
     }

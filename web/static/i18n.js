@@ -46,6 +46,7 @@ const TEXT = {
     vehicle_driver_phone: "驾驶员电话", vehicle_escort: "押运员", vehicle_cargo: "装载货物", vehicle_company: "所属企业",
     vehicle_home_district: "注册地", vehicle_open_cameras: (n) => `打开车载摄像机（${n} 路）`,
     vehicle_no_cameras: "该车暂无摄像机", vehicle_hidden: "无权查看该车辆详情；外区危化品车仅在本区内时共享",
+    actor_follow: "系统（跟随车辆追加）", actor_source: (name) => `报警系统（${name}）`, actor_system: "系统",
   },
   en: {
     layout: "Layout", logout: "Log out", login_title: "Sign in to Liandong", username: "Username", password: "Password",
@@ -95,10 +96,20 @@ const TEXT = {
     vehicle_home_district: "Registered in", vehicle_open_cameras: (n) => `Open its cameras (${n})`,
     vehicle_no_cameras: "No camera on this vehicle yet",
     vehicle_hidden: "You may not see this vehicle; trucks from elsewhere are shared only inside the district",
+    actor_follow: "system (following the vehicle)", actor_source: (name) => `alarm system (${name})`, actor_system: "system",
   },
 };
 
 export const { t, has, currentLang, applyTexts, toggleLang } = texts(TEXT);
+
+/** Who took a step in an incident's history: a username as it is; the gateway's own actors
+ * (`source:<alarm source>`, `follow`; none: the gateway itself) in the console's language. */
+export function actorName(by) {
+  if (!by) return t("actor_system");
+  if (by === "follow") return t("actor_follow");
+  if (by.startsWith("source:")) return t("actor_source", by.slice("source:".length));
+  return by;
+}
 
 /** A server refusal in the console's language (the table both consoles share, server-texts.js). */
 export function serverText(message) {

@@ -5,6 +5,10 @@ import * as L from "/vendor/leaflet.mjs";
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 
+const SLICE_MS = 8; // longest stretch of marker updates between two frames
+// Above this many vehicles markers jump instead of gliding: without a GPU, a thousand CSS transitions
+// at once were the map's longest tasks (bench/console_speed.py).
+const GLIDE_MAX = 300;
 const STALE_S = 120; // a vehicle fix older than this is drawn faded (the tracker went quiet)
 const CAMERA_COLOURS = { online: "#2fbf71", offline: "#e5484d", error: "#e5484d", unknown: "#8a96a3" };
 const FALLBACK_CENTRE = [31.11, 121.38];
@@ -162,7 +166,7 @@ export class MapView {
     this.polling = true;
     try {
       const r = await api("/api/vehicles");
-      if (r.ok && this.map) this.showVehicles(await r.json());
+      if (r.ok && this.map) await this.showVehicles(await r.json());
       if (this.panel) await this.panel.refresh();
       if (this.map) await this.updateTracks();
     } finally {
@@ -170,10 +174,22 @@ export class MapView {
     }
   }
 
-  showVehicles(list) {
+  // Every poll moves up to a thousand markers or more: the DOM work is cut into slices of a few
+  // milliseconds, one per frame, so no task holds the page longer than a frame (measured: one pass
+  // over 1,049 markers was a 150-1,000 ms task; bench/console_speed.py). A newer list, or the map
+  // closing, ends an older pass.
+  async showVehicles(list) {
+    const gen = (this.showGen = (this.showGen || 0) + 1);
     const seen = new Set();
     const now = Date.now() / 1000;
+    const gliding = [];
+    let slice = performance.now();
     for (const v of list) {
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise((r) => requestAnimationFrame(r));
+        if (gen !== this.showGen || !this.map) return;
+        slice = performance.now();
+      }
       if (!v.position) continue;
       seen.add(v.id);
       const pos = [v.position.lat, v.position.lon];
@@ -184,15 +200,26 @@ export class MapView {
         const marker = L.marker(pos, { icon, keyboard: false, riseOnHover: true }).addTo(layer);
         marker.on("click", () => (this.panel ? this.panel.open(v.id) : null));
         entry = { marker, data: v };
+        // The tooltip's age is written when the pointer is on the marker, not on every poll.
+        marker.on("mouseover", () => {
+          const el = marker.getElement();
+          const d = entry.data;
+          if (el) el.title = `${d.id} · ${t(`kind_${d.kind}`)} · ${age(Date.now() / 1000 - d.position.time)}`;
+        });
         this.vehicles.set(v.id, entry);
       } else {
+        const old = entry.data.position;
+        const moved = old.lat !== v.position.lat || old.lon !== v.position.lon;
         const el = entry.marker.getElement();
-        const moved = entry.data.position.lat !== v.position.lat || entry.data.position.lon !== v.position.lon;
-        if (el && moved) {
+        if (!moved && old.time === v.position.time && el && el.dataset.vehicle) {
+          entry.data = v;
+          el.classList.toggle("stale", now - v.position.time > STALE_S);
+          continue; // nothing else to draw
+        }
+        if (el && moved && list.length <= GLIDE_MAX) {
           // Glide to the new fix (only for this move: a zoom must not animate markers).
           el.classList.add("glide");
-          clearTimeout(entry.glide);
-          entry.glide = setTimeout(() => el.classList.remove("glide"), 1000);
+          gliding.push(el);
         }
         entry.marker.setLatLng(pos);
         entry.data = v;
@@ -203,9 +230,9 @@ export class MapView {
         el.dataset.lat = String(v.position.lat);
         el.dataset.lon = String(v.position.lon);
         el.classList.toggle("stale", now - v.position.time > STALE_S);
-        el.title = `${v.id} · ${t(`kind_${v.kind}`)} · ${age(now - v.position.time)}`;
       }
     }
+    if (gliding.length) setTimeout(() => gliding.forEach((el) => el.classList.remove("glide")), 1000);
     for (const [id, entry] of this.vehicles) {
       if (!seen.has(id)) {
         entry.marker.remove(); // no longer visible to this user (or no position any more)
