@@ -23,7 +23,7 @@ demo: setup
 check: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy gateway camera_registry acl streams snapshot web storage gb28181 recording ptz bench fixtures/demo.py fixtures/district_sample.py fixtures/gb28181_device.py fixtures/onvif_camera.py fixtures/gb28181_superior.py
+	$(VENV)/bin/mypy gateway camera_registry acl streams snapshot web storage httpdigest gb28181 recording ptz bench fixtures/demo.py fixtures/district_sample.py fixtures/gb28181_device.py fixtures/onvif_camera.py fixtures/gb28181_superior.py
 	$(VENV)/bin/mypy --strict gateway/wiring.py gateway/container.py gateway/app.py gateway/routes gateway/policy
 
 ## The whole suite, with every service its tests start themselves (RTSP fixture, Redis, Chromium).

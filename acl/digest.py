@@ -21,17 +21,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from acl.models import ApiToken, Role, TokenKind, User
+from httpdigest import digest
 from storage.db import utcnow
 
 __all__ = ["DigestAnswer", "DigestLogin", "DigestPasswords", "digest_response"]
 
 # A user's live logins tried per request at most (newest first): keeps one request's work bounded.
 MAX_LOGINS_TRIED = 64
-
-
-def _md5(text: str) -> str:
-    # MD5 is what RFC 2617 Digest is, and the only algorithm RTSP clients and decoders speak.
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +46,17 @@ class DigestAnswer:
 
 def digest_response(password: str, method: str, answer: DigestAnswer) -> str:
     """The response a client with ``password`` computes (RFC 2617, MD5; with or without ``qop=auth``)."""
-    ha1 = _md5(f"{answer.username}:{answer.realm}:{password}")
-    ha2 = _md5(f"{method}:{answer.uri}")
-    if answer.qop:
-        return _md5(f"{ha1}:{answer.nonce}:{answer.nc}:{answer.cnonce}:{answer.qop}:{ha2}")
-    return _md5(f"{ha1}:{answer.nonce}:{ha2}")
+    return digest.response(
+        answer.username,
+        answer.realm,
+        password,
+        method,
+        answer.uri,
+        answer.nonce,
+        qop=answer.qop,
+        nc=answer.nc or "",
+        cnonce=answer.cnonce or "",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import av
 
-from gb28181 import digest
 from gb28181.manscdp import CatalogItem
 from gb28181.ps import PsDemuxer, PsMuxer
 from gb28181.server import Gb28181Server
 from gb28181.settings import Gb28181Settings
 from gb28181.sip import SipMessage, new_branch, parse
+from httpdigest import digest
 from streams.packets import AccessUnitAssembler
 
 

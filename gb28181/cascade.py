@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
-from gb28181 import digest, manscdp
+from gb28181 import manscdp
 from gb28181.push import MediaOffer, OfferError, PsPusher, UnitSource, parse_offer
 from gb28181.settings import Gb28181Settings, SuperiorSettings
 from gb28181.sip import SipMessage, SipParseError, new_branch, new_tag, param, parse, uri_user
+from httpdigest import digest
 
 __all__ = [
     "Cascade",

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from gb28181 import digest, manscdp
+from gb28181 import manscdp
 from gb28181.manscdp import CatalogItem
 from gb28181.settings import Gb28181Settings
 from gb28181.sip import SipMessage, SipParseError, StreamParser, new_branch, new_tag, param, parse, uri_user
+from httpdigest import digest
 
 __all__ = ["DeviceDirectory", "Dialog", "Gb28181Server", "RegisteredDevice", "SipCounters", "WaitingDevice"]
 

@@ -7,20 +7,35 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("storage", "camera_registry", "acl", "streams", "snapshot", "gb28181", "recording", "ptz", "gateway", "web")
+PACKAGES = (
+    "storage",
+    "httpdigest",
+    "camera_registry",
+    "acl",
+    "streams",
+    "snapshot",
+    "gb28181",
+    "recording",
+    "ptz",
+    "gateway",
+    "web",
+)
 
 # Which of our packages each package may import (itself always). Lower packages never import
 # `gateway`; only the composition root and the command line see every package.
 ALLOWED: dict[str, frozenset[str]] = {
     "storage": frozenset(),
+    "httpdigest": frozenset(),
     "camera_registry": frozenset({"storage"}),
-    "acl": frozenset({"storage", "camera_registry"}),
+    "acl": frozenset({"storage", "camera_registry", "httpdigest"}),
     "streams": frozenset({"storage"}),
     "snapshot": frozenset({"streams", "camera_registry", "storage"}),
-    "gb28181": frozenset({"streams", "camera_registry", "storage"}),
+    "gb28181": frozenset({"streams", "camera_registry", "storage", "httpdigest"}),
     "recording": frozenset({"streams", "storage"}),
     "ptz": frozenset(),
-    "gateway": frozenset({"acl", "camera_registry", "streams", "snapshot", "gb28181", "recording", "ptz", "storage"}),
+    "gateway": frozenset(
+        {"acl", "camera_registry", "streams", "snapshot", "gb28181", "recording", "ptz", "storage", "httpdigest"}
+    ),
     "web": frozenset({"gateway", "acl", "camera_registry", "storage"}),
 }
 # The composition root builds everything (the consoles' routers included); the CLI starts it.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from acl.digest import DigestAnswer
+from httpdigest import digest
 
 __all__ = [
     "BadRequest",
@@ -41,7 +42,6 @@ REASONS = {
     505: "RTSP Version Not Supported",
 }
 _CAMERA_ID = re.compile(r"^[\w.:-]{1,64}$")  # the registry's camera ids
-_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*,?')
 
 
 class BadRequest(Exception):
@@ -106,16 +106,14 @@ def response(status: int, cseq: str, headers: dict[str, str] | None = None, body
 
 
 def parse_authorization(value: str | None) -> DigestAnswer | None:
-    """The Digest answer in an ``Authorization`` header, or None (absent, another scheme, incomplete)."""
+    """The Digest answer in an ``Authorization`` header, or None (absent, another scheme, malformed,
+    incomplete). Parsed by :func:`httpdigest.digest.parse_params`, as SIP's are."""
     if not value:
         return None
-    scheme, _, rest = value.partition(" ")
-    if scheme.lower() != "digest":
+    try:
+        params = digest.parse_params(value)
+    except digest.DigestError:
         return None
-    params: dict[str, str] = {}
-    for m in _PARAM.finditer(rest):
-        raw = m.group(2).strip()
-        params[m.group(1).lower()] = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
     try:
         return DigestAnswer(
             username=params["username"],

@@ -12,11 +12,12 @@ import pytest
 import pytest_asyncio
 
 from fixtures.camera_server import free_port
-from gb28181 import digest, manscdp
+from gb28181 import manscdp
 from gb28181.manscdp import CatalogItem
 from gb28181.server import Gb28181Server
 from gb28181.settings import Gb28181Settings
 from gb28181.sip import SipMessage, new_branch, parse
+from httpdigest import digest
 
 DEV = "34020000001320000009"
 OTHER = "34020000001320000010"

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gb28181 import digest, manscdp
+from gb28181 import manscdp
 from gb28181.ps import PsDemuxer, PsMuxer
 from gb28181.rtp import Rfc4571Reader, RtpError, RtpPacket, frame_4571
 from gb28181.sip import MAX_MESSAGE, SipMessage, SipParseError, StreamParser, param, parse, uri_user
+from httpdigest import digest
 
 REGISTER = (
     b"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\n"

@@ -1,4 +1,4 @@
-"""HTTP digest authentication for SIP (RFC 2617 / RFC 3261 22.4, MD5 as GB/T 28181 requires).
+"""HTTP digest authentication (RFC 2617, MD5), as SIP (RFC 3261 22.4, GB/T 28181) and RTSP use it.
 
 Both sides: a server issues single-use, expiring nonces (:class:`NonceStore`) and checks an
 ``Authorization`` header (:func:`verify`); a client answers a ``WWW-Authenticate`` challenge
