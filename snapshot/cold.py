@@ -95,8 +95,12 @@ class ColdPuller:
         went_live: Callable[[str], bool] | None = None,
         networks: CameraNetworks | None = None,
         through_hub: Callable[[str], Awaitable[ColdFrame]] | None = None,
+        on_pulled: Callable[[str, ColdFrame], object] | None = None,
     ) -> None:
         self._resolve = resolve_url
+        # Told of each pulled frame inside the shared pull, before it counts as finished: a request
+        # arriving just after it ends finds the frame kept instead of starting a second pull.
+        self._on_pulled = on_pulled
         # Sources FFmpeg cannot open (GB/T 28181 channels: the device must be INVITEd) are pulled
         # briefly through the stream hub instead, by this callable (a reader until the first keyframe).
         self._through_hub = through_hub
@@ -152,11 +156,15 @@ class ColdPuller:
             self.peak_active = max(self.peak_active, self.active)
             try:
                 if self._through_hub is not None and not url.startswith(("rtsp://", "rtsps://")):
-                    return await asyncio.wait_for(self._through_hub(camera_id), self.timeout_s)
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._pool, pull_keyframe, url, self.timeout_s, self._networks)
+                    frame = await asyncio.wait_for(self._through_hub(camera_id), self.timeout_s)
+                else:
+                    loop = asyncio.get_running_loop()
+                    frame = await loop.run_in_executor(self._pool, pull_keyframe, url, self.timeout_s, self._networks)
             finally:
                 self.active -= 1
+            if self._on_pulled is not None:
+                self._on_pulled(camera_id, frame)
+            return frame
 
     async def _pace(self) -> None:
         now = time.monotonic()

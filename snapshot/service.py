@@ -119,6 +119,7 @@ class SnapshotService:
             went_live=lambda cid: self.hub.latest_keyframe(cid) is not None,
             networks=networks,
             through_hub=through_hub,
+            on_pulled=self._keep_pulled,
         )
         self._frames: OrderedDict[str, _Frame] = OrderedDict()
         self._decoding: dict[tuple[str, str], asyncio.Future[_Frame]] = {}
@@ -213,13 +214,19 @@ class SnapshotService:
                 pulled = await self.cold.pull(camera_id)
             except ColdPullError as e:
                 return self._stale_or_raise(camera_id, width, masks, e.status, e.reason)
-            frame = self._frames.get(camera_id)  # the first of the waiters stores it; the rest reuse it
-            if frame is None or frame.taken_at < pulled.taken_at:
-                frame = _Frame(f"cold:{pulled.taken_at:.6f}", pulled.image, pulled.taken_at)
-                self._keep_frame(camera_id, frame)
+            frame = self._frames.get(camera_id) or self._keep_pulled(camera_id, pulled)  # kept by the pull
             source = "cold"
         etag = _etag(camera_id, width, frame.key, masks.version)
         return SnapshotResult(await self._render(camera_id, width, frame, masks, etag), source)
+
+    def _keep_pulled(self, camera_id: str, pulled: ColdFrame) -> _Frame:
+        """Keep a cold pull's frame (inside the shared pull, so requests that come after it see it);
+        a newer frame already kept (the hub's) stays."""
+        frame = self._frames.get(camera_id)
+        if frame is None or frame.taken_at < pulled.taken_at:
+            frame = _Frame(f"cold:{pulled.taken_at:.6f}", pulled.image, pulled.taken_at)
+            self._keep_frame(camera_id, frame)
+        return frame
 
     def _keep_frame(self, camera_id: str, frame: _Frame) -> None:
         self._frames[camera_id] = frame
