@@ -91,9 +91,12 @@ async def test_alarm_event_to_permitted_consoles_resume_and_logout(tmp_path: Pat
                 f"/api/incidents/{ev['data']['incident_id']}/dispatch", json={"department": "police"}, headers=admin
             )
             async with browser.stream("GET", "/api/events", headers={"Last-Event-ID": str(ev["id"])}) as s3:
-                missed = await read_events(s3, 1)
-                assert missed[0]["event"] == "incident.updated" and missed[0]["data"]["state"] == "dispatched"
-                assert missed[0]["id"] > ev["id"]
+                missed = await read_events(s3, 2)
+                # The dispatched unit's console is told to open the cameras, then of the new state.
+                assert [m["event"] for m in missed] == ["incident.dispatched", "incident.updated"]
+                assert missed[0]["data"]["dispatched_to"] == "police" and missed[0]["data"]["cameras"] == ["fx-1"]
+                assert missed[1]["data"]["state"] == "dispatched"
+                assert ev["id"] < missed[0]["id"] < missed[1]["id"]
                 # Per-user cap: two streams at most in these settings.
                 async with browser.stream("GET", "/api/events") as s4:
                     await asyncio.sleep(0.2)  # the server registers the stream as it starts sending

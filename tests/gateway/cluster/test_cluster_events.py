@@ -129,10 +129,12 @@ async def test_alarm_on_one_node_reaches_consoles_on_others_and_resumes_after_a_
                 assert r.status_code == 200, r.text
             # The console reconnects through the load balancer to n3 with its Last-Event-ID.
             async with console.stream("GET", f"{n3.url}/api/events", headers={"Last-Event-ID": str(ev["id"])}) as s2:
-                missed = await read_events(s2, 2)
-        assert [m["event"] for m in missed] == ["incident.updated", "incident.updated"]
-        assert [m["data"]["state"] for m in missed] == ["dispatched", "acknowledged"]
-        assert ev["id"] < missed[0]["id"] < missed[1]["id"]
+                missed = await read_events(s2, 3)
+        # The police console (its unit is the one dispatched to) is also told to open the cameras.
+        assert [m["event"] for m in missed] == ["incident.dispatched", "incident.updated", "incident.updated"]
+        assert missed[0]["data"]["dispatched_to"] == "police" and missed[0]["data"]["cameras"] == ["fx-1"]
+        assert [m["data"]["state"] for m in missed[1:]] == ["dispatched", "acknowledged"]
+        assert ev["id"] < missed[0]["id"] < missed[1]["id"] < missed[2]["id"]
 
 
 async def test_an_event_waits_for_the_policy_its_publisher_had(tmp_path: Path) -> None:
