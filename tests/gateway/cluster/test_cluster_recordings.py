@@ -23,6 +23,7 @@ import uvicorn
 
 from acl.models import Role
 from fixtures.camera_server import FixtureCameraServer, free_port
+from gateway.server import uvicorn_options
 from gateway.settings import Settings, load_settings
 from gateway.wiring import create_app
 from tests.live import PASSWORD, LiveGateway
@@ -50,7 +51,7 @@ async def serve(settings: Settings) -> AsyncIterator[LiveGateway]:
     """The app on its ``server.port`` (what it advertises to the other node) until the block ends."""
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.server.port, log_config=None, access_log=False)
+        uvicorn.Config(app, host="127.0.0.1", port=settings.server.port, **uvicorn_options(settings.server))
     )
     task = asyncio.create_task(server.serve())
     try:
